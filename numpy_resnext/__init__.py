@@ -1,0 +1,37 @@
+"""numpy-resnext: the ResNeXt family (Xie et al., CVPR 2017) written out in NumPy.
+
+Quick use::
+
+    import numpy as np, numpy_resnext as nrx
+    model = nrx.build("ResNeXt50_32x4d", seed=0)             # or weights="file.pdparams"
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    logits = model(x)                                        # (1, 1000)
+    logits, acts = model.forward(x, capture=["layer1.0.*"])  # named intermediates
+
+The ops are plain functions (``nrx.conv2d``, ``nrx.batchnorm``, ``nrx.relu``,
+``nrx.maxpool2d``, ``nrx.avgpool2d``, ``nrx.global_avgpool``, ``nrx.linear``); their loop
+twins live in :mod:`numpy_resnext.naive`.
+"""
+
+from .activations import relu
+from .archs import ALIASES, ARCHS, ArchConfig, block_plan, custom, get_arch, list_archs
+from .batchnorm import batchnorm, bn_scale_shift
+from .conv import col2im, conv2d, conv_output_size, im2col, weight_matrix
+from .errors import (ArchitectureError, FormatError, InputError, InputTypeError, ResNeXtError,
+                     WeightsError)
+from .linear import linear
+from .model import ResNeXt, build
+from .params import check_params, count_params, init_params, param_shapes
+from .pooling import avgpool2d, global_avgpool, maxpool2d, pool_output_size
+from .summary import summarize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALIASES", "ARCHS", "ArchConfig", "ArchitectureError", "FormatError", "InputError",
+    "InputTypeError", "ResNeXt", "ResNeXtError", "WeightsError", "avgpool2d", "batchnorm",
+    "block_plan", "bn_scale_shift", "build", "check_params", "col2im", "conv2d",
+    "conv_output_size", "count_params", "custom", "get_arch", "global_avgpool", "im2col",
+    "init_params", "linear", "list_archs", "maxpool2d", "param_shapes", "pool_output_size",
+    "relu", "summarize", "weight_matrix", "__version__",
+]

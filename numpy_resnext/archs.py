@@ -1,0 +1,218 @@
+"""Architectures as data.
+
+A ResNeXt is fully described by an :class:`ArchConfig`: stage depths, cardinality C,
+bottleneck base width d (the paper's "32x4d" is C=32, d=4), the stem kind and the
+shortcut kind. Nothing else in the package branches on an architecture's *name*;
+it only reads these fields.
+
+    width of stage s (s = 0..3) = floor(64 * 2**s * d / 64) * C      (torchvision's rule)
+    output channels of stage s  = 64 * 2**s * 4                      (expansion 4)
+
+:func:`block_plan` expands a config into the list of bottleneck blocks that the
+forward pass, the parameter shapes and the summary all walk, so the three can
+never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import NamedTuple
+
+from .errors import ArchitectureError
+
+EXPANSION = 4
+STAGE_PLANES = (64, 128, 256, 512)
+DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchConfig:
+    """One ResNeXt (or ResNet) architecture.
+
+    depths:      bottleneck blocks per stage, e.g. (3, 4, 6, 3) for a 50-layer net.
+    cardinality: C, the number of groups of the 3x3 convolution (1 = ResNet).
+    base_width:  d, channels per group in the first stage (the "4d" of "32x4d").
+    stem:        "plain" (7x7/2 conv) or "deep" (three 3x3 convs, the vd stem).
+    avg_down:    vd shortcut: 2x2/2 average pool before the 1x1 projection.
+    num_classes: outputs of the fully connected head.
+    stem_width:  channels of the stem output (64 in every published model).
+    deep_stem_width: channels of the first two convs of the deep stem (32).
+    """
+
+    name: str
+    depths: tuple = (3, 4, 6, 3)
+    cardinality: int = 32
+    base_width: int = 4
+    stem: str = "plain"
+    avg_down: bool = False
+    num_classes: int = 1000
+    stem_width: int = 64
+    deep_stem_width: int = 32
+    description: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
+        problems = []
+        if len(self.depths) < 1 or any(d < 1 for d in self.depths):
+            problems.append(f"depths must be positive block counts, found {self.depths}")
+        if len(self.depths) > len(STAGE_PLANES):
+            problems.append(f"at most {len(STAGE_PLANES)} stages, found {len(self.depths)}")
+        if self.cardinality < 1:
+            problems.append(f"cardinality must be >= 1, found {self.cardinality}")
+        if self.base_width < 1:
+            problems.append(f"base_width must be >= 1, found {self.base_width}")
+        if self.stem not in ("plain", "deep"):
+            problems.append(f"stem must be 'plain' or 'deep', found {self.stem!r}")
+        if self.num_classes < 1:
+            problems.append(f"num_classes must be >= 1, found {self.num_classes}")
+        if self.stem_width < 1 or self.deep_stem_width < 1:
+            problems.append("stem widths must be >= 1")
+        if problems:
+            raise ArchitectureError(f"invalid architecture {self.name!r}: " + "; ".join(problems))
+        for s in range(len(self.depths)):
+            if self.stage_width(s) < self.cardinality:
+                raise ArchitectureError(
+                    f"invalid architecture {self.name!r}: stage {s} width "
+                    f"{self.stage_width(s)} is smaller than cardinality {self.cardinality}")
+
+    # --- derived quantities -------------------------------------------------------
+    def stage_width(self, stage: int) -> int:
+        """Channels of the grouped 3x3 convolution in ``stage`` (0-based)."""
+        planes = STAGE_PLANES[stage]
+        return (planes * self.base_width // 64) * self.cardinality
+
+    def stage_out(self, stage: int) -> int:
+        """Output channels of every block in ``stage``."""
+        return STAGE_PLANES[stage] * EXPANSION
+
+    @property
+    def num_features(self) -> int:
+        """Channels entering the fully connected head."""
+        return self.stage_out(len(self.depths) - 1)
+
+    @property
+    def naming(self) -> str:
+        """Canonical parameter naming: timm's for the vd models, torchvision's otherwise."""
+        return "timm" if (self.stem == "deep" or self.avg_down) else "torchvision"
+
+    def replace(self, **changes) -> "ArchConfig":
+        """A copy with some fields changed (a custom architecture)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class BlockPlan(NamedTuple):
+    """One bottleneck block as the forward pass will run it."""
+
+    name: str          # canonical prefix, e.g. "layer2.0"
+    stage: int         # 0-based stage index
+    index: int         # block index inside the stage
+    in_channels: int
+    width: int         # channels of the grouped 3x3 convolution
+    out_channels: int
+    stride: int        # sits on the grouped 3x3 (and on the projection)
+    groups: int        # = cardinality
+    shortcut: str      # "identity", "projection" or "avgpool_projection"
+
+
+def block_plan(config: ArchConfig) -> list:
+    """Every bottleneck block of ``config`` in execution order."""
+    blocks = []
+    in_ch = config.stem_width
+    for stage, depth in enumerate(config.depths):
+        for index in range(depth):
+            stride = 2 if (index == 0 and stage > 0) else 1
+            out_ch = config.stage_out(stage)
+            if index > 0:
+                shortcut = "identity"
+            elif config.avg_down and stride > 1:
+                shortcut = "avgpool_projection"
+            else:
+                # stage 0's first block needs a projection too (64 -> 256 channels);
+                # the vd models put no pool there since the stride is 1
+                shortcut = "projection"
+            blocks.append(BlockPlan(
+                name=f"layer{stage + 1}.{index}", stage=stage, index=index,
+                in_channels=in_ch, width=config.stage_width(stage), out_channels=out_ch,
+                stride=stride, groups=config.cardinality, shortcut=shortcut))
+            in_ch = out_ch
+    return blocks
+
+
+# --- the registry -------------------------------------------------------------------
+def _resnext(depth, card, width, vd=False, wsl=False):
+    suffix = "_vd" if vd else ""
+    name = f"ResNeXt{depth}{suffix}_{card}x{width}d" + ("_wsl" if wsl else "")
+    what = f"ResNeXt-{depth} {card}x{width}d"
+    if vd:
+        what += ", vd (deep stem, avg-pool shortcut)"
+    if wsl:
+        what += ", Instagram WSL pretraining"
+    return ArchConfig(name=name, depths=DEPTHS[depth], cardinality=card, base_width=width,
+                      stem="deep" if vd else "plain", avg_down=vd, description=what)
+
+
+def _registry():
+    archs = {}
+    for vd in (False, True):
+        for depth in (50, 101, 152):
+            for card in (32, 64):
+                cfg = _resnext(depth, card, 4, vd=vd)
+                archs[cfg.name] = cfg
+    for width in (8, 16, 32, 48):
+        cfg = _resnext(101, 32, width, wsl=True)
+        archs[cfg.name] = cfg
+    archs["ResNet50"] = ArchConfig(name="ResNet50", depths=DEPTHS[50], cardinality=1,
+                                   base_width=64, description="ResNet-50, the paper's baseline")
+    return archs
+
+
+ARCHS = _registry()
+
+# torchvision's names for the same math (case is ignored on lookup anyway)
+ALIASES = {
+    "resnext50_32x4d": "ResNeXt50_32x4d",
+    "resnext101_32x8d": "ResNeXt101_32x8d_wsl",
+    "resnext101_64x4d": "ResNeXt101_64x4d",
+    "resnet50": "ResNet50",
+}
+
+PADDLECLAS_ARCHS = tuple(n for n in ARCHS if n != "ResNet50")
+
+
+def list_archs() -> list:
+    """Names of every built-in architecture, in table order."""
+    return list(ARCHS)
+
+
+def get_arch(name) -> ArchConfig:
+    """Look up an architecture by name (case-insensitive) or pass a config through."""
+    if isinstance(name, ArchConfig):
+        return name
+    if not isinstance(name, str):
+        raise ArchitectureError(f"architecture must be a name or an ArchConfig, found {type(name).__name__}")
+    lower = {n.lower(): n for n in ARCHS}
+    lower.update({a.lower(): t for a, t in ALIASES.items()})
+    key = name.strip().lower()
+    if key in lower:
+        return ARCHS[lower[key]]
+    close = difflib.get_close_matches(key, list(lower), n=3, cutoff=0.5)
+    hint = ", ".join(lower[c] if lower[c].lower() == c else f"{c} (= {lower[c]})" for c in close)
+    msg = f"unknown architecture {name!r}"
+    msg += f"; did you mean: {hint}?" if hint else ""
+    msg += " Run `numpy-resnext archs` for the full list."
+    raise ArchitectureError(msg)
+
+
+def custom(depths=(1, 1, 1, 1), cardinality=4, base_width=4, stem="plain", avg_down=None,
+           num_classes=10, stem_width=64, deep_stem_width=32, name="custom") -> ArchConfig:
+    """A custom (usually tiny) architecture; ``avg_down`` defaults to ``stem == 'deep'``."""
+    if avg_down is None:
+        avg_down = stem == "deep"
+    return ArchConfig(name=name, depths=tuple(depths), cardinality=cardinality,
+                      base_width=base_width, stem=stem, avg_down=avg_down,
+                      num_classes=num_classes, stem_width=stem_width,
+                      deep_stem_width=deep_stem_width, description="custom")

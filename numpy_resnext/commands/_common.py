@@ -1,0 +1,92 @@
+"""Helpers shared by the commands: examples in --help, progress, atomic writes, arrays."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def add_command(sub, name, help, example, description=None):
+    """A sub-parser whose --help ends with a worked example."""
+    return sub.add_parser(name, help=help, description=description or help,
+                          epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+class Progress:
+    """Progress lines on stderr, shown only once work has taken more than ``after`` s."""
+
+    def __init__(self, what, total=None, after=2.0, stream=None):
+        self.what, self.total, self.after = what, total, after
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self._last = 0.0
+
+    def update(self, done, note=""):
+        now = time.perf_counter() - self.start
+        if now < self.after or now - self._last < 1.0:
+            return
+        self._last = now
+        frac = f"{done}/{self.total} " if self.total else ""
+        print(f"[{now:6.1f}s] {self.what}: {frac}{note}", file=self.stream, flush=True)
+
+    def done(self, note="done"):
+        now = time.perf_counter() - self.start
+        if now >= self.after:
+            print(f"[{now:6.1f}s] {self.what}: {note}", file=self.stream, flush=True)
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` then rename onto ``path``; a failure leaves no partial file."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InputError(f"output {path!r}: directory {directory!r} does not exist")
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_npy(path, array):
+    """np.save, atomically; writes exactly ``path`` (no .npy appended)."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(array))
+    atomic_write(path, write)
+
+
+def load_npy(path, what="input"):
+    """A .npy array, never unpickling objects; clear errors for missing or bad files."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{what}: file {path!r} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise InputError(f"{what}: {path!r} is not a plain .npy array ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{what}: cannot read {path!r} ({exc})") from None
+
+
+def cast_input(x, dtype, what="input"):
+    """An explicit, announced cast of a loaded input to the model dtype (never integers)."""
+    from .._checks import as_float_array
+    if x.dtype.kind in "iub":
+        raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}; "
+                         f"preprocess images to floats first (see `numpy-resnext classify`)")
+    x = as_float_array(x, what)
+    return x if x.dtype == np.dtype(dtype) else x.astype(dtype)

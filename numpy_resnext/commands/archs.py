@@ -1,0 +1,33 @@
+"""``numpy-resnext archs``: the table of built-in architectures."""
+
+import json
+
+from ..archs import ALIASES, ARCHS
+from ..shapes import totals
+from ._common import add_command
+
+
+def add_parser(sub):
+    p = add_command(sub, "archs", "list the built-in architectures", "numpy-resnext archs --json")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    return p
+
+
+def run(args):
+    rows = []
+    for name, cfg in ARCHS.items():
+        params, macs = totals(cfg)
+        aliases = [a for a, t in ALIASES.items() if t == name and a.lower() != name.lower()]
+        rows.append(dict(name=name, depths=list(cfg.depths), cardinality=cfg.cardinality,
+                         base_width=cfg.base_width, stem=cfg.stem, avg_down=cfg.avg_down,
+                         params=params, macs=macs, aliases=aliases, description=cfg.description))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'architecture':<24} {'depths':<14} {'C':>3} {'d':>3} {'stem':<6} {'params':>13} "
+          f"{'GMACs@224':>9}  aliases")
+    for r in rows:
+        print(f"{r['name']:<24} {'-'.join(map(str, r['depths'])):<14} {r['cardinality']:>3} "
+              f"{r['base_width']:>3} {r['stem']:<6} {r['params']:>13,} {r['macs'] / 1e9:>9.2f}  "
+              f"{', '.join(r['aliases'])}")
+    return 0

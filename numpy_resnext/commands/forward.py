@@ -1,0 +1,43 @@
+"""``numpy-resnext forward``: logits of a .npy input, with seeded or loaded weights."""
+
+import time
+
+from ..model import build
+from ._common import Progress, add_command, cast_input, load_npy, save_npy
+
+
+def add_parser(sub):
+    p = add_command(sub, "forward", "run a forward pass on an .npy input and save the logits",
+                    "numpy-resnext forward ResNeXt50_32x4d --input x.npy --output logits.npy --dtype float64")
+    p.add_argument("arch", nargs="?", default=None,
+                   help="architecture name; may be left out when --weights names a file the "
+                        "architecture can be inferred from")
+    p.add_argument("--input", required=True, help="(N, 3, H, W) float array in a .npy file")
+    p.add_argument("--output", required=True, help="where to write the (N, classes) logits (.npy)")
+    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+    return p
+
+
+def load_model(args, progress=None):
+    """The model a command asked for (arch and/or --weights, --dtype, --seed)."""
+    from ..errors import ArchitectureError
+    if args.arch is None and args.weights is None:
+        raise ArchitectureError("name an architecture (see `numpy-resnext archs`) or give --weights")
+    return build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype)
+
+
+def run(args):
+    x = cast_input(load_npy(args.input, "--input"), args.dtype, "--input")
+    progress = Progress("forward")
+    t0 = time.perf_counter()
+    model = load_model(args)
+    progress.update(0, f"built {model.config.name} ({model.num_params:,} params)")
+    model.check_input(x)
+    logits = model(x)
+    save_npy(args.output, logits)
+    progress.done(f"wrote {args.output}")
+    print(f"{model.config.name}: input {x.shape} {x.dtype} -> logits {logits.shape} {logits.dtype} "
+          f"in {time.perf_counter() - t0:.2f} s, written to {args.output}")
+    return 0

@@ -1,0 +1,29 @@
+"""``numpy-resnext summary``: per-layer table and totals of an architecture."""
+
+import json
+
+from ..archs import get_arch
+from ..summary import format_summary, summarize
+from ._common import add_command
+
+
+def add_parser(sub):
+    p = add_command(sub, "summary", "per-layer shapes, groups, parameters and MACs",
+                    "numpy-resnext summary ResNeXt50_32x4d --input-size 224 224 --json")
+    p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
+    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=(224, 224))
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: params (trainable), macs (conv + fc), layers")
+    return p
+
+
+def run(args):
+    from ..errors import InputError
+    from ..shapes import valid_size
+    config = get_arch(args.arch)
+    h, w = args.input_size
+    if h < 1 or w < 1 or not valid_size(config, h, w):
+        raise InputError(f"--input-size {h} {w}: every layer needs at least a 1x1 output")
+    s = summarize(config, (h, w))
+    print(json.dumps(s) if args.json else format_summary(s))
+    return 0

@@ -1,0 +1,151 @@
+"""Grouped 2-D convolution by im2col and one batched matrix multiply.
+
+Shapes: activations are (N, C, H, W) at the API; weights are (K, C/G, R, S) as Paddle and
+torch store them. G is the number of groups (the paper's cardinality C for the 3x3
+convolution of a ResNeXt block), K the output channels, R x S the kernel, OH x OW the
+output size:
+
+    OH = floor((H + 2*ph - R) / sh) + 1        OW = floor((W + 2*pw - S) / sw) + 1
+
+Memory layout. Arrays the engine creates are NCHW *views* of channels-last (NHWC) memory,
+the same idea as torch's ``channels_last`` memory format: ``x.transpose(0, 2, 3, 1)`` is then
+contiguous, every pixel's channels sit next to each other, a 1x1 convolution is a single
+GEMM with no copy, and the im2col gather below reads contiguous runs of channels. Any
+NCHW array is accepted (a plain C-contiguous one costs one extra copy).
+
+The im2col column order (used by :func:`im2col`, :func:`col2im`, :func:`weight_matrix`)
+-------------------------------------------------------------------------------------
+``cols`` has shape (G, P, R*S*Cg) with P = N*OH*OW and Cg = C/G:
+
+    cols[g, (n*OH + oh)*OW + ow, (r*S + s)*Cg + c] = xpad[n, g*Cg + c, oh*sh + r, ow*sw + s]
+
+that is rows in (n, oh, ow) order and columns in (r, s, c) order with the channel fastest,
+the channel index counted inside group g. The matching weight matrix is
+``Wmat[g, (r*S + s)*Cg + c, k] = w[g*Kg + k, c, r, s]`` (Kg = K/G), so that
+
+    out[g, p, k] = sum_j cols[g, p, j] * Wmat[g, j, k]        (G, P, Kg)
+
+is one batched matmul over the group axis: groups are an array axis, never a Python loop.
+The result is the channels-last output (P, G*Kg) read as (N, OH, OW, K).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._checks import as_float_array, check_ndim, check_same_dtype, pair
+from .errors import InputError
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """floor((size + 2*padding - kernel) / stride) + 1, the output-size law."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def channels_last(x: np.ndarray) -> np.ndarray:
+    """The (N, H, W, C) view of an (N, C, H, W) array (no copy)."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def from_channels_last(xh: np.ndarray) -> np.ndarray:
+    """The (N, C, H, W) view of an (N, H, W, C) array (no copy)."""
+    return xh.transpose(0, 3, 1, 2)
+
+
+def _check_conv_args(x, weight, stride, padding, groups):
+    x = as_float_array(x, "conv2d input")
+    w = as_float_array(weight, "conv2d weight")
+    check_ndim(x, 4, "(N, C, H, W)", "conv2d input")
+    check_ndim(w, 4, "(K, C/G, R, S)", "conv2d weight")
+    check_same_dtype(x, w, "conv2d input", "conv2d weight")
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise InputError(f"conv2d: stride must be >= 1 and padding >= 0, found stride={stride}, padding={padding}")
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    G = int(groups)
+    if G < 1 or C % G or K % G:
+        raise InputError(f"conv2d: groups={groups} must divide input channels {C} and output channels {K}")
+    if Cg != C // G:
+        raise InputError(f"conv2d: weight {w.shape} expects {Cg * G} input channels with groups={G}, "
+                         f"input has {C} (shape {x.shape})")
+    OH, OW = conv_output_size(H, R, sh, ph), conv_output_size(W, S, sw, pw)
+    if OH < 1 or OW < 1:
+        raise InputError(f"conv2d: input {H}x{W} with padding {ph},{pw} is smaller than the {R}x{S} kernel")
+    return x, w, (sh, sw), (ph, pw), G, (OH, OW)
+
+
+def pad_channels_last(xh, ph, pw, value=0.0):
+    """Zero- (or ``value``-) pad the spatial axes of an (N, H, W, C) array."""
+    if ph == 0 and pw == 0:
+        return xh
+    N, H, W, C = xh.shape
+    xp = np.full((N, H + 2 * ph, W + 2 * pw, C), value, dtype=xh.dtype)
+    xp[:, ph:ph + H, pw:pw + W, :] = xh
+    return xp
+
+
+def im2col(x, kernel, stride=1, padding=0, groups=1):
+    """Unfold (N, C, H, W) into columns (G, N*OH*OW, R*S*C/G); order in the module docstring."""
+    check_ndim(x, 4, "(N, C, H, W)", "im2col input")
+    R, S = pair(kernel, "kernel")
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    N, C, H, W = x.shape
+    G = int(groups)
+    Cg = C // G
+    xp = pad_channels_last(channels_last(x), ph, pw)                    # N, H+2ph, W+2pw, C
+    OH, OW = conv_output_size(H, R, sh, ph), conv_output_size(W, S, sw, pw)
+    win = sliding_window_view(xp, (R, S), axis=(1, 2))                  # N, H', W', C, R, S (view)
+    win = win[:, :(OH - 1) * sh + 1:sh, :(OW - 1) * sw + 1:sw]          # N, OH, OW, C, R, S
+    win = win.reshape(N, OH, OW, G, Cg, R, S)                           # split channels by group
+    win = win.transpose(3, 0, 1, 2, 5, 6, 4)                            # G, N, OH, OW, R, S, Cg
+    return np.ascontiguousarray(win).reshape(G, N * OH * OW, R * S * Cg)
+
+
+def col2im(cols, x_shape, kernel, stride=1, padding=0, groups=1):
+    """The adjoint of :func:`im2col`: scatter-add columns back to an (N, C, H, W) array."""
+    R, S = pair(kernel, "kernel")
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    N, C, H, W = x_shape
+    G = int(groups)
+    Cg = C // G
+    OH, OW = conv_output_size(H, R, sh, ph), conv_output_size(W, S, sw, pw)
+    c = cols.reshape(G, N, OH, OW, R, S, Cg).transpose(1, 2, 3, 4, 5, 0, 6)  # N, OH, OW, R, S, G, Cg
+    c = c.reshape(N, OH, OW, R, S, C)
+    xp = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=cols.dtype)         # N, H', W', C
+    for r in range(R):          # R*S strided adds; overlapping windows accumulate
+        for s in range(S):
+            xp[:, r:r + (OH - 1) * sh + 1:sh, s:s + (OW - 1) * sw + 1:sw, :] += c[:, :, :, r, s, :]
+    return from_channels_last(xp[:, ph:ph + H, pw:pw + W, :])
+
+
+def weight_matrix(weight, groups=1):
+    """(K, C/G, R, S) weights as (G, R*S*C/G, K/G), matching :func:`im2col`'s columns."""
+    K, Cg, R, S = weight.shape
+    G = int(groups)
+    w = weight.reshape(G, K // G, Cg, R, S)                             # G, Kg, Cg, R, S
+    return w.transpose(0, 3, 4, 2, 1).reshape(G, R * S * Cg, K // G)    # G, R*S*Cg, Kg
+
+
+def conv2d(x, weight, stride=1, padding=0, groups=1):
+    """Grouped 2-D cross-correlation (no bias), as Paddle's and torch's conv2d.
+
+    x: (N, C, H, W); weight: (K, C/G, R, S) -> (N, K, OH, OW), same dtype as x.
+    The output is an NCHW view of channels-last memory (see the module docstring).
+    """
+    x, w, (sh, sw), (ph, pw), G, (OH, OW) = _check_conv_args(x, weight, stride, padding, groups)
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    if R == 1 and S == 1 and ph == 0 and pw == 0 and G == 1:
+        # 1x1: the column matrix is the channels-last input itself, one GEMM
+        xh = channels_last(x)[:, ::sh, ::sw, :]                          # N, OH, OW, C
+        out = xh.reshape(N * OH * OW, C) @ w.reshape(K, C).T             # P, K
+        return from_channels_last(out.reshape(N, OH, OW, K))
+    cols = im2col(x, (R, S), (sh, sw), (ph, pw), G)                     # G, P, R*S*Cg
+    out = np.matmul(cols, weight_matrix(w, G))                          # G, P, Kg
+    out = np.ascontiguousarray(out.transpose(1, 0, 2))                  # P, G, Kg
+    return from_channels_last(out.reshape(N, OH, OW, K))

@@ -1,0 +1,140 @@
+"""The model object: parameters under canonical names plus the forward pass.
+
+``build(arch, weights=None, seed=0, dtype="float32")`` returns a :class:`ResNeXt`;
+calling it on an (N, 3, H, W) array returns the logits (N, classes). The class only holds
+parameters and calls the functions in :mod:`numpy_resnext.blocks`; all math lives in the
+ops modules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from ._checks import FLOAT_DTYPES, as_float_array
+from .archs import ArchConfig, block_plan, get_arch
+from .blocks import Capture, bottleneck, head, stem
+from .errors import InputError, InputTypeError, WeightsError
+from .params import check_params, count_params, init_params, is_trainable
+from .shapes import min_input_size, output_shapes
+
+
+def _as_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise InputTypeError(f"dtype: expected 'float32' or 'float64', found {dtype!r}")
+    return dt
+
+
+class ResNeXt:
+    """A ResNeXt (or ResNet) with its parameters.
+
+    Attributes: ``config`` (:class:`ArchConfig`), ``dtype``, ``params`` (an ordered dict
+    canonical name -> array, BN running statistics included), ``load_report`` (what a
+    non-strict load skipped).
+    """
+
+    def __init__(self, config: ArchConfig, params, dtype, load_report=None):
+        self.config = config
+        self.dtype = np.dtype(dtype)
+        self.params = params
+        self.load_report = load_report or {"missing": [], "unexpected": []}
+        self.block_plan = block_plan(config)
+
+    # --- parameters ------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """A copy of every tensor under its canonical name."""
+        return OrderedDict((k, v.copy()) for k, v in self.params.items())
+
+    @property
+    def num_params(self) -> int:
+        """Trainable parameters (BN running statistics excluded)."""
+        return count_params(self.config)
+
+    def trainable_names(self):
+        return [n for n in self.params if is_trainable(n)]
+
+    # --- forward ---------------------------------------------------------------------
+    def check_input(self, x):
+        """Raise a clear error unless ``x`` is an (N, 3, H, W) array this model can run."""
+        x = as_float_array(x, "model input")
+        if x.ndim != 4:
+            raise InputError(f"model input: expected a 4-D array (N, 3, H, W), found {x.ndim}-D with shape {x.shape}")
+        if x.shape[1] != 3:
+            hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
+            raise InputError(f"model input: expected 3 channels at axis 1 of (N, 3, H, W), found shape {x.shape}{hint}")
+        if x.dtype != self.dtype:
+            raise InputTypeError(f"model input has dtype {x.dtype} but the model is {self.dtype}; "
+                                 f"cast explicitly (x.astype(np.{self.dtype})) or build the model with dtype='{x.dtype}'")
+        if x.shape[0] < 1:
+            raise InputError(f"model input: batch is empty, shape {x.shape}")
+        mh, mw = min_input_size(self.config, x.shape[2], x.shape[3])
+        if x.shape[2] < mh or x.shape[3] < mw:
+            raise InputError(f"model input: spatial size {x.shape[2]}x{x.shape[3]} is too small for "
+                             f"{self.config.name}; at least {mh}x{mw} leaves 1x1 at the last stage")
+        return x
+
+    def forward(self, x, capture=None):
+        """Logits (N, classes); with ``capture`` also the named intermediates.
+
+        capture: None, True (every intermediate) or names / glob patterns. Returns
+        ``logits`` or ``(logits, OrderedDict name -> array)`` in execution order.
+        """
+        x = self.check_input(x)
+        keep = Capture(capture)
+        y = stem(x, self.params, self.config, keep)
+        for block in self.block_plan:
+            y = bottleneck(y, self.params, block, self.config, keep)
+        logits = head(y, self.params, keep)
+        if capture is None or capture is False:
+            return logits
+        return logits, OrderedDict((n, keep.tensors[n]) for n in keep.order if n in keep.tensors)
+
+    __call__ = forward
+
+    def intermediate_names(self):
+        """Every name the forward pass emits, in execution order."""
+        return [row["name"] for row in output_shapes(self.config, 224, 224)]
+
+    def summary(self, input_size=(224, 224)):
+        from .summary import summarize
+        return summarize(self.config, input_size)
+
+    def __repr__(self):
+        return f"ResNeXt({self.config.name}, dtype={self.dtype}, params={self.num_params:,})"
+
+
+def build(arch, *, weights=None, seed=0, dtype="float32", strict=True):
+    """Build a model.
+
+    arch:    a name from ``numpy-resnext archs`` (case-insensitive), an alias such as
+             ``resnext50_32x4d``, or an :class:`ArchConfig` (see :func:`archs.custom`).
+    weights: None (seeded initialisation), a dict {canonical name: array}, or a path to a
+             weight file or directory that :mod:`numpy_resnext.io` can read.
+    seed:    seed of the initialisation (used for tensors a non-strict load leaves missing).
+    dtype:   "float32" or "float64"; weights are cast to it explicitly.
+    strict:  report every missing / unexpected / misshapen tensor as an error (default);
+             non-strict loads fill missing tensors from the seeded initialisation and
+             record what they skipped in ``model.load_report``.
+    """
+    dt = _as_dtype(dtype)
+    if weights is not None and isinstance(weights, (str, os.PathLike)):
+        from .io import load_weights
+        loaded = load_weights(weights, arch=None if arch is None else arch)
+        config = loaded.config if arch is None else get_arch(arch)
+        weights = loaded.params
+    else:
+        if arch is None:
+            raise WeightsError("build: an architecture is needed unless weights come from a file")
+        config = get_arch(arch)
+    params = init_params(config, seed=seed, dtype=dt)
+    report = None
+    if weights is not None:
+        checked, report = check_params(config, weights, dtype=dt, strict=strict)
+        params.update(checked)
+    return ResNeXt(config, params, dt, load_report=report)

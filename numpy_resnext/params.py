@@ -1,0 +1,172 @@
+"""Parameters under canonical names: their shapes, a seeded initialisation, strict checks.
+
+Canonical names are torchvision's for the plain and WSL models and timm's for the vd
+models (a deep stem ``conv1.0/.1/.3/.4/.6`` + ``bn1``; shortcut ``downsample.1`` conv and
+``downsample.2`` BN, ``downsample.0`` being the average pool). Every weight reader maps a
+file's names onto these. BatchNorm keeps four tensors: ``weight``, ``bias`` (trainable)
+and ``running_mean``, ``running_var`` (statistics, not counted as parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from .archs import ArchConfig, block_plan
+from .errors import WeightsError
+
+BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
+BN_TRAINABLE = ("weight", "bias")
+
+
+def stem_layers(config: ArchConfig):
+    """The stem's (conv name, bn name, in, out, kernel, stride, padding) in order."""
+    if config.stem == "plain":
+        return [("conv1", "bn1", 3, config.stem_width, 7, 2, 3)]
+    w = config.deep_stem_width
+    return [("conv1.0", "conv1.1", 3, w, 3, 2, 1),
+            ("conv1.3", "conv1.4", w, w, 3, 1, 1),
+            ("conv1.6", "bn1", w, config.stem_width, 3, 1, 1)]
+
+
+def shortcut_names(config: ArchConfig, block_name: str):
+    """(pool, conv, bn) names of a block's projection shortcut; pool is None for torchvision."""
+    d = f"{block_name}.downsample"
+    if config.naming == "timm":
+        return f"{d}.0", f"{d}.1", f"{d}.2"
+    return None, f"{d}.0", f"{d}.1"
+
+
+def conv_layers(config: ArchConfig):
+    """Every convolution as (name, in, out, kernel, stride, padding, groups), in order."""
+    layers = [(c, i, o, k, s, p, 1) for c, _, i, o, k, s, p in stem_layers(config)]
+    for b in block_plan(config):
+        layers += [(f"{b.name}.conv1", b.in_channels, b.width, 1, 1, 0, 1),
+                   (f"{b.name}.conv2", b.width, b.width, 3, b.stride, 1, b.groups),
+                   (f"{b.name}.conv3", b.width, b.out_channels, 1, 1, 0, 1)]
+        if b.shortcut != "identity":
+            _, conv, _ = shortcut_names(config, b.name)
+            stride = 1 if b.shortcut == "avgpool_projection" else b.stride
+            layers.append((conv, b.in_channels, b.out_channels, 1, stride, 0, 1))
+    return layers
+
+
+def bn_layers(config: ArchConfig):
+    """Every BatchNorm as (name, channels), in order."""
+    layers = [(bn, o) for _, bn, _, o, _, _, _ in stem_layers(config)]
+    for b in block_plan(config):
+        layers += [(f"{b.name}.bn1", b.width), (f"{b.name}.bn2", b.width),
+                   (f"{b.name}.bn3", b.out_channels)]
+        if b.shortcut != "identity":
+            layers.append((shortcut_names(config, b.name)[2], b.out_channels))
+    return layers
+
+
+def param_shapes(config: ArchConfig) -> "OrderedDict[str, tuple]":
+    """Canonical name -> shape for every tensor of ``config`` (BN statistics included)."""
+    shapes = OrderedDict()
+    convs = {c[0]: c for c in conv_layers(config)}
+    bns = dict(bn_layers(config))
+    # interleave convs and BNs in execution order: each conv is followed by its BN
+    order = []
+    for c, bn, *_ in stem_layers(config):
+        order += [("conv", c), ("bn", bn)]
+    for b in block_plan(config):
+        for i in (1, 2, 3):
+            order += [("conv", f"{b.name}.conv{i}"), ("bn", f"{b.name}.bn{i}")]
+        if b.shortcut != "identity":
+            _, conv, bn = shortcut_names(config, b.name)
+            order += [("conv", conv), ("bn", bn)]
+    for kind, name in order:
+        if kind == "conv":
+            _, cin, cout, k, _, _, g = convs[name]
+            shapes[f"{name}.weight"] = (cout, cin // g, k, k)
+        else:
+            for f in BN_FIELDS:
+                shapes[f"{name}.{f}"] = (bns[name],)
+    shapes["fc.weight"] = (config.num_classes, config.num_features)
+    shapes["fc.bias"] = (config.num_classes,)
+    return shapes
+
+
+def is_trainable(name: str) -> bool:
+    """False for BatchNorm running statistics, True for every learned tensor."""
+    return not name.endswith((".running_mean", ".running_var"))
+
+
+def count_params(config: ArchConfig) -> int:
+    """Trainable parameters (BN running statistics excluded), from the shapes alone."""
+    return sum(math.prod(s) for n, s in param_shapes(config).items() if is_trainable(n))
+
+
+def init_params(config: ArchConfig, seed: int = 0, dtype="float32") -> "OrderedDict[str, np.ndarray]":
+    """Seeded weights: He-normal convs (std sqrt(2 / fan_in), fan_in = C/G*R*S), BN scale 1,
+    offset 0, mean 0, var 1, FC weight and bias uniform in +-1/sqrt(fan_in).
+
+    Values are drawn in float64 from ``numpy.random.default_rng(seed)`` in the order of
+    :func:`param_shapes` and then cast, so a float32 and a float64 model with the same seed
+    hold the same weights up to rounding.
+    """
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    params = OrderedDict()
+    for name, shape in param_shapes(config).items():
+        if name == "fc.weight" or name == "fc.bias":
+            bound = 1.0 / math.sqrt(config.num_features)
+            value = rng.uniform(-bound, bound, size=shape)
+        elif len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            value = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+        elif name.endswith((".weight", ".running_var")):
+            value = np.ones(shape)
+        else:
+            value = np.zeros(shape)
+        params[name] = value.astype(dtype)
+    return params
+
+
+def check_params(config: ArchConfig, weights, dtype=None, strict=True, what="weights"):
+    """Validate a {canonical name: array} dict against ``config``.
+
+    Every missing, unexpected and wrongly shaped tensor is reported at once, by name. With
+    ``strict=False`` missing and unexpected tensors are allowed (shapes must still match)
+    and returned in the report. Returns ``(checked, report)`` where ``checked`` holds
+    arrays of ``dtype`` (cast explicitly only when ``dtype`` is given) and ``report`` is a
+    dict with lists ``missing`` and ``unexpected``.
+    """
+    if not hasattr(weights, "items"):
+        raise WeightsError(f"{what}: expected a mapping of canonical names to arrays, found {type(weights).__name__}")
+    expected = param_shapes(config)
+    missing = [n for n in expected if n not in weights]
+    unexpected = [n for n in weights if n not in expected]
+    wrong, bad_type, non_finite = [], [], []
+    checked = OrderedDict()
+    for name, shape in expected.items():
+        if name not in weights:
+            continue
+        value = weights[name]
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            found = getattr(value, "dtype", type(value).__name__)
+            bad_type.append(f"{name}: expected a floating-point array, found {found}")
+            continue
+        if tuple(value.shape) != tuple(shape):
+            wrong.append(f"{name}: expected shape {tuple(shape)}, found {tuple(value.shape)}")
+            continue
+        if not np.isfinite(value).all():
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            non_finite.append(f"{name}: {bad} of {value.size} values are NaN or infinite")
+        checked[name] = value if dtype is None else value.astype(dtype, copy=False)
+    problems = []
+    if missing and strict:
+        problems.append(f"{len(missing)} missing: " + ", ".join(missing))
+    if unexpected and strict:
+        problems.append(f"{len(unexpected)} unexpected: " + ", ".join(map(str, unexpected)))
+    for label, items in (("wrong shape", wrong), ("wrong type", bad_type), ("not finite", non_finite)):
+        if items:
+            problems.append(f"{len(items)} {label}: " + "; ".join(items))
+    if problems:
+        raise WeightsError(f"{what} do not match architecture {config.name} "
+                           f"({len(expected)} tensors expected):\n  " + "\n  ".join(problems))
+    return checked, {"missing": missing, "unexpected": unexpected}

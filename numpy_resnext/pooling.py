@@ -1,0 +1,100 @@
+"""Pooling: max-pool (the stem), average pool with ceil_mode and exclusive counting (the vd
+shortcut), and global average pool (the head).
+
+Output-size law, floor mode:   OH = floor((H + 2p - k) / s) + 1
+ceil mode:                     OH = ceil((H + 2p - k) / s) + 1, minus one if the last window
+                               would start in the right padding ((OH - 1) * s >= H + p),
+the rule Paddle and torch share. Max-pool pads with -inf so padding never wins the max;
+the exclusive average divides each window's sum by the number of real pixels in it.
+Inputs are (N, C, H, W); outputs keep the input's memory order (channels-last stays so).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._checks import as_float_array, check_ndim, pair
+from .conv import channels_last, from_channels_last, pad_channels_last
+from .errors import InputError
+
+
+def pool_output_size(size, kernel, stride, padding=0, ceil_mode=False):
+    """Output length of a pooling window sliding over ``size`` pixels."""
+    if ceil_mode:
+        out = math.ceil((size + 2 * padding - kernel) / stride) + 1
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+        return out
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _check_pool(x, kernel, stride, padding, what):
+    x = as_float_array(x, f"{what} input")
+    check_ndim(x, 4, "(N, C, H, W)", f"{what} input")
+    k, s, p = pair(kernel, "kernel"), pair(stride, "stride"), pair(padding, "padding")
+    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
+        raise InputError(f"{what}: padding {p} must be at most half the kernel {k}")
+    return x, k, s, p
+
+
+def _windows(xh, k, s, out_hw):
+    """Yield the kernel-offset views (N, OH, OW, C) of a padded channels-last array."""
+    (OH, OW), (sh, sw) = out_hw, s
+    for r in range(k[0]):
+        for c in range(k[1]):
+            yield xh[:, r:r + (OH - 1) * sh + 1:sh, c:c + (OW - 1) * sw + 1:sw, :]
+
+
+def maxpool2d(x, kernel=3, stride=2, padding=1):
+    """Max over each window; padding is -inf and never wins. (N,C,H,W) -> (N,C,OH,OW)."""
+    x, k, s, p = _check_pool(x, kernel, stride, padding, "maxpool2d")
+    N, C, H, W = x.shape
+    OH, OW = pool_output_size(H, k[0], s[0], p[0]), pool_output_size(W, k[1], s[1], p[1])
+    if OH < 1 or OW < 1:
+        raise InputError(f"maxpool2d: input {H}x{W} is smaller than the {k[0]}x{k[1]} window")
+    xp = pad_channels_last(channels_last(x), p[0], p[1], value=-np.inf)  # N, H+2p, W+2p, C
+    out = None
+    for view in _windows(xp, k, s, (OH, OW)):                            # N, OH, OW, C
+        out = view.copy() if out is None else np.maximum(out, view, out=out)
+    return from_channels_last(out)
+
+
+def avgpool2d(x, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True):
+    """Average over each window, (N,C,H,W) -> (N,C,OH,OW).
+
+    With ``exclusive`` (Paddle's default, torch's count_include_pad=False) only pixels that
+    lie inside the input count; windows that ceil_mode lets hang over the edge average just
+    their real pixels.
+    """
+    x, k, s, p = _check_pool(x, kernel, stride, padding, "avgpool2d")
+    N, C, H, W = x.shape
+    OH = pool_output_size(H, k[0], s[0], p[0], ceil_mode)
+    OW = pool_output_size(W, k[1], s[1], p[1], ceil_mode)
+    if OH < 1 or OW < 1:
+        raise InputError(f"avgpool2d: input {H}x{W} is smaller than the {k[0]}x{k[1]} window")
+    # pad left/top by p and right/bottom by whatever the last window needs
+    Hn, Wn = (OH - 1) * s[0] + k[0], (OW - 1) * s[1] + k[1]
+    xp = np.zeros((N, Hn, Wn, C), dtype=x.dtype)                         # N, H', W', C
+    ones = np.zeros((1, Hn, Wn, 1), dtype=x.dtype)
+    hi, wi = min(H, Hn - p[0]), min(W, Wn - p[1])
+    xp[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :] = channels_last(x)[:, :hi, :wi, :]
+    ones[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :] = 1
+    total = sum(v for v in _windows(xp, k, s, (OH, OW)))                 # N, OH, OW, C
+    if exclusive:
+        count = sum(v for v in _windows(ones, k, s, (OH, OW)))           # 1, OH, OW, 1
+    else:
+        count = k[0] * k[1]
+    return from_channels_last(total / count)
+
+
+def global_avgpool(x):
+    """Mean over H and W: (N, C, H, W) -> (N, C)."""
+    x = as_float_array(x, "global_avgpool input")
+    check_ndim(x, 4, "(N, C, H, W)", "global_avgpool input")
+    N, C, H, W = x.shape
+    xh = channels_last(x)
+    if xh.flags.c_contiguous:                       # channels-last memory: average rows of (H*W, C)
+        return xh.reshape(N, H * W, C).mean(axis=1)
+    return x.mean(axis=(2, 3))
