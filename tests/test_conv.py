@@ -1,0 +1,274 @@
+"""conv.py: grouped conv2d against its seven-loop twin, im2col's documented column order,
+the weight matrix, col2im as im2col's adjoint, memory layouts, dtypes, errors, no mutation.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from numpy_resnext import naive
+from numpy_resnext.conv import col2im, conv2d, conv_output_size, im2col, weight_matrix
+from numpy_resnext.errors import InputError, InputTypeError
+
+RTOL64 = 1e-12
+
+
+def assert_close(actual, expected, rtol=RTOL64):
+    """Elementwise agreement relative to the largest magnitude of ``expected``."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+    err = float(np.abs(actual.astype(np.float64) - expected).max(initial=0.0))
+    assert err <= rtol * scale, f"max abs diff {err:.3e} > {rtol:g} * {scale:.3e}"
+
+
+def in_layout(a, layout):
+    """The same values as ``a`` in another memory layout (an NCHW view where it matters)."""
+    if layout == "nchw":
+        return np.ascontiguousarray(a)
+    if layout == "channels_last":             # NHWC memory seen as NCHW
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if layout == "transposed":                # (C, N, W, H) memory seen as NCHW
+        return np.ascontiguousarray(a.transpose(1, 0, 3, 2)).transpose(1, 0, 3, 2)
+    if layout == "fortran":
+        return np.asfortranarray(a)
+    if layout == "strided":                   # every other element of a larger buffer
+        big = np.full(tuple(2 * s for s in a.shape), np.nan, dtype=a.dtype)
+        view = big[::2, ::2, ::2, ::2]
+        view[...] = a
+        return view
+    raise ValueError(layout)
+
+
+LAYOUTS = ["nchw", "channels_last", "transposed", "fortran", "strided"]
+
+
+@st.composite
+def conv_cases(draw, max_hw=7):
+    """(x, w, stride, padding, groups) with a valid, non-empty output."""
+    G = draw(st.integers(1, 3))
+    Cg, Kg = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    N = draw(st.integers(1, 2))
+    R, S = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    H, W = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    assume(conv_output_size(H, R, stride[0], padding[0]) >= 1)
+    assume(conv_output_size(W, S, stride[1], padding[1]) >= 1)
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, G * Cg, H, W))
+    w = rng.standard_normal((G * Kg, Cg, R, S))
+    return x, w, stride, padding, G
+
+
+@given(case=conv_cases(), layout=st.sampled_from(LAYOUTS), wlayout=st.sampled_from(["nchw", "fortran"]),
+       readonly=st.booleans())
+def test_conv2d_matches_loops_float64(case, layout, wlayout, readonly):
+    x0, w0, stride, padding, G = case
+    x, w = in_layout(x0, layout), in_layout(w0, wlayout)
+    if readonly:                       # any write into an input would raise
+        x.flags.writeable = False
+        w.flags.writeable = False
+    out = conv2d(x, w, stride=stride, padding=padding, groups=G)
+    expected = naive.conv2d(x0, w0, stride=stride, padding=padding, groups=G)
+    assert out.dtype == np.float64
+    assert_close(out, expected)
+    np.testing.assert_array_equal(x, x0)      # inputs untouched
+    np.testing.assert_array_equal(w, w0)
+
+
+@given(case=conv_cases(max_hw=5), layout=st.sampled_from(LAYOUTS))
+def test_conv2d_float32_in_float32_out(case, layout):
+    x0, w0, stride, padding, G = case
+    x, w = in_layout(x0.astype(np.float32), layout), w0.astype(np.float32)
+    out = conv2d(x, w, stride=stride, padding=padding, groups=G)
+    assert out.dtype == np.float32
+    expected = naive.conv2d(x.astype(np.float64), w.astype(np.float64), stride, padding, G)
+    assert_close(out, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_conv2d_1x1_fast_path_odd_sizes(layout, stride, rng):
+    """The ungrouped 1x1 convolution is a single GEMM; strides must subsample from pixel 0."""
+    x0 = rng.standard_normal((2, 5, 7, 9))
+    w0 = rng.standard_normal((6, 5, 1, 1))
+    out = conv2d(in_layout(x0, layout), w0, stride=stride)
+    assert_close(out, naive.conv2d(x0, w0, stride=stride))
+
+
+def test_conv2d_resnext_grouped_3x3_shapes(rng):
+    """The block's grouped 3x3 (32 groups, 4 channels each, stride 2, pad 1) on an odd size."""
+    x0 = rng.standard_normal((1, 128, 5, 7))
+    w0 = rng.standard_normal((128, 4, 3, 3))
+    out = conv2d(x0, w0, stride=2, padding=1, groups=32)
+    assert out.shape == (1, 128, 3, 4)
+    assert_close(out, naive.conv2d(x0, w0, stride=2, padding=1, groups=32))
+
+
+def test_groups_are_independent(rng):
+    """Output group g depends only on input group g (a grouped conv is C separate convs)."""
+    G, Cg, Kg = 4, 3, 2
+    x = rng.standard_normal((1, G * Cg, 6, 6))
+    w = rng.standard_normal((G * Kg, Cg, 3, 3))
+    base = conv2d(x, w, padding=1, groups=G)
+    x2 = x.copy()
+    x2[:, Cg:2 * Cg] += 1.0                          # perturb input group 1 only
+    diff = np.abs(conv2d(x2, w, padding=1, groups=G) - base).reshape(1, G, Kg, 6, 6).max(axis=(0, 2, 3, 4))
+    assert diff[1] > 0 and np.all(np.delete(diff, 1) == 0), diff
+    # and each group equals an ungrouped conv of its own slice
+    for g in range(G):
+        alone = conv2d(x[:, g * Cg:(g + 1) * Cg], w[g * Kg:(g + 1) * Kg], padding=1)
+        assert_close(base[:, g * Kg:(g + 1) * Kg], alone)
+
+
+# --- im2col, weight_matrix, col2im against the formula in conv.py's docstring ----------------
+@st.composite
+def unfold_cases(draw):
+    G, Cg = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    N = draw(st.integers(1, 2))
+    R, S = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    H, W = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    OH, OW = conv_output_size(H, R, sh, ph), conv_output_size(W, S, sw, pw)
+    assume(OH >= 1 and OW >= 1)
+    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal((N, G * Cg, H, W))
+    return x, (R, S), (sh, sw), (ph, pw), G, (OH, OW)
+
+
+@given(case=unfold_cases(), layout=st.sampled_from(LAYOUTS))
+def test_im2col_column_order_is_the_documented_formula(case, layout):
+    # cols[g, (n*OH + oh)*OW + ow, (r*S + s)*Cg + c] = xpad[n, g*Cg + c, oh*sh + r, ow*sw + s]
+    x, (R, S), (sh, sw), (ph, pw), G, (OH, OW) = case
+    N, C, H, W = x.shape
+    Cg = C // G
+    xpad = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    xpad[:, :, ph:ph + H, pw:pw + W] = x
+    expected = np.empty((G, N * OH * OW, R * S * Cg))
+    for g in range(G):
+        for n in range(N):
+            for oh in range(OH):
+                for ow in range(OW):
+                    for r in range(R):
+                        for s in range(S):
+                            for c in range(Cg):
+                                expected[g, (n * OH + oh) * OW + ow, (r * S + s) * Cg + c] = \
+                                    xpad[n, g * Cg + c, oh * sh + r, ow * sw + s]
+    xin = in_layout(x, layout)
+    cols = im2col(xin, (R, S), (sh, sw), (ph, pw), G)
+    np.testing.assert_array_equal(cols, expected)
+    np.testing.assert_array_equal(xin, x)
+
+
+@given(G=st.integers(1, 3), Kg=st.integers(1, 3), Cg=st.integers(1, 3), R=st.integers(1, 3),
+       S=st.integers(1, 3))
+def test_weight_matrix_is_the_documented_formula(G, Kg, Cg, R, S):
+    # Wmat[g, (r*S + s)*Cg + c, k] = w[g*Kg + k, c, r, s]
+    w = np.arange(G * Kg * Cg * R * S, dtype=np.float64).reshape(G * Kg, Cg, R, S)
+    wm = weight_matrix(w, G)
+    assert wm.shape == (G, R * S * Cg, Kg)
+    for g in range(G):
+        for k in range(Kg):
+            for c in range(Cg):
+                for r in range(R):
+                    for s in range(S):
+                        assert wm[g, (r * S + s) * Cg + c, k] == w[g * Kg + k, c, r, s]
+
+
+@given(case=unfold_cases())
+def test_col2im_is_the_adjoint_of_im2col(case):
+    """<im2col(x), Y> == <x, col2im(Y)> for every x and Y: the scatter-add undoes the gather."""
+    x, k, s, p, G, _ = case
+    cols = im2col(x, k, s, p, G)
+    y = np.random.default_rng(7).standard_normal(cols.shape)
+    y0 = y.copy()
+    back = col2im(y, x.shape, k, s, p, G)
+    assert back.shape == x.shape and back.dtype == x.dtype
+    lhs, rhs = float(np.sum(cols * y)), float(np.sum(x * back))
+    assert abs(lhs - rhs) <= RTOL64 * max(1.0, float(np.abs(cols * y).sum()))
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_col2im_counts_overlaps():
+    """col2im of all-ones columns counts how many windows cover each pixel."""
+    x_shape = (1, 1, 4, 4)
+    cols = np.ones((1, 4, 9))                          # 3x3 kernel, stride 1, no pad: 2x2 windows
+    counts = col2im(cols, x_shape, 3, 1, 0, 1)[0, 0]
+    expected = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]], dtype=float)
+    np.testing.assert_array_equal(counts, expected)
+
+
+def test_conv_output_size_law():
+    assert conv_output_size(224, 7, 2, 3) == 112
+    assert conv_output_size(56, 3, 2, 1) == 28
+    assert conv_output_size(7, 3, 2, 1) == 4
+    assert conv_output_size(1, 7, 2, 3) == 1
+    assert conv_output_size(2, 5, 1, 0) < 1            # no valid window
+
+
+# --- errors: what was expected and what was found -------------------------------------------
+def test_conv2d_rejects_wrong_rank():
+    with pytest.raises(InputError, match=r"4-D.*found 3-D"):
+        conv2d(np.zeros((3, 5, 5)), np.zeros((2, 3, 3, 3)))
+    with pytest.raises(InputError, match=r"weight.*4-D.*found 2-D"):
+        conv2d(np.zeros((1, 3, 5, 5)), np.zeros((2, 3)))
+
+
+def test_conv2d_rejects_channel_mismatch():
+    with pytest.raises(InputError, match=r"expects 3 input channels.*input has 4"):
+        conv2d(np.zeros((1, 4, 5, 5)), np.zeros((2, 3, 3, 3)))
+    with pytest.raises(InputError, match=r"groups=3 must divide input channels 4"):
+        conv2d(np.zeros((1, 4, 5, 5)), np.zeros((3, 1, 3, 3)), groups=3)
+    with pytest.raises(InputError, match=r"expects 2 input channels with groups=2, input has 4"):
+        conv2d(np.zeros((1, 4, 5, 5)), np.zeros((2, 1, 3, 3)), groups=2)
+    with pytest.raises(InputError, match=r"groups=2 must divide .* output channels 3"):
+        conv2d(np.zeros((1, 4, 5, 5)), np.zeros((3, 2, 3, 3)), groups=2)
+
+
+def test_conv2d_rejects_too_small_input():
+    with pytest.raises(InputError, match=r"2x2.*smaller than the 5x5 kernel"):
+        conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 5, 5)))
+
+
+@pytest.mark.parametrize("stride,padding", [(0, 0), (1, -1), ((1, 0), 0)])
+def test_conv2d_rejects_bad_stride_or_padding(stride, padding):
+    with pytest.raises(InputError, match="stride"):
+        conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), stride=stride, padding=padding)
+
+
+@pytest.mark.parametrize("dtype,kind", [(np.int64, "integer"), (np.uint8, "unsigned"),
+                                        (np.complex128, "complex"), (np.bool_, "boolean"),
+                                        (np.float16, "float16")])
+def test_conv2d_rejects_non_float_input(dtype, kind):
+    with pytest.raises(InputTypeError, match=rf"expected dtype float32 or float64, found .*{kind}"):
+        conv2d(np.zeros((1, 1, 5, 5), dtype=dtype), np.zeros((1, 1, 3, 3)))
+
+
+def test_conv2d_rejects_mixed_precision_and_non_arrays():
+    with pytest.raises(InputTypeError, match=r"float32.*float64.*never mixes"):
+        conv2d(np.zeros((1, 1, 5, 5), np.float32), np.zeros((1, 1, 3, 3), np.float64))
+    with pytest.raises(InputTypeError, match=r"numpy.ndarray, found list"):
+        conv2d([[[[0.0]]]], np.zeros((1, 1, 1, 1)))
+
+
+def test_errors_are_also_builtin_exceptions():
+    with pytest.raises(ValueError):
+        conv2d(np.zeros((3, 5, 5)), np.zeros((2, 3, 3, 3)))
+    with pytest.raises(TypeError):
+        conv2d(np.zeros((1, 1, 5, 5), np.int32), np.zeros((1, 1, 3, 3)))
+
+
+# --- a real framework, when installed --------------------------------------------------------
+@pytest.mark.torch
+@pytest.mark.parametrize("shape,wshape,stride,padding,groups", [
+    ((2, 3, 11, 9), (8, 3, 7, 7), 2, 3, 1),           # plain stem on an odd size
+    ((1, 64, 7, 5), (64, 2, 3, 3), 2, 1, 32),         # grouped 3x3 with the stride
+    ((2, 16, 6, 6), (8, 16, 1, 1), 2, 0, 1),          # projection shortcut
+    ((1, 6, 5, 8), (6, 2, 2, 3), (1, 2), (1, 0), 3),  # non-square everything
+])
+def test_conv2d_matches_torch(torch, shape, wshape, stride, padding, groups, rng):
+    x, w = rng.standard_normal(shape), rng.standard_normal(wshape)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride,
+                                     padding=padding, groups=groups).numpy()
+    assert_close(conv2d(x, w, stride=stride, padding=padding, groups=groups), ref)
