@@ -1,0 +1,149 @@
+"""Read ``paddle.save`` pickles (``.pdparams``, ``.pdopt``) without Paddle.
+
+Layout (FACTS.md §4): a pickle, protocol 4 by default (2 or 3 when asked), of a plain dict
+``{key: ndarray, ...}`` in the layer's state_dict order, plus two bookkeeping entries:
+
+- ``"StructuredToParameterName@@"``: ``{key: parameter name}``, e.g.
+  ``"conv._conv.weight" -> "res_conv1_weights"`` (absent in plain-pickle files);
+- ``"UnpackBigParamInfor@@"``: present only in protocol 2/3 files holding an array of more
+  than ``(2**30 - 1) // itemsize`` elements. Such an array is stored flattened, cut into
+  slices ``"<key>@@.0"``, ``"<key>@@.1"`` ... and described as
+  ``{key: {"OriginShape": shape, "slices": [slice keys]}}``.
+
+:func:`read_pdparams` returns the tensors in the file's own key order with the split
+tensors put back together (at the position of their first slice), and the bookkeeping
+entries separately. Non-array values (an optimizer's learning-rate state, say) are
+returned in ``extras``, never mixed into the tensors.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError
+from .safe_pickle import safe_load
+
+NAME_TABLE_KEY = "StructuredToParameterName@@"
+SPLIT_INFO_KEY = "UnpackBigParamInfor@@"  # sic: Paddle's spelling
+BOOKKEEPING_KEYS = (NAME_TABLE_KEY, SPLIT_INFO_KEY)
+
+__all__ = ["PdparamsContent", "read_pdparams", "unpickle_file", "reassemble_split",
+           "NAME_TABLE_KEY", "SPLIT_INFO_KEY"]
+
+
+@dataclass
+class PdparamsContent:
+    """What a paddle.save dict holds, split by role."""
+
+    tensors: "OrderedDict[str, np.ndarray]"
+    structured_to_param: dict | None
+    split_info: dict | None
+    extras: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def unpickle_file(path) -> object:
+    """Unpickle ``path`` with the allow-list (see :mod:`.safe_pickle`)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(1)
+        if head != b"\x80":
+            raise FormatError(f"{path}: not a pickle: byte 0 is {head!r}, expected b'\\x80' "
+                              "(pickle protocol 2+ header written by paddle.save)")
+        f.seek(0)
+        obj = safe_load(f, str(path))
+        trailing = f.read(1)
+    if trailing:
+        raise FormatError(f"{path}: unexpected bytes after the end of the pickle")
+    return obj
+
+
+def _unwrap_tensor(value):
+    """Paddle pickles a bare Tensor as tuple((name, ndarray)) (``_pickle_save``)."""
+    if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], np.ndarray)):
+        return value[1]
+    return value
+
+
+def reassemble_split(entries: dict, split_info: dict, source: str) -> "OrderedDict":
+    """Replace the ``key@@.i`` slices described by ``split_info`` by the whole arrays.
+
+    The array takes the position of its first slice, so the key order stays the file's.
+    """
+    if not isinstance(split_info, dict):
+        raise FormatError(f"{source}: {SPLIT_INFO_KEY} is a {type(split_info).__name__}, "
+                          "expected a dict {key: {'OriginShape', 'slices'}}")
+    first_slice, parts_of = {}, {}
+    for key, info in split_info.items():
+        try:
+            shape = tuple(int(d) for d in info["OriginShape"])
+            slices = list(info["slices"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"{source}: {SPLIT_INFO_KEY}[{key!r}] is malformed ({exc}); "
+                              "expected {'OriginShape': shape, 'slices': [keys]}") from None
+        missing = [s for s in slices if s not in entries]
+        if not slices or missing:
+            raise FormatError(f"{source}: tensor {key!r} is split into {slices}, but "
+                              f"slices {missing or slices} are missing from the file")
+        parts = [entries[s] for s in slices]
+        if not all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
+            raise FormatError(f"{source}: slices of tensor {key!r} must be 1-D arrays")
+        if len({p.dtype for p in parts}) != 1:
+            raise FormatError(f"{source}: slices of tensor {key!r} have mixed dtypes "
+                              f"{sorted(str(p.dtype) for p in parts)}")
+        total = sum(p.size for p in parts)
+        if total != int(np.prod(shape, dtype=np.int64)):
+            raise FormatError(f"{source}: slices of tensor {key!r} hold {total} elements, "
+                              f"but OriginShape {shape} needs {int(np.prod(shape))}")
+        parts_of[key] = (shape, slices)
+        first_slice[slices[0]] = key
+    consumed = {s for _, slices in parts_of.values() for s in slices}
+    out = OrderedDict()
+    for key, value in entries.items():
+        if key in first_slice:
+            whole = first_slice[key]
+            shape, slices = parts_of[whole]
+            out[whole] = np.concatenate([entries[s] for s in slices]).reshape(shape)
+        elif key not in consumed:
+            out[key] = value
+    return out
+
+
+def read_pdparams(path) -> PdparamsContent:
+    """Read a paddle.save dict file into tensors + bookkeeping (no Paddle needed)."""
+    path = Path(path)
+    obj = unpickle_file(path)
+    if not isinstance(obj, dict):
+        raise FormatError(f"{path}: holds a pickled {type(obj).__name__}, expected a dict "
+                          "{name: array} as written by paddle.save(layer.state_dict())")
+    for key in obj:
+        if not isinstance(key, str):
+            raise FormatError(f"{path}: key {key!r} is a {type(key).__name__}, expected str")
+    name_table = obj.get(NAME_TABLE_KEY)
+    split_info = obj.get(SPLIT_INFO_KEY)
+    entries = OrderedDict((k, _unwrap_tensor(v)) for k, v in obj.items()
+                          if k not in BOOKKEEPING_KEYS)
+    notes = []
+    if split_info:
+        entries = reassemble_split(entries, split_info, str(path))
+        notes.append(f"reassembled {len(split_info)} tensor(s) split by paddle.save: "
+                     f"{', '.join(split_info)}")
+    if name_table is not None and not isinstance(name_table, dict):
+        raise FormatError(f"{path}: {NAME_TABLE_KEY} is a {type(name_table).__name__}, "
+                          "expected a dict {key: parameter name}")
+    tensors, extras = OrderedDict(), {}
+    for key, value in entries.items():
+        if isinstance(value, np.ndarray):
+            tensors[key] = value
+        else:
+            extras[key] = value
+    if extras:
+        notes.append(f"{len(extras)} non-array entr{'y' if len(extras) == 1 else 'ies'} "
+                     f"kept aside: {', '.join(list(extras)[:5])}")
+    return PdparamsContent(tensors, None if name_table is None else dict(name_table),
+                           split_info, extras, notes)
