@@ -58,13 +58,14 @@ def _bn(x, params, name):
                      params[f"{name}.running_mean"], params[f"{name}.running_var"], out=x)
 
 
-def stem(x, params, config: ArchConfig, emit):
+def stem(x, params, config: ArchConfig, emit, norm=None):
     """Plain: 7x7/2 conv, BN, ReLU, max-pool. Deep (vd): three 3x3 conv+BN+ReLU, max-pool."""
+    norm = norm or _bn
     layers = stem_layers(config)
     for i, (conv, bn, _, _, k, stride, padding) in enumerate(layers):
         x = conv2d(x, params[f"{conv}.weight"], stride=stride, padding=padding)
         emit(conv, x)
-        x = _bn(x, params, bn)
+        x = norm(x, params, bn)
         emit(bn, x)
         x = relu(x, out=x)
         # torchvision/timm names: the last ReLU is "relu"; the deep stem's inner ones conv1.2/.5
@@ -74,34 +75,40 @@ def stem(x, params, config: ArchConfig, emit):
     return x
 
 
-def bottleneck(x, params, block: BlockPlan, config: ArchConfig, emit):
-    """One ResNeXt block (split-transform-merge as a grouped convolution)."""
+def bottleneck(x, params, block: BlockPlan, config: ArchConfig, emit, norm=None):
+    """One ResNeXt block (split-transform-merge as a grouped convolution).
+
+    norm: the BatchNorm to apply, ``norm(x, params, bn_name) -> y`` (it may work in place
+    on x, which the forward owns); default inference BN with the running statistics.
+    Training-mode BN (batch statistics) is passed in by :mod:`numpy_resnext.grad`.
+    """
+    norm = norm or _bn
     b = block.name
     y = conv2d(x, params[f"{b}.conv1.weight"])                           # N, width, H, W
     emit(f"{b}.conv1", y)
-    y = _bn(y, params, f"{b}.bn1")
+    y = norm(y, params, f"{b}.bn1")
     emit(f"{b}.bn1", y)
     y = relu(y, out=y)
     emit(f"{b}.relu1", y)
     y = conv2d(y, params[f"{b}.conv2.weight"], stride=block.stride, padding=1,
                groups=block.groups)                                      # N, width, H/s, W/s
     emit(f"{b}.conv2", y)
-    y = _bn(y, params, f"{b}.bn2")
+    y = norm(y, params, f"{b}.bn2")
     emit(f"{b}.bn2", y)
     y = relu(y, out=y)
     emit(f"{b}.relu2", y)
     y = conv2d(y, params[f"{b}.conv3.weight"])                           # N, out, H/s, W/s
     emit(f"{b}.conv3", y)
-    y = _bn(y, params, f"{b}.bn3")
+    y = norm(y, params, f"{b}.bn3")
     emit(f"{b}.bn3", y)
-    y += shortcut(x, params, block, config, emit)
+    y += shortcut(x, params, block, config, emit, norm)
     emit(f"{b}.add", y)
     y = relu(y, out=y)
     emit(b, y)
     return y
 
 
-def shortcut(x, params, block: BlockPlan, config: ArchConfig, emit):
+def shortcut(x, params, block: BlockPlan, config: ArchConfig, emit, norm=None):
     """Identity, 1x1 projection + BN, or (vd) avg-pool then 1x1 projection + BN."""
     if block.shortcut == "identity":
         return x
@@ -113,7 +120,7 @@ def shortcut(x, params, block: BlockPlan, config: ArchConfig, emit):
         stride = 1
     s = conv2d(x, params[f"{conv}.weight"], stride=stride)
     emit(conv, s)
-    s = _bn(s, params, bn)
+    s = (norm or _bn)(s, params, bn)
     emit(bn, s)
     return s
 

@@ -79,17 +79,18 @@ class ResNeXt:
                              f"{self.config.name}; at least {mh}x{mw} leaves 1x1 at the last stage")
         return x
 
-    def forward(self, x, capture=None):
+    def forward(self, x, capture=None, norm=None):
         """Logits (N, classes); with ``capture`` also the named intermediates.
 
         capture: None, True (every intermediate) or names / glob patterns. Returns
         ``logits`` or ``(logits, OrderedDict name -> array)`` in execution order.
+        norm: optional BatchNorm callable (see :func:`blocks.bottleneck`); default inference BN.
         """
         x = self.check_input(x)
         keep = Capture(capture)
-        y = stem(x, self.params, self.config, keep)
+        y = stem(x, self.params, self.config, keep, norm)
         for block in self.block_plan:
-            y = bottleneck(y, self.params, block, self.config, keep)
+            y = bottleneck(y, self.params, block, self.config, keep, norm)
         logits = head(y, self.params, keep)
         if capture is None or capture is False:
             return logits
