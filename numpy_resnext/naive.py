@@ -66,7 +66,8 @@ def maxpool2d(x, kernel=3, stride=2, padding=1):
 
 
 def avgpool2d(x, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True):
-    """Mean over each window; exclusive counts only the in-bounds pixels."""
+    """Mean over each window; exclusive counts only the in-bounds pixels, inclusive also the
+    padding (but not a ceil-mode window's overhang past it)."""
     N, C, H, W = x.shape
     OH = pool_output_size(H, kernel, stride, padding, ceil_mode)
     OW = pool_output_size(W, kernel, stride, padding, ceil_mode)
@@ -77,7 +78,11 @@ def avgpool2d(x, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True):
             hs = [h for h in range(h0, h0 + kernel) if 0 <= h < H]
             ws = [w for w in range(w0, w0 + kernel) if 0 <= w < W]
             total = x[:, :, hs][:, :, :, ws].sum(axis=(2, 3))
-            out[:, :, i, j] = total / (len(hs) * len(ws) if exclusive else kernel * kernel)
+            if exclusive:
+                count = len(hs) * len(ws)
+            else:       # padding counts; a ceil-mode overhang past the padding does not
+                count = (min(h0 + kernel, H + padding) - h0) * (min(w0 + kernel, W + padding) - w0)
+            out[:, :, i, j] = total / count
     return out
 
 

@@ -66,7 +66,8 @@ def avgpool2d(x, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True):
 
     With ``exclusive`` (Paddle's default, torch's count_include_pad=False) only pixels that
     lie inside the input count; windows that ceil_mode lets hang over the edge average just
-    their real pixels.
+    their real pixels. Without it padding pixels count too, but never the part of a
+    ceil-mode window beyond the padding (as Paddle and torch divide).
     """
     x, k, s, p = _check_pool(x, kernel, stride, padding, "avgpool2d")
     N, C, H, W = x.shape
@@ -85,7 +86,11 @@ def avgpool2d(x, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True):
     if exclusive:
         count = sum(v for v in _windows(ones, k, s, (OH, OW)))           # 1, OH, OW, 1
     else:
-        count = k[0] * k[1]
+        # inclusive (torch count_include_pad, Paddle exclusive=False): padding counts, the
+        # part of a ceil-mode window hanging past the right/bottom padding does not
+        inside = np.zeros((1, Hn, Wn, 1), dtype=x.dtype)
+        inside[:, :H + 2 * p[0], :W + 2 * p[1], :] = 1
+        count = sum(v for v in _windows(inside, k, s, (OH, OW)))         # 1, OH, OW, 1
     return from_channels_last(total / count)
 
 
@@ -98,3 +103,73 @@ def global_avgpool(x):
     if xh.flags.c_contiguous:                       # channels-last memory: average rows of (H*W, C)
         return xh.reshape(N, H * W, C).mean(axis=1)
     return x.mean(axis=(2, 3))
+
+
+# --- backward ---------------------------------------------------------------------------
+
+def _window_slices(k, s, out_hw):
+    """The (r, c) kernel offsets and the padded-array slices each one reads, in the order
+    of :func:`_windows` (row by row through the window)."""
+    (OH, OW), (sh, sw) = out_hw, s
+    for r in range(k[0]):
+        for c in range(k[1]):
+            yield (slice(None), slice(r, r + (OH - 1) * sh + 1, sh), slice(c, c + (OW - 1) * sw + 1, sw))
+
+
+def maxpool2d_backward(dout, x, kernel=3, stride=2, padding=1):
+    """Gradient of :func:`maxpool2d` for its input: (N, C, OH, OW) -> (N, C, H, W).
+
+    Each window's gradient goes to one pixel, its maximum. Tie rule: when several pixels
+    share the maximum, the *first* one in the window (row by row, left to right) gets it
+    all, as Paddle's and torch's CPU kernels do; padding never wins. Nothing is modified.
+    """
+    x, k, s, p = _check_pool(x, kernel, stride, padding, "maxpool2d_backward")
+    N, C, H, W = x.shape
+    OH, OW = pool_output_size(H, k[0], s[0], p[0]), pool_output_size(W, k[1], s[1], p[1])
+    if dout.shape != (N, C, OH, OW):
+        raise InputError(f"maxpool2d_backward: dout should have shape {(N, C, OH, OW)}, found {dout.shape}")
+    xp = pad_channels_last(channels_last(x), p[0], p[1], value=-np.inf)  # N, H+2p, W+2p, C
+    out = channels_last(maxpool2d(x, k, s, p))                           # N, OH, OW, C
+    dh = channels_last(dout)
+    dxp = np.zeros(xp.shape, dtype=dout.dtype)
+    taken = np.zeros(out.shape, dtype=bool)                              # window already routed
+    zero = np.zeros((), dtype=dout.dtype)
+    for sl in _window_slices(k, s, (OH, OW)):
+        hit = (xp[sl] == out) & ~taken
+        dxp[sl] += np.where(hit, dh, zero)
+        taken |= hit
+    return from_channels_last(dxp[:, p[0]:p[0] + H, p[1]:p[1] + W, :])
+
+
+def avgpool2d_backward(dout, x_shape, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True):
+    """Gradient of :func:`avgpool2d` for its input: each window spreads dout / count over
+    the pixels it averaged (count = real pixels when ``exclusive``). -> (N, C, H, W)."""
+    k, s, p = pair(kernel, "kernel"), pair(stride, "stride"), pair(padding, "padding")
+    N, C, H, W = x_shape
+    OH = pool_output_size(H, k[0], s[0], p[0], ceil_mode)
+    OW = pool_output_size(W, k[1], s[1], p[1], ceil_mode)
+    if dout.shape != (N, C, OH, OW):
+        raise InputError(f"avgpool2d_backward: dout should have shape {(N, C, OH, OW)}, found {dout.shape}")
+    Hn, Wn = (OH - 1) * s[0] + k[0], (OW - 1) * s[1] + k[1]
+    hi, wi = min(H, Hn - p[0]), min(W, Wn - p[1])
+    if exclusive:
+        ones = np.zeros((1, Hn, Wn, 1), dtype=dout.dtype)
+        ones[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :] = 1
+        count = sum(ones[sl] for sl in _window_slices(k, s, (OH, OW)))   # 1, OH, OW, 1
+    else:
+        count = k[0] * k[1]
+    g = channels_last(dout) / count                                      # N, OH, OW, C
+    dxp = np.zeros((N, Hn, Wn, C), dtype=dout.dtype)
+    for sl in _window_slices(k, s, (OH, OW)):
+        dxp[sl] += g
+    dxh = np.zeros((N, H, W, C), dtype=dout.dtype)                       # pixels no window read get 0
+    dxh[:, :hi, :wi, :] = dxp[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :]
+    return from_channels_last(dxh)
+
+
+def global_avgpool_backward(dout, x_shape):
+    """Gradient of :func:`global_avgpool`: (N, C) -> (N, C, H, W), dout / (H*W) everywhere."""
+    N, C, H, W = x_shape
+    dxh = np.empty((N, H, W, C), dtype=dout.dtype)
+    dxh[...] = (dout / (H * W))[:, None, None, :]                        # N, 1, 1, C broadcast
+    return from_channels_last(dxh)
