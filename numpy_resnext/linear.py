@@ -14,6 +14,7 @@ def linear(x, weight, bias=None):
     """(N, in) @ (out, in)^T + (out,) -> (N, out)."""
     x = as_float_array(x, "linear input")
     check_ndim(x, 2, "(N, features)", "linear input")
+    as_float_array(weight, "linear weight")
     check_same_dtype(x, weight, "linear input", "linear weight")
     if weight.ndim != 2 or weight.shape[1] != x.shape[1]:
         raise InputError(f"linear: weight {weight.shape} expects [out, {x.shape[1]}] for input {x.shape}")
@@ -21,5 +22,6 @@ def linear(x, weight, bias=None):
     if bias is not None:
         if bias.shape != (weight.shape[0],):
             raise InputError(f"linear: bias shape {bias.shape} should be ({weight.shape[0]},)")
+        check_same_dtype(x, bias, "linear input", "linear bias")     # += would round silently
         y += bias
     return y
