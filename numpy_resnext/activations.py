@@ -9,3 +9,12 @@ def relu(x, out=None):
     ``out`` may be ``x`` itself for an in-place update of an array the caller owns.
     """
     return np.maximum(x, 0, out=out)
+
+
+def relu_backward(dout, y):
+    """Gradient of :func:`relu` given its output ``y`` (or input: same sign pattern).
+
+    The gradient flows where the output is positive; at exactly 0 it is 0 (as in Paddle
+    and torch). Returns a new array.
+    """
+    return np.where(y > 0, dout, np.zeros((), dtype=dout.dtype))

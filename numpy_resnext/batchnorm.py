@@ -12,6 +12,8 @@ weight/bias/mean/var ``scale``/``offset``/``mean``/``variance`` (``weight``, ``b
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._checks import as_float_array, check_ndim, check_same_dtype
@@ -46,3 +48,88 @@ def batchnorm(x, weight, bias, mean, var, eps=EPS, out=None):
     y = np.multiply(x, scale.reshape(bshape), out=out)                  # keeps x's memory order
     y += shift.reshape(bshape)
     return y
+
+
+# --- backward, training mode, folding ---------------------------------------------------
+
+def _channel_sum(a):
+    """Sum over every axis but 1: (N, C, ...) -> (C,)."""
+    return a.sum(axis=(0,) + tuple(range(2, a.ndim)))
+
+
+def _bshape(x):
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def batchnorm_backward(dout, x, weight, mean, var, eps=EPS):
+    """Gradients of inference :func:`batchnorm` (statistics fixed): (dx, dweight, dbias).
+
+    y = xhat * weight + bias with xhat = (x - mean) / sqrt(var + eps), so
+    dx = dout * weight / sqrt(var + eps), dweight = sum dout * xhat, dbias = sum dout.
+    """
+    inv_std = 1.0 / np.sqrt(var + eps)                                  # C
+    b = _bshape(x)
+    dx = dout * (weight * inv_std).reshape(b)
+    xhat = (x - mean.reshape(b)) * inv_std.reshape(b)
+    return dx, _channel_sum(dout * xhat), _channel_sum(dout)
+
+
+class BNTrainCache(NamedTuple):
+    """What training-mode BN keeps for its backward: the normalised input and 1/std."""
+
+    xhat: np.ndarray       # N, C, H, W
+    inv_std: np.ndarray    # C
+    weight: np.ndarray     # C
+
+
+def batchnorm_train(x, weight, bias, running_mean, running_var, momentum=0.9, eps=EPS):
+    """Training-mode BatchNorm with batch statistics: returns (y, cache, new_mean, new_var).
+
+    Normalises with the batch mean and the *biased* batch variance (divide by M = N*H*W)
+    and updates the running statistics Paddle's way, running = momentum * running +
+    (1 - momentum) * batch (momentum 0.9; torch writes the same update with 0.1). The
+    variance that enters the running update is the biased one too, as Paddle 3.3.1 does
+    (torch uses the unbiased M/(M-1) one there); the tests check this against Paddle.
+    The running statistics passed in are not modified.
+    """
+    x = as_float_array(x, "batchnorm_train input")
+    axes = (0,) + tuple(range(2, x.ndim))
+    b = _bshape(x)
+    mu = x.mean(axis=axes)                                              # C
+    xc = x - mu.reshape(b)                                              # N, C, H, W
+    var = (xc * xc).mean(axis=axes)                                     # C, biased
+    inv_std = 1.0 / np.sqrt(var + eps)                                  # C
+    xhat = xc * inv_std.reshape(b)
+    y = xhat * weight.reshape(b) + bias.reshape(b)
+    new_mean = momentum * running_mean + (1 - momentum) * mu
+    new_var = momentum * running_var + (1 - momentum) * var
+    return y, BNTrainCache(xhat, inv_std, weight), new_mean, new_var
+
+
+def batchnorm_train_backward(dout, cache: BNTrainCache):
+    """Gradients of :func:`batchnorm_train`: (dx, dweight, dbias).
+
+    With M = N*H*W values per channel and g = dout * weight (the gradient for xhat),
+    dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)): the two means are the
+    batch mean's and the batch variance's contributions flowing back.
+    """
+    xhat, inv_std, weight = cache
+    b = _bshape(xhat)
+    M = xhat.size // xhat.shape[1]
+    dbias = _channel_sum(dout)
+    dweight = _channel_sum(dout * xhat)
+    # mean(g) = weight * dbias / M and mean(g * xhat) = weight * dweight / M
+    dx = (dout - (dbias / M).reshape(b) - xhat * (dweight / M).reshape(b)) * (weight * inv_std).reshape(b)
+    return dx, dweight, dbias
+
+
+def fold_bn(conv_weight, bn_weight, bn_bias, mean, var, eps=EPS):
+    """Fold inference BN into the convolution before it: returns (w, b) with
+    conv2d(x, w) + b[None, :, None, None] == batchnorm(conv2d(x, conv_weight), ...).
+
+    Each output channel k is scaled by scale[k] = bn_weight[k] / sqrt(var[k] + eps) and
+    gets the bias shift[k] = bn_bias[k] - mean[k] * scale[k]. Works for grouped weights
+    (K, C/G, R, S) since BN acts on output channels only. Inputs are not modified.
+    """
+    scale, shift = bn_scale_shift(bn_weight, bn_bias, mean, var, eps)
+    return conv_weight * scale.reshape(-1, 1, 1, 1), shift

@@ -149,3 +149,49 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
     out = np.matmul(cols, weight_matrix(w, G))                          # G, P, Kg
     out = np.ascontiguousarray(out.transpose(1, 0, 2))                  # P, G, Kg
     return from_channels_last(out.reshape(N, OH, OW, K))
+
+
+# --- backward -------------------------------------------------------------------------
+# out = cols @ Wmat per group, so (the forward read in reverse):
+#   dWmat = cols^T @ dout          (G, R*S*Cg, P) @ (G, P, Kg) -> (G, R*S*Cg, Kg)
+#   dcols = dout @ Wmat^T          (G, P, Kg) @ (G, Kg, R*S*Cg) -> (G, P, R*S*Cg)
+#   dx    = col2im(dcols)          the adjoint of the im2col gather (overlaps accumulate)
+
+def weight_from_matrix(wmat, weight_shape):
+    """The inverse of :func:`weight_matrix`: (G, R*S*Cg, Kg) -> (K, Cg, R, S)."""
+    K, Cg, R, S = weight_shape
+    G = wmat.shape[0]
+    w = wmat.reshape(G, R, S, Cg, K // G).transpose(0, 4, 3, 1, 2)      # G, Kg, Cg, R, S
+    return np.ascontiguousarray(w).reshape(K, Cg, R, S)
+
+
+def conv2d_backward(dout, x, weight, stride=1, padding=0, groups=1):
+    """Gradients of :func:`conv2d` for its input and weight: returns (dx, dw).
+
+    dout: (N, K, OH, OW), the gradient of the loss with respect to the output;
+    dx: (N, C, H, W) like x; dw: (K, C/G, R, S) like weight. Nothing is modified.
+    """
+    x, w, (sh, sw), (ph, pw), G, (OH, OW) = _check_conv_args(x, weight, stride, padding, groups)
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    dout = as_float_array(dout, "conv2d_backward dout")
+    if dout.shape != (N, K, OH, OW):
+        raise InputError(f"conv2d_backward: dout should have the output shape {(N, K, OH, OW)}, found {dout.shape}")
+    P = N * OH * OW
+    d = channels_last(dout).reshape(P, G, K // G)                       # P, G, Kg (copies if NCHW)
+    if R == 1 and S == 1 and ph == 0 and pw == 0 and G == 1:
+        xh = channels_last(x)[:, ::sh, ::sw, :].reshape(P, C)           # P, C
+        dw = (d[:, 0, :].T @ xh).reshape(K, C, 1, 1)                     # K, C
+        dxs = (d[:, 0, :] @ w.reshape(K, C)).reshape(N, OH, OW, C)       # N, OH, OW, C
+        if sh == 1 and sw == 1:
+            return from_channels_last(dxs), dw
+        dxh = np.zeros((N, H, W, C), dtype=x.dtype)                     # stride s: only every s-th pixel was read
+        dxh[:, ::sh, ::sw, :] = dxs
+        return from_channels_last(dxh), dw
+    d = d.transpose(1, 0, 2)                                            # G, P, Kg
+    cols = im2col(x, (R, S), (sh, sw), (ph, pw), G)                     # G, P, R*S*Cg
+    dw = weight_from_matrix(np.matmul(cols.transpose(0, 2, 1), d), w.shape)  # K, Cg, R, S
+    del cols
+    dcols = np.matmul(d, weight_matrix(w, G).transpose(0, 2, 1))        # G, P, R*S*Cg
+    dx = col2im(dcols, x.shape, (R, S), (sh, sw), (ph, pw), G)          # N, C, H, W
+    return dx, dw

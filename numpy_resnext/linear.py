@@ -25,3 +25,10 @@ def linear(x, weight, bias=None):
         check_same_dtype(x, bias, "linear input", "linear bias")     # += would round silently
         y += bias
     return y
+
+
+def linear_backward(dout, x, weight):
+    """Gradients of :func:`linear`: returns (dx (N, in), dweight (out, in), dbias (out,))."""
+    dx = dout @ weight                                                  # N, in
+    dw = dout.T @ x                                                     # out, in
+    return dx, dw, dout.sum(axis=0)

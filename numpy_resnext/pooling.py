@@ -156,8 +156,10 @@ def avgpool2d_backward(dout, x_shape, kernel=2, stride=2, padding=0, ceil_mode=T
         ones = np.zeros((1, Hn, Wn, 1), dtype=dout.dtype)
         ones[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :] = 1
         count = sum(ones[sl] for sl in _window_slices(k, s, (OH, OW)))   # 1, OH, OW, 1
-    else:
-        count = k[0] * k[1]
+    else:                                                                # as the forward counts
+        inside = np.zeros((1, Hn, Wn, 1), dtype=dout.dtype)
+        inside[:, :H + 2 * p[0], :W + 2 * p[1], :] = 1
+        count = sum(inside[sl] for sl in _window_slices(k, s, (OH, OW)))  # 1, OH, OW, 1
     g = channels_last(dout) / count                                      # N, OH, OW, C
     dxp = np.zeros((N, Hn, Wn, C), dtype=dout.dtype)
     for sl in _window_slices(k, s, (OH, OW)):
