@@ -15,7 +15,7 @@ import sys
 from .errors import ResNeXtError
 
 # command modules, in the order `--help` lists them
-COMMANDS = ["demo", "archs", "summary", "forward"]
+COMMANDS = ["demo", "archs", "summary", "forward", "classify"]
 
 
 def build_parser() -> argparse.ArgumentParser:

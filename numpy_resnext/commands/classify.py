@@ -1,0 +1,71 @@
+"""``numpy-resnext classify``: top-k ImageNet classes of images, with PaddleClas's preprocessing."""
+
+import json
+import os
+
+from ..errors import InputError
+from ..labels import label_names, short_name, top_k
+from ..preprocess import describe, load_image
+from ._common import Progress, add_command, cast_input
+
+
+def add_parser(sub):
+    p = add_command(
+        sub, "classify", "top-k classes of images (.jpg/.png with Pillow, or .npy)",
+        "numpy-resnext classify ResNeXt50_32x4d --weights ResNeXt50_32x4d_pretrained.pdparams "
+        "cat.jpg dog.npy --top 5",
+        description="Classify images the way PaddleClas evaluates its ResNeXt weights: "
+                    "resize the short side to 256 (bilinear, OpenCV's rounding), center crop "
+                    "224, scale to [0, 1], subtract the ImageNet mean, divide by the std. "
+                    "A .npy file holds either uint8 (H, W, 3) RGB pixels (preprocessed here) "
+                    "or float (3, H, W) values already preprocessed (used as they are). "
+                    "Other image files need Pillow: pip install numpy-resnext[image].")
+    p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or .npy arrays")
+    p.add_argument("--weights", default=None,
+                   help="weight file or directory; without it the weights are seeded random "
+                        "numbers and the predictions are meaningless")
+    p.add_argument("--top", type=int, default=5, help="classes to list per image (default 5)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    return p
+
+
+def _check_args(args):
+    missing = [f for f in args.images if not os.path.exists(f)]
+    if missing:
+        raise InputError("image file(s) not found: " + ", ".join(repr(m) for m in missing))
+    if args.weights is not None and not os.path.exists(args.weights):
+        raise InputError(f"--weights: {args.weights!r} does not exist")
+    if args.top < 1:
+        raise InputError(f"--top must be at least 1, found {args.top}")
+
+
+def run(args):
+    from ..model import build
+    _check_args(args)
+    progress = Progress("classify", total=len(args.images))
+    model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype)
+    names = label_names(model.config.num_classes)
+    k = min(args.top, model.config.num_classes)
+    if args.weights is None and not args.json:
+        print(f"note: {model.config.name} has seeded random weights (no --weights); "
+              f"these predictions are meaningless")
+    elif not args.json:
+        print(f"{model.config.name}, weights {args.weights}; preprocessing: {describe()}")
+    for done, path in enumerate(args.images):
+        x = cast_input(load_image(path, args.dtype), args.dtype, path)   # 3, H, W
+        logits = model(x[None])[0]                                        # classes
+        best = top_k(logits, k)
+        if args.json:
+            print(json.dumps({"image": path, "arch": model.config.name, "weights": args.weights,
+                              "top": [{"index": i, "probability": p, "label": names[i]}
+                                      for i, p in best]}))
+        else:
+            print(f"\n{path}")
+            for rank, (i, p) in enumerate(best, 1):
+                print(f"  {rank}. {p:7.2%}  {i:4d}  {short_name(names[i])}")
+        progress.update(done + 1, path)
+    progress.done()
+    return 0
