@@ -202,7 +202,7 @@ def get_arch(name) -> ArchConfig:
     close = difflib.get_close_matches(key, list(lower), n=3, cutoff=0.5)
     hint = ", ".join(lower[c] if lower[c].lower() == c else f"{c} (= {lower[c]})" for c in close)
     msg = f"unknown architecture {name!r}"
-    msg += f"; did you mean: {hint}?" if hint else ""
+    msg += f"; did you mean: {hint}?" if hint else "."
     msg += " Run `numpy-resnext archs` for the full list."
     raise ArchitectureError(msg)
 
