@@ -9,6 +9,7 @@ a directory of per-parameter files           legacy ``save_vars`` / PaddleClas `
                                              (:mod:`.tensor_record`)
 ``model.pdiparams`` / ``__params__``         combined tensor records; names from the
                                              program beside it (:mod:`.program`)
+``<Name>_pretrained.tar``                    the same directory, read from the archive
 ``model`` (a prefix)                         ``model.pdiparams`` + ``model.json`` or
                                              ``model.pdmodel``
 ==========================================  ===========================================
@@ -27,7 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
-from .pdparams import read_pdparams
+from .pdparams import read_pdparams, unpickle_file
+from .program import persistable_variables
+from .tensor_record import (is_record_start, read_combined, read_record_dir, read_record_file,
+                            read_record_tar)
 
 __all__ = ["PaddleFile", "read_paddle", "detect_kind"]
 
@@ -42,7 +46,8 @@ class PaddleFile:
 
     tensors:             name -> array, in the file's order (pickles: state_dict order;
                          combined files: the sorted order they are stored in).
-    kind:                "pdparams", "record-dir", "combined" or "record".
+    kind:                "pdparams", "record-dir", "record-tar", "combined" (also for
+                         a prefix) or "record" (one parameter file).
     source:              the path read (for a combined file: the parameters file).
     structured_to_param: paddle.save's {structured key: parameter name}, when present.
     notes:               what was skipped or reassembled on the way, for the user.
@@ -62,7 +67,7 @@ def _first_bytes(path: Path, n: int = 4) -> bytes:
 
 
 def detect_kind(path) -> str:
-    """"pdparams", "record-dir", "combined", "record" or "prefix" for ``path``."""
+    """One of "pdparams", "record-dir", "record-tar", "combined", "record", "prefix"."""
     path = Path(path)
     if path.is_dir():
         return "record-dir"
@@ -78,13 +83,20 @@ def detect_kind(path) -> str:
     if path.suffix in PICKLE_EXTS:
         raise FormatError(f"{path}: a {path.suffix} file should be a pickle starting with "
                           f"byte 0x80, found {head!r}")
+    if path.name == "__model__":
+        if path.with_name("__params__").is_file():
+            return "prefix"
+        raise FormatError(f"{path}: this is a program file, not weights, and no __params__ "
+                          "is beside it; pass the parameter directory instead")
     if path.suffix in PROGRAM_EXTS:
         prefix = path.with_suffix("")
         if prefix.with_name(prefix.name + ".pdiparams").is_file():
             return "prefix"
         raise FormatError(f"{path}: this is a program file, not weights; pass the "
                           f"{prefix.name}.pdiparams file or the prefix {prefix}")
-    if head == b"\x00\x00\x00\x00":
+    if path.suffix == ".tar" or path.name.endswith((".tar.gz", ".tgz")):
+        return "record-tar"
+    if is_record_start(head):
         if path.suffix in COMBINED_EXTS or path.name == "__params__":
             return "combined"
         return "record"
@@ -100,4 +112,74 @@ def read_paddle(path) -> PaddleFile:
         content = read_pdparams(path)
         return PaddleFile(content.tensors, "pdparams", str(path), content.structured_to_param,
                           content.notes, content.extras)
-    raise FormatError(f"{path}: {kind} files are not readable yet")
+    if kind == "record-dir":
+        tensors, notes = read_record_dir(path)
+        return PaddleFile(tensors, kind, str(path), None, notes)
+    if kind == "record-tar":
+        tensors, notes = read_record_tar(path)
+        return PaddleFile(tensors, kind, str(path), None, notes)
+    if kind == "record":
+        return PaddleFile(OrderedDict([(path.name, read_record_file(path, path.name))]),
+                          kind, str(path), None, [])
+    if kind == "prefix":
+        path = _params_of_prefix(path)
+    return read_combined_with_program(path)
+
+
+def _params_of_prefix(path: Path) -> Path:
+    """The parameters file for a prefix, or for the program file the user pointed at."""
+    if path.name == "__model__":
+        return path.with_name("__params__")
+    prefix = path.with_suffix("") if path.suffix in PROGRAM_EXTS else path
+    return prefix.with_name(prefix.name + ".pdiparams")
+
+
+def _program_for(params: Path, notes: list) -> Path:
+    """The program file saved beside a combined parameters file."""
+    if params.name == "__params__":
+        candidates = [params.with_name("__model__")]
+    else:
+        prefix = params.with_suffix("")
+        candidates = [prefix.with_name(prefix.name + ext) for ext in (".json", ".pdmodel")]
+    present = [c for c in candidates if c.is_file()]
+    if not present:
+        raise FormatError(f"{params}: a combined parameters file stores no names; expected "
+                          f"the program beside it: {' or '.join(c.name for c in candidates)}")
+    if len(present) > 1:
+        notes.append(f"names taken from {present[0].name} ({present[1].name} also present)")
+    return present[0]
+
+
+def _structured_names(params: Path, notes: list) -> dict | None:
+    """{structured key: parameter name} from ``<prefix>.pdiparams.info`` when present.
+
+    The legacy jit.save writes this pickle: {param name: {"structured_name": key, ...}}.
+    """
+    info = params.with_name(params.name + ".info")
+    if not info.is_file():
+        return None
+    table = unpickle_file(info)
+    if not isinstance(table, dict):
+        raise FormatError(f"{info}: expected a dict {{parameter name: {{'structured_name': "
+                          f"...}}}}, found {type(table).__name__}")
+    out = {}
+    for param, entry in table.items():
+        if isinstance(entry, dict) and isinstance(entry.get("structured_name"), str):
+            out[entry["structured_name"]] = param
+    notes.append(f"structured names from {info.name}")
+    return out
+
+
+def read_combined_with_program(params) -> PaddleFile:
+    """Read ``__params__`` / ``*.pdiparams`` with names from the program beside it."""
+    params = Path(params)
+    notes = []
+    program = _program_for(params, notes)
+    variables = persistable_variables(program)
+    tensors = read_combined(params, [v.name for v in variables])
+    for var in variables:
+        found = tensors[var.name].shape
+        if var.dims is not None and -1 not in var.dims and tuple(var.dims) != found:
+            raise FormatError(f"{params}: tensor {var.name!r} has shape {list(found)}, but "
+                              f"{program.name} declares {list(var.dims)}")
+    return PaddleFile(tensors, "combined", str(params), _structured_names(params, notes), notes)

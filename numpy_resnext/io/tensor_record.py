@@ -1,0 +1,260 @@
+"""Paddle's binary tensor record: legacy per-parameter files and combined ``.pdiparams``.
+
+One record, little-endian (FACTS.md §4)::
+
+    uint32  version            0
+    uint64  lod_level          L (0 for weights)
+    L x {   uint64 nbytes;  nbytes of uint64 offsets }   level-of-detail table, skipped
+    uint32  tensor version     0
+    int32   desc_size
+    bytes   TensorDesc         protobuf: 1 data_type (varint), 2 dims (int64, repeated)
+    bytes   data               prod(dims) * itemsize, C order
+
+A legacy parameter directory (``paddle.static.save_vars``, PaddleClas ``*_pretrained.tar``)
+holds one record per file, named after the parameter. A combined file (``__params__``,
+``*.pdiparams``) holds records back to back without names, in the sorted order of the
+program's persistable variable names (see :mod:`.program`).
+
+Every size read from the file is checked against the bytes that remain before NumPy sees
+it; errors name the file, the tensor (when known) and the byte offset.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError
+from ._protobuf import LENGTH, VARINT, as_int64, iter_fields, read_varint
+
+__all__ = ["DTYPES", "read_record", "read_record_file", "read_record_dir", "read_record_tar",
+           "read_combined", "encode_record", "is_record_start"]
+
+# Paddle VarType code -> NumPy dtype (little-endian, as Paddle writes them).
+DTYPES = {
+    0: np.dtype("?"), 1: np.dtype("<i2"), 2: np.dtype("<i4"), 3: np.dtype("<i8"),
+    4: np.dtype("<f2"), 5: np.dtype("<f4"), 6: np.dtype("<f8"),
+    20: np.dtype("u1"), 21: np.dtype("i1"),
+    23: np.dtype("<c8"), 24: np.dtype("<c16"),
+    36: np.dtype("<u2"), 37: np.dtype("<u4"), 38: np.dtype("<u8"),
+}
+# Codes Paddle defines that NumPy has no dtype for: refused by name rather than guessed.
+NO_NUMPY_DTYPE = {22: "BF16", 32: "FP8_E4M3FN", 33: "FP8_E5M2"}
+CODES = {dt: code for code, dt in DTYPES.items()}
+
+MAX_LOD_LEVELS = 16  # weights have 0; a huge value means the bytes are not a record
+MAX_NDIM = 32
+
+
+def is_record_start(head: bytes) -> bool:
+    """True if ``head`` (>= 4 bytes) starts like a tensor record (uint32 version 0)."""
+    return len(head) >= 4 and head[:4] == b"\x00\x00\x00\x00"
+
+
+def _take(buf, pos: int, n: int, what: str, where: str) -> int:
+    """Check that ``n`` bytes of ``what`` fit at ``pos``; return the position after them."""
+    if n < 0 or pos + n > len(buf):
+        raise FormatError(f"{where}: truncated: {what} needs {n} bytes at byte {pos}, but "
+                          f"the file ends at byte {len(buf)}")
+    return pos + n
+
+
+def _uint(buf, pos: int, width: int, what: str, where: str) -> tuple[int, int]:
+    end = _take(buf, pos, width, what, where)
+    return int.from_bytes(bytes(buf[pos:end]), "little"), end
+
+
+def parse_tensor_desc(buf, start: int, end: int, where: str) -> tuple[np.dtype, tuple]:
+    """(dtype, dims) from a TensorDesc message in ``buf[start:end]``."""
+    code, dims = None, []
+    for number, wire, value, offset in iter_fields(buf, start, end, where):
+        if number == 1 and wire == VARINT:
+            code = value
+        elif number == 2 and wire == VARINT:  # dims as Paddle writes them: unpacked
+            dims.append(as_int64(value))
+        elif number == 2 and wire == LENGTH:  # packed repeated, also valid protobuf
+            pos, stop = value
+            while pos < stop:
+                dim, pos = read_varint(buf, pos, stop, where)
+                dims.append(as_int64(dim))
+        # other fields are ignored, as protobuf readers do
+    if code is None:
+        raise FormatError(f"{where}: TensorDesc at byte {start} has no data_type (field 1)")
+    if code in NO_NUMPY_DTYPE:
+        raise FormatError(f"{where}: data type {NO_NUMPY_DTYPE[code]} (code {code}) has no "
+                          "NumPy dtype; convert the weights to FP32 with Paddle first")
+    if code not in DTYPES:
+        raise FormatError(f"{where}: unknown data type code {code} in TensorDesc at byte "
+                          f"{start}; expected one of {sorted(DTYPES)} (FP32 is 5)")
+    if len(dims) > MAX_NDIM or any(d < 0 for d in dims):
+        raise FormatError(f"{where}: invalid dims {dims} in TensorDesc at byte {start}")
+    return DTYPES[code], tuple(dims)
+
+
+def read_record(buf, offset: int, source: str, name: str | None = None):
+    """Decode the record starting at ``buf[offset]``; return (array, offset after it).
+
+    The array is a fresh, aligned, native-order copy, independent of ``buf``.
+    """
+    where = source if name is None else f"{source}, tensor {name!r}"
+    version, pos = _uint(buf, offset, 4, "the record version", where)
+    if version != 0:
+        raise FormatError(f"{where}: bad record magic at byte {offset}: version {version}, "
+                          "expected 0 (is this a tensor record file?)")
+    levels, pos = _uint(buf, pos, 8, "the LoD level count", where)
+    if levels > MAX_LOD_LEVELS:
+        raise FormatError(f"{where}: implausible LoD level count {levels} at byte {pos - 8}")
+    for _ in range(levels):
+        nbytes, pos = _uint(buf, pos, 8, "a LoD table size", where)
+        pos = _take(buf, pos, nbytes, "a LoD table", where)
+    tversion, pos = _uint(buf, pos, 4, "the tensor version", where)
+    if tversion != 0:
+        raise FormatError(f"{where}: tensor version {tversion} at byte {pos - 4}, expected 0")
+    desc_size, pos = _uint(buf, pos, 4, "the TensorDesc size", where)
+    desc_end = _take(buf, pos, desc_size, "the TensorDesc", where)
+    dtype, dims = parse_tensor_desc(buf, pos, desc_end, where)
+    count = int(np.prod(dims, dtype=object)) if dims else 1
+    data_end = _take(buf, desc_end, count * dtype.itemsize,
+                     f"the data of a {dtype} tensor of shape {list(dims)}", where)
+    # (N elements) -> dims; copy so the result owns aligned memory
+    array = np.frombuffer(buf, dtype=dtype, count=count, offset=desc_end).reshape(dims)
+    array = array.astype(dtype.newbyteorder("="), copy=True)
+    return array, data_end
+
+
+def _read_bytes(path: Path) -> bytearray:
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        buf = bytearray(size)
+        f.readinto(buf)
+    return buf
+
+
+def read_record_file(path, name: str | None = None) -> np.ndarray:
+    """Read a file holding exactly one record (one legacy parameter file)."""
+    path = Path(path)
+    buf = _read_bytes(path)
+    array, end = read_record(buf, 0, str(path), name)
+    if end != len(buf):
+        raise FormatError(f"{path}: {len(buf) - end} unexpected bytes after the tensor "
+                          f"(record ends at byte {end}, file at byte {len(buf)})")
+    return array
+
+
+def _record_files(directory: Path, notes: list) -> list[Path]:
+    """Files of ``directory`` that start like a record; note the ones skipped."""
+    found = []
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if not path.is_file():
+            notes.append(f"skipped {path.name}/ (a directory)")
+            continue
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if is_record_start(head):
+            found.append(path)
+        else:
+            notes.append(f"skipped {path.name} (not a tensor record: starts {head.hex()})")
+    return found
+
+
+def read_record_dir(directory) -> tuple["OrderedDict[str, np.ndarray]", list]:
+    """Read a legacy one-file-per-parameter directory: (name -> array sorted, notes).
+
+    A directory that only wraps one sub-directory (how a ``.tar`` often unpacks) is
+    descended into.
+    """
+    directory = Path(directory)
+    notes = []
+    files = _record_files(directory, notes)
+    subdirs = [p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not files and len(subdirs) == 1:
+        tensors, sub_notes = read_record_dir(subdirs[0])
+        return tensors, [f"read the single sub-directory {subdirs[0].name}/"] + sub_notes
+    if not files:
+        raise FormatError(f"{directory}: no tensor record files found (each file of a legacy "
+                          "parameter directory starts with 4 zero bytes); "
+                          + ("; ".join(notes) if notes else "the directory is empty"))
+    tensors = OrderedDict((p.name, read_record_file(p, p.name)) for p in files)
+    return tensors, notes
+
+
+def read_record_tar(path) -> tuple["OrderedDict[str, np.ndarray]", list]:
+    """Read a legacy parameter directory packed as a ``.tar`` (never extracted to disk).
+
+    Members are read as bytes, so hostile member paths (``../x``) are harmless.
+    """
+    path = Path(path)
+    tensors, notes = OrderedDict(), []
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = sorted((m for m in tar.getmembers() if m.isfile()),
+                             key=lambda m: m.name)
+            for member in members:
+                data = tar.extractfile(member).read()
+                base = member.name.rsplit("/", 1)[-1]
+                if base.startswith(".") or not is_record_start(data[:4]):
+                    notes.append(f"skipped {member.name} (not a tensor record)")
+                    continue
+                if base in tensors:
+                    raise FormatError(f"{path}: two members are named {base!r}")
+                where = f"{path}:{member.name}"
+                array, end = read_record(data, 0, where, base)
+                if end != len(data):
+                    raise FormatError(f"{where}: {len(data) - end} unexpected bytes after "
+                                      f"the tensor (record ends at byte {end})")
+                tensors[base] = array
+    except (tarfile.TarError, EOFError) as exc:
+        raise FormatError(f"{path}: not a readable tar archive: {exc}") from None
+    if not tensors:
+        raise FormatError(f"{path}: the archive holds no tensor record files")
+    return OrderedDict(sorted(tensors.items())), notes
+
+
+def read_combined(path, names) -> "OrderedDict[str, np.ndarray]":
+    """Read a combined file whose records belong, in order, to ``names``."""
+    path = Path(path)
+    names = list(names)
+    buf = _read_bytes(path)
+    tensors, pos = OrderedDict(), 0
+    for i, name in enumerate(names):
+        if pos >= len(buf):
+            raise FormatError(f"{path}: truncated: the file ends at byte {pos} after {i} of "
+                              f"{len(names)} tensors; tensor {name!r} is missing")
+        tensors[name], pos = read_record(buf, pos, str(path), name)
+    if pos != len(buf):
+        raise FormatError(f"{path}: {len(buf) - pos} bytes remain after the {len(names)} "
+                          f"tensors the program names (last one ends at byte {pos}); the "
+                          "program does not belong to this parameters file")
+    return tensors
+
+
+def _varint_bytes(value: int) -> bytes:
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_record(array: np.ndarray) -> bytes:
+    """One record for ``array`` (used to build test files; Paddle reads them back)."""
+    array = np.ascontiguousarray(array)
+    dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == "=" else array.dtype
+    code = CODES.get(dtype)
+    if code is None:
+        raise FormatError(f"no Paddle data type for NumPy dtype {array.dtype}")
+    desc = b"\x08" + _varint_bytes(code) + b"".join(b"\x10" + _varint_bytes(d)
+                                                    for d in array.shape)
+    header = (b"\x00" * 4 + b"\x00" * 8 + b"\x00" * 4 + len(desc).to_bytes(4, "little"))
+    return header + desc + array.astype(dtype, copy=False).tobytes()
