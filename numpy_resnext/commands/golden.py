@@ -1,0 +1,91 @@
+"""``numpy-resnext golden``: every named intermediate of a forward pass in one .npz."""
+
+import os
+import time
+
+from ..errors import InputError
+from ..golden import INPUT_NAME, file_sha256, golden_dump, write_golden
+from ._common import Progress, add_command, cast_input, load_npy
+from .forward import load_model
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def add_parser(sub):
+    p = add_command(
+        sub, "golden",
+        "dump every named intermediate (stem, each conv/BN/ReLU/add, block outputs, pooled "
+        "features, logits) of one forward pass to an .npz with a JSON manifest",
+        "numpy-resnext golden ResNeXt50_32x4d --input x.npy --output g.npz "
+        "--weights ResNeXt50_32x4d_pretrained.pdparams --keep 'layer4.*' --keep fc\n"
+        "  then: numpy-resnext compare g.npz theirs.npz --map torchvision")
+    p.add_argument("arch", nargs="?", default=None,
+                   help="architecture name; may be left out when --weights names a file the "
+                        "architecture can be inferred from")
+    p.add_argument("--input", required=True,
+                   help="(N, 3, H, W) or (3, H, W) float array in a .npy file, or an image file "
+                        "(preprocessed as PaddleClas evaluates: resize 256, crop 224, normalise)")
+    p.add_argument("--output", required=True, help="the .npz to write (atomically)")
+    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                   help="precision of the forward pass (default float64, the golden mode)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+    p.add_argument("--keep", action="append", default=None, metavar="NAMES",
+                   help="keep only these tensors: names or glob patterns, comma-separated, "
+                        "repeatable (e.g. --keep 'layer4.*,fc'); the input is always kept. "
+                        "Default: every tensor")
+    return p
+
+
+def load_input(path, dtype):
+    """An (N, 3, H, W) array of ``dtype`` from a .npy, or from an image via preprocess."""
+    if not os.path.exists(path):
+        raise InputError(f"--input: file {path!r} does not exist")
+    if path.lower().endswith(IMAGE_EXTS):
+        try:
+            from ..preprocess import load_image
+        except ImportError:
+            raise InputError(f"--input {path!r}: reading images needs numpy_resnext.preprocess, "
+                             f"which this installation lacks; pass a preprocessed .npy") from None
+        x = load_image(path)
+    else:
+        x = load_npy(path, "--input")
+    if x.ndim == 3:
+        x = x[None]                                   # (3, H, W) -> (1, 3, H, W)
+    return cast_input(x, dtype, "--input")
+
+
+def parse_keep(keep):
+    if not keep:
+        return None
+    names = [n.strip() for item in keep for n in item.split(",") if n.strip()]
+    if not names:
+        raise InputError("--keep: no names or patterns given")
+    return names
+
+
+def run(args):
+    t0 = time.perf_counter()
+    select = parse_keep(args.keep)
+    x = load_input(args.input, args.dtype)
+    model = load_model(args)
+    progress = Progress(f"golden {model.config.name}", total=len(model.block_plan) + 2)
+    tensors, manifest = golden_dump(model, x, select,
+                                    progress=lambda done, total, note: progress.update(done, note))
+    if len(tensors) == 1 and select is not None:
+        raise InputError(f"--keep {','.join(select)}: matches no tensor name; see "
+                         f"`numpy-resnext summary {model.config.name}` for the names")
+    manifest["input"].update(source=os.path.basename(args.input), file_sha256=file_sha256(args.input))
+    if args.weights is None:
+        manifest["weights"].update(source="seeded", seed=args.seed)
+    else:
+        manifest["weights"].update(source=os.path.basename(os.path.normpath(args.weights)),
+                                   file_sha256=file_sha256(args.weights))
+    progress.update(progress.total, f"writing {len(tensors)} tensors")
+    size = write_golden(args.output, tensors, manifest)
+    progress.done(f"wrote {args.output}")
+    shape = tensors[INPUT_NAME].shape
+    print(f"{model.config.name} {args.dtype}: input {shape} -> {len(tensors)} tensors "
+          f"({len(manifest['execution_order'])} named in execution order), {size / 1e6:.1f} MB "
+          f"written to {args.output} in {time.perf_counter() - t0:.1f} s")
+    return 0
