@@ -421,13 +421,14 @@ class Report:
 
     def format(self, show="all"):
         """A table (``show``: "all" rows, "fail" only failing ones) and the verdict."""
-        lines = [f"{'tensor':<28} {'shape':<20} {'max_abs':>10} {'max_rel':>10} {'|ref|max':>10}  status"]
+        width = max([28] + [len(r.name) + len(r.candidate_name or "") + 4 for r in self.rows])
+        lines = [f"{'tensor':<{width}} {'shape':<18} {'max_abs':>10} {'max_rel':>10} {'|ref|max':>10}  status"]
         for r in self.rows:
             if show == "fail" and (r.status == "pass" or (r.status == "missing" and not self.strict)):
                 continue
             name = r.name if r.candidate_name in (None, r.name) else f"{r.name} <- {r.candidate_name}"
             shape = "x".join(map(str, r.ref_shape)) or "scalar"
-            lines.append(f"{name:<28} {shape:<20} {_num(r.max_abs):>10} {_num(r.max_rel):>10} "
+            lines.append(f"{name:<{width}} {shape:<18} {_num(r.max_abs):>10} {_num(r.max_rel):>10} "
                          f"{_num(r.ref_abs_max):>10}  {r.status}{'  ' + r.note if r.note else ''}")
         lines.append(self.verdict())
         return "\n".join(lines)
