@@ -15,7 +15,7 @@ import sys
 from .errors import ResNeXtError
 
 # command modules, in the order `--help` lists them
-COMMANDS = ["demo", "archs", "summary", "forward", "classify", "golden", "compare"]
+COMMANDS = ["demo", "archs", "summary", "forward", "classify", "golden", "compare", "audit"]
 
 
 def build_parser() -> argparse.ArgumentParser:

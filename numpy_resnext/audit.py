@@ -1,0 +1,294 @@
+"""The paper's complexity claims, recomputed from the engine's own layers.
+
+Every "computed" figure below comes from the structures the forward pass itself walks:
+:func:`numpy_resnext.params.param_shapes` (the tensors a model holds),
+:func:`numpy_resnext.shapes.output_shapes` (per-layer output sizes and multiply-adds) and
+:class:`numpy_resnext.archs.ArchConfig`. The paper's figures (Xie et al. 2017, Tables 1
+and 2, Eq. 4, Fig. 3) are printed beside them with the tolerance used and a verdict.
+
+The paper reports parameters in millions and FLOPs (meaning multiply-adds of the
+convolutions and the fully connected layer, at 224 x 224) in billions, both with one
+decimal; a figure "holds" when the computed value is within one unit of that last decimal
+(the paper is not consistent about rounding versus truncating: ResNet-50's 25.557M
+parameters appear as 25.5M, its 4.089 GFLOPs as 4.1).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .archs import ARCHS, STAGE_PLANES, ArchConfig, block_plan, custom, get_arch
+from .params import count_params, param_shapes
+from .shapes import output_shapes
+
+# (name in the paper, architecture, params in M, GFLOPs) -- Table 1
+PAPER_TABLE1 = (("ResNet-50", "ResNet50", 25.5, 4.1),
+                ("ResNeXt-50 (32x4d)", "ResNeXt50_32x4d", 25.0, 4.2))
+# Table 1's conv2..conv5 columns: width of the 3x3 conv and block output per stage, and
+# the spatial output size of conv1, conv2 .. conv5 at 224 x 224
+PAPER_STAGE_WIDTHS = {"ResNet50": (64, 128, 256, 512), "ResNeXt50_32x4d": (128, 256, 512, 1024)}
+PAPER_STAGE_OUTS = (256, 512, 1024, 2048)
+PAPER_OUTPUT_SIZES = (112, 56, 28, 14, 7)
+# Table 2: (cardinality C, bottleneck width d, width of the grouped conv C*d)
+PAPER_TABLE2 = ((1, 64, 64), (2, 40, 80), (4, 24, 96), (8, 14, 112), (32, 4, 128))
+TEMPLATE_TARGET = 70_000          # "~70k" parameters per block template (Sec. 3.3, Table 2)
+TEMPLATE_TOLERANCE = 0.025        # relative; the paper gives no tolerance, this is ours
+FIG3_RTOL = 1e-12                 # float64: the three forms differ only in summation order
+
+
+class Check(NamedTuple):
+    """One audited claim: what the paper says, what the engine computes, and the verdict."""
+
+    section: str
+    claim: str
+    paper: str
+    computed: str
+    tolerance: str
+    holds: bool
+    source: str = "paper"     # whose figure ``paper`` is: the paper's, or a formula's
+
+
+# --- Table 1 ------------------------------------------------------------------------------
+def _within_last_digit(value: float, paper: float) -> bool:
+    return abs(value - paper) < 0.1 - 1e-12
+
+
+def _rounding_note(value: float, paper: float) -> str:
+    if round(value, 1) == paper:
+        return "rounded"
+    if math.floor(value * 10) / 10 == paper:
+        return "truncated"
+    return "neither rounded nor truncated"
+
+
+def table1_checks() -> list:
+    checks = []
+    for label, arch, p_params, p_gflops in PAPER_TABLE1:
+        config = get_arch(arch)
+        rows = output_shapes(config, 224, 224)
+        params = count_params(config)                     # from the tensors a model holds
+        params_rows = sum(r["params"] for r in rows)      # from the per-layer walk
+        macs = sum(r["macs"] for r in rows)
+        m, g = params / 1e6, macs / 1e9
+        checks.append(Check(
+            "Table 1", f"{label} parameters", f"{p_params:.1f}M",
+            f"{m:.3f}M ({params:,}; per-layer walk {params_rows:,})",
+            f"|diff| < 0.1M ({_rounding_note(m, p_params)})",
+            _within_last_digit(m, p_params) and params == params_rows))
+        checks.append(Check(
+            "Table 1", f"{label} FLOPs (multiply-adds, conv + fc, 224x224)", f"{p_gflops:.1f}G",
+            f"{g:.3f}G ({macs:,})", f"|diff| < 0.1G ({_rounding_note(g, p_gflops)})",
+            _within_last_digit(g, p_gflops)))
+        checks.append(_stage_check(config, label))
+    return checks
+
+
+def _stage_check(config: ArchConfig, label: str) -> Check:
+    """Table 1's per-stage widths, block outputs and output sizes, read off the real layers."""
+    shapes = param_shapes(config)
+    widths, outs = [], []
+    for stage in range(4):
+        first = next(b for b in block_plan(config) if b.stage == stage)
+        widths.append(shapes[f"{first.name}.conv2.weight"][0])       # K of the grouped 3x3
+        outs.append(shapes[f"{first.name}.conv3.weight"][0])
+    rows = {r["name"]: r["shape"] for r in output_shapes(config, 224, 224)}
+    ends = ["relu"] + [f"layer{s + 1}.{config.depths[s] - 1}" for s in range(4)]
+    sizes = tuple(rows[n][1] for n in ends)
+    paper = (PAPER_STAGE_WIDTHS[config.name], PAPER_STAGE_OUTS, PAPER_OUTPUT_SIZES)
+    found = (tuple(widths), tuple(outs), sizes)
+    fmt = "3x3 widths {}, outputs {}, sizes {}".format
+    return Check("Table 1", f"{label} stages conv2..conv5 (and conv1's size)",
+                 fmt(*paper), fmt(*found), "exact", found == paper)
+
+
+# --- Table 2 / Eq. 4 -----------------------------------------------------------------------
+def template_params(cardinality: int, d: int) -> tuple:
+    """(params of the conv weights of a 256-in, 256-out block of cardinality C and bottleneck
+    width d, read from the engine's parameter shapes; the grouped conv's width C*d)."""
+    config = custom(depths=(2,), cardinality=cardinality, base_width=d, num_classes=1,
+                    name=f"template_{cardinality}x{d}d")
+    block = "layer1.1"                                  # identity shortcut: 256 -> 256
+    shapes = param_shapes(config)
+    convs = [f"{block}.conv{i}.weight" for i in (1, 2, 3)]
+    return sum(math.prod(shapes[n]) for n in convs), shapes[convs[1]][0]
+
+
+def eq4(cardinality: int, d: int) -> int:
+    """Eq. 4: C * (256*d + 3*3*d*d + d*256)."""
+    return cardinality * (256 * d + 9 * d * d + d * 256)
+
+
+def table2_checks() -> list:
+    checks = []
+    lo, hi = TEMPLATE_TARGET * (1 - TEMPLATE_TOLERANCE), TEMPLATE_TARGET * (1 + TEMPLATE_TOLERANCE)
+    for C, d, width in PAPER_TABLE2:
+        params, found_width = template_params(C, d)
+        formula = eq4(C, d)
+        ok = formula == params and found_width == width and lo <= params <= hi
+        checks.append(Check(
+            "Table 2", f"template C={C:>2}, d={d:>2}: parameters (Eq. 4) and grouped width",
+            f"~70k, width {width}; Eq. 4 gives {formula:,}",
+            f"{params:,} ({params / TEMPLATE_TARGET - 1:+.1%}), width {found_width}",
+            f"Eq. 4 exact; 70k +-{TEMPLATE_TOLERANCE:.1%}", ok))
+    return checks
+
+
+# --- widths: PaddleClas's num_filters rule vs torchvision's formula --------------------------
+def torchvision_widths(config: ArchConfig) -> tuple:
+    """width = floor(planes * base_width / 64) * cardinality, out = planes * 4, per stage."""
+    planes = STAGE_PLANES[:len(config.depths)]
+    return (tuple((p * config.base_width // 64) * config.cardinality for p in planes),
+            tuple(p * 4 for p in planes))
+
+
+def paddleclas_widths(config: ArchConfig):
+    """(widths, outputs, rule text) per stage as PaddleClas's model files write them, or None
+    for a configuration PaddleClas has no file for."""
+    C, d = config.cardinality, config.base_width
+    n = len(config.depths)
+    if config.name.endswith("_wsl"):
+        # resnext101_wsl.py: num_filters = C * width * [1, 2, 4, 8], conv3 out = nf // (width // 8)
+        nf = [C * d * m for m in (1, 2, 4, 8)][:n]
+        return tuple(nf), tuple(f // (d // 8) for f in nf), f"wsl: {C}*{d}*[1,2,4,8], out nf//{d // 8}"
+    if C == 1 and d == 64:
+        # legendary_models/resnet.py: num_filters = [64, 128, 256, 512], out = num_filters * 4
+        nf = [64, 128, 256, 512][:n]
+        return tuple(nf), tuple(4 * f for f in nf), "resnet: [64,128,256,512], out nf*4"
+    if d == 4 and C in (32, 64):
+        # resnext.py / resnext_vd.py: num_filters by cardinality, out doubled only for 32
+        nf = ([128, 256, 512, 1024] if C == 32 else [256, 512, 1024, 2048])[:n]
+        out = tuple(f * 2 if C == 32 else f for f in nf)
+        return tuple(nf), out, f"resnext: {nf}, out nf{'*2' if C == 32 else ''}"
+    return None
+
+
+def _same(found, expected) -> str:
+    return "the same" if found == expected else f"DIFFERENT: {found[0]}, {found[1]}"
+
+
+def engine_widths(config: ArchConfig) -> tuple:
+    """Per-stage (width, output) read off the conv2 / conv3 weights of every block; raises if
+    blocks inside a stage disagree."""
+    shapes = param_shapes(config)
+    widths, outs = {}, {}
+    for b in block_plan(config):
+        w, o = shapes[f"{b.name}.conv2.weight"][0], shapes[f"{b.name}.conv3.weight"][0]
+        if widths.setdefault(b.stage, w) != w or outs.setdefault(b.stage, o) != o:
+            raise AssertionError(f"{config.name}: block {b.name} disagrees with its stage")
+    return tuple(widths[s] for s in sorted(widths)), tuple(outs[s] for s in sorted(outs))
+
+
+def width_checks(archs=None) -> list:
+    checks = []
+    for name in archs or list(ARCHS):
+        config = get_arch(name)
+        engine = engine_widths(config)
+        tv = torchvision_widths(config)
+        pc = paddleclas_widths(config)
+        if pc is None:
+            checks.append(Check("widths", f"{config.name} (no PaddleClas model file)",
+                                f"3x3 widths {tv[0]}, outputs {tv[1]}",
+                                f"engine's conv2/conv3 weights {_same(engine, tv)}", "exact",
+                                engine == tv, "torchvision"))
+            continue
+        ok = engine == tv == pc[:2]
+        found = [f"PaddleClas rule {_same(pc[:2], tv)}", f"engine's conv2/conv3 weights {_same(engine, tv)}"]
+        checks.append(Check(
+            "widths", f"{config.name} (PaddleClas {pc[2]})",
+            f"3x3 widths {tv[0]}, outputs {tv[1]}", "; ".join(found), "exact", ok,
+            "torchvision"))
+    return checks
+
+
+# --- Fig. 3 --------------------------------------------------------------------------------------
+def _randomise_bn(params, block_name, rng):
+    """Non-trivial BN statistics for one block, so that Fig. 3's check exercises BN slicing
+    (seeded weights have mean 0, var 1, scale 1, offset 0)."""
+    params = dict(params)
+    for name in [n for n in params if n.startswith(block_name + ".bn")]:
+        shape = params[name].shape
+        if name.endswith("running_var"):
+            params[name] = rng.uniform(0.5, 2.0, shape)
+        elif name.endswith("weight"):
+            params[name] = rng.uniform(0.5, 1.5, shape)
+        else:
+            params[name] = rng.normal(0.0, 0.2, shape)
+    return params
+
+
+def fig3_inputs(arch="ResNeXt50_32x4d", block="layer1.1", weights=None, seed=0, size=224):
+    """(config, params, block input) for a real block of a float64 model: the block's input
+    is what the model computes there from a seeded random image."""
+    from .branches import find_block
+    from .model import build
+    model = build(arch, weights=weights, seed=seed, dtype="float64")
+    config = model.config
+    plan = find_block(config, block)
+    previous = [b.name for b in block_plan(config)]
+    idx = previous.index(plan.name)
+    feed = "maxpool" if idx == 0 else previous[idx - 1]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, 3, size, size))
+    _, acts = model.forward(x, capture=[feed])
+    params = model.params if weights is not None else _randomise_bn(model.params, plan.name, rng)
+    return config, params, acts[feed], plan
+
+
+def _rel(u, v) -> float:
+    return float(np.abs(u - v).max() / max(np.abs(v).max(), 1e-300))
+
+
+def fig3_check(arch="ResNeXt50_32x4d", block="layer1.1", weights=None, seed=0) -> Check:
+    """Fig. 3: the sum of C branches (a), early concatenation (b) and the grouped
+    convolution the model runs (c) give the same aggregated transform and block output."""
+    from .branches import block_branches, early_concat_form, grouped_form
+    config, params, x, plan = fig3_inputs(arch, block, weights, seed)
+    a = block_branches(x, params, plan, config)
+    b = early_concat_form(x, params, plan, config)
+    c = grouped_form(x, params, plan, config)
+    rel = {"(a) vs (c), aggregated transform": _rel(a.total, c.total),
+           "(b) vs (c), aggregated transform": _rel(b.total, c.total),
+           "(a) vs (c), block output": _rel(a.output, c.output),
+           "(b) vs (c), block output": _rel(b.output, c.output)}
+    where = "loaded weights" if weights is not None else "seeded weights, BN statistics randomised"
+    return Check(
+        "Fig. 3", f"{config.name} {plan.name}: {plan.groups} branches of d={plan.width // plan.groups}, "
+                  f"stride {plan.stride}, {plan.shortcut} shortcut; float64, {where}",
+        "(a) sum of branches = (b) early concatenation = (c) grouped conv",
+        "; ".join(f"{k} {v:.1e}" for k, v in rel.items()) + " (max relative difference)",
+        f"relative {FIG3_RTOL:g}", max(rel.values()) <= FIG3_RTOL)
+
+
+def run_audit(fig3_arch="ResNeXt50_32x4d", fig3_block="layer1.1", weights=None, seed=0,
+              progress=None) -> list:
+    """Every check, in the order the paper makes the claims."""
+    steps = [("Table 1", table1_checks), ("Table 2", table2_checks),
+             ("PaddleClas num_filters vs torchvision widths", width_checks),
+             ("Fig. 3", lambda: [fig3_check(fig3_arch, fig3_block, weights, seed)])]
+    checks = []
+    for i, (what, step) in enumerate(steps):
+        if progress is not None:
+            progress.update(i, what)
+        checks += step()
+    return checks
+
+
+def format_audit(checks) -> str:
+    """Text report: one block per claim, its verdict first."""
+    lines, section = [], None
+    for c in checks:
+        if c.section != section:
+            section = c.section
+            lines.append(f"\n== {section} ==")
+        lines.append(f"[{'holds' if c.holds else 'FAILS'}] {c.claim}")
+        lines.append(f"    {c.source + ':':<12} {c.paper}")
+        lines.append(f"    {'computed:':<12} {c.computed}")
+        lines.append(f"    {'tolerance:':<12} {c.tolerance}")
+    n_ok = sum(c.holds for c in checks)
+    lines.append(f"\n{n_ok} of {len(checks)} claims hold." +
+                 ("" if n_ok == len(checks) else " Claims marked FAILS need attention."))
+    lines.append("Not recomputed: Tables 3-4 (ImageNet error rates) need the validation set.")
+    return "\n".join(lines).lstrip("\n")
