@@ -133,3 +133,9 @@ def fold_bn(conv_weight, bn_weight, bn_bias, mean, var, eps=EPS):
     """
     scale, shift = bn_scale_shift(bn_weight, bn_bias, mean, var, eps)
     return conv_weight * scale.reshape(-1, 1, 1, 1), shift
+
+
+# Paddle keeps a BatchNorm's momentum as a float32 attribute, so even a float64 model updates
+# its running statistics with 0.8999999761581421, not 0.9 (a 2e-8 relative difference in the
+# update, visible at float64 tolerances). The network-level training functions default to it.
+PADDLE_MOMENTUM = float(np.float32(0.9))

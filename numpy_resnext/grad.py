@@ -31,7 +31,7 @@ import numpy as np
 
 from .activations import relu_backward
 from .archs import BlockPlan
-from .batchnorm import EPS, batchnorm_backward, batchnorm_train, batchnorm_train_backward
+from .batchnorm import EPS, PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train, batchnorm_train_backward
 from .conv import conv2d_backward
 from .errors import InputError
 from .linear import linear_backward
@@ -47,7 +47,7 @@ class TrainBN:
     own running statistics are not touched.
     """
 
-    def __init__(self, momentum=0.9, eps=EPS):
+    def __init__(self, momentum=PADDLE_MOMENTUM, eps=EPS):
         self.momentum, self.eps = momentum, eps
         self.caches = {}
         self.running = OrderedDict()
@@ -82,11 +82,12 @@ def backward_names(model, train=False):
             if n not in skip and not n.endswith(".add") and n != "fc"]
 
 
-def forward_tape(model, x, train=False, momentum=0.9):
+def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM):
     """Run the model's forward and keep what :func:`backward` needs: (logits, Tape).
 
     train: BatchNorm with batch statistics (and updated running statistics, Paddle's
-    momentum convention) instead of the running statistics.
+    momentum convention) instead of the running statistics. momentum defaults to Paddle's
+    float32 0.9 (see :data:`numpy_resnext.batchnorm.PADDLE_MOMENTUM`).
     """
     x = model.check_input(x)
     norm = TrainBN(momentum) if train else None
@@ -197,7 +198,7 @@ class Gradients(NamedTuple):
     running: OrderedDict    # training mode: updated running_mean / running_var; else empty
 
 
-def gradients(model, x, dlogits, train=False, momentum=0.9) -> Gradients:
+def gradients(model, x, dlogits, train=False, momentum=PADDLE_MOMENTUM) -> Gradients:
     """Forward then backward in one call, for a given dloss/dlogits (N, classes)."""
     logits, tape = forward_tape(model, x, train=train, momentum=momentum)
     return Gradients(logits, backward(model, tape, dlogits), tape.running)
