@@ -80,9 +80,6 @@ def detect_kind(path) -> str:
     head = _first_bytes(path)
     if head[:1] == b"\x80":
         return "pdparams"
-    if path.suffix in PICKLE_EXTS:
-        raise FormatError(f"{path}: a {path.suffix} file should be a pickle starting with "
-                          f"byte 0x80, found {head!r}")
     if path.name == "__model__":
         if path.with_name("__params__").is_file():
             return "prefix"
@@ -100,8 +97,12 @@ def detect_kind(path) -> str:
         if path.suffix in COMBINED_EXTS or path.name == "__params__":
             return "combined"
         return "record"
-    raise FormatError(f"{path}: unknown weight format: first bytes {head!r}; expected a "
-                      "paddle.save pickle (0x80 ...) or tensor records (00 00 00 00 ...)")
+    if path.suffix in PICKLE_EXTS:
+        raise FormatError(f"{path}: wrong magic: a {path.suffix} file should be a pickle "
+                          f"starting with byte 0x80, found {head.hex(' ') or 'an empty file'}")
+    raise FormatError(f"{path}: unknown weight format: first bytes "
+                      f"{head.hex(' ') or '(empty file)'}; expected a paddle.save pickle "
+                      "(80 ..) or tensor records (00 00 00 00 ..)")
 
 
 def read_paddle(path) -> PaddleFile:
