@@ -1,0 +1,96 @@
+"""``numpy-resnext explain``: one block's split-transform-merge, branch by branch."""
+
+import os
+
+import numpy as np
+
+from ..errors import InputError
+from ._common import Progress, add_command, cast_input, load_npy
+
+
+def add_parser(sub):
+    p = add_command(
+        sub, "explain", "one block as C branches: shapes, parameters, MACs, and their contributions",
+        "numpy-resnext explain ResNeXt50_32x4d --block layer1.1 --input cat.jpg --png branches.png",
+        description="Lay out one bottleneck block as the paper's split-transform-merge (Fig. "
+                    "3a): each branch's shapes, parameters and multiply-accumulates, the "
+                    "aggregation, and how the engine runs the same arithmetic as a grouped "
+                    "convolution. With --input, also each branch's contribution to the "
+                    "block's aggregated transform on that input; with --png, a figure of them "
+                    "(needs matplotlib: pip install numpy-resnext[plot]).")
+    p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
+    p.add_argument("--block", default="layer1.1",
+                   help="block name, layerS.I (default layer1.1: the block the paper draws in Fig. 3)")
+    p.add_argument("--input", default=None,
+                   help="image (.jpg/.png with Pillow), uint8 (H, W, 3) .npy, or preprocessed "
+                        "float (3, H, W) / (N, 3, H, W) .npy")
+    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
+    p.add_argument("--png", default=None, metavar="OUT.png",
+                   help="write a figure of the branches' contributions (with no --input the "
+                        "input is seeded noise)")
+    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=(224, 224),
+                   help="input size for the tables when there is no --input (default 224 224)")
+    p.add_argument("--top", type=int, default=0, help="list only the N largest contributions")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    return p
+
+
+def load_input(path, dtype):
+    """(N, 3, H, W) float array of ``dtype`` from an image or .npy file."""
+    from ..preprocess import load_image, preprocess
+    if path.lower().endswith(".npy"):
+        a = load_npy(path, "--input")
+        if a.dtype == np.uint8:
+            if a.ndim != 3 or a.shape[2] != 3:
+                raise InputError(f"--input {path!r}: a uint8 image must be (H, W, 3) RGB, found {a.shape}")
+            a = preprocess(a, dtype)
+        if a.ndim == 3:
+            a = a[None]
+        if a.ndim != 4 or a.shape[1] != 3:
+            raise InputError(f"--input {path!r}: expected (3, H, W) or (N, 3, H, W) floats, "
+                             f"found shape {a.shape}")
+        return cast_input(a, dtype, "--input")
+    return cast_input(load_image(path, dtype)[None], dtype, "--input")
+
+
+def run(args):
+    from ..archs import get_arch
+    from ..branches import find_block
+    from ..explain import (block_layout, branch_contributions, denormalize, format_contributions,
+                           format_layout, plot_contributions)
+    from ..shapes import valid_size
+    for flag, path in (("--input", args.input), ("--weights", args.weights)):
+        if path is not None and not os.path.exists(path):
+            raise InputError(f"{flag}: {path!r} does not exist")
+    if args.png is not None and not args.png.lower().endswith(".png"):
+        raise InputError(f"--png: expected a file name ending in .png, found {args.png!r}")
+    config = get_arch(args.arch)
+    find_block(config, args.block)
+    x = load_input(args.input, args.dtype) if args.input else None
+    h, w = x.shape[2:] if x is not None else args.input_size
+    if not valid_size(config, h, w):
+        raise InputError(f"input size {h}x{w} is too small for {config.name}")
+    lay = block_layout(config, args.block, h, w)
+    print(format_layout(lay))
+    if x is None and args.png is None:
+        return 0
+    progress = Progress("explain", total=2)
+    from ..model import build
+    model = build(config, weights=args.weights, seed=args.seed, dtype=args.dtype)
+    note = ""
+    if x is None:
+        x = np.random.default_rng(args.seed).standard_normal((1, 3, h, w)).astype(args.dtype)
+        note = "; seeded noise input"
+    if args.weights is None:
+        note += "; seeded weights"
+    progress.update(1, "running the branches")
+    contrib = branch_contributions(model, x, args.block)
+    print()
+    print(format_contributions(contrib, args.block, args.top))
+    if args.png:
+        image = denormalize(x[0]) if args.input else None
+        plot_contributions(contrib, lay, args.png, image=image, title_note=note)
+        print(f"\nwrote {args.png}")
+    progress.done()
+    return 0

@@ -1,0 +1,273 @@
+"""One block's split-transform-merge, laid out for a reader with the paper open.
+
+:func:`block_layout` describes a bottleneck of an architecture as the paper draws it (Fig.
+3a): C branches, each a 1x1 conv in -> d, a 3x3 conv d -> d and a 1x1 conv d -> out, with
+each branch's tensor shapes, parameters and multiply-accumulates (MACs), then the
+aggregation (a sum of C tensors), and finally how the engine actually runs the same
+arithmetic: the C first convs as one 1x1 conv, the C 3x3 convs as one grouped convolution
+(one batched matmul over the group axis), the C last convs and the sum as one 1x1 conv.
+
+:func:`branch_contributions` runs a model up to the block and splits the block's
+aggregated transform T = sum_i T_i into the branches' outputs T_i (via
+:mod:`numpy_resnext.branches`), measuring each one's size and its share of T:
+
+    share_i = <T_i, T> / <T, T>        (the shares sum to 1; a share can be negative when
+                                        a branch mostly cancels the others)
+
+:func:`plot_contributions` draws them (needs matplotlib).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .archs import ArchConfig
+from .errors import InputError
+from .params import param_shapes
+from .shapes import output_shapes
+
+PLOT_HINT = "pip install numpy-resnext[plot]"
+
+
+class Layer(NamedTuple):
+    """One op of one branch (or of the merge): shapes are per sample."""
+
+    name: str          # "conv1 slice", "bn1 slice", ...
+    op: str
+    weight: str        # where its weights sit inside the engine's tensors
+    in_shape: tuple
+    out_shape: tuple
+    params: int
+    macs: int
+
+
+def _block_input_shape(rows, block_name):
+    """(C, H, W) entering a block: the output of the row just before its conv1."""
+    names = [r["name"] for r in rows]
+    return rows[names.index(f"{block_name}.conv1") - 1]["shape"]
+
+
+def block_layout(config: ArchConfig, block, height=224, width=224) -> dict:
+    """Shapes, parameters and MACs of block ``block`` (a name such as "layer1.1") of
+    ``config`` at a height x width input, branch by branch and as the engine runs it."""
+    from .branches import find_block
+    b = find_block(config, block)
+    C, d = b.groups, b.width // b.groups
+    rows = output_shapes(config, height, width)
+    by_name = {r["name"]: r for r in rows}
+    cin, H, W = _block_input_shape(rows, b.name)
+    _, OH, OW = by_name[f"{b.name}.conv2"]["shape"]
+    out = b.out_channels
+    lo_hi = "i*{d}:(i+1)*{d}".format(d=d)
+    branch = [
+        Layer("conv1 slice", "conv 1x1", f"conv1.weight[{lo_hi}]  ({d}, {cin}, 1, 1)",
+              (cin, H, W), (d, H, W), d * cin, d * cin * H * W),
+        Layer("bn1 + relu", "per channel", f"bn1.*[{lo_hi}]", (d, H, W), (d, H, W), 2 * d, 0),
+        Layer("conv2 slice", f"conv 3x3/{b.stride}", f"conv2.weight[{lo_hi}]  ({d}, {d}, 3, 3)",
+              (d, H, W), (d, OH, OW), d * d * 9, d * d * 9 * OH * OW),
+        Layer("bn2 + relu", "per channel", f"bn2.*[{lo_hi}]", (d, OH, OW), (d, OH, OW), 2 * d, 0),
+        Layer("conv3 slice", "conv 1x1", f"conv3.weight[:, {lo_hi}]  ({out}, {d}, 1, 1)",
+              (d, OH, OW), (out, OH, OW), out * d, out * d * OH * OW),
+    ]
+    shapes = param_shapes(config)
+    grouped = [
+        Layer("conv1", "conv 1x1", f"conv1.weight {shapes[f'{b.name}.conv1.weight']}",
+              (cin, H, W), (C * d, H, W), *_row(by_name, f"{b.name}.conv1")),
+        Layer("conv2", f"conv 3x3/{b.stride}, groups={C}", f"conv2.weight {shapes[f'{b.name}.conv2.weight']}",
+              (C * d, H, W), (C * d, OH, OW), *_row(by_name, f"{b.name}.conv2")),
+        Layer("conv3", "conv 1x1", f"conv3.weight {shapes[f'{b.name}.conv3.weight']}",
+              (C * d, OH, OW), (out, OH, OW), *_row(by_name, f"{b.name}.conv3")),
+    ]
+    branch_params = sum(layer.params for layer in branch if layer.op.startswith("conv"))
+    branch_macs = sum(layer.macs for layer in branch)
+    return dict(config=config, block=b, cardinality=C, d=d, in_shape=(cin, H, W),
+                out_shape=(out, OH, OW), branch=branch, grouped=grouped,
+                branch_conv_params=branch_params, branch_macs=branch_macs,
+                aggregation_adds=(C - 1) * out * OH * OW, input_size=(height, width))
+
+
+def _row(by_name, name):
+    r = by_name[name]
+    return r["params"], r["macs"]
+
+
+def format_layout(lay: dict) -> str:
+    """The layout as text tables."""
+    b, C, d = lay["block"], lay["cardinality"], lay["d"]
+    cfg = lay["config"]
+    h, w = lay["input_size"]
+    lines = [f"{cfg.name} {b.name} (stage {b.stage + 1}, block {b.index}) at a {h}x{w} input",
+             f"  input {_shape(lay['in_shape'])} -> output {_shape(lay['out_shape'])}; "
+             f"cardinality C = {C}, bottleneck width d = {d}, stride {b.stride}, "
+             f"{b.shortcut} shortcut",
+             "",
+             f"Split-transform-merge (Fig. 3a): each of the C = {C} branches, i = 0..{C - 1}:",
+             _table(lay["branch"])]
+    gp, gm = lay["branch_conv_params"], lay["branch_macs"]
+    lines += [f"  one branch: {gp:,} conv parameters, {gm:,} MACs;  x {C} branches = "
+              f"{C * gp:,} parameters, {C * gm:,} MACs",
+              "",
+              "Aggregation: T = T_0 + ... + T_{C-1}, a sum of %d tensors %s (%s additions);" % (
+                  C, _shape(lay["out_shape"]), f"{lay['aggregation_adds']:,}"),
+              "  then bn3 once on T, plus the shortcut, then ReLU. bn3 is not split: its shift "
+              "would be added C times.",
+              "",
+              "What the engine runs (Fig. 3c), the same arithmetic in three convolutions:",
+              _table(lay["grouped"])]
+    g_params = sum(layer.params for layer in lay["grouped"])
+    g_macs = sum(layer.macs for layer in lay["grouped"])
+    same = (g_params, g_macs) == (C * gp, C * gm)
+    K, P = C * d, lay["out_shape"][1] * lay["out_shape"][2]
+    lines += [f"  total {g_params:,} parameters, {g_macs:,} MACs "
+              f"({'equal to' if same else 'DIFFERENT from'} C x one branch)",
+              f"  conv1: rows i*{d}:(i+1)*{d} of its weight are branch i's first conv; the C "
+              f"outputs come out concatenated ({K} channels).",
+              f"  conv2: group g = branch g. im2col gives columns (G, P, R*S*C/G) = "
+              f"({C}, {P}, {9 * d}) for one sample, the weight matrix is ({C}, {9 * d}, {d}), "
+              f"and one batched matmul over the group axis gives ({C}, {P}, {d}).",
+              f"  conv3: columns i*{d}:(i+1)*{d} of its weight are branch i's last conv; its "
+              f"matmul's inner sum over {K} channels is the aggregation over branches."]
+    return "\n".join(lines)
+
+
+def _shape(s):
+    return "x".join(str(v) for v in s)
+
+
+def _table(layers) -> str:
+    head = ("layer", "op", "weights", "in", "out", "params", "MACs")
+    body = [(l.name, l.op, l.weight, _shape(l.in_shape), _shape(l.out_shape),
+             f"{l.params:,}", f"{l.macs:,}") for l in layers]
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    fmt = lambda r: "  " + "  ".join(  # noqa: E731 (right-align the numbers)
+        v.rjust(widths[i]) if i >= 5 else v.ljust(widths[i]) for i, v in enumerate(r))
+    return "\n".join([fmt(head)] + [fmt(r) for r in body])
+
+
+# --- contributions of the branches on a real input -------------------------------------------
+class Contributions(NamedTuple):
+    """Per-branch contributions to a block's aggregated transform T (before bn3).
+
+    norms:  (C,) ||T_i|| over the batch, channels and pixels
+    shares: (C,) <T_i, T> / <T, T>; they sum to 1
+    maps:   (C, OH, OW) per-pixel norm over channels of T_i, averaged over the batch
+    total_map: (OH, OW) the same for T
+    total_norm: ||T||
+    check: max |sum_i T_i - conv3 output of the model| / max |conv3 output|
+    """
+
+    norms: np.ndarray
+    shares: np.ndarray
+    maps: np.ndarray
+    total_map: np.ndarray
+    total_norm: float
+    check: float
+
+
+def block_input(model, x, block_name):
+    """The input the model feeds block ``block_name`` when it runs on ``x``."""
+    names = [b.name for b in model.block_plan]
+    i = names.index(block_name)
+    feed = "maxpool" if i == 0 else names[i - 1]
+    _, acts = model.forward(x, capture=[feed, f"{block_name}.conv3"])
+    return acts[feed], acts[f"{block_name}.conv3"]
+
+
+def branch_contributions(model, x, block) -> Contributions:
+    """Split the block's aggregated transform on input batch ``x`` into its C branches."""
+    from .branches import block_branches, find_block
+    b = find_block(model.config, block)
+    xin, conv3 = block_input(model, x, b.name)
+    form = block_branches(xin, model.params, b, model.config)
+    T = form.total                                                       # N, out, OH, OW
+    Ti = np.stack(form.branches)                                         # C, N, out, OH, OW
+    flat = Ti.reshape(len(form.branches), -1).astype(np.float64)        # C, N*out*OH*OW
+    tot = T.reshape(-1).astype(np.float64)
+    norms = np.sqrt((flat ** 2).sum(axis=1))
+    shares = flat @ tot / max(float(tot @ tot), 1e-300)
+    maps = np.sqrt((Ti.astype(np.float64) ** 2).sum(axis=2)).mean(axis=1)   # C, OH, OW
+    total_map = np.sqrt((T.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
+    check = float(np.abs(T - conv3).max() / max(np.abs(conv3).max(), 1e-300))
+    return Contributions(norms, shares, maps, total_map, float(np.sqrt(tot @ tot)), check)
+
+
+def format_contributions(c: Contributions, block_name: str, top: int = 0) -> str:
+    """A table of the branches, most contributing first (all of them unless ``top``)."""
+    order = np.argsort(-c.shares, kind="stable")
+    if top:
+        order = order[:top]
+    lines = [f"Branch contributions to {block_name}'s aggregated transform T = sum_i T_i "
+             f"(before bn3):",
+             f"  sum of branches vs the grouped conv the model runs: max relative difference "
+             f"{c.check:.1e}",
+             "  branch   ||T_i||     share <T_i,T>/<T,T>"]
+    for i in order:
+        bar = "#" * int(round(max(c.shares[i], 0) * 100))
+        lines.append(f"  {i:6d}  {c.norms[i]:9.3f}   {c.shares[i]:+8.2%}  {bar}")
+    lines.append(f"  ||T|| = {c.total_norm:.3f}; the shares sum to {c.shares.sum():.6f}")
+    return "\n".join(lines)
+
+
+def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note=""):
+    """A PNG: the input crop, each branch's share as bars, and each branch's per-pixel
+    contribution map beside the total's. Needs matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError(f"--png needs matplotlib: {PLOT_HINT}") from None
+    from .commands._common import atomic_write
+    C = len(c.shares)
+    cols = 8 if C >= 16 else max(C, 2)
+    grid_rows = -(-C // cols)
+    fig = plt.figure(figsize=(2.0 * cols, 4.0 + 2.0 * grid_rows), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3.6, 2.0 * grid_rows])
+    b = lay["block"]
+    fig.suptitle(f"{lay['config'].name} {b.name}: {C} branches of d = {lay['d']} "
+                 f"(in {_shape(lay['in_shape'])}, out {_shape(lay['out_shape'])}){title_note}",
+                 fontsize=12)
+    axes = top.subplots(1, 2, width_ratios=[1, 3]) if image is not None else [None, top.subplots()]
+    if image is not None:
+        axes[0].imshow(image)
+        axes[0].set_title("input (preprocessed crop)", fontsize=9)
+        axes[0].axis("off")
+    ax = axes[1]
+    colors = ["tab:blue" if s >= 0 else "tab:red" for s in c.shares]
+    ax.bar(np.arange(C), c.shares * 100, color=colors)
+    ax.axhline(100 / C, color="grey", lw=0.8, ls="--", label=f"equal share (100/{C} %)")
+    ax.set_xlabel("branch i")
+    ax.set_ylabel("share of T (%)")
+    ax.set_title("each branch's share <T_i, T> / <T, T> of the aggregated transform "
+                 "T = sum_i T_i (shares sum to 100 %)", fontsize=9)
+    ax.set_xlim(-0.6, C - 0.4)
+    ax.legend(fontsize=8, loc="upper right")
+    bottom.suptitle("where each branch contributes: per-pixel norm of T_i over its "
+                    f"{lay['out_shape'][0]} output channels (one colour scale)", fontsize=9)
+    vmax = float(c.maps.max()) or 1.0
+    grid = np.atleast_2d(bottom.subplots(grid_rows, cols))
+    for i, ax in enumerate(grid.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= C:
+            ax.axis("off")
+            continue
+        im = ax.imshow(c.maps[i], cmap="magma", vmin=0, vmax=vmax)
+        ax.set_title(f"T_{i}  {c.shares[i]:+.1%}", fontsize=8)
+    bottom.colorbar(im, ax=grid, shrink=0.8, label="||T_i|| per pixel")
+
+    def write(tmp):
+        fig.savefig(tmp, dpi=80, format="png")
+    try:
+        atomic_write(path, write)
+    finally:
+        plt.close(fig)
+
+
+def denormalize(x_chw: np.ndarray) -> np.ndarray:
+    """A preprocessed (3, H, W) array back to displayable uint8 (H, W, 3)."""
+    from .preprocess import MEAN, STD
+    img = x_chw.transpose(1, 2, 0) * np.asarray(STD) + np.asarray(MEAN)   # H, W, 3
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
