@@ -1,0 +1,127 @@
+"""The architecture a weight file holds, read off its tensor names and shapes.
+
+What each field is read from:
+
+- depths:       the block indices present per stage (names only)
+- stem:         "deep" when the vd stem's first 3x3 conv is present; a deep stem implies
+                the vd average-pool shortcut (``avg_down``), which has no tensor of its own
+- cardinality:  stage 0's grouped 3x3 weight is (width, width / C, 3, 3), so C = width / shape[1]
+- base_width:   d = width / C (stage 0 has 64 planes, so width = floor(64 * d / 64) * C)
+- stem widths:  the stem convs' output channels
+- num_classes:  the head's bias length
+
+The result is a registry entry when one has exactly these fields, else a custom
+:class:`ArchConfig`. :func:`config_differences` lists how a user's choice disagrees.
+"""
+
+from __future__ import annotations
+
+from ..archs import ARCHS, ArchConfig
+from ..errors import WeightsError
+from . import names as N
+
+# the fields that make two architectures compute the same function
+MATH_FIELDS = ("depths", "cardinality", "base_width", "stem", "avg_down", "num_classes",
+               "stem_width", "deep_stem_width")
+
+
+def infer_depths(scheme, names) -> tuple:
+    """Blocks per stage, from the (stage, block) indices found in ``names``."""
+    seen = {}
+    for n in names:
+        pos = N.block_index(scheme, n)
+        if pos is not None:
+            seen.setdefault(pos[0], set()).add(pos[1])
+    if not seen:
+        raise WeightsError(f"no bottleneck blocks found among the {len(names)} tensor names "
+                           f"(scheme {scheme})")
+    stages = sorted(seen)
+    if stages != list(range(len(stages))):
+        raise WeightsError(f"stages {[s + 1 for s in stages]} found; stages must run 1, 2, ... "
+                           "without gaps")
+    depths = []
+    for s in stages:
+        blocks = sorted(seen[s])
+        if blocks != list(range(len(blocks))):
+            missing = sorted(set(range(blocks[-1] + 1)) - set(blocks))
+            raise WeightsError(f"stage {s + 1} has blocks {blocks[0]}..{blocks[-1]} but not {missing}")
+        depths.append(len(blocks))
+    return tuple(depths)
+
+
+def _shape(tensors, name, what):
+    if name not in tensors:
+        raise WeightsError(f"cannot infer the {what}: tensor {name!r} is missing")
+    return tuple(tensors[name].shape)
+
+
+def infer_config(tensors, scheme, num_classes_default=None) -> tuple:
+    """(ArchConfig, notes) for a {file name: array} dict written in ``scheme``.
+
+    ``num_classes_default`` is used when the file has no head (a bare backbone); without
+    it a missing head is an error.
+    """
+    scheme = N.get_scheme(scheme)
+    names = list(tensors)
+    notes = []
+    depths = infer_depths(scheme.name, names)
+    stem = N.stem_kind(scheme.name, names)
+    # a provisional config gives the file names of the tensors whose shapes we need
+    probe = ArchConfig(name="probe", depths=depths, cardinality=1, base_width=64, stem=stem,
+                       avg_down=stem == "deep")
+    fmap = N.name_map(probe, scheme)
+    w2 = _shape(tensors, fmap["layer1.0.conv2.weight"], "cardinality")
+    if len(w2) != 4 or w2[1] < 1 or w2[0] % w2[1]:
+        raise WeightsError(f"{fmap['layer1.0.conv2.weight']}: expected a grouped 3x3 weight "
+                           f"(width, width/C, 3, 3), found shape {w2}")
+    cardinality = w2[0] // w2[1]
+    width0 = w2[0]
+    if width0 % cardinality:
+        raise WeightsError(f"stage 1 width {width0} is not a multiple of cardinality {cardinality}")
+    base_width = width0 // cardinality
+    stem_names = [fmap[f"{conv}.weight"] for conv in
+                  (["conv1"] if stem == "plain" else ["conv1.0", "conv1.6"])]
+    stem_width = _shape(tensors, stem_names[-1], "stem width")[0]
+    deep_stem_width = _shape(tensors, stem_names[0], "stem width")[0] if stem == "deep" else 32
+    fc_w, fc_b = fmap["fc.weight"], fmap["fc.bias"]
+    if fc_b in tensors:
+        num_classes = _shape(tensors, fc_b, "number of classes")[0]
+    elif fc_w in tensors:
+        shape = _shape(tensors, fc_w, "number of classes")
+        num_classes = shape[1] if scheme.fc_layout == "in_out" else shape[0]
+    elif num_classes_default is not None:
+        num_classes = num_classes_default
+        notes.append(f"no head ({fc_w}, {fc_b}) in the file; {num_classes} classes assumed")
+    else:
+        raise WeightsError(f"cannot infer the number of classes: neither {fc_w} nor {fc_b} "
+                           "is in the file; name the architecture")
+    if stem == "deep":
+        notes.append("deep (vd) stem found: the vd average-pool shortcut is assumed "
+                     "(it has no tensors of its own)")
+    fields = dict(depths=depths, cardinality=cardinality, base_width=base_width, stem=stem,
+                  avg_down=stem == "deep", num_classes=num_classes, stem_width=stem_width,
+                  deep_stem_width=deep_stem_width)
+    return match_registry(fields), notes
+
+
+def match_registry(fields) -> ArchConfig:
+    """The registry entry computing exactly ``fields``, else a custom config named by them."""
+    for cfg in ARCHS.values():
+        if all(getattr(cfg, f) == fields[f] for f in MATH_FIELDS):
+            return cfg
+    # the same network with another head (fine-tuned): say which one it is
+    for cfg in ARCHS.values():
+        if all(getattr(cfg, f) == fields[f] for f in MATH_FIELDS if f != "num_classes"):
+            return cfg.replace(name=f"{cfg.name}_{fields['num_classes']}classes",
+                               num_classes=fields["num_classes"],
+                               description=f"{cfg.description}, {fields['num_classes']}-class head")
+    d = fields["depths"]
+    name = (f"custom_{'-'.join(map(str, d))}_{fields['cardinality']}x{fields['base_width']}d"
+            + ("_vd" if fields["stem"] == "deep" else ""))
+    return ArchConfig(name=name, description="inferred from a weight file", **fields)
+
+
+def config_differences(wanted: ArchConfig, found: ArchConfig, skip=()) -> list:
+    """["field: named X, file has Y", ...] for every math field that differs."""
+    return [f"{f}: {wanted.name} has {getattr(wanted, f)!r}, the file has {getattr(found, f)!r}"
+            for f in MATH_FIELDS if f not in skip and getattr(wanted, f) != getattr(found, f)]
