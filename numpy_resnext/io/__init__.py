@@ -33,7 +33,7 @@ from .program import persistable_variables
 from .tensor_record import (is_record_start, read_combined, read_record_dir, read_record_file,
                             read_record_tar)
 
-__all__ = ["PaddleFile", "read_paddle", "detect_kind"]
+__all__ = ["PaddleFile", "read_paddle", "detect_kind", "LoadedWeights", "load_weights"]
 
 PICKLE_EXTS = (".pdparams", ".pdopt", ".pdtensor", ".pkl", ".pickle")
 COMBINED_EXTS = (".pdiparams",)
@@ -184,3 +184,6 @@ def read_combined_with_program(params) -> PaddleFile:
             raise FormatError(f"{params}: tensor {var.name!r} has shape {list(found)}, but "
                               f"{program.name} declares {list(var.dims)}")
     return PaddleFile(tensors, "combined", str(params), _structured_names(params, notes), notes)
+
+
+from .load import LoadedWeights, load_weights  # noqa: E402  (load.py imports read_paddle)
