@@ -160,7 +160,7 @@ def make_manifest(model, tensors, execution_order, select=None) -> dict:
     """Everything a consumer needs to trust and use a dump, as JSON-ready data."""
     from . import __version__
     x = tensors[INPUT_NAME]
-    return {
+    manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "versions": {"numpy_resnext": __version__, "numpy": np.__version__,
@@ -178,6 +178,7 @@ def make_manifest(model, tensors, execution_order, select=None) -> dict:
         "sha256_definition": "sha256 of each array's C-order little-endian bytes "
                              "(the data section of its .npy member)",
     }
+    return json.loads(json.dumps(manifest))          # plain JSON types, as a reader sees them
 
 
 def write_golden(path, tensors, manifest=None):

@@ -3,6 +3,8 @@
 import os
 import time
 
+import numpy as np
+
 from ..errors import InputError
 from ..golden import INPUT_NAME, file_sha256, golden_dump, write_golden
 from ._common import Progress, add_command, cast_input, load_npy
@@ -23,8 +25,9 @@ def add_parser(sub):
                    help="architecture name; may be left out when --weights names a file the "
                         "architecture can be inferred from")
     p.add_argument("--input", required=True,
-                   help="(N, 3, H, W) or (3, H, W) float array in a .npy file, or an image file "
-                        "(preprocessed as PaddleClas evaluates: resize 256, crop 224, normalise)")
+                   help="(N, 3, H, W) or (3, H, W) float array in a .npy file, or an image (.png, .jpg, "
+                        "... or a uint8 (H, W, 3) .npy) preprocessed as PaddleClas evaluates "
+                        "(resize 256, crop 224, normalise, in float32)")
     p.add_argument("--output", required=True, help="the .npz to write (atomically)")
     p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
@@ -38,21 +41,30 @@ def add_parser(sub):
 
 
 def load_input(path, dtype):
-    """An (N, 3, H, W) array of ``dtype`` from a .npy, or from an image via preprocess."""
+    """(x, note): an (N, 3, H, W) array of ``dtype`` from a .npy or an image, and how it was
+    made (None, or the preprocessing applied to an image or a uint8 (H, W, 3) .npy)."""
     if not os.path.exists(path):
         raise InputError(f"--input: file {path!r} does not exist")
+    note = None
     if path.lower().endswith(IMAGE_EXTS):
-        try:
-            from ..preprocess import load_image
-        except ImportError:
-            raise InputError(f"--input {path!r}: reading images needs numpy_resnext.preprocess, "
-                             f"which this installation lacks; pass a preprocessed .npy") from None
-        x = load_image(path)
+        x, note = _image(path)
     else:
         x = load_npy(path, "--input")
+        if x.dtype == np.uint8 and x.ndim == 3 and x.shape[-1] == 3:   # raw RGB pixels
+            x, note = _image(path)
     if x.ndim == 3:
         x = x[None]                                   # (3, H, W) -> (1, 3, H, W)
-    return cast_input(x, dtype, "--input")
+    return cast_input(x, dtype, "--input"), note
+
+
+def _image(path):
+    """PaddleClas eval preprocessing, computed in float32 as PaddleClas does."""
+    try:
+        from ..preprocess import describe, load_image
+    except ImportError:
+        raise InputError(f"--input {path!r}: reading images needs numpy_resnext.preprocess, "
+                         f"which this installation lacks; pass a preprocessed .npy") from None
+    return load_image(path, dtype="float32"), describe()
 
 
 def parse_keep(keep):
@@ -67,7 +79,7 @@ def parse_keep(keep):
 def run(args):
     t0 = time.perf_counter()
     select = parse_keep(args.keep)
-    x = load_input(args.input, args.dtype)
+    x, note = load_input(args.input, args.dtype)
     model = load_model(args)
     progress = Progress(f"golden {model.config.name}", total=len(model.block_plan) + 2)
     tensors, manifest = golden_dump(model, x, select,
@@ -76,6 +88,8 @@ def run(args):
         raise InputError(f"--keep {','.join(select)}: matches no tensor name; see "
                          f"`numpy-resnext summary {model.config.name}` for the names")
     manifest["input"].update(source=os.path.basename(args.input), file_sha256=file_sha256(args.input))
+    if note:
+        manifest["input"]["preprocessing"] = note + " (float32, then cast to the model dtype)"
     if args.weights is None:
         manifest["weights"].update(source="seeded", seed=args.seed)
     else:

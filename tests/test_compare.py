@@ -1,0 +1,243 @@
+"""compare: the error definition on hand-made numbers, first divergence in the reference's
+order, shapes, NaNs, name maps (patterns, null, conflicts, shipped maps), the command's
+exit status and its errors."""
+
+import json
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import numpy_resnext as nrx
+from numpy_resnext.cli import main
+from numpy_resnext.errors import FormatError, InputError
+from numpy_resnext.golden import (SHIPPED_MAPS, compare, compare_tensor, golden_dump, load_map,
+                                  parse_map, write_golden)
+
+TINY = nrx.custom(depths=(1, 1), cardinality=4, base_width=2, num_classes=10, stem_width=16)
+
+
+@pytest.fixture(scope="module")
+def golden():
+    model = nrx.build(TINY, seed=5, dtype="float64")
+    x = np.random.default_rng(3).standard_normal((2, 3, 32, 32))
+    return golden_dump(model, x)
+
+
+def perturbed(tensors, *names, by=1e-6):
+    out = OrderedDict((k, v.copy()) for k, v in tensors.items())
+    for name in names:
+        out[name].reshape(-1)[3] += by
+    return out
+
+
+# --- the error definition -----------------------------------------------------------------
+def test_error_definition_on_hand_made_numbers():
+    ref = np.array([0.0, 10.0, -4.0])
+    cand = np.array([0.0, 10.5, -4.0])
+    row = compare_tensor("t", ref, cand, rtol=0.05, atol=0.0)
+    assert row.max_abs == 0.5 and row.ref_abs_max == 10.0
+    assert row.max_rel == pytest.approx(0.05, rel=1e-15)
+    assert row.status == "pass" and row.worst_index == (1,)           # 0.5 <= 0 + 0.05 * 10
+    assert compare_tensor("t", ref, cand, rtol=0.049, atol=0.0).status == "FAIL"
+    assert compare_tensor("t", ref, cand, rtol=0.049, atol=0.01).status == "pass"   # 0.5 <= 0.01 + 0.49
+
+
+def test_norm_wise_not_element_wise():
+    """A tiny element with a large element-wise relative error passes if the tensor's error
+    is small against its largest value: BN/ReLU outputs are full of near-zeros."""
+    ref = np.array([1e-9, 100.0])
+    cand = np.array([2e-9, 100.0])
+    row = compare_tensor("t", ref, cand, rtol=1e-10, atol=0.0)
+    assert row.status == "pass" and row.max_rel == pytest.approx(1e-11)
+
+
+def test_all_zero_reference_needs_atol():
+    ref, cand = np.zeros(4), np.array([0, 0, 1e-13, 0])
+    assert compare_tensor("t", ref, cand, rtol=1e-3, atol=0.0).status == "FAIL"
+    assert compare_tensor("t", ref, cand, rtol=1e-3, atol=1e-12).status == "pass"
+    assert compare_tensor("t", ref, ref.copy(), rtol=0.0, atol=0.0).status == "pass"
+
+
+def test_nan_in_the_candidate_fails():
+    row = compare_tensor("t", np.ones(5), np.array([1, 1, np.nan, 1, 1.0]), rtol=1.0, atol=1.0)
+    assert row.status == "FAIL" and "non-finite" in row.note and row.worst_index == (2,)
+
+
+def test_shapes_may_differ_only_by_size_one_axes():
+    ref = np.arange(6.0).reshape(2, 3)
+    ok = compare_tensor("avgpool", ref, ref.reshape(2, 3, 1, 1), rtol=0, atol=0)
+    assert ok.status == "pass" and "size-1" in ok.note
+    bad = compare_tensor("avgpool", ref, ref.reshape(3, 2), rtol=1, atol=1)
+    assert bad.status == "shape" and "(2, 3)" in bad.note and "(3, 2)" in bad.note
+
+
+def test_float32_candidate_is_compared_in_float64():
+    ref = np.array([1.0 + 1e-9])
+    row = compare_tensor("t", ref, ref.astype(np.float32), rtol=1e-10, atol=0)
+    assert row.max_abs == pytest.approx(abs(float(np.float32(ref[0])) - ref[0]))
+
+
+# --- whole dumps ----------------------------------------------------------------------------
+def test_identical_dumps_pass(golden):
+    tensors, _ = golden
+    report = compare(tensors, tensors)
+    assert report.passed and report.first_divergence is None
+    assert len(report.compared) == len(tensors) and report.rtol == 1e-10
+
+
+def test_first_divergence_is_named_in_the_references_order(golden):
+    tensors, _ = golden
+    cand = perturbed(tensors, "layer2.0.conv3", "layer1.0.bn2")
+    cand = OrderedDict(reversed(list(cand.items())))     # candidate order must not matter
+    report = compare(tensors, cand, rtol=1e-10, atol=0)
+    assert not report.passed
+    assert report.first_divergence.name == "layer1.0.bn2"
+    failing = [r.name for r in report.rows if r.status == "FAIL"]
+    # a perturbation does not propagate in a dump: only the two touched tensors differ
+    assert failing == ["layer1.0.bn2", "layer2.0.conv3"]
+    text = report.format(show="fail")
+    assert "first in execution order: layer1.0.bn2" in text and "layer1.0.conv1 " not in text
+
+
+def test_single_array_candidate_is_compared_as_logits(golden):
+    tensors, _ = golden
+    report = compare(tensors, tensors["fc"] + 0.0)
+    assert report.passed and [r.name for r in report.compared] == ["fc"]
+    report = compare(tensors, tensors["fc"][0])                        # (classes,) vs (1, classes)
+    assert not report.passed and report.first_divergence.status == "shape"
+
+
+def test_missing_tensors_and_strict(golden):
+    tensors, _ = golden
+    partial = OrderedDict((k, v) for k, v in tensors.items() if not k.endswith(".add"))
+    assert compare(tensors, partial).passed
+    strict = compare(tensors, partial, strict=True)
+    assert not strict.passed and strict.first_divergence.name == "layer1.0.add"
+
+
+def test_nothing_in_common_fails(golden):
+    tensors, _ = golden
+    report = compare(tensors, {"something": np.zeros(3)})
+    assert not report.passed and "no tensor in common" in report.verdict()
+    assert report.extra == ["something"]
+
+
+def test_default_tolerance_follows_the_less_precise_dtype(golden):
+    tensors, manifest = golden
+    cand32 = OrderedDict((k, v.astype(np.float32)) for k, v in tensors.items())
+    report = compare(tensors, cand32)
+    assert report.rtol == manifest["suggested_tolerances"]["float32"]["rtol"] and report.passed
+    assert not compare(tensors, cand32, rtol=1e-10).passed
+
+
+def test_negative_tolerance_is_refused(golden):
+    with pytest.raises(InputError, match="tolerances"):
+        compare(golden[0], golden[0], rtol=-1)
+
+
+# --- name maps --------------------------------------------------------------------------------
+def test_map_patterns_exact_null_and_passthrough():
+    nm = parse_map({"#": "comment", "layer*.*.relu#1": "layer*.*.relu1", "layer*.*.relu#3": None,
+                    "act1": "relu", "layer1.0.relu#1": "special", "global_pool": "avgpool"})
+    assert nm.translate("layer3.12.relu#1") == "layer3.12.relu1"
+    assert nm.translate("layer1.0.relu#1") == "special"               # exact beats pattern
+    assert nm.translate("layer2.0.relu#3") is None
+    assert nm.translate("act1") == "relu" and nm.translate("conv1") == "conv1"
+    assert nm.translate("layer1.0.relu#12") == "layer1.0.relu#12"     # '#1' is literal, full match
+    assert nm.translate("layer.0.relu#1") == "layer.0.relu#1"         # '*' needs one character
+
+
+def test_map_stars_do_not_cross_dots():
+    nm = parse_map({"layer*": None})
+    assert nm.translate("layer1") is None and nm.translate("layer1.0") == "layer1.0"
+
+
+def test_map_conflicts_and_bad_maps_are_clear(tmp_path):
+    nm = parse_map({"a": "x", "b": "x"})
+    with pytest.raises(FormatError, match="'a' and 'b' both map to 'x'"):
+        nm.apply({"a": np.zeros(1), "b": np.zeros(1)})
+    with pytest.raises(FormatError, match="has 2 '\\*' but its value"):
+        parse_map({"layer*.*.x": "*"})
+    with pytest.raises(FormatError, match="must be a name or null"):
+        parse_map({"a": 3})
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(FormatError, match="bad.json"):
+        load_map(str(tmp_path / "bad.json"))
+    with pytest.raises(InputError, match="neither a shipped map"):
+        load_map("tensorflow")
+
+
+def test_shipped_maps_load_by_short_name():
+    for name in SHIPPED_MAPS:
+        nm = load_map(name)
+        assert nm.patterns, name
+    tv, pv, timm = load_map("torchvision"), load_map("paddle.vision"), load_map("timm")
+    for nm in (tv, pv):
+        assert nm.translate("layer4.2.relu#2") == "layer4.2.relu2"
+        assert nm.translate("layer4.2.relu#3") is None
+        assert nm.translate("layer4.2") == "layer4.2" and nm.translate("layer4") is None
+        assert nm.translate("layer1.0.downsample.0") == "layer1.0.downsample.0"
+    assert timm.translate("act1") == "relu" and timm.translate("layer3.1.act2") == "layer3.1.relu2"
+    assert timm.translate("global_pool") == "avgpool" and timm.translate("layer2.0.act3") is None
+    # plain timm models name the 7x7 stem conv and the shortcut conv like torchvision
+    assert timm.translate("conv1") == "conv1" and timm.translate("layer1.0.downsample.0") == "layer1.0.downsample.0"
+
+
+def test_map_renames_a_torch_style_capture(golden):
+    tensors, _ = golden
+    cand = OrderedDict()
+    for name, value in tensors.items():
+        if name.endswith(".add"):
+            continue                                  # torch has no module for the addition
+        cand[name.replace(".relu1", ".relu#1").replace(".relu2", ".relu#2")] = value
+    cand["layer1.0.relu#3"] = tensors["layer1.0"]
+    cand["avgpool"] = tensors["avgpool"][:, :, None, None]
+    report = compare(tensors, cand, name_map="torchvision")
+    assert report.passed and report.ignored == ["layer1.0.relu#3"]
+    assert [r.name for r in report.missing] == ["layer1.0.add", "layer2.0.add"]
+    unmapped = compare(tensors, cand)
+    assert "layer1.0.relu1" in [r.name for r in unmapped.missing]
+    assert "layer1.0.relu#1" in unmapped.extra
+
+
+# --- the command ----------------------------------------------------------------------------
+def test_compare_command_exit_status_and_json(tmp_path, golden, capsys):
+    tensors, manifest = golden
+    write_golden(tmp_path / "ref.npz", tensors, manifest)
+    write_golden(tmp_path / "same.npz", tensors)
+    write_golden(tmp_path / "bad.npz", perturbed(tensors, "layer2.0.bn1", by=1e-3))
+    np.save(tmp_path / "logits.npy", tensors["fc"])
+    assert main(["compare", str(tmp_path / "ref.npz"), str(tmp_path / "same.npz")]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "ref.npz"), str(tmp_path / "logits.npy")]) == 0
+    capsys.readouterr()
+    rc = main(["compare", str(tmp_path / "ref.npz"), str(tmp_path / "bad.npz"), "--show", "fail",
+               "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 1 and "first in execution order: layer2.0.bn1" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["first_divergence"] == "layer2.0.bn1" and report["passed"] is False
+    assert main(["compare", str(tmp_path / "ref.npz"), str(tmp_path / "bad.npz"), "--rtol", "1"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{d}/nope.npz", "{d}/ref.npz"], "reference: file"),
+    (["{d}/ref.npz", "{d}/nope.npz"], "candidate: file"),
+    (["{d}/ref.npz", "{d}/ref.npz", "--map", "nosuchmap"], "neither a shipped map"),
+    (["{d}/ref.npz", "{d}/junk.npz"], "not a readable"),
+])
+def test_compare_command_errors_exit_2(tmp_path, golden, capsys, args, message):
+    write_golden(tmp_path / "ref.npz", golden[0], golden[1])
+    (tmp_path / "junk.npz").write_bytes(b"nonsense")
+    assert main(["compare"] + [a.format(d=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_compare_help_defines_the_error_and_has_an_example(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = capsys.readouterr().out
+    assert "example:" in out and "--map torchvision" in out
+    assert "max_abs <= atol + rtol * max |r|" in out
