@@ -1,0 +1,104 @@
+"""summary.py and `numpy-resnext summary`: parameter and MAC totals against FACTS.md §1 (counted
+with Paddle and torch), per-layer rows, the text table, and other input sizes.
+"""
+
+import json
+
+import pytest
+
+from numpy_resnext import cli
+from numpy_resnext.archs import ARCHS
+from numpy_resnext.params import count_params
+from numpy_resnext.summary import format_summary, summarize
+
+# FACTS.md §1: (trainable parameters, MACs at 224x224 for conv + fc), all 13 rows
+FACTS = {
+    "ResNet50": (25_557_032, 4_089_184_256),
+    "ResNeXt50_32x4d": (25_028_904, 4_230_479_872),
+    "ResNeXt50_64x4d": (45_192_488, 7_981_236_224),
+    "ResNeXt101_32x4d": (44_177_704, 7_969_996_800),
+    "ResNeXt101_64x4d": (83_455_272, 15_460_270_080),
+    "ResNeXt152_32x4d": (59_951_400, 11_709_513_728),
+    "ResNeXt152_64x4d": (114_971_944, 22_939_303_936),
+    "ResNeXt50_vd_32x4d": (25_048_136, 4_470_120_448),
+    "ResNeXt50_vd_64x4d": (45_211_720, 8_220_876_800),
+    "ResNeXt101_32x8d_wsl": (88_791_336, 16_414_015_488),
+    "ResNeXt101_32x16d_wsl": (194_026_792, 36_163_289_088),
+    "ResNeXt101_32x32d_wsl": (468_530_472, 87_106_781_184),
+    "ResNeXt101_32x48d_wsl": (828_411_176, 153_310_199_808),
+}
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name,facts", FACTS.items())
+def test_summary_json_matches_facts(capsys, name, facts):
+    code, out, err = run_cli(capsys, "summary", name, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert (s["params"], s["macs"]) == facts
+    assert s["arch"] == name and s["input_size"] == [224, 224]
+    assert s["config"]["cardinality"] == ARCHS[name].cardinality
+    assert sum(r["params"] for r in s["layers"]) == s["params"]
+    assert sum(r["macs"] for r in s["layers"]) == s["macs"]
+
+
+def test_summary_rows_by_hand():
+    s = summarize(ARCHS["ResNeXt50_32x4d"])
+    rows = {r["name"]: r for r in s["layers"]}
+    assert rows["conv1"]["macs"] == 64 * 3 * 7 * 7 * 112 * 112 == 118_013_952
+    assert rows["conv1"]["op"] == "conv 7x7/2" and rows["conv1"]["shape"] == [64, 112, 112]
+    assert rows["layer1.0.conv2"]["macs"] == 128 * 4 * 9 * 56 * 56          # grouped: C/G inputs
+    assert rows["layer1.0.conv2"]["groups"] == 32
+    assert rows["fc"]["params"] == 2048 * 1000 + 1000 and rows["fc"]["macs"] == 2048 * 1000
+    assert rows["bn1"]["params"] == 2 * 64 and rows["bn1"]["macs"] == 0     # scale and offset only
+    assert s["params"] == count_params(ARCHS["ResNeXt50_32x4d"])
+
+
+@pytest.mark.parametrize("name", ["ResNeXt50_32x4d", "ResNeXt50_vd_32x4d", "ResNet50"])
+def test_conv_macs_scale_with_area(name):
+    """At 448x448 every feature map has 4x the pixels (all sizes stay even): conv MACs x4."""
+    small, big = summarize(ARCHS[name], (224, 224)), summarize(ARCHS[name], (448, 448))
+    fc = 2048 * 1000
+    assert big["macs"] - fc == 4 * (small["macs"] - fc)
+    assert big["params"] == small["params"]
+
+
+def test_summary_text_table(capsys):
+    code, out, _ = run_cli(capsys, "summary", "resnext50_32x4d")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "ResNeXt50_32x4d at 224x224"
+    assert lines[1].split() == ["name", "op", "output", "groups", "params", "MACs"]
+    assert any(l.split()[:3] == ["layer1.0.conv2", "conv", "3x3/1"] and l.split()[4] == "32" for l in lines)
+    assert "total: 25,028,904 trainable parameters (25.03M), 4,230,479,872 MACs (4.23G)" in lines[-1]
+    assert "BN running statistics not counted" in lines[-1]
+    assert out == format_summary(summarize(ARCHS["ResNeXt50_32x4d"])) + "\n"
+
+
+def test_summary_odd_input_size(capsys):
+    code, out, _ = run_cli(capsys, "summary", "ResNeXt50_vd_32x4d", "--input-size", "37", "45", "--json")
+    assert code == 0
+    s = json.loads(out)
+    rows = {r["name"]: r for r in s["layers"]}
+    assert s["input_size"] == [37, 45]
+    assert rows["maxpool"]["shape"] == [64, 10, 12]
+    assert rows["layer3.0.downsample.0"]["shape"] == [512, 3, 3]            # ceil-mode pool of 5x6
+    assert rows["layer4.2"]["shape"] == [2048, 2, 2]
+    assert s["params"] == FACTS["ResNeXt50_vd_32x4d"][0]                    # size-independent
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["summary", "ResNeXt50_32x4d", "--input-size", "0", "5"],
+     "--input-size 0 5: every layer needs at least a 1x1 output"),
+    (["summary", "ResNeXt50_32x4"], "unknown architecture 'ResNeXt50_32x4'; did you mean: ResNeXt50_32x4d"),
+])
+def test_summary_errors(capsys, argv, pattern):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("numpy-resnext summary: error: ") and pattern in err
+    assert "Traceback" not in err
