@@ -142,7 +142,7 @@ def grads_of(model, names, paddle, xt, to_canonical):
     return out
 
 
-def run(model_name, out_path, size, batch, seed):
+def run(model_name, out_path, size, batch, seed, compress=True, lr=LR, steps=STEPS):
     import paddle
     paddle.set_default_dtype("float64")
     paddle.seed(seed)
@@ -183,10 +183,10 @@ def run(model_name, out_path, size, batch, seed):
         model.set_state_dict(initial)               # undo the running-statistics update
 
     model.train()
-    opt = paddle.optimizer.Momentum(learning_rate=LR, momentum=MOMENTUM, parameters=model.parameters(),
+    opt = paddle.optimizer.Momentum(learning_rate=lr, momentum=MOMENTUM, parameters=model.parameters(),
                                     weight_decay=WEIGHT_DECAY, use_nesterov=False)
     losses = []
-    for _ in range(STEPS):
+    for _ in range(steps):
         logits = model(paddle.to_tensor(x))
         loss = paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(labels.reshape(-1, 1)))
         loss.backward()
@@ -197,15 +197,15 @@ def run(model_name, out_path, size, batch, seed):
     rec.update({f"sgd/params/{n}": a for n, a in after.items()})
     rec["sgd/loss"] = np.array(losses)
     meta = {"paddle": paddle.__version__, "model": model_name, "seed": seed, "batch": batch,
-            "size": size, "lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY,
-            "steps": STEPS, "loss": "eval/train: sum(logits * dlogits); sgd: mean cross-entropy",
+            "size": size, "lr": lr, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY,
+            "steps": steps, "loss": "eval/train: sum(logits * dlogits); sgd: mean cross-entropy",
             "paddle_names": names}
     rec["meta"] = np.array(json.dumps(meta))
     d = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=d)
     os.close(fd)
-    np.savez_compressed(tmp, **rec)
+    (np.savez_compressed if compress else np.savez)(tmp, **rec)
     os.replace(tmp, out_path)
     return meta
 
@@ -236,8 +236,11 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=16)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--lr", type=float, default=LR)
+    ap.add_argument("--steps", type=int, default=STEPS, help="optimizer steps recorded under sgd/")
+    ap.add_argument("--uncompressed", action="store_true", help="np.savez (faster for large models)")
     args = ap.parse_args(argv)
-    meta = run(args.model, args.out, args.size, args.batch, args.seed)
+    meta = run(args.model, args.out, args.size, args.batch, args.seed, compress=not args.uncompressed, lr=args.lr, steps=args.steps)
     update_manifest(args.out, meta)
     print(f"wrote {args.out} ({os.path.getsize(args.out):,} bytes) with Paddle {meta['paddle']}")
 
