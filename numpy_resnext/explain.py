@@ -166,20 +166,13 @@ class Contributions(NamedTuple):
     check: float
 
 
-def block_input(model, x, block_name):
-    """The input the model feeds block ``block_name`` when it runs on ``x``."""
-    names = [b.name for b in model.block_plan]
-    i = names.index(block_name)
-    feed = "maxpool" if i == 0 else names[i - 1]
-    _, acts = model.forward(x, capture=[feed, f"{block_name}.conv3"])
-    return acts[feed], acts[f"{block_name}.conv3"]
-
-
 def branch_contributions(model, x, block) -> Contributions:
     """Split the block's aggregated transform on input batch ``x`` into its C branches."""
-    from .branches import block_branches, find_block
+    from .audit import block_input
+    from .branches import block_branches, find_block, grouped_form
     b = find_block(model.config, block)
-    xin, conv3 = block_input(model, x, b.name)
+    xin = block_input(model, x, b.name)                                  # N, in, H, W
+    conv3 = grouped_form(xin, model.params, b, model.config).total        # what the model computes
     form = block_branches(xin, model.params, b, model.config)
     T = form.total                                                       # N, out, OH, OW
     Ti = np.stack(form.branches)                                         # C, N, out, OH, OW
