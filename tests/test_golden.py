@@ -213,10 +213,13 @@ def test_golden_command_float32_and_3d_input(tmp_path):
     (["--input", "{d}/x.npy", "--keep", "layer9.*"], "matches no tensor name"),
     (["--input", "{d}/ints.npy"], "expected float32 or float64"),
     (["--input", "{d}/x.npy", "--output", "{d}/no/such/dir/g.npz"], "does not exist"),
+    (["--input", "{d}/hwc.npy"], "channels-last"),
+    (["--input", "{d}/x.npy", "--weights", "{d}/nope.pdparams"], "nope.pdparams"),
 ])
 def test_golden_command_errors_are_clear(tmp_path, capsys, args, message):
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 40, 40)))
     np.save(tmp_path / "ints.npy", np.zeros((1, 3, 40, 40), dtype=np.int64))
+    np.save(tmp_path / "hwc.npy", np.zeros((1, 40, 40, 3)))
     argv = ["golden", "ResNeXt50_32x4d", "--output", str(tmp_path / "g.npz")]
     argv += [a.format(d=tmp_path) for a in args]
     assert main(argv) == 2
