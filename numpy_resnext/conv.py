@@ -87,8 +87,41 @@ def pad_channels_last(xh, ph, pw, value=0.0):
     return xp
 
 
+def _unfold_into(dest, xv, kernel, stride, oh0=0):
+    """Copy the R*S shifted windows of a padded channels-last input into ``dest``.
+
+    xv: (N, H', W', G) padded input whose items are whole groups (see :func:`_group_items`);
+    dest: (N, rows, OW, G, R, S) of the same item type, output rows oh0 .. oh0+rows-1:
+
+        dest[n, i, ow, g, r, s] = xv[n, (oh0 + i)*sh + r, ow*sw + s, g]
+
+    One strided copy per kernel tap (R*S of them), each over every group at once.
+    """
+    (R, S), (sh, sw) = kernel, stride
+    rows, OW = dest.shape[1], dest.shape[2]
+    for r in range(R):
+        for s in range(S):
+            h0 = oh0 * sh + r
+            dest[:, :, :, :, r, s] = xv[:, h0:h0 + (rows - 1) * sh + 1:sh, s:s + (OW - 1) * sw + 1:sw, :]
+
+
+def _group_items(a, Cg):
+    """View the last axis of ``a`` (..., G*Cg) as (..., G) opaque items of Cg values each.
+
+    Why: a group holds only Cg = 4..32 channels, and NumPy copies a strided array run by
+    run along its last axis; moving each group's channels as one item lets the im2col
+    gather copy 16..128-byte items instead of looping over 4-element runs (3-5x faster).
+    """
+    item = np.dtype((np.void, Cg * a.dtype.itemsize))
+    return np.ascontiguousarray(a).view(item)
+
+
 def im2col(x, kernel, stride=1, padding=0, groups=1):
-    """Unfold (N, C, H, W) into columns (G, N*OH*OW, R*S*C/G); order in the module docstring."""
+    """Unfold (N, C, H, W) into columns (G, N*OH*OW, R*S*C/G); order in the module docstring.
+
+    The result is a (G, P, R*S*Cg) view of (P, G, R*S*Cg) memory: each output pixel's
+    columns for all groups are adjacent, which is the order the gather writes them in.
+    """
     check_ndim(x, 4, "(N, C, H, W)", "im2col input")
     R, S = pair(kernel, "kernel")
     sh, sw = pair(stride, "stride")
@@ -98,11 +131,9 @@ def im2col(x, kernel, stride=1, padding=0, groups=1):
     Cg = C // G
     xp = pad_channels_last(channels_last(x), ph, pw)                    # N, H+2ph, W+2pw, C
     OH, OW = conv_output_size(H, R, sh, ph), conv_output_size(W, S, sw, pw)
-    win = sliding_window_view(xp, (R, S), axis=(1, 2))                  # N, H', W', C, R, S (view)
-    win = win[:, :(OH - 1) * sh + 1:sh, :(OW - 1) * sw + 1:sw]          # N, OH, OW, C, R, S
-    win = win.reshape(N, OH, OW, G, Cg, R, S)                           # split channels by group
-    win = win.transpose(3, 0, 1, 2, 5, 6, 4)                            # G, N, OH, OW, R, S, Cg
-    return np.ascontiguousarray(win).reshape(G, N * OH * OW, R * S * Cg)
+    cols = np.empty((N, OH, OW, G, R, S, Cg), dtype=x.dtype)
+    _unfold_into(_group_items(cols, Cg)[..., 0], _group_items(xp, Cg), (R, S), (sh, sw))
+    return cols.reshape(N * OH * OW, G, R * S * Cg).transpose(1, 0, 2)   # G, P, R*S*Cg
 
 
 def col2im(cols, x_shape, kernel, stride=1, padding=0, groups=1):
@@ -131,6 +162,28 @@ def weight_matrix(weight, groups=1):
     return w.transpose(0, 3, 4, 2, 1).reshape(G, R * S * Cg, K // G)    # G, R*S*Cg, Kg
 
 
+def _row_blocks(N, OH, row_bytes, budget):
+    """Split the N*OH output rows into blocks (n0, n1, oh0, oh1) whose columns fit ``budget``.
+
+    Whole images per block when one image fits, else runs of rows of a single image.
+    """
+    rows = max(1, budget // row_bytes)
+    if rows >= OH:
+        step = rows // OH
+        for n0 in range(0, N, step):
+            yield n0, min(N, n0 + step), 0, OH
+    else:
+        for n in range(N):
+            for oh0 in range(0, OH, rows):
+                yield n, n + 1, oh0, min(OH, oh0 + rows)
+
+
+# Column bytes gathered per batched matmul. The full column matrix is R*S times the input
+# (115 MB for a stage-1 3x3 at batch 8); blocks of ~4 MB stay in cache between the gather
+# and the matmul that reads them, which made the grouped 3x3s 3-4x faster at batch 8.
+COLUMN_BLOCK_BYTES = 4 << 20
+
+
 def conv2d(x, weight, stride=1, padding=0, groups=1):
     """Grouped 2-D cross-correlation (no bias), as Paddle's and torch's conv2d.
 
@@ -140,15 +193,29 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
     x, w, (sh, sw), (ph, pw), G, (OH, OW) = _check_conv_args(x, weight, stride, padding, groups)
     N, C, H, W = x.shape
     K, Cg, R, S = w.shape
+    Kg = K // G
+    out = np.empty((N, OH, OW, K), dtype=x.dtype)                        # channels-last result
     if R == 1 and S == 1 and ph == 0 and pw == 0 and G == 1:
         # 1x1: the column matrix is the channels-last input itself, one GEMM
         xh = channels_last(x)[:, ::sh, ::sw, :]                          # N, OH, OW, C
-        out = xh.reshape(N * OH * OW, C) @ w.reshape(K, C).T             # P, K
-        return from_channels_last(out.reshape(N, OH, OW, K))
-    cols = im2col(x, (R, S), (sh, sw), (ph, pw), G)                     # G, P, R*S*Cg
-    out = np.matmul(cols, weight_matrix(w, G))                          # G, P, Kg
-    out = np.ascontiguousarray(out.transpose(1, 0, 2))                  # P, G, Kg
-    return from_channels_last(out.reshape(N, OH, OW, K))
+        np.matmul(xh.reshape(N * OH * OW, C), w.reshape(K, C).T, out=out.reshape(N * OH * OW, K))
+        return from_channels_last(out)
+    # im2col block by block: the same columns as im2col(x), one batched matmul per block
+    xv = _group_items(pad_channels_last(channels_last(x), ph, pw), Cg)   # N, H', W', G items
+    wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
+    row_bytes = OW * G * R * S * Cg * x.itemsize                         # columns of one output row
+    blocks = list(_row_blocks(N, OH, row_bytes, COLUMN_BLOCK_BYTES))
+    n_max = max(n1 - n0 for n0, n1, _, _ in blocks)
+    rows_max = max(oh1 - oh0 for _, _, oh0, oh1 in blocks)
+    buf = np.empty((n_max, rows_max, OW, G, R, S, Cg), dtype=x.dtype)    # reused by every block
+    for n0, n1, oh0, oh1 in blocks:
+        cols = buf[:n1 - n0, :oh1 - oh0]                                 # n, rows, OW, G, R, S, Cg
+        _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1], (R, S), (sh, sw), oh0)
+        P = cols.shape[0] * cols.shape[1] * OW
+        o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)                         # P, G, Kg (a view)
+        np.matmul(cols.reshape(P, G, R * S * Cg).transpose(1, 0, 2), wmat,
+                  out=o.transpose(1, 0, 2))                              # G, P, Kg
+    return from_channels_last(out)
 
 
 # --- backward -------------------------------------------------------------------------

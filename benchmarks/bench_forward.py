@@ -1,0 +1,409 @@
+"""Time a ResNeXt forward pass in NumPy, and in torch and Paddle when they can be imported.
+
+    python benchmarks/bench_forward.py                       # ResNeXt50_32x4d, batch 1 and 8
+    python benchmarks/bench_forward.py --batches 1 --repeats 11 --json out.json
+    python benchmarks/bench_forward.py --keep-env            # keep OPENBLAS_* as they are
+
+What it does, so the figures can be judged:
+- Every lane (framework x dtype x batch) runs in its own child process holding a built
+  model and a fixed input; the parent asks the lanes in turn for one timed forward, round
+  after round, so a busy neighbour on a shared machine slows all lanes alike. Each lane gets
+  a warm-up forward, then ``--repeats`` timed ones; the table shows the median (and the
+  fastest). Ratios are numpy median / framework median in the same run.
+- The frameworks run the same network with the same weights: the NumPy model's seeded
+  parameters are copied into a plain-torch ResNeXt written below (torchvision is not
+  needed) and into paddle.vision's model, and the logits are compared before timing.
+- GFLOP/s = 2 FLOP per multiply-accumulate (conv + fc, from numpy_resnext.shapes.totals)
+  times the batch, over the median time.
+- Memory: "peak RSS" is the lane process's ru_maxrss (resident high-water mark, whatever
+  allocated it: interpreter, libraries, weights, forward); "+fwd" is that peak minus the
+  resident size just before the first forward, i.e. what the forward passes added.
+  For NumPy also "traced": tracemalloc's peak of the NumPy allocations during one
+  (untimed) forward.
+- OpenBLAS: if OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE are set (this machine pins them for
+  older OpenBLAS builds) the script re-executes itself without them unless --keep-env is
+  given, and prints the OpenBLAS kernel (corename) and thread count each lane runs with.
+
+This is a hand-run script, never a test: timings on a shared machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import time
+
+from numpy_resnext.archs import block_plan, get_arch
+
+PINNED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+REEXEC_MARK = "NUMPY_RESNEXT_BENCH_UNSET"
+
+
+# --- the same network in plain torch ---------------------------------------------------
+def torch_resnext(config):
+    """A torch ResNeXt (plain 7x7 stem, projection shortcuts) whose parameter names are the
+    canonical torchvision ones, built from the NumPy model's ArchConfig."""
+    import torch.nn as nn
+
+    class Bottleneck(nn.Module):
+        def __init__(self, block):
+            super().__init__()
+            w, out = block.width, block.out_channels
+            self.conv1 = nn.Conv2d(block.in_channels, w, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(w)
+            self.conv2 = nn.Conv2d(w, w, 3, block.stride, 1, groups=block.groups, bias=False)
+            self.bn2 = nn.BatchNorm2d(w)
+            self.conv3 = nn.Conv2d(w, out, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(out)
+            self.relu = nn.ReLU(inplace=True)
+            self.downsample = None
+            if block.shortcut != "identity":
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(block.in_channels, out, 1, block.stride, bias=False), nn.BatchNorm2d(out))
+
+        def forward(self, x):
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.relu(self.bn2(self.conv2(y)))
+            y = self.bn3(self.conv3(y))
+            return self.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            stages = {}
+            for b in block_plan(config):
+                stages.setdefault(b.name.split(".")[0], []).append(Bottleneck(b))
+            for name, blocks in stages.items():
+                setattr(self, name, nn.Sequential(*blocks))
+            self.stage_names = list(stages)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(config.num_features, config.num_classes)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            for name in self.stage_names:
+                x = getattr(self, name)(x)
+            return self.fc(self.avgpool(x).flatten(1))
+
+    return Net()
+
+
+PADDLE_MODELS = {"ResNeXt50_32x4d": "resnext50_32x4d", "ResNeXt50_64x4d": "resnext50_64x4d",
+                 "ResNeXt101_32x4d": "resnext101_32x4d", "ResNeXt101_64x4d": "resnext101_64x4d",
+                 "ResNeXt152_32x4d": "resnext152_32x4d", "ResNeXt152_64x4d": "resnext152_64x4d"}
+
+
+# --- lanes: one child process per (framework, dtype, batch) -----------------------------
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    parts = []
+    for lib in threadpool_info():
+        arch = lib.get("architecture") or lib.get("corename") or ""
+        parts.append(f"{lib['internal_api']} {lib.get('version') or ''} {arch} x{lib['num_threads']}".replace("  ", " "))
+    return "; ".join(parts) or "none found"
+
+
+def _build(framework, arch, dtype, batch, size, seed, threads):
+    """Return (forward() -> logits as a NumPy array, versions string)."""
+    import numpy as np
+
+    from numpy_resnext.model import build
+
+    model = build(arch, seed=seed, dtype=dtype)
+    x = np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(dtype)
+    if framework == "numpy":
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(threads)
+        except ImportError:
+            pass
+        return (lambda: model(x)), f"numpy {np.__version__}"
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        net = torch_resnext(model.config)
+        state = {k: torch.from_numpy(v.copy()) for k, v in model.params.items()}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+            raise RuntimeError(f"torch model does not match: missing {missing}, unexpected {unexpected}")
+        net = net.to(getattr(torch, dtype)).eval()
+        xt = torch.from_numpy(x)
+        if os.environ.get("BENCH_TORCH_CHANNELS_LAST") == "1":
+            net = net.to(memory_format=torch.channels_last)
+            xt = xt.contiguous(memory_format=torch.channels_last)
+
+        def fwd():
+            with torch.no_grad():
+                return net(xt).numpy()
+        return fwd, f"torch {torch.__version__} (intra-op threads {torch.get_num_threads()})"
+    if framework == "paddle":
+        import paddle
+        paddle.set_device("cpu")
+        net = getattr(paddle.vision.models, PADDLE_MODELS[arch])(pretrained=False)
+        rename = {"running_mean": "_mean", "running_var": "_variance"}
+        state = {}
+        for k, v in model.params.items():
+            head, _, leaf = k.rpartition(".")
+            state[f"{head}.{rename.get(leaf, leaf)}"] = v.T.copy() if k == "fc.weight" else v
+        net.set_state_dict(state)
+        if dtype == "float64":
+            net.to(dtype="float64")
+        net.eval()
+        xp = paddle.to_tensor(x)
+
+        def fwd():
+            with paddle.no_grad():
+                return net(xp).numpy()
+        return fwd, f"paddle {paddle.__version__}"
+    raise ValueError(framework)
+
+
+def _lane(conn, framework, arch, dtype, batch, size, seed, threads):
+    """Child process: build, then answer 'time' / 'logits' / 'memory' / 'quit' requests."""
+    if framework == "paddle":     # Paddle's CPU kernels take their thread count from OpenMP
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        fwd, versions = _build(framework, arch, dtype, batch, size, seed, threads)
+        rss_before = _rss_bytes()                                # model and input built
+        logits = fwd()                                           # warm-up
+    except Exception as e:   # report, don't hang the parent
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        return
+    conn.send(("ready", {"versions": versions, "blas": _blas_info()}))
+    while True:
+        cmd = conn.recv()
+        if cmd == "time":
+            t = time.perf_counter()
+            fwd()
+            conn.send(time.perf_counter() - t)
+        elif cmd == "logits":
+            conn.send(logits)
+        elif cmd == "memory":
+            info = {"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                    "rss_before": rss_before}
+            if framework == "numpy":
+                import tracemalloc
+                tracemalloc.start()
+                fwd()
+                info["traced_peak"] = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+            conn.send(info)
+        else:
+            return
+
+
+class Lane:
+    def __init__(self, framework, dtype, batch, args):
+        self.framework, self.dtype, self.batch = framework, dtype, batch
+        self.name = f"{framework} {dtype}"
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_lane, args=(child, framework, args.arch, dtype, batch, args.size,
+                                                    args.seed, args.threads), daemon=True)
+        self.proc.start()
+        self.times, self.info, self.error = [], {}, None
+
+    def wait_ready(self):
+        status, payload = self.conn.recv()
+        if status == "error":
+            self.error = payload
+        else:
+            self.info.update(payload)
+
+    def ask(self, cmd):
+        self.conn.send(cmd)
+        return self.conn.recv()
+
+    def close(self):
+        if self.proc.is_alive():
+            self.conn.send("quit")
+        self.proc.join(timeout=30)
+
+
+def importable(name):
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
+
+# --- the run ---------------------------------------------------------------------------
+def run(args):
+    import numpy as np
+
+    sys.stdout.reconfigure(line_buffering=True)     # keep order with the lanes' stderr
+
+    from numpy_resnext.shapes import totals
+
+    config = get_arch(args.arch)
+    _, macs = totals(config, args.size, args.size)
+    frameworks = ["numpy"]
+    skipped = {}
+    for fw in ("torch", "paddle"):
+        if fw in args.skip:
+            skipped[fw] = "skipped (--skip)"
+        elif not importable(fw):
+            skipped[fw] = "not importable"
+        elif fw == "torch" and config.stem != "plain":
+            skipped[fw] = f"the torch lane builds plain-stem models only ({args.arch} has a {config.stem} stem)"
+        elif fw == "paddle" and args.arch not in PADDLE_MODELS:
+            skipped[fw] = f"paddle.vision has no {args.arch}"
+        else:
+            frameworks.append(fw)
+    specs = [(fw, args.dtype, b) for b in args.batches for fw in frameworks]
+    other = "float64" if args.dtype == "float32" else "float32"
+    if not args.no_dtype_ratio:
+        specs += [("numpy", other, b) for b in args.batches]
+
+    print(f"bench_forward: {config.name} forward, {args.size}x{args.size}, batches {args.batches}, "
+          f"{args.repeats} timed runs after {args.warmup} warm-up, {args.threads} threads per lane")
+    removed = os.environ.get(REEXEC_MARK)
+    kept = {k: os.environ[k] for k in PINNED_ENV if k in os.environ}
+    print(f"  env           {'removed ' + removed if removed else 'nothing removed'}"
+          f"{'; kept ' + str(kept) if kept else ''}")
+    print(f"  machine       {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
+    for fw, why in skipped.items():
+        print(f"  {fw:13s} {why}")
+
+    lanes = [Lane(fw, dt, b, args) for fw, dt, b in specs]
+    for lane in lanes:                       # started together, built in parallel, checked in turn
+        lane.wait_ready()
+    for lane in lanes:
+        if lane.error:
+            print(f"  lane {lane.name} batch {lane.batch} failed: {lane.error}")
+    live = [l for l in lanes if not l.error]
+    seen = set()
+    for lane in live:
+        if lane.framework not in seen:
+            seen.add(lane.framework)
+            print(f"  {lane.framework:13s} {lane.info['versions']}; BLAS/OpenMP: {lane.info['blas']}")
+
+    # same network: every lane's logits against the NumPy lane of its dtype and batch
+    checks = {}
+    for lane in live:
+        ref = next((l for l in live if l.framework == "numpy" and l.dtype == lane.dtype and l.batch == lane.batch), None)
+        if lane.framework != "numpy" and ref is not None:
+            a, b = ref.ask("logits"), lane.ask("logits")
+            checks[(lane.framework, lane.dtype, lane.batch)] = float(np.abs(a - b).max() / np.abs(a).max())
+    for (fw, dt, b), err in checks.items():
+        print(f"  check         {fw} {dt} batch {b} logits vs numpy: max |diff| / max |logit| = {err:.2e}")
+
+    for _ in range(args.warmup - 1):         # the lanes already ran one warm-up forward
+        for lane in live:
+            lane.ask("time")
+    for r in range(args.repeats):            # interleaved rounds
+        for lane in live:
+            lane.times.append(lane.ask("time"))
+    for lane in live:
+        lane.info.update(lane.ask("memory"))
+        lane.close()
+
+    rows = []
+    for lane in live:
+        med = float(np.median(lane.times))
+        rows.append(dict(framework=lane.framework, dtype=lane.dtype, batch=lane.batch,
+                         median_ms=med * 1e3, min_ms=min(lane.times) * 1e3,
+                         times_ms=[t * 1e3 for t in lane.times],
+                         gflops=2 * macs * lane.batch / 1e9 / med,
+                         peak_rss_mb=lane.info["peak_rss"] / 2**20,
+                         fwd_rss_mb=(lane.info["peak_rss"] - lane.info["rss_before"]) / 2**20,
+                         traced_peak_mb=lane.info.get("traced_peak", 0) / 2**20 or None,
+                         versions=lane.info["versions"], blas=lane.info["blas"]))
+    ratios = _ratios(rows, args.dtype, other)
+    _print_table(rows, ratios)
+    print(f"  load average {os.getloadavg()[0]:.1f} at the end; medians on a shared machine vary run to run")
+    if args.json:
+        from numpy_resnext.commands._common import atomic_write
+        doc = dict(arch=config.name, size=args.size, repeats=args.repeats, threads=args.threads,
+                   env_removed=removed, env_kept=kept, macs_per_image=macs, skipped=skipped,
+                   logits_check={f"{fw} {dt} batch {b}": e for (fw, dt, b), e in checks.items()},
+                   rows=rows, ratios=ratios)
+
+        def write(tmp):
+            with open(tmp, "w") as f:
+                json.dump(doc, f, indent=1)
+        atomic_write(args.json, write)
+        print(f"  wrote {args.json}")
+    return 0
+
+
+def _ratios(rows, dtype, other):
+    """numpy/torch, numpy/paddle (same dtype) and numpy float64/float32, per batch."""
+    med = {(r["framework"], r["dtype"], r["batch"]): r["median_ms"] for r in rows}
+    out = []
+    for (fw, dt, b), m in med.items():
+        if fw != "numpy" and ("numpy", dt, b) in med:
+            out.append(dict(what=f"numpy/{fw}", dtype=dt, batch=b, ratio=med[("numpy", dt, b)] / m))
+        if fw == "numpy" and dt == "float64" and ("numpy", "float32", b) in med:
+            out.append(dict(what="numpy float64/float32", dtype="", batch=b,
+                            ratio=m / med[("numpy", "float32", b)]))
+    return out
+
+
+def _print_table(rows, ratios):
+    print()
+    print(f"  {'lane':16s} {'batch':>5s} {'median ms':>10s} {'min ms':>8s} {'GFLOP/s':>8s} "
+          f"{'peak RSS MB':>11s} {'+fwd MB':>8s} {'traced MB':>9s}")
+    for r in rows:
+        traced = f"{r['traced_peak_mb']:9.0f}" if r["traced_peak_mb"] else f"{'-':>9s}"
+        print(f"  {r['framework'] + ' ' + r['dtype']:16s} {r['batch']:5d} {r['median_ms']:10.1f} {r['min_ms']:8.1f} "
+              f"{r['gflops']:8.1f} {r['peak_rss_mb']:11.0f} {r['fwd_rss_mb']:8.0f} {traced}")
+    print()
+    for q in ratios:
+        print(f"  {q['what']:22s} {q['dtype']:8s} batch {q['batch']:<3d} {q['ratio']:6.2f}x")
+    print()
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="ResNeXt50_32x4d")
+    p.add_argument("--batches", type=lambda s: [int(b) for b in s.split(",")], default=[1, 8],
+                   help="comma-separated batch sizes (default 1,8)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per lane (default 7, at least 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per lane first (default 1)")
+    p.add_argument("--threads", type=int, default=2, help="threads per framework (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip", default="", help="comma-separated frameworks not to run: torch,paddle")
+    p.add_argument("--no-dtype-ratio", action="store_true", help="do not time NumPy in the other dtype")
+    p.add_argument("--keep-env", action="store_true", help=f"keep {' and '.join(PINNED_ENV)} if set")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    if args.repeats < 5:
+        p.error("--repeats must be at least 5 (the figures are medians)")
+    args.warmup = max(1, args.warmup)
+    args.skip = [s for s in args.skip.split(",") if s]
+    return args
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    pinned = [k for k in PINNED_ENV if k in os.environ]
+    if pinned and not args.keep_env:
+        env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
+        env[REEXEC_MARK] = ", ".join(f"{k}={os.environ[k]}" for k in pinned)
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(argv), env)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
