@@ -203,15 +203,21 @@ def format_contributions(c: Contributions, block_name: str, top: int = 0) -> str
     return "\n".join(lines)
 
 
-def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note=""):
-    """A PNG: the input crop, each branch's share as bars, and each branch's per-pixel
-    contribution map beside the total's. Needs matplotlib."""
+def require_matplotlib():
+    """matplotlib.pyplot on the file-only Agg backend, or a clear error naming the extra."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError(f"--png needs matplotlib: {PLOT_HINT}") from None
+    return plt
+
+
+def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note=""):
+    """A PNG: the input crop, each branch's share as bars, and each branch's per-pixel
+    contribution map beside the total's. Needs matplotlib."""
+    plt = require_matplotlib()
     from .commands._common import atomic_write
     C = len(c.shares)
     cols = 8 if C >= 16 else max(C, 2)

@@ -58,13 +58,15 @@ def run(args):
     from ..archs import get_arch
     from ..branches import find_block
     from ..explain import (block_layout, branch_contributions, denormalize, format_contributions,
-                           format_layout, plot_contributions)
+                           format_layout, plot_contributions, require_matplotlib)
     from ..shapes import valid_size
     for flag, path in (("--input", args.input), ("--weights", args.weights)):
         if path is not None and not os.path.exists(path):
             raise InputError(f"{flag}: {path!r} does not exist")
     if args.png is not None and not args.png.lower().endswith(".png"):
         raise InputError(f"--png: expected a file name ending in .png, found {args.png!r}")
+    if args.png is not None:
+        require_matplotlib()                 # fail before the slow part, not after
     config = get_arch(args.arch)
     find_block(config, args.block)
     x = load_input(args.input, args.dtype) if args.input else None
