@@ -249,8 +249,10 @@ def make_one(kind, model_name, out, stem=None, size=(67, 45), batch=2, seed=0,
     model.eval()
     randomize(model, seed)
     stem = stem or model_name
-    if kind == "vision":      # paddle.vision's parameter names are generated (conv2d_0.w_0)
-        formats = [f for f in formats if f != "dir"]
+    if kind == "vision":
+        # paddle.vision's parameter names come from a per-process counter (conv2d_0.w_0):
+        # only the .pdparams (structured keys) says which tensor is which
+        formats = [f for f in formats if f == "pdparams"]
     rng = np.random.default_rng(seed + 1)
     x64 = rng.standard_normal((batch, 3, size[0], size[1]))
     files = save_formats(model, out, stem, formats, x64.shape)

@@ -196,6 +196,9 @@ def scheme_scores(names) -> "OrderedDict[str, int]":
     return OrderedDict((s.name, sum(1 for n in names if s.pattern.match(n))) for s in SCHEMES.values())
 
 
+_GENERATED = re.compile(r"^[a-z0-9_]+_\d+\.(w|b)_\d+$")
+
+
 def detect_scheme(names, fc_weight_shape=None, fc_bias_shape=None, paddle_file=False):
     """The scheme ``names`` are written in, or a WeightsError with examples.
 
@@ -210,8 +213,14 @@ def detect_scheme(names, fc_weight_shape=None, fc_bias_shape=None, paddle_file=F
     best = max(scores.values())
     if best == 0:
         sample = ", ".join(names[:6])
+        hint = ""
+        if sum(1 for n in names if _GENERATED.match(n)) > len(names) // 2:
+            # paddle.vision layers get names from a per-process counter (conv2d_0.w_0)
+            hint = ("; these are names Paddle generated per process, which do not say which "
+                    "layer a tensor belongs to: load the .pdparams written by "
+                    "paddle.save(model.state_dict()) instead")
         raise WeightsError(f"unrecognised tensor names (e.g. {sample}); expected one of the "
-                           f"naming schemes {', '.join(SCHEMES)} (see numpy_resnext.io.names)")
+                           f"naming schemes {', '.join(SCHEMES)} (see numpy_resnext.io.names){hint}")
     winners = [s for s, v in scores.items() if v == best]
     if set(winners) == {"canonical", "ppcls_wsl_param"}:
         return _torch_style(fc_weight_shape, fc_bias_shape, paddle_file)
