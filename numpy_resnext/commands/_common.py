@@ -89,4 +89,8 @@ def cast_input(x, dtype, what="input"):
         raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}; "
                          f"preprocess images to floats first (see `numpy-resnext classify`)")
     x = as_float_array(x, what)
-    return x if x.dtype == np.dtype(dtype) else x.astype(dtype)
+    if x.dtype == np.dtype(dtype):
+        return x
+    print(f"note: {what}: {x.dtype} values cast to {np.dtype(dtype)} (the model's --dtype)",
+          file=sys.stderr)
+    return x.astype(dtype)
