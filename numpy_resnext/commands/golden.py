@@ -1,5 +1,6 @@
 """``numpy-resnext golden``: every named intermediate of a forward pass in one .npz."""
 
+import fnmatch
 import os
 import time
 
@@ -79,14 +80,18 @@ def parse_keep(keep):
 def run(args):
     t0 = time.perf_counter()
     select = parse_keep(args.keep)
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):               # fail before the forward pass, not after
+        raise InputError(f"--output {args.output!r}: directory {out_dir!r} does not exist")
     x, note = load_input(args.input, args.dtype)
     model = load_model(args)
+    if select is not None and not any(fnmatch.fnmatchcase(n, p) for n in model.intermediate_names()
+                                      for p in select):
+        raise InputError(f"--keep {','.join(select)}: matches no tensor name; see "
+                         f"`numpy-resnext summary {model.config.name}` for the names")
     progress = Progress(f"golden {model.config.name}", total=len(model.block_plan) + 2)
     tensors, manifest = golden_dump(model, x, select,
                                     progress=lambda done, total, note: progress.update(done, note))
-    if len(tensors) == 1 and select is not None:
-        raise InputError(f"--keep {','.join(select)}: matches no tensor name; see "
-                         f"`numpy-resnext summary {model.config.name}` for the names")
     manifest["input"].update(source=os.path.basename(args.input), file_sha256=file_sha256(args.input))
     if note:
         manifest["input"]["preprocessing"] = note + " (float32, then cast to the model dtype)"
