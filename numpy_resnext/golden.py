@@ -251,9 +251,10 @@ def _parse_manifest(value, path, what):
         manifest = json.loads(value.astype(np.uint8).tobytes().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise FormatError(f"{what}: the manifest of {path!r} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found != FORMAT:
         raise FormatError(f"{what}: {path!r} has a {MANIFEST_KEY} member that is not a "
-                          f"{FORMAT} manifest (format={manifest.get('format') if isinstance(manifest, dict) else None!r})")
+                          f"{FORMAT} manifest (format={found!r})")
     return manifest
 
 
