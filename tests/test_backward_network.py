@@ -1,0 +1,114 @@
+"""The whole network's backward against centred finite differences, every parameter.
+
+Tiny networks (two stages of one block each: a stride-1 and a stride-2 projection block,
+cardinality 2; plain and vd stems) in float64 with random BN statistics, BN in inference
+and in training mode. L = sum(logits * R); for every trainable tensor (and the input) a
+few entries are perturbed by +-h and the centred difference is compared with the
+analytic gradient, relative to that gradient's largest magnitude (<= 1e-6).
+"""
+
+import numpy as np
+import pytest
+
+import numpy_resnext as nrx
+from numpy_resnext.grad import TrainBN, backward, backward_names, forward_tape, gradients
+from numpy_resnext.params import is_trainable
+
+TOL = 1e-6
+
+
+def tiny_model(stem, seed=0):
+    cfg = nrx.custom(depths=(1, 1), cardinality=2, base_width=4, stem=stem, num_classes=5,
+                     stem_width=8, deep_stem_width=4)
+    model = nrx.build(cfg, dtype="float64", seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for name, v in model.params.items():
+        if name.endswith("running_var"):
+            model.params[name] = rng.uniform(0.5, 2.0, v.shape)
+        elif name.endswith("running_mean"):
+            model.params[name] = rng.normal(0, 0.3, v.shape)
+        elif v.ndim == 1 and not name.startswith("fc."):
+            model.params[name] = rng.uniform(0.5, 1.5, v.shape) if name.endswith("weight") else rng.normal(0, 0.3, v.shape)
+    return model
+
+
+def check_network(model, train, entries=4, h=1e-6, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, 24, 24))
+    R = rng.standard_normal((2, model.config.num_classes))
+    g = gradients(model, x, R, train=train)
+
+    def loss():
+        return float(np.sum(model.forward(x, norm=TrainBN() if train else None) * R))
+
+    worst = {}
+    for name, grad in g.grads.items():
+        arr = x if name == "input" else model.params[name]
+        scale = float(np.abs(grad).max()) or 1.0
+        errs = []
+        for _ in range(entries):
+            i = tuple(int(rng.integers(0, s)) for s in arr.shape)
+            old = arr[i]
+            arr[i] = old + h
+            up = loss()
+            arr[i] = old - h
+            down = loss()
+            arr[i] = old
+            errs.append(abs((up - down) / (2 * h) - grad[i]) / scale)
+        worst[name] = max(errs)
+    bad = {n: e for n, e in worst.items() if e > TOL}
+    assert not bad, f"finite differences disagree (relative to each gradient's max): {bad}"
+    return g, worst
+
+
+@pytest.mark.parametrize("stem", ["plain", "deep"])
+@pytest.mark.parametrize("train", [False, True], ids=["eval-bn", "train-bn"])
+def test_every_parameter_gradient_matches_finite_differences(stem, train):
+    model = tiny_model(stem)
+    g, worst = check_network(model, train)
+    trainable = [n for n in model.params if is_trainable(n)]
+    assert list(g.grads) == ["input"] + trainable                      # every parameter, canonical order
+    assert all(g.grads[n].shape == model.params[n].shape for n in trainable)
+    if train:
+        assert set(g.running) == {n for n in model.params if not is_trainable(n)}
+    else:
+        assert not g.running
+
+
+def test_backward_reads_only_what_it_keeps():
+    """The tape holds no BN outputs or sums, and in training mode no conv outputs either."""
+    model = tiny_model("deep")
+    for train in (False, True):
+        names = backward_names(model, train)
+        assert "layer1.0.bn1" not in names and "layer1.0.add" not in names and "fc" not in names
+        assert ("layer1.0.conv1" in names) is (not train)
+        assert {"maxpool", "layer2.0.downsample.0", "avgpool", "layer2.0"} <= set(names)
+
+
+def test_backward_does_not_modify_anything():
+    model = tiny_model("plain")
+    before = {k: v.copy() for k, v in model.params.items()}
+    x = np.random.default_rng(0).standard_normal((2, 3, 24, 24))
+    x0 = x.copy()
+    logits, tape = forward_tape(model, x, train=True)
+    R = np.ones_like(logits)
+    R0 = R.copy()
+    backward(model, tape, R)
+    assert np.array_equal(x, x0) and np.array_equal(R, R0)
+    assert all(np.array_equal(before[k], model.params[k]) for k in before)
+
+
+def test_float32_backward_stays_float32():
+    cfg = nrx.custom(depths=(1,), cardinality=2, base_width=4, num_classes=3)
+    model = nrx.build(cfg, dtype="float32")
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    g = gradients(model, x, np.ones((1, 3), np.float32))
+    assert all(v.dtype == np.float32 for v in g.grads.values())
+
+
+def test_wrong_dlogits_is_a_clear_error():
+    model = tiny_model("plain")
+    x = np.zeros((2, 3, 24, 24))
+    _, tape = forward_tape(model, x)
+    with pytest.raises(nrx.InputError, match=r"dlogits should be \(N, classes\) = \(2, 5\)"):
+        backward(model, tape, np.zeros((2, 4)))
