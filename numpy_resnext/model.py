@@ -124,10 +124,12 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True):
              record what they skipped in ``model.load_report``.
     """
     dt = _as_dtype(dtype)
+    loaded = None
     if weights is not None and isinstance(weights, (str, os.PathLike)):
         from .io import load_weights
-        loaded = load_weights(weights, arch=None if arch is None else arch)
-        config = loaded.config if arch is None else get_arch(arch)
+        # the loader checks a named architecture against the file and says how they differ
+        loaded = load_weights(weights, arch=arch, strict=strict)
+        config = loaded.config
         weights = loaded.params
     else:
         if arch is None:
@@ -138,4 +140,6 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True):
     if weights is not None:
         checked, report = check_params(config, weights, dtype=dt, strict=strict)
         params.update(checked)
+        if loaded is not None:
+            report.update({k: v for k, v in loaded.report.as_dict().items() if k not in report})
     return ResNeXt(config, params, dt, load_report=report)

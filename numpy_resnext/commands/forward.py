@@ -1,5 +1,6 @@
 """``numpy-resnext forward``: logits of a .npy input, with seeded or loaded weights."""
 
+import sys
 import time
 
 from ..model import build
@@ -17,6 +18,9 @@ def add_parser(sub):
     p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+    p.add_argument("--non-strict", action="store_true",
+                   help="load what matches (e.g. a backbone without its head), keep seeded "
+                        "values for the rest and list what was skipped")
     return p
 
 
@@ -25,7 +29,13 @@ def load_model(args, progress=None):
     from ..errors import ArchitectureError
     if args.arch is None and args.weights is None:
         raise ArchitectureError("name an architecture (see `numpy-resnext archs`) or give --weights")
-    return build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype)
+    strict = not getattr(args, "non_strict", False)
+    model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict)
+    report = model.load_report
+    skipped = report.get("missing", []) + report.get("skipped", []) + report.get("unexpected", [])
+    if skipped:
+        print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
+    return model
 
 
 def run(args):

@@ -123,5 +123,7 @@ def match_registry(fields) -> ArchConfig:
 
 def config_differences(wanted: ArchConfig, found: ArchConfig, skip=()) -> list:
     """["field: named X, file has Y", ...] for every math field that differs."""
+    if wanted.stem == found.stem == "plain":
+        skip = tuple(skip) + ("deep_stem_width",)      # unused without a deep stem
     return [f"{f}: {wanted.name} has {getattr(wanted, f)!r}, the file has {getattr(found, f)!r}"
             for f in MATH_FIELDS if f not in skip and getattr(wanted, f) != getattr(found, f)]

@@ -54,7 +54,7 @@ class LoadReport:
         """Human-readable lines for what was not loaded (empty for a full load)."""
         out = []
         if self.missing:
-            out.append(f"{len(self.missing)} missing (left at their initial values): "
+            out.append(f"{len(self.missing)} missing: "
                        + ", ".join(f"{c} (file: {f})" for c, f in self.missing))
         if self.skipped:
             out.append(f"{len(self.skipped)} skipped: "
@@ -140,9 +140,10 @@ def _fc_shapes(tensors):
 def _resolve_config(tensors, scheme, arch, strict, report):
     """The architecture to load into, and whether to skip the head (non-strict, other classes)."""
     wanted = None if arch is None else get_arch(arch)
+    # a bare backbone: the named head, or (non-strict) ImageNet's 1000 classes
+    default_classes = wanted.num_classes if wanted is not None else (None if strict else 1000)
     try:
-        found, notes = I.infer_config(tensors, scheme,
-                                      None if wanted is None else wanted.num_classes)
+        found, notes = I.infer_config(tensors, scheme, default_classes)
     except WeightsError as exc:
         if wanted is None:
             raise
