@@ -161,3 +161,25 @@ def test_convert_writes_canonical_npz_that_loads_back(paddle_dir, tmp_path, caps
     bad = tmp_path / "bad.npz"
     assert main(["convert", "ResNeXt50_vd_32x4d", "--weights", str(out), "--output", str(bad)]) == 2
     assert "disagrees" in capsys.readouterr().err and not bad.exists()
+
+
+def test_legacy_tar_of_parameter_files(paddle_dir, tmp_path):
+    """PaddleClas's legacy <Name>_pretrained.tar: the per-parameter directory, packed."""
+    import tarfile
+    tar = tmp_path / "Tiny_pretrained.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(paddle_dir / "tiny_resnext_params", arcname="Tiny_pretrained")
+    packed, unpacked = load_weights(tar), load_weights(paddle_dir / "tiny_resnext_params")
+    assert packed.scheme == unpacked.scheme == "ppcls_param"
+    assert packed.config == unpacked.config
+    for name in unpacked.params:
+        np.testing.assert_array_equal(packed.params[name], unpacked.params[name], err_msg=name)
+
+
+@pytest.mark.parametrize("suffix", ["", ".pdiparams", ".json"])
+def test_inference_files_by_prefix_params_or_program(paddle_dir, suffix):
+    loaded = load_weights(str(paddle_dir / "tiny_resnext_vd_infer") + suffix)
+    reference = load_weights(paddle_dir / "tiny_resnext_vd.pdparams")
+    assert loaded.scheme == "ppcls_param" and loaded.config == reference.config
+    for name in reference.params:
+        np.testing.assert_array_equal(loaded.params[name], reference.params[name], err_msg=name)
