@@ -30,7 +30,10 @@ def test_imagenet_labels_in_index_order():
 
 
 def test_labels_match_paddleclas_list_when_installed():
-    spec = importlib.util.find_spec("paddleclas")
+    try:
+        spec = importlib.util.find_spec("paddleclas")
+    except ValueError:          # a stand-in module without a spec
+        spec = None
     if spec is None or spec.origin is None:
         pytest.skip("paddleclas is not installed: its label list cannot be compared")
     path = os.path.join(os.path.dirname(spec.origin), "ppcls", "utils", "imagenet1k_label_list.txt")

@@ -219,7 +219,7 @@ def test_opencv_and_pillow_decode_alike(tmp_path):
 
 
 # --- PaddleClas lane: its own deploy operators ----------------------------------------------------
-def _paddleclas_ops():
+def _paddleclas_ops(monkeypatch):
     pytest.importorskip("cv2", reason="PaddleClas's preprocessing needs opencv-python")
     pytest.importorskip("paddle", reason="PaddleClas's preprocessing imports paddle")
     spec = importlib.util.find_spec("paddleclas")
@@ -231,12 +231,12 @@ def _paddleclas_ops():
     # import the operators without running paddleclas/__init__ (it needs network packages)
     if "paddleclas" not in sys.modules:
         pkg = types.ModuleType("paddleclas")
-        pkg.__path__ = [root]
-        sys.modules["paddleclas"] = pkg
+        pkg.__path__, pkg.__spec__ = [root], spec
+        monkeypatch.setitem(sys.modules, "paddleclas", pkg)
     if importlib.util.find_spec("six") is None:
         six = types.ModuleType("six")
         six.PY2 = False
-        sys.modules["six"] = six
+        monkeypatch.setitem(sys.modules, "six", six)
     from paddleclas.deploy.python import preprocess as P
     return [P.ResizeImage(resize_short=256), P.CropImage(size=224),
             P.NormalizeImage(scale=1.0 / 255.0, mean=[0.485, 0.456, 0.406],
@@ -245,8 +245,8 @@ def _paddleclas_ops():
 
 
 @pytest.mark.paddle
-def test_preprocess_equals_paddleclas_operators():
-    ops = _paddleclas_ops()
+def test_preprocess_equals_paddleclas_operators(monkeypatch):
+    ops = _paddleclas_ops(monkeypatch)
     rng = np.random.default_rng(7)
     worst = 0.0
     for H, W in _odd_sizes(8, 6):
