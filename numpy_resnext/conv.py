@@ -94,15 +94,17 @@ def _unfold_into(dest, xv, kernel, stride, oh0=0):
     dest: (N, rows, OW, G, R, S) of the same item type, output rows oh0 .. oh0+rows-1:
 
         dest[n, i, ow, g, r, s] = xv[n, (oh0 + i)*sh + r, ow*sw + s, g]
-
-    One strided copy per kernel tap (R*S of them), each over every group at once.
     """
     (R, S), (sh, sw) = kernel, stride
-    rows, OW = dest.shape[1], dest.shape[2]
-    for r in range(R):
-        for s in range(S):
-            h0 = oh0 * sh + r
-            dest[:, :, :, :, r, s] = xv[:, h0:h0 + (rows - 1) * sh + 1:sh, s:s + (OW - 1) * sw + 1:sw, :]
+    rows, OW, G = dest.shape[1], dest.shape[2], dest.shape[3]
+    win = sliding_window_view(xv, (R, S), axis=(1, 2))                  # N, H'-R+1, W'-S+1, G, R, S
+    win = win[:, oh0 * sh:(oh0 + rows - 1) * sh + 1:sh, :(OW - 1) * sw + 1:sw]  # N, rows, OW, G, R, S
+    if G == 1:      # one copy: a window row is S adjacent items, copied as one run
+        dest[...] = win
+    else:           # one copy per tap (R*S, not G, of them): runs along OW copy fastest
+        for r in range(R):
+            for s in range(S):
+                dest[..., r, s] = win[..., r, s]
 
 
 def _group_items(a, Cg):
