@@ -1,0 +1,370 @@
+"""The paper's equivalences and the ops' laws as Hypothesis properties, in float64.
+
+Examples are drawn (shapes, strides, paddings, cardinalities, widths); the profile picked by
+NUMPY_RESNEXT_PROFILE (tests/conftest.py) sets how many: "dev" for quick local runs, "ci"
+derandomized (the same examples every run) with no deadline. A failure prints the minimal
+falsifying example Hypothesis shrank it to.
+
+1. Fig. 3: split-transform-merge (a) == early concatenation (b) == grouped block (c), BN
+   and ReLU included; C = 32, d = 4 (ResNeXt-50's first stage) explicitly.
+2. Grouped convolution == G convolutions on channel slices, concatenated; groups = 1 is the
+   plain convolution; groups = C is depthwise; all == a SciPy (scipy.signal.correlate) oracle.
+3. im2col and col2im are adjoint.
+4. Inference BN is a per-channel affine map; folding it into the conv before it is exact.
+5. Output-size laws; max-pool padding never wins; the vd average pool counts real pixels.
+6. No forward or backward function modifies its inputs.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+scipy_signal = pytest.importorskip("scipy.signal")
+
+import numpy_resnext as nrx                                            # noqa: E402
+from numpy_resnext.activations import relu, relu_backward                # noqa: E402
+from numpy_resnext.archs import BlockPlan                                # noqa: E402
+from numpy_resnext.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train,  # noqa: E402
+                                     batchnorm_train_backward, fold_bn)
+from numpy_resnext.branches import (block_branches, early_concat_form,   # noqa: E402
+                                    find_block, grouped_form)
+from numpy_resnext.conv import col2im, conv2d, conv2d_backward, im2col   # noqa: E402
+from numpy_resnext.grad import gradients                                 # noqa: E402
+from numpy_resnext.linear import linear, linear_backward                 # noqa: E402
+from numpy_resnext.loss import softmax_cross_entropy, softmax_cross_entropy_backward  # noqa: E402
+from numpy_resnext.params import bn_layers, shortcut_names               # noqa: E402
+from numpy_resnext.pooling import (avgpool2d, avgpool2d_backward, global_avgpool,  # noqa: E402
+                                   global_avgpool_backward, maxpool2d, maxpool2d_backward)
+
+# the heavier properties run fewer examples than the profile's default
+FEW = settings(max_examples=max(5, settings.default.max_examples // 3))
+
+
+def close(a, b, rtol=1e-12):
+    """Agreement relative to the larger array's largest magnitude."""
+    assert a.shape == b.shape, (a.shape, b.shape)
+    scale = max(float(np.abs(a).max(initial=0)), float(np.abs(b).max(initial=0)), 1e-300)
+    err = float(np.abs(a - b).max(initial=0)) / scale
+    assert err <= rtol, f"relative difference {err:.3e} > {rtol:g}"
+
+
+def random_bn(rng, params, name, C):
+    params[f"{name}.weight"] = rng.uniform(0.5, 1.5, C)
+    params[f"{name}.bias"] = rng.normal(0, 0.3, C)
+    params[f"{name}.running_mean"] = rng.normal(0, 0.3, C)
+    params[f"{name}.running_var"] = rng.uniform(0.5, 2.0, C)
+
+
+# --- 1. Fig. 3 -----------------------------------------------------------------------
+def block_setup(rng, C, d, cin, cout, stride, shortcut, vd):
+    """A BlockPlan, a config for its shortcut names, and random params under canonical names."""
+    config = nrx.custom(depths=(1, 1), cardinality=C, base_width=d, stem="deep" if vd else "plain")
+    width = C * d
+    block = BlockPlan(name="layer2.0", stage=1, index=0, in_channels=cin, width=width,
+                      out_channels=cout, stride=stride, groups=C, shortcut=shortcut)
+    p = {"layer2.0.conv1.weight": rng.standard_normal((width, cin, 1, 1)) / np.sqrt(cin),
+         "layer2.0.conv2.weight": rng.standard_normal((width, d, 3, 3)) / np.sqrt(9 * d),
+         "layer2.0.conv3.weight": rng.standard_normal((cout, width, 1, 1)) / np.sqrt(width)}
+    for i, c in ((1, width), (2, width), (3, cout)):
+        random_bn(rng, p, f"layer2.0.bn{i}", c)
+    if shortcut != "identity":
+        _, conv, bn = shortcut_names(config, "layer2.0")
+        p[f"{conv}.weight"] = rng.standard_normal((cout, cin, 1, 1)) / np.sqrt(cin)
+        random_bn(rng, p, bn, cout)
+    return config, block, p
+
+
+def assert_three_forms_agree(x, p, block, config):
+    block = find_block(config, block)
+    a = block_branches(x, p, block, config)
+    b = early_concat_form(x, p, block, config)
+    c = grouped_form(x, p, block, config)
+    assert len(a.branches) == len(b.branches) == block.groups
+    for field in ("total", "bn3", "shortcut", "output"):
+        close(getattr(a, field), getattr(c, field))
+        close(getattr(b, field), getattr(c, field))
+    return a, c
+
+
+@FEW
+@given(C=st.integers(1, 6), d=st.integers(1, 4), cin=st.integers(1, 8), cout=st.integers(1, 8),
+       H=st.integers(2, 7), W=st.integers(2, 7), stride=st.integers(1, 2), N=st.integers(1, 2),
+       kind=st.sampled_from(["identity", "projection", "avgpool_projection"]), seed=st.integers(0, 2**31))
+def test_fig3_branches_early_concat_and_grouped_agree(C, d, cin, cout, H, W, stride, N, kind, seed):
+    if kind == "identity":
+        cout, stride = cin, 1                     # an identity shortcut needs matching shapes
+    if kind == "avgpool_projection":
+        stride = 2
+    rng = np.random.default_rng(seed)
+    config, block, p = block_setup(rng, C, d, cin, cout, stride, kind, vd=(kind == "avgpool_projection"))
+    x = rng.standard_normal((N, cin, H, W))
+    assert_three_forms_agree(x, p, block, config)
+
+
+@pytest.fixture(scope="module")
+def resnext50():
+    """ResNeXt-50 32x4d's seeded weights with random BN statistics (float64)."""
+    model = nrx.build("ResNeXt50_32x4d", dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    for name, C in bn_layers(model.config):
+        random_bn(rng, model.params, name, C)
+    return model
+
+
+@pytest.mark.parametrize("block", ["layer1.0", "layer1.1", "layer2.0"])
+def test_fig3_on_resnext50_first_stages(resnext50, block):
+    """C = 32 branches of d = 4 (layer1) and d = 8 with stride 2 (layer2.0), real blocks."""
+    model = resnext50
+    rng = np.random.default_rng(1)
+    cin = {"layer1.0": 64, "layer1.1": 256, "layer2.0": 256}[block]
+    x = rng.standard_normal((2, cin, 8, 8))
+    a, c = assert_three_forms_agree(x, model.params, block, model.config)
+    assert len(a.branches) == 32
+    assert a.branches[0].shape == c.total.shape
+    # the grouped form is the block the model runs: compare with the model's own intermediates
+    if block == "layer1.0":
+        _, acts = model.forward(rng.standard_normal((1, 3, 32, 32)), capture=["maxpool", "layer1.0*"])
+        g = block_branches(acts["maxpool"], model.params, "layer1.0", model.config)
+        close(g.total, acts["layer1.0.conv3"])
+        close(g.bn3, acts["layer1.0.bn3"])
+        close(g.output, acts["layer1.0"])
+
+
+def test_fig3_bn3_shift_is_added_once(resnext50):
+    """Applying bn3 to every branch instead of to the sum adds its shift 32 times."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 64, 4, 4))
+    a = block_branches(x, resnext50.params, "layer1.0", resnext50.config)
+    p = {k[len("layer1.0.bn3."):]: v for k, v in resnext50.params.items() if k.startswith("layer1.0.bn3.")}
+    per_branch = sum(batchnorm(t, p["weight"], p["bias"], p["running_mean"], p["running_var"]) for t in a.branches)
+    scale, shift = nrx.bn_scale_shift(p["weight"], p["bias"], p["running_mean"], p["running_var"])
+    close(per_branch - 31 * shift.reshape(1, -1, 1, 1), a.bn3)
+    assert np.abs(per_branch - a.bn3).max() > 1e-3
+
+
+# --- 2. grouped convolution ------------------------------------------------------------
+def scipy_conv(x, w, stride, padding, groups):
+    """An independent oracle: scipy.signal.correlate ('valid', direct) per (n, k, c)."""
+    (sh, sw), (ph, pw) = stride, padding
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    Kg = K // groups
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = []
+    for n in range(N):
+        maps = []
+        for k in range(K):
+            g = k // Kg
+            acc = sum(scipy_signal.correlate(xp[n, g * Cg + c], w[k, c], mode="valid", method="direct")
+                      for c in range(Cg))
+            maps.append(acc[::sh, ::sw])
+        out.append(maps)
+    return np.array(out)
+
+
+conv_shapes = st.fixed_dictionaries(dict(
+    G=st.integers(1, 4), Cg=st.integers(1, 3), Kg=st.integers(1, 3), N=st.integers(1, 2),
+    R=st.integers(1, 4), S=st.integers(1, 4), H=st.integers(1, 8), W=st.integers(1, 8),
+    sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2),
+    seed=st.integers(0, 2**31)))
+
+
+def draw_conv(c):
+    assume(c["H"] + 2 * c["ph"] >= c["R"] and c["W"] + 2 * c["pw"] >= c["S"])
+    rng = np.random.default_rng(c["seed"])
+    x = rng.standard_normal((c["N"], c["G"] * c["Cg"], c["H"], c["W"]))
+    w = rng.standard_normal((c["G"] * c["Kg"], c["Cg"], c["R"], c["S"]))
+    return x, w, (c["sh"], c["sw"]), (c["ph"], c["pw"]), c["G"]
+
+
+@given(conv_shapes)
+def test_grouped_conv_is_g_convs_on_slices(c):
+    x, w, stride, padding, G = draw_conv(c)
+    Cg, Kg = c["Cg"], c["Kg"]
+    pieces = [conv2d(np.ascontiguousarray(x[:, g * Cg:(g + 1) * Cg]), w[g * Kg:(g + 1) * Kg], stride, padding, 1)
+              for g in range(G)]
+    out = conv2d(x, w, stride, padding, G)
+    close(out, np.concatenate(pieces, axis=1))
+    close(out, scipy_conv(x, w, stride, padding, G))
+
+
+@given(conv_shapes)
+def test_groups_one_is_plain_convolution(c):
+    c = dict(c, G=1)
+    x, w, stride, padding, _ = draw_conv(c)
+    close(conv2d(x, w, stride, padding, 1), scipy_conv(x, w, stride, padding, 1))
+
+
+@given(conv_shapes)
+def test_groups_equal_to_channels_is_depthwise(c):
+    c = dict(c, Cg=1, Kg=1)
+    x, w, stride, padding, G = draw_conv(c)
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    depthwise = np.array([[scipy_signal.correlate(xp[n, ch], w[ch, 0], mode="valid", method="direct")[::sh, ::sw]
+                           for ch in range(G)] for n in range(x.shape[0])])
+    close(conv2d(x, w, stride, padding, G), depthwise)
+
+
+# --- 3. im2col / col2im ------------------------------------------------------------------
+@given(conv_shapes)
+def test_im2col_and_col2im_are_adjoint(c):
+    x, w, stride, padding, G = draw_conv(c)
+    R, S = w.shape[2:]
+    cols = im2col(x, (R, S), stride, padding, G)
+    Y = np.random.default_rng(c["seed"] + 1).standard_normal(cols.shape)
+    lhs = float(np.sum(cols * Y))
+    rhs = float(np.sum(x * col2im(Y, x.shape, (R, S), stride, padding, G)))
+    assert abs(lhs - rhs) <= 1e-12 * max(1.0, np.abs(cols).sum() * np.abs(Y).max())
+
+
+# --- 4. BatchNorm ------------------------------------------------------------------------
+@given(N=st.integers(1, 3), C=st.integers(1, 5), H=st.integers(1, 4), W=st.integers(1, 4),
+       seed=st.integers(0, 2**31))
+def test_inference_bn_is_a_per_channel_affine_map(N, C, H, W, seed):
+    rng = np.random.default_rng(seed)
+    w, b, m, v = rng.uniform(0.5, 1.5, C), rng.normal(0, 1, C), rng.normal(0, 1, C), rng.uniform(0.1, 3, C)
+    x1, x2 = rng.standard_normal((2, N, C, H, W))
+    t = rng.uniform(-2, 2)
+    y = lambda x: batchnorm(x, w, b, m, v)
+    close(y(t * x1 + (1 - t) * x2), t * y(x1) + (1 - t) * y(x2), 1e-12)     # affine
+    direct = (x1 - m[:, None, None]) / np.sqrt(v[:, None, None] + 1e-5) * w[:, None, None] + b[:, None, None]
+    close(y(x1), direct)                                                  # the claimed formula
+    x3 = x1.copy()
+    x3[:, 0] += 5.0                                                       # channels do not mix
+    close(y(x3)[:, 1:], y(x1)[:, 1:], 0)
+
+
+@given(conv_shapes)
+def test_folding_bn_into_the_conv_is_exact(c):
+    x, w, stride, padding, G = draw_conv(c)
+    K = w.shape[0]
+    rng = np.random.default_rng(c["seed"] + 2)
+    bw, bb, m, v = rng.uniform(0.5, 1.5, K), rng.normal(0, 1, K), rng.normal(0, 1, K), rng.uniform(0.1, 3, K)
+    wf, bf = fold_bn(w, bw, bb, m, v)
+    close(conv2d(x, wf, stride, padding, G) + bf[None, :, None, None],
+          batchnorm(conv2d(x, w, stride, padding, G), bw, bb, m, v))
+
+
+# --- 5. output sizes and pooling padding --------------------------------------------------
+def windows(size, k, s, p, ceil):
+    """Window starts (in padded coordinates) by enumeration, not by the formula."""
+    starts = []
+    i = 0
+    while True:
+        start = i * s
+        full = start + k <= size + 2 * p
+        partial = ceil and start < size + p and (not starts or starts[-1] + k < size + 2 * p)
+        if not (full or partial):
+            return starts
+        starts.append(start)
+        i += 1
+
+
+@given(H=st.integers(1, 12), W=st.integers(1, 12), k=st.integers(1, 4), s=st.integers(1, 3),
+       p=st.integers(0, 2))
+def test_output_size_law(H, W, k, s, p):
+    assume(H + 2 * p >= k and W + 2 * p >= k)
+    x = np.zeros((1, 2, H, W))
+    law = ((H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1)
+    assert law == (len(windows(H, k, s, p, False)), len(windows(W, k, s, p, False)))
+    assert conv2d(x, np.zeros((3, 2, k, k)), s, p).shape == (1, 3) + law
+    if 2 * p <= k:
+        assert maxpool2d(x, k, s, p).shape == (1, 2) + law
+        assert avgpool2d(x, k, s, p, ceil_mode=False).shape == (1, 2) + law
+        ceil = (len(windows(H, k, s, p, True)), len(windows(W, k, s, p, True)))
+        assert avgpool2d(x, k, s, p, ceil_mode=True).shape == (1, 2) + ceil
+
+
+def clipped_pool(x, k, s, p, OH, OW, reduce):
+    """Reduce each window clipped to the real pixels (padding never takes part)."""
+    N, C, H, W = x.shape
+    out = np.empty((N, C, OH, OW))
+    for i in range(OH):
+        for j in range(OW):
+            r0, c0 = i * s - p, j * s - p
+            win = x[:, :, max(r0, 0):min(r0 + k, H), max(c0, 0):min(c0 + k, W)]
+            out[:, :, i, j] = reduce(win, axis=(2, 3))
+    return out
+
+
+@given(H=st.integers(1, 9), W=st.integers(1, 9), k=st.integers(1, 4), s=st.integers(1, 3),
+       p=st.integers(0, 2), shift=st.floats(-50, 0), seed=st.integers(0, 2**31))
+def test_maxpool_padding_never_wins(H, W, k, s, p, shift, seed):
+    assume(2 * p <= k and H + 2 * p >= k and W + 2 * p >= k)
+    x = np.random.default_rng(seed).standard_normal((2, 2, H, W)) + shift   # mostly negative
+    y = maxpool2d(x, k, s, p)
+    close(y, clipped_pool(x, k, s, p, y.shape[2], y.shape[3], np.max), 0)
+
+
+@given(H=st.integers(1, 9), W=st.integers(1, 9), seed=st.integers(0, 2**31),
+       ksp=st.sampled_from([(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 0)]))
+def test_vd_avgpool_counts_only_real_pixels(H, W, seed, ksp):
+    k, s, p = ksp
+    assume(H + 2 * p >= k and W + 2 * p >= k)
+    x = np.random.default_rng(seed).standard_normal((2, 3, H, W))
+    y = avgpool2d(x, k, s, p, ceil_mode=True, exclusive=True)
+    close(y, clipped_pool(x, k, s, p, y.shape[2], y.shape[3], np.mean), 1e-14)
+
+
+# --- 6. no function modifies its inputs ---------------------------------------------------
+def frozen(*arrays):
+    """Read-only copies: any write into them raises instead of passing silently."""
+    out = []
+    for a in arrays:
+        a = np.array(a)
+        a.flags.writeable = False
+        out.append(a)
+    return out
+
+
+@given(conv_shapes)
+def test_no_op_modifies_its_inputs(c):
+    x, w, stride, padding, G = draw_conv(c)
+    rng = np.random.default_rng(c["seed"])
+    x, w = frozen(x, w)
+    x0, w0 = x.copy(), w.copy()
+    y = conv2d(x, w, stride, padding, G)
+    dout, = frozen(rng.standard_normal(y.shape))
+    conv2d_backward(dout, x, w, stride, padding, G)
+    K = w.shape[0]
+    bw, bb, m, v = frozen(rng.uniform(0.5, 1.5, K), rng.normal(0, 1, K), rng.normal(0, 1, K), rng.uniform(0.5, 2, K))
+    y, = frozen(y)
+    batchnorm(y, bw, bb, m, v)
+    batchnorm_backward(dout, y, bw, m, v)
+    _, cache, _, _ = batchnorm_train(y, bw, bb, m, v)
+    batchnorm_train_backward(dout, cache)
+    fold_bn(w, bw, bb, m, v)
+    relu(y)
+    relu_backward(dout, y)
+    maxpool2d_backward(*frozen(maxpool2d(x, 1, 1, 0)), x, 1, 1, 0)
+    if x.shape[2] >= 2 and x.shape[3] >= 2:
+        yp, = frozen(maxpool2d(x, 2, 2, 1))
+        maxpool2d_backward(yp, x, 2, 2, 1)
+        ya, = frozen(avgpool2d(x))
+        avgpool2d_backward(ya, x.shape)
+    f, = frozen(global_avgpool(x))
+    global_avgpool_backward(f, x.shape)
+    fw, = frozen(rng.standard_normal((3, f.shape[1])))
+    z = linear(f, fw)
+    linear_backward(*frozen(z), f, fw)
+    labels, = frozen(np.zeros(z.shape[0], dtype=np.int64))
+    loss, probs = softmax_cross_entropy(*frozen(z), labels)
+    softmax_cross_entropy_backward(*frozen(probs), labels)
+    assert np.array_equal(x, x0) and np.array_equal(w, w0)
+
+
+@FEW
+@given(stem=st.sampled_from(["plain", "deep"]), train=st.booleans(), seed=st.integers(0, 2**31))
+def test_network_forward_and_backward_modify_nothing(stem, train, seed):
+    cfg = nrx.custom(depths=(1, 1), cardinality=2, base_width=2, stem=stem, num_classes=3,
+                     stem_width=8, deep_stem_width=4)
+    model = nrx.build(cfg, dtype="float64", seed=seed % 1000)
+    for k in model.params:
+        model.params[k], = frozen(model.params[k])
+    rng = np.random.default_rng(seed)
+    x, d = frozen(rng.standard_normal((2, 3, 16, 16)), rng.standard_normal((2, 3)))
+    g = gradients(model, x, d, train=train)
+    assert g.grads["input"].shape == x.shape
+    a = block_branches(*frozen(rng.standard_normal((1, 8, 4, 4))), model.params, "layer1.0", cfg)
+    assert len(a.branches) == 2
