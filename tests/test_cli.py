@@ -146,7 +146,8 @@ def test_forward_errors(capsys, tmp_path, x_file):
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     expect_error(capsys, "forward", "is not a plain .npy array", "ResNeXt50_32x4d", "--input", pickled,
                  "--output", out_path)
-    expect_error(capsys, "forward", "", "ResNeXt50_32x4d", *common, "--weights", tmp_path / "missing.npz")
+    expect_error(capsys, "forward", f"{tmp_path / 'missing.npz'}: cannot read", "ResNeXt50_32x4d", *common,
+                 "--weights", tmp_path / "missing.npz")
     assert not out_path.exists()                                     # no partial output anywhere
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 

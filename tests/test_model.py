@@ -296,6 +296,20 @@ def test_any_size_that_leaves_1x1_works(h, w, n, stem):
         assert a.shape == (n,) + tuple(rows[name]), name
 
 
+@pytest.mark.parametrize("stem", ["plain", "deep"])
+def test_custom_widths_and_odd_cardinality(stem):
+    """Nothing assumes 64 stem channels, 4 stages, a power-of-two cardinality or 1000 classes."""
+    config = custom(depths=(2, 1), cardinality=3, base_width=5, stem=stem, stem_width=16,
+                    deep_stem_width=8, num_classes=1)
+    assert (config.stage_width(0), config.stage_width(1)) == (15, 30)      # floor(64*5/64)*3, floor(128*5/64)*3
+    logits, acts = build(config, dtype="float64").forward(image((2, 3, 21, 9)), capture=True)
+    rows = output_shapes(config, 21, 9)
+    assert list(acts) == [r["name"] for r in rows]
+    for r in rows:
+        assert acts[r["name"]].shape == (2,) + tuple(r["shape"]), r["name"]
+    assert logits.shape == (2, 1)
+
+
 @pytest.mark.parametrize("which", ["plain64", "vd64"])
 def test_smallest_inputs_run_on_resnext50(which, request):
     model = request.getfixturevalue(which)

@@ -81,6 +81,13 @@ def test_timm_names_and_shapes_vd():
     assert not any(n.startswith("layer2.0.downsample.0.") for n in shapes)   # the pool has none
 
 
+@pytest.mark.parametrize("config", [TINY, TINY_VD, custom(depths=(2, 1), cardinality=3, base_width=5,
+                                                             stem_width=16, deep_stem_width=8)])
+def test_count_params_equals_the_initialised_sizes(config):
+    params = init_params(config)
+    assert count_params(config) == sum(v.size for k, v in params.items() if is_trainable(k))
+
+
 def test_is_trainable():
     assert is_trainable("layer1.0.bn1.weight") and is_trainable("fc.bias")
     assert not is_trainable("bn1.running_mean") and not is_trainable("layer1.0.downsample.1.running_var")
