@@ -1,0 +1,60 @@
+"""``numpy-resnext grad``: gradients of the input and every parameter for a given dloss/dlogits."""
+
+import time
+
+import numpy as np
+
+from ..errors import InputError
+from ._common import Progress, add_command, atomic_write, cast_input, load_npy
+from .forward import load_model
+
+
+def add_parser(sub):
+    p = add_command(
+        sub, "grad",
+        "backward pass: the gradient of the input and of every parameter (canonical names) "
+        "for a given gradient of the loss with respect to the logits, written to an .npz",
+        "numpy-resnext grad ResNeXt50_32x4d --input x.npy --dout d.npy --output g.npz --dtype float64")
+    p.add_argument("arch", nargs="?", default=None,
+                   help="architecture name; may be left out when --weights names a file the "
+                        "architecture can be inferred from")
+    p.add_argument("--input", required=True, help="(N, 3, H, W) float array in a .npy file")
+    p.add_argument("--dout", required=True,
+                   help="(N, classes) .npy: dloss/dlogits (for loss = sum(logits * D), D itself)")
+    p.add_argument("--output", required=True,
+                   help="the .npz to write (atomically): 'input' and every trainable parameter's "
+                        "gradient under its canonical name")
+    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                   help="precision (default float64, the mode gradient checks use)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+    p.add_argument("--train", action="store_true",
+                   help="BatchNorm in training mode (batch statistics), as in a training step; "
+                        "default: inference mode (running statistics)")
+    return p
+
+
+def run(args):
+    from ..grad import gradients
+    x = cast_input(load_npy(args.input, "--input"), args.dtype, "--input")
+    dout = cast_input(load_npy(args.dout, "--dout"), args.dtype, "--dout")
+    progress = Progress("grad")
+    t0 = time.perf_counter()
+    model = load_model(args)
+    model.check_input(x)
+    expected = (x.shape[0], model.config.num_classes)
+    if dout.shape != expected:
+        raise InputError(f"--dout {args.dout!r}: expected shape (N, classes) = {expected} for input "
+                         f"{x.shape} and {model.config.name}, found {dout.shape}")
+    progress.update(0, f"built {model.config.name}, running forward and backward")
+    grads = gradients(model, x, dout, train=args.train).grads
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.ascontiguousarray(v) for k, v in grads.items()})
+    atomic_write(args.output, write)
+    progress.done(f"wrote {args.output}")
+    mode = "training" if args.train else "inference"
+    print(f"{model.config.name}: {len(grads) - 1} parameter gradients + input gradient "
+          f"({x.dtype}, BN {mode} mode) in {time.perf_counter() - t0:.2f} s, written to {args.output}")
+    return 0
