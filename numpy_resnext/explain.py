@@ -222,10 +222,11 @@ def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note
     C = len(c.shares)
     cols = 8 if C >= 16 else max(C, 2)
     grid_rows = -(-C // cols)
-    fig = plt.figure(figsize=(2.0 * cols, 4.0 + 2.0 * grid_rows), layout="constrained")
+    # wide enough for the titles even with few branches (ResNet: one)
+    fig = plt.figure(figsize=(max(2.0 * cols, 11.0), 4.0 + 2.0 * grid_rows), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[3.6, 2.0 * grid_rows])
     b = lay["block"]
-    fig.suptitle(f"{lay['config'].name} {b.name}: {C} branches of d = {lay['d']} "
+    fig.suptitle(f"{lay['config'].name} {b.name}: {C} branch{'es' if C != 1 else ''} of d = {lay['d']} "
                  f"(in {_shape(lay['in_shape'])}, out {_shape(lay['out_shape'])}){title_note}",
                  fontsize=12)
     axes = top.subplots(1, 2, width_ratios=[1, 3]) if image is not None else [None, top.subplots()]
@@ -242,6 +243,8 @@ def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note
     ax.set_title("each branch's share <T_i, T> / <T, T> of the aggregated transform "
                  "T = sum_i T_i (shares sum to 100 %)", fontsize=9)
     ax.set_xlim(-0.6, C - 0.4)
+    if C <= 16:
+        ax.set_xticks(np.arange(C))
     ax.legend(fontsize=8, loc="upper right")
     bottom.suptitle("where each branch contributes: per-pixel norm of T_i over its "
                     f"{lay['out_shape'][0]} output channels (one colour scale)", fontsize=9)
