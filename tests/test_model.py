@@ -392,3 +392,51 @@ def test_state_dict_is_a_copy(tiny32):
     assert not np.any(tiny32.params["fc.bias"] == 123)
     assert tiny32.trainable_names()[-2:] == ["fc.weight", "fc.bias"]
     assert not any(n.endswith("running_mean") for n in tiny32.trainable_names())
+
+
+# --- the whole network in torch's functional ops, written from the paper ------------------------
+def torch_resnext(torch, p, depths, vd, x):
+    """ResNeXt written out with torch.nn.functional, independent of the package's block code."""
+    F = torch.nn.functional
+    t = {k: torch.from_numpy(v) for k, v in p.items()}
+
+    def cbn(y, conv, norm, stride=1, padding=0, groups=1):
+        y = F.conv2d(y, t[f"{conv}.weight"], stride=stride, padding=padding, groups=groups)
+        return F.batch_norm(y, t[f"{norm}.running_mean"], t[f"{norm}.running_var"], t[f"{norm}.weight"],
+                            t[f"{norm}.bias"], training=False, eps=1e-5)
+
+    y = torch.from_numpy(x)
+    if vd:
+        y = F.relu(cbn(y, "conv1.0", "conv1.1", 2, 1))
+        y = F.relu(cbn(y, "conv1.3", "conv1.4", 1, 1))
+        y = F.relu(cbn(y, "conv1.6", "bn1", 1, 1))
+    else:
+        y = F.relu(cbn(y, "conv1", "bn1", 2, 3))
+    y = F.max_pool2d(y, 3, 2, 1)
+    for s, depth in enumerate(depths):
+        for i in range(depth):
+            b = f"layer{s + 1}.{i}"
+            stride = 2 if (s > 0 and i == 0) else 1
+            groups = t[f"{b}.conv1.weight"].shape[0] // t[f"{b}.conv2.weight"].shape[1]
+            z = F.relu(cbn(y, f"{b}.conv1", f"{b}.bn1"))
+            z = F.relu(cbn(z, f"{b}.conv2", f"{b}.bn2", stride, 1, groups))
+            z = cbn(z, f"{b}.conv3", f"{b}.bn3")
+            if i > 0:
+                short = y
+            elif vd:
+                pooled = F.avg_pool2d(y, 2, 2, 0, ceil_mode=True, count_include_pad=False) if stride == 2 else y
+                short = cbn(pooled, f"{b}.downsample.1", f"{b}.downsample.2")
+            else:
+                short = cbn(y, f"{b}.downsample.0", f"{b}.downsample.1", stride)
+            y = F.relu(z + short)
+    y = F.adaptive_avg_pool2d(y, 1).flatten(1)
+    return F.linear(y, t["fc.weight"], t["fc.bias"]).numpy()
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("which", ["plain64", "vd64"])
+def test_whole_network_matches_torch_functional(torch, which, request, runs):
+    model = request.getfixturevalue(which)
+    x, _, logits, _ = runs[which]
+    ref = torch_resnext(torch, model.params, model.config.depths, which == "vd64", x.copy())
+    assert_close(logits, ref, rtol=1e-12, what=f"{model.config.name} logits vs torch")
