@@ -126,6 +126,8 @@ def test_forward_errors(capsys, tmp_path, x_file):
                  "ResNet50", "--input", tmp_path / "nope.npy", "--output", out_path)
     expect_error(capsys, "forward", "does not exist", "ResNeXt50_32x4d", "--input", path,
                  "--output", tmp_path / "no_dir" / "y.npy")
+    expect_error(capsys, "forward", f"output '{tmp_path}' is a directory; expected a file name",
+                 "ResNeXt50_32x4d", "--input", path, "--output", tmp_path)
     ints = tmp_path / "ints.npy"
     np.save(ints, np.zeros((1, 3, 8, 8), np.uint8))
     expect_error(capsys, "forward", "--input: expected float32 or float64 values, found uint8",

@@ -49,6 +49,8 @@ def atomic_write(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise InputError(f"output {path!r}: directory {directory!r} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"output {path!r} is a directory; expected a file name inside it")
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
