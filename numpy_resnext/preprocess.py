@@ -11,6 +11,8 @@ ToCHWImage), reproduced here step by step:
 3. center crop 224 x 224 at ((W' - 224) // 2, (H' - 224) // 2)     :func:`center_crop`
 4. x * (1/255), minus mean (0.485, 0.456, 0.406), over std (0.229, 0.224, 0.225),
    in float32 as PaddleClas computes it                              :func:`normalize`
+   (PaddleClas's deploy inference config writes the scale as 0.00392157, which moves
+   the normalised values by at most 1.2e-6)
 5. (H, W, 3) -> (3, H, W)                                            :func:`to_chw`
 
 The bilinear resize is OpenCV's for uint8 images, fixed-point rounding included, so that a
