@@ -272,3 +272,12 @@ def test_conv2d_matches_torch(torch, shape, wshape, stride, padding, groups, rng
     ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride,
                                      padding=padding, groups=groups).numpy()
     assert_close(conv2d(x, w, stride=stride, padding=padding, groups=groups), ref)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kernel,groups", [(1, 1), (3, 1), (3, 2)])
+def test_conv2d_output_is_channels_last_memory(layout, kernel, groups, rng):
+    """As documented: an NCHW view whose (N, H, W, C) transpose is contiguous."""
+    x = in_layout(rng.standard_normal((2, 4, 5, 6)), layout)
+    out = conv2d(x, rng.standard_normal((6, 4 // groups, kernel, kernel)), padding=kernel // 2, groups=groups)
+    assert out.transpose(0, 2, 3, 1).flags.c_contiguous
