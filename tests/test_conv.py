@@ -281,3 +281,38 @@ def test_conv2d_output_is_channels_last_memory(layout, kernel, groups, rng):
     x = in_layout(rng.standard_normal((2, 4, 5, 6)), layout)
     out = conv2d(x, rng.standard_normal((6, 4 // groups, kernel, kernel)), padding=kernel // 2, groups=groups)
     assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def einsum_conv(x, w, stride, padding, groups):
+    """An independent vectorised oracle: sliding windows contracted with einsum, per group axis."""
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    G, Kg = groups, K // groups
+    OH, OW = conv_output_size(H, R, stride, padding), conv_output_size(W, S, stride, padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (R, S), axis=(2, 3))
+    win = win[:, :, ::stride, ::stride][:, :, :OH, :OW]                 # N, C, OH, OW, R, S
+    win = win.reshape(N, G, Cg, OH, OW, R, S)
+    out = np.einsum("ngchwrs,gkcrs->ngkhw", win, w.reshape(G, Kg, Cg, R, S), optimize=True)
+    return out.reshape(N, K, OH, OW)
+
+
+@pytest.mark.parametrize("shape,K,R,stride,padding,groups", [
+    ((2, 256, 22, 41), 256, 3, 2, 1, 32),   # columns of one image exceed a block: runs of rows
+    ((2, 64, 40, 37), 64, 3, 1, 1, 32),
+    ((3, 64, 20, 20), 64, 3, 1, 1, 32),     # several whole images per block, a short last block
+    ((5, 3, 64, 63), 16, 7, 2, 3, 1),       # the 7x7 stem
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv2d_realistic_sizes(shape, K, R, stride, padding, groups, dtype, rng):
+    """Sizes large enough that the column matrix is gathered in several blocks."""
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((K, shape[1] // groups, R, R))
+    out = conv2d(x.astype(dtype), w.astype(dtype), stride=stride, padding=padding, groups=groups)
+    assert out.dtype == dtype
+    assert_close(out, einsum_conv(x, w, stride, padding, groups), rtol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+def test_einsum_oracle_agrees_with_the_loops(rng):
+    x, w = rng.standard_normal((2, 6, 7, 5)), rng.standard_normal((4, 3, 3, 3))
+    assert_close(einsum_conv(x, w, 2, 1, 2), naive.conv2d(x, w, 2, 1, 2))
