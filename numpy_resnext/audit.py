@@ -39,6 +39,14 @@ TEMPLATE_TOLERANCE = 0.025        # relative; the paper gives no tolerance, this
 FIG3_RTOL = 1e-12                 # float64: the three forms differ only in summation order
 
 
+SECTION_TITLES = {
+    "Table 1": "Table 1: ResNet-50 vs ResNeXt-50 (32x4d)",
+    "Table 2": "Table 2 / Eq. 4: block templates of about the same complexity",
+    "widths": "Widths: PaddleClas's num_filters rule = torchvision's formula = the engine's layers",
+    "Fig. 3": "Fig. 3: three equivalent forms of a block, evaluated",
+}
+
+
 class Check(NamedTuple):
     """One audited claim: what the paper says, what the engine computes, and the verdict."""
 
@@ -296,7 +304,7 @@ def format_audit(checks) -> str:
     for c in checks:
         if c.section != section:
             section = c.section
-            lines.append(f"\n== {section} ==")
+            lines.append(f"\n== {SECTION_TITLES.get(section, section)} ==")
         lines.append(f"[{'holds' if c.holds else 'FAILS'}] {c.claim}")
         lines.append(f"    {c.source + ':':<12} {c.paper}")
         lines.append(f"    {'computed:':<12} {c.computed}")
