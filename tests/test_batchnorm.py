@@ -135,6 +135,22 @@ def test_relu_matches_loops(shape, dtype, seed):
     np.testing.assert_array_equal(x, x0)
 
 
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), data=st.data(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_relu_on_views(shape, data, dtype):
+    """Transposed, strided and broadcast views give the same values as the loop twin."""
+    base = np.random.default_rng(len(shape)).standard_normal([2 * s for s in shape]).astype(dtype)
+    view = base[tuple(slice(None, None, 2) for _ in shape)]
+    perm = data.draw(st.permutations(range(len(shape))))
+    view = view.transpose(perm)
+    if data.draw(st.booleans()):
+        view = np.broadcast_to(view[..., :1], view.shape)        # stride 0 on the last axis
+    expected = naive.relu(np.array(view))
+    y = relu(view)
+    assert y.dtype == dtype and y.shape == view.shape
+    np.testing.assert_array_equal(y, expected)
+
+
 def test_relu_keeps_nan_and_layout():
     x = np.array([[[[-1.0, np.nan], [0.0, 2.0]]]])
     np.testing.assert_array_equal(relu(x), np.array([[[[0.0, np.nan], [0.0, 2.0]]]]))
