@@ -45,7 +45,7 @@ import numpy as np
 from .activations import relu
 from .archs import ArchConfig, BlockPlan, block_plan
 from .batchnorm import batchnorm
-from .blocks import shortcut
+from .blocks import bottleneck, shortcut
 from .conv import conv2d
 from .errors import InputError
 
@@ -137,7 +137,6 @@ def early_concat_form(x, params, block, config: ArchConfig) -> BranchForm:
 
 def grouped_form(x, params, block, config: ArchConfig) -> BranchForm:
     """Fig. 3c: the block exactly as the model runs it (one grouped 3x3 convolution)."""
-    from .blocks import bottleneck
     block = find_block(config, block)
     kept = {}
     out = bottleneck(x, params, block, config, lambda name, value: kept.__setitem__(name, value.copy()))
