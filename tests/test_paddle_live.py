@@ -4,9 +4,10 @@ For each model, ``reference/paddle_models.py one`` runs in a fresh process (Padd
 fixed ParamAttr names allow one model per process): it builds the published class,
 draws random weights and random BN statistics, saves ``.pdparams`` (structured keys +
 table), a per-parameter directory (ParamAttr names) and ``jit.save`` files
-(``.pdiparams`` + ``.json``), and records Paddle's float32 and float64 logits and every
-block output at an odd input size with batch 2. This file then loads each layout with
-numpy_resnext (no Paddle involved) and compares:
+(``.pdiparams`` + ``.json``), and records Paddle's float32 and float64 logits, every
+block output, each block's grouped-conv output and projection shortcut, the max-pool
+and the average pool, at odd input sizes with batch 2. This file then loads each layout
+with numpy_resnext (no Paddle involved) and compares:
 
   float64: max |numpy - paddle| / max |paddle| <= 1e-10, logits and every intermediate
   float32: the same ratio <= 1e-5, and the same top-1 for every sample
@@ -32,15 +33,16 @@ from numpy_resnext.model import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "reference" / "paddle_models.py"
-SIZE, BATCH = "67x45", 2
+BATCH = 2
 TOL64, TOL32 = 1e-10, 1e-5
 
-# (PaddleClas model file or paddle.vision, model function, registry entry the file must infer to)
+# (PaddleClas model file or paddle.vision, model function, registry entry the file must
+# infer to, input H x W: odd, so stride-2 layers and the vd ceil-mode pool meet odd sizes)
 MODELS = [
-    ("resnext", "ResNeXt101_32x4d", "ResNeXt101_32x4d"),
-    ("resnext_vd", "ResNeXt50_vd_32x4d", "ResNeXt50_vd_32x4d"),
-    ("resnext101_wsl", "ResNeXt101_32x8d_wsl", "ResNeXt101_32x8d_wsl"),
-    ("vision", "resnext50_64x4d", "ResNeXt50_64x4d"),
+    ("resnext", "ResNeXt101_32x4d", "ResNeXt101_32x4d", "67x45"),
+    ("resnext_vd", "ResNeXt50_vd_64x4d", "ResNeXt50_vd_64x4d", "75x53"),   # C=64 widths
+    ("resnext101_wsl", "ResNeXt101_32x8d_wsl", "ResNeXt101_32x8d_wsl", "45x67"),
+    ("vision", "resnext50_64x4d", "ResNeXt50_64x4d", "53x59"),
 ]
 
 
@@ -50,12 +52,12 @@ def rel_err(ours, ref):
 
 @pytest.fixture(scope="module", params=MODELS, ids=[m[1] for m in MODELS])
 def made(request, paddle, tmp_path_factory):
-    kind, model, arch = request.param
+    kind, model, arch, size = request.param
     if kind != "vision" and importlib.util.find_spec("paddleclas") is None:
         pytest.skip("PaddleClas model files are not installed: pip install --no-deps paddleclas==2.6.0")
     out = tmp_path_factory.mktemp(model)
     cmd = [sys.executable, str(SCRIPT), "one", "--kind", kind, "--model", model,
-           "--out", str(out), "--size", SIZE, "--batch", str(BATCH)]
+           "--out", str(out), "--size", size, "--batch", str(BATCH)]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
     meta = json.loads((out / f"{model}.json").read_text())
