@@ -2,16 +2,16 @@
 
 A weight file names the same tensors in one of six *schemes*:
 
-================  ==========================================  ==============================
-scheme            example (stage 0, block 0, grouped 3x3)     written by
-================  ==========================================  ==============================
-canonical         ``layer1.0.conv2.weight``                   torchvision / timm / ``convert``
-paddle_vision     ``layer1.0.conv2.weight``, BN ``_mean``     paddle.vision.models.resnext*
-ppcls             ``bb_0_0.conv1._conv.weight``               PaddleClas resnext(_vd).py
-ppcls_param       ``res2a_branch2b_weights``                  PaddleClas ParamAttr names
-ppcls_wsl         ``_conv1_0._conv1._conv.weight``            PaddleClas resnext101_wsl.py
-ppcls_wsl_param   ``layer1.0.conv2.weight``, BN ``running_*``  its ParamAttr names (torch's)
-================  ==========================================  ==============================
+===============  ===========================================  ================================
+scheme           example (stage 0, block 0, grouped 3x3)      written by
+===============  ===========================================  ================================
+canonical        ``layer1.0.conv2.weight``                    torchvision / timm / ``convert``
+paddle_vision    ``layer1.0.conv2.weight``, BN ``_mean``      paddle.vision.models resnext*
+ppcls            ``bb_0_0.conv1._conv.weight``                PaddleClas resnext(_vd).py
+ppcls_param      ``res2a_branch2b_weights``                   PaddleClas ParamAttr names
+ppcls_wsl        ``_conv1_0._conv1._conv.weight``             PaddleClas resnext101_wsl.py
+ppcls_wsl_param  ``layer1.0.conv2.weight``, BN ``running_*``  its ParamAttr names (torch's)
+===============  ===========================================  ================================
 
 The maps are data-driven: :func:`name_map` walks the same conv/BN layer list as
 :func:`numpy_resnext.params.param_shapes` and asks the scheme for each layer's file name,
