@@ -18,6 +18,7 @@ returned in ``extras``, never mixed into the tensors.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
-from .safe_pickle import safe_load
+from .safe_pickle import BoundedReader, safe_load
 
 NAME_TABLE_KEY = "StructuredToParameterName@@"
 SPLIT_INFO_KEY = "UnpackBigParamInfor@@"  # sic: Paddle's spelling
@@ -50,15 +51,17 @@ def unpickle_file(path) -> object:
     """Unpickle ``path`` with the allow-list (see :mod:`.safe_pickle`)."""
     path = Path(path)
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         head = f.read(1)
         if head != b"\x80":
-            raise FormatError(f"{path}: not a pickle: byte 0 is {head!r}, expected b'\\x80' "
-                              "(pickle protocol 2+ header written by paddle.save)")
+            raise FormatError(f"{path}: wrong magic: byte 0 is {head.hex() or 'missing'}, "
+                              "expected 80 (the pickle protocol 2+ header paddle.save writes)")
         f.seek(0)
-        obj = safe_load(f, str(path))
-        trailing = f.read(1)
-    if trailing:
-        raise FormatError(f"{path}: unexpected bytes after the end of the pickle")
+        obj = safe_load(BoundedReader(f, size), str(path), size)
+        end = f.tell()
+    if end != size:
+        raise FormatError(f"{path}: {size - end} unexpected bytes after the end of the "
+                          f"pickle at byte {end}")
     return obj
 
 

@@ -20,10 +20,15 @@ Allowed globals (see FACTS.md §4 for where each one comes from):
 ``collections.OrderedDict``                      state dicts saved as OrderedDict
 ==============================================  ==============================================
 
-Each allowed callable is wrapped so that it also checks its arguments: ``_reconstruct``
-only builds plain ``ndarray``; ``dtype`` and ``scalar`` refuse object dtypes (an object
-array would hold arbitrary Python objects); ``_codecs.encode`` only accepts latin-1.
-Persistent ids (torch-style external storage) are refused too.
+NumPy's own ``__setstate__`` never sees bytes from the file: a flipped byte in a dtype or
+array state can crash NumPy itself (seen: segmentation faults and "Internal error"
+RuntimeErrors). So ``_reconstruct`` and ``dtype`` return small stand-ins that check the
+state the BUILD opcode hands them (simple numeric dtype, non-negative shape, a byte string
+of exactly prod(shape) * itemsize bytes) and only then build the array through NumPy's
+normal path; after loading, the stand-ins are replaced by the arrays and dtypes they hold.
+Object dtypes are refused (an object array would hold arbitrary Python objects),
+``_codecs.encode`` only accepts latin-1, and persistent ids (torch-style external
+storage) are refused too.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ import _codecs
 import collections
 import io
 import pickle
+import pickletools
+import re
 
 import numpy as np
 
 from ..errors import FormatError
 
-__all__ = ["SafeUnpickler", "safe_load", "safe_loads", "ALLOWED_GLOBALS"]
+__all__ = ["SafeUnpickler", "BoundedReader", "safe_load", "safe_loads", "ALLOWED_GLOBALS"]
 
 
 def _multiarray():
@@ -50,46 +57,131 @@ def _multiarray():
 
 
 _MA = _multiarray()
+_SIMPLE_DTYPE = re.compile(r"^[biufc]\d{1,2}$")  # 'f4', 'i8', 'b1', 'u1', 'c16' ...
 
 
 class _Refused(Exception):
     """Raised inside the unpickler; turned into FormatError with the file name outside."""
 
 
+class _Allowed:
+    """An allow-listed global. Immutable: a BUILD opcode aimed at it is refused."""
+
+    __slots__ = ("name", "func")
+
+    def __init__(self, name, func):
+        self.name, self.func = name, func
+
+    def __call__(self, *args):
+        return self.func(*args)
+
+    def __setstate__(self, state):
+        raise _Refused(f"BUILD applied to the global {self.name}")
+
+    def __repr__(self):
+        return self.name
+
+
+class _DtypeStub:
+    """numpy.dtype(spec, align, copy) + BUILD state, checked before NumPy sees them."""
+
+    __slots__ = ("spec", "order")
+
+    def __init__(self, spec, align=False, copy=True):
+        if not (isinstance(spec, str) and _SIMPLE_DTYPE.match(spec)):
+            raise _Refused(f"dtype {spec!r} (only plain numeric dtypes are allowed; "
+                           "object, string and structured dtypes are not weights)")
+        self.spec, self.order = spec, "="
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) >= 5 and state[1] in ("<", ">", "|",
+                "=") and state[2] is None and state[3] is None and state[4] is None):
+            raise _Refused(f"dtype state {state!r:.80} (expected a plain numeric dtype)")
+        self.order = state[1]
+
+    def resolve(self) -> np.dtype:
+        try:
+            dtype = np.dtype(self.spec)
+        except TypeError:
+            raise _Refused(f"dtype {self.spec!r} does not exist") from None
+        return dtype.newbyteorder(self.order) if self.order in "<>" else dtype
+
+
+def _as_dtype(value) -> np.dtype:
+    if isinstance(value, _DtypeStub):
+        return value.resolve()
+    raise _Refused(f"array dtype {value!r:.60} (expected a numpy.dtype)")
+
+
+class _ArrayStub:
+    """numpy's _reconstruct(ndarray, (0,), b'b') + BUILD state, checked first."""
+
+    __slots__ = ("array",)
+
+    def __init__(self):
+        self.array = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
+            raise _Refused(f"array state of type {type(state).__name__} "
+                           "(expected (1, shape, dtype, is_fortran, data))")
+        _, shape, dtype, fortran, data = state
+        if not (isinstance(shape, tuple) and len(shape) <= 32
+                and all(type(d) is int and d >= 0 for d in shape)):
+            raise _Refused(f"array shape {shape!r:.60}")
+        dtype = _as_dtype(dtype)
+        if isinstance(data, str):  # protocol 2 from Python 2: latin-1 text
+            data = data.encode("latin1")
+        if not isinstance(data, (bytes, bytearray)) or type(fortran) is not bool:
+            raise _Refused("array data (expected bytes and a bool order flag)")
+        need = int(np.prod(shape, dtype=object)) * dtype.itemsize if shape else dtype.itemsize
+        if len(data) != need:
+            raise _Refused(f"array of shape {list(shape)} and dtype {dtype} needs {need} "
+                           f"bytes of data, the file holds {len(data)}")
+        array = _MA._reconstruct(np.ndarray, (0,), b"b")
+        array.__setstate__((1, shape, dtype, fortran, data))  # now known to be consistent
+        self.array = array
+
+
 def _reconstruct(subtype, shape, typecode):
     # ndarray.__reduce__ always passes ndarray itself; a subclass could run its own code.
-    if subtype is not np.ndarray:
+    if subtype is not _NDARRAY:
         raise _Refused(f"_reconstruct of {subtype!r} (only numpy.ndarray is allowed)")
-    return _MA._reconstruct(np.ndarray, shape, typecode)
+    return _ArrayStub()
 
 
-def _dtype(*args):
-    dt = np.dtype(*args)
-    if dt.hasobject:
-        raise _Refused(f"object dtype {dt!r} (arrays of Python objects are not weights)")
-    return dt
-
-
-def _scalar(dtype, *args):
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise _Refused(f"numpy scalar of dtype {dtype!r} (only numeric scalars are allowed)")
-    return _MA.scalar(dtype, *args)
+def _scalar(dtype, data=None):
+    dtype = _as_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise _Refused(f"numpy scalar of dtype {dtype} with {type(data).__name__} data")
+    return _MA.scalar(dtype, data)
 
 
 def _encode(text, encoding="utf-8", *rest):
     # Protocol 2 writes bytes as _codecs.encode(str, 'latin1'); nothing else is needed.
-    if encoding.replace("-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
-        raise _Refused(f"_codecs.encode with encoding {encoding!r} (only latin1 is allowed)")
+    if not (isinstance(text, str) and isinstance(encoding, str)) or encoding.replace(
+            "-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
+        raise _Refused(f"_codecs.encode with encoding {encoding!r:.40} (only latin1)")
     return _codecs.encode(text, "latin1")
 
 
-ALLOWED_GLOBALS = {
+def _ndarray_type(*args):
+    raise _Refused("calling numpy.ndarray directly (arrays come from _reconstruct)")
+
+
+_NDARRAY = _Allowed("numpy.ndarray", _ndarray_type)
+
+
+def _allow(table):
+    return {key: _Allowed(".".join(key), func) for key, func in table.items()}
+
+
+ALLOWED_GLOBALS = _allow({
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "scalar"): _scalar,
     ("numpy.core.multiarray", "scalar"): _scalar,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): _dtype,
+    ("numpy", "dtype"): _DtypeStub,
     ("_codecs", "encode"): _encode,
     ("builtins", "tuple"): tuple,
     ("builtins", "list"): list,
@@ -102,7 +194,97 @@ ALLOWED_GLOBALS = {
     ("__builtin__", "list"): list,
     ("__builtin__", "set"): set,
     ("__builtin__", "frozenset"): frozenset,
-}
+})
+ALLOWED_GLOBALS[("numpy", "ndarray")] = _NDARRAY
+
+
+def _finish(obj, depth=0):
+    """Replace the stand-ins by the arrays/dtypes they hold, through plain containers."""
+    if depth > 100:
+        raise _Refused("containers nested more than 100 deep")
+    kind = type(obj)
+    if kind is _ArrayStub:
+        if obj.array is None:
+            raise _Refused("an array without its data (no BUILD state)")
+        return obj.array
+    if kind is _DtypeStub:
+        return obj.resolve()
+    if kind is _Allowed:
+        raise _Refused(f"a bare reference to the global {obj.name}")
+    if kind in (dict, collections.OrderedDict):
+        return kind((_finish(k, depth + 1), _finish(v, depth + 1)) for k, v in obj.items())
+    if kind in (list, tuple, set, frozenset):
+        return kind(_finish(v, depth + 1) for v in obj)
+    return obj
+
+
+# Opcodes no weight file needs: external storage (torch) and protocol 5 out-of-band buffers.
+_FORBIDDEN_OPCODES = {"PERSID", "BINPERSID", "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}
+_LENGTH_PREFIX = {pickletools.TAKEN_FROM_ARGUMENT1: (1, False),
+                  pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
+                  pickletools.TAKEN_FROM_ARGUMENT4U: (4, False),
+                  pickletools.TAKEN_FROM_ARGUMENT8U: (8, False)}
+
+
+def scan_opcodes(fileobj, size: int, source: str) -> None:
+    """Walk the opcodes once, checking every length field against the bytes left.
+
+    The C unpickler allocates a counted string *before* reading it, so a corrupt length
+    (BINBYTES of 4 GB in a 2 kB file) would ask for gigabytes; FRAME does the same. Payloads
+    are skipped with seek(), so the walk costs little even for a 100 MB file. The stream is
+    left where it started.
+    """
+    start = fileobj.tell()
+    pos = start
+    while True:
+        code = fileobj.read(1)
+        if not code:
+            raise _Truncated(f"the pickle ends at byte {pos} without its STOP opcode")
+        op = pickletools.code2op.get(code.decode("latin1"))
+        if op is None:
+            raise _Refused(f"invalid pickle opcode 0x{code.hex()} at byte {pos}")
+        if op.name in _FORBIDDEN_OPCODES:
+            raise _Refused(f"opcode {op.name} at byte {pos} (not used by weight files)")
+        at = pos
+        pos += 1
+        arg = op.arg
+        if op.name == "STOP":
+            break
+        if arg is None:
+            continue
+        if arg.n >= 0:
+            payload = fileobj.read(arg.n)
+            if len(payload) != arg.n:
+                raise _Truncated(f"opcode {op.name} at byte {at} is cut off by the end of "
+                                 f"the file (byte {size})")
+            pos += arg.n
+            if op.name == "FRAME":
+                frame = int.from_bytes(payload, "little")
+                if frame > size - pos:
+                    raise _Truncated(f"FRAME at byte {at} claims {frame} bytes, only "
+                                     f"{size - pos} remain")
+        elif arg.n == pickletools.UP_TO_NEWLINE:
+            for _ in range(2 if arg.name.endswith("_pair") else 1):  # GLOBAL: module, name
+                line = fileobj.readline()
+                if not line.endswith(b"\n"):
+                    raise _Truncated(f"opcode {op.name} at byte {at} has no end of line")
+                pos += len(line)
+        else:
+            width, signed = _LENGTH_PREFIX[arg.n]
+            raw = fileobj.read(width)
+            if len(raw) != width:
+                raise _Truncated(f"length of {op.name} at byte {at} is cut off")
+            length = int.from_bytes(raw, "little", signed=signed)
+            pos += width
+            if length < 0 or length > size - pos:
+                raise _Truncated(f"{op.name} at byte {at} claims {length} bytes, only "
+                                 f"{size - pos} remain in the file")
+            pos = fileobj.seek(pos + length)
+    fileobj.seek(start)
+
+
+class _Truncated(Exception):
+    """A length or opcode that runs past the end of the file."""
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -119,26 +301,64 @@ class SafeUnpickler(pickle.Unpickler):
         raise _Refused(f"persistent id {pid!r} (external storage is not a Paddle format)")
 
 
+class BoundedReader:
+    """A file wrapper whose ``read(n)`` never asks for more than the bytes left.
+
+    A corrupt length field in a pickle (say 2**40 bytes of array data) then ends as a
+    short read and a clear error instead of a huge allocation. The unpickler reads in large
+    chunks, so the wrapper costs nothing measurable (about 300 calls for a 100 MB file).
+    """
+
+    def __init__(self, fileobj, size: int):
+        self._f, self._size = fileobj, size
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._size - self._f.tell()
+        return self._f.read(left if n is None or n < 0 else min(n, left))
+
+    def readinto(self, buffer) -> int:
+        left = self._size - self._f.tell()
+        view = memoryview(buffer)
+        return self._f.readinto(view[:left] if len(view) > left else view)
+
+    def readline(self) -> bytes:
+        return self._f.readline()
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+
 def safe_loads(data: bytes, source: str = "<bytes>"):
     """Unpickle ``data`` with the allow-list; ``source`` names the file in errors."""
     return safe_load(io.BytesIO(data), source)
 
 
-def safe_load(fileobj, source: str = "<stream>"):
+def safe_load(fileobj, source: str = "<stream>", size: int | None = None):
     """Unpickle one object from a binary file object with the allow-list.
 
     ``encoding='latin1'`` lets protocol 2 files (Python 2 ``str`` payloads) load as bytes,
-    which is what NumPy's array state expects.
+    which is what NumPy's array state expects. ``fileobj`` must be seekable; ``size`` is
+    its length in bytes (found by seeking when not given).
     """
+    if size is None:
+        here = fileobj.tell()
+        size = fileobj.seek(0, 2)
+        fileobj.seek(here)
     try:
-        return SafeUnpickler(fileobj, encoding="latin1").load()
+        scan_opcodes(fileobj, size, source)
+        return _finish(SafeUnpickler(fileobj, encoding="latin1").load())
+    except _Truncated as exc:
+        raise FormatError(f"{source}: truncated or corrupt pickle: {exc}") from None
     except _Refused as exc:
         raise FormatError(f"{source}: refused to unpickle: {exc}; this file is not a plain "
                           "weight file and was not executed") from None
     except FormatError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
-            IndexError, AttributeError, MemoryError, OverflowError, UnicodeError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, MemoryError, OverflowError, UnicodeError, RecursionError) as exc:
         at = fileobj.tell() if hasattr(fileobj, "tell") else "?"
         raise FormatError(f"{source}: not a readable pickle (stopped near byte {at}): "
                           f"{type(exc).__name__}: {exc}") from None
