@@ -156,6 +156,24 @@ def _split_dict(rng):
     return obj, big
 
 
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_empty_and_scalar_arrays_round_trip(tmp_path, protocol):
+    """Protocol 2 spells b"" as __builtin__.bytes(): empty arrays must still load."""
+    obj = {"empty": np.zeros((0, 3), np.float16), "scalar": np.array(2.5),
+           "fortran": np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3))}
+    path = tmp_path / "e.pdparams"
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    got = read_paddle(path).tensors
+    for key, value in obj.items():
+        assert got[key].dtype == value.dtype and got[key].shape == value.shape
+        assert np.array_equal(got[key], value)
+
+
+def test_bytes_with_arguments_is_refused():
+    with pytest.raises(FormatError, match=r"bytes\(\) with arguments"):
+        safe_loads(b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x40\x85R.", "b.pkl")
+
+
 @pytest.mark.parametrize("protocol", [2, 4])
 def test_hand_built_split_is_reassembled(tmp_path, rng, protocol):
     obj, big = _split_dict(rng)

@@ -16,6 +16,7 @@ Allowed globals (see FACTS.md §4 for where each one comes from):
 ``numpy.dtype``                                  dtype.__reduce__
 ``numpy[._]core.multiarray.scalar``              NumPy scalars (optimizer files hold a few)
 ``_codecs.encode``                               protocol 2 stores bytes as latin-1 text
+``builtins.bytes`` (no arguments only)           protocol 2 spelling of b"" (empty arrays)
 ``builtins.tuple/list/dict/set/frozenset``       Paddle wraps tensors as tuple((name, array))
 ``collections.OrderedDict``                      state dicts saved as OrderedDict
 ==============================================  ==============================================
@@ -165,6 +166,14 @@ def _encode(text, encoding="utf-8", *rest):
     return _codecs.encode(text, "latin1")
 
 
+def _empty_bytes(*args):
+    # Protocol 2 writes b"" as __builtin__.bytes() (no latin-1 text to encode). Any argument
+    # could ask for a huge allocation (bytes(10**12)), so none is accepted.
+    if args:
+        raise _Refused("bytes() with arguments (only the empty bytes object is allowed)")
+    return b""
+
+
 def _ndarray_type(*args):
     raise _Refused("calling numpy.ndarray directly (arrays come from _reconstruct)")
 
@@ -194,6 +203,9 @@ ALLOWED_GLOBALS = _allow({
     ("__builtin__", "list"): list,
     ("__builtin__", "set"): set,
     ("__builtin__", "frozenset"): frozenset,
+    ("__builtin__", "dict"): dict,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
 })
 ALLOWED_GLOBALS[("numpy", "ndarray")] = _NDARRAY
 

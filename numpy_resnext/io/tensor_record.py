@@ -249,7 +249,7 @@ def _varint_bytes(value: int) -> bytes:
 
 def encode_record(array: np.ndarray) -> bytes:
     """One record for ``array`` (used to build test files; Paddle reads them back)."""
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
     dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == "=" else array.dtype
     code = CODES.get(dtype)
     if code is None:
