@@ -13,6 +13,9 @@ What it does, so the figures can be judged:
 - The frameworks run the same network with the same weights: the NumPy model's seeded
   parameters are copied into a plain-torch ResNeXt written below (torchvision is not
   needed) and into paddle.vision's model, and the logits are compared before timing.
+  torch runs twice, in NCHW and in channels-last memory ("torch-cl"); the numpy/torch
+  ratio uses whichever was faster. torch runs under torch.no_grad, Paddle under
+  paddle.no_grad, both in eval mode.
 - GFLOP/s = 2 FLOP per multiply-accumulate (conv + fc, from numpy_resnext.shapes.totals)
   times the batch, over the median time.
 - Memory: "peak RSS" is the lane process's ru_maxrss (resident high-water mark, whatever
@@ -135,7 +138,7 @@ def _build(framework, arch, dtype, batch, size, seed, threads):
         except ImportError:
             pass
         return (lambda: model(x)), f"numpy {np.__version__}"
-    if framework == "torch":
+    if framework in ("torch", "torch-cl"):
         import torch
         torch.set_num_threads(threads)
         net = torch_resnext(model.config)
@@ -145,7 +148,7 @@ def _build(framework, arch, dtype, batch, size, seed, threads):
             raise RuntimeError(f"torch model does not match: missing {missing}, unexpected {unexpected}")
         net = net.to(getattr(torch, dtype)).eval()
         xt = torch.from_numpy(x)
-        if os.environ.get("BENCH_TORCH_CHANNELS_LAST") == "1":
+        if framework == "torch-cl":     # channels-last memory, NumPy's own layout
             net = net.to(memory_format=torch.channels_last)
             xt = xt.contiguous(memory_format=torch.channels_last)
 
@@ -217,7 +220,13 @@ class Lane:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_lane, args=(child, framework, args.arch, dtype, batch, args.size,
                                                     args.seed, args.threads), daemon=True)
-        self.proc.start()
+        restore = removed_pins() if framework == "paddle" else {}
+        os.environ.update(restore)           # a spawned child copies the parent's environment
+        try:
+            self.proc.start()
+        finally:
+            for k in restore:
+                del os.environ[k]
         self.times, self.info, self.error = [], {}, None
 
     def wait_ready(self):
@@ -235,6 +244,16 @@ class Lane:
         if self.proc.is_alive():
             self.conn.send("quit")
         self.proc.join(timeout=30)
+
+
+def removed_pins():
+    """The OPENBLAS_* settings the re-execution removed, as a dict (empty if none).
+
+    The Paddle lane gets them back: Paddle bundles its own OpenBLAS 0.3.15, which without
+    OPENBLAS_CORETYPE picks its slow generic "Barcelona" kernels on this CPU; the NumPy
+    (OpenBLAS 0.3.31) and torch lanes run without them."""
+    text = os.environ.get(REEXEC_MARK, "")
+    return dict(item.split("=", 1) for item in text.split(", ") if "=" in item)
 
 
 def importable(name):
@@ -264,7 +283,7 @@ def run(args):
         elif fw == "paddle" and args.arch not in PADDLE_MODELS:
             skipped[fw] = f"paddle.vision has no {args.arch}"
         else:
-            frameworks.append(fw)
+            frameworks += ["torch", "torch-cl"] if fw == "torch" else [fw]
     specs = [(fw, args.dtype, b) for b in args.batches for fw in frameworks]
     other = "float64" if args.dtype == "float32" else "float32"
     if not args.no_dtype_ratio:
@@ -278,6 +297,8 @@ def run(args):
           f"{'; kept ' + str(kept) if kept else ''}")
     print(f"  machine       {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f} at start")
+    if removed and "paddle" in frameworks:
+        print(f"  paddle lane   keeps {removed} (its bundled OpenBLAS 0.3.15 needs them on this CPU)")
     for fw, why in skipped.items():
         print(f"  {fw:13s} {why}")
 
@@ -290,7 +311,7 @@ def run(args):
     live = [l for l in lanes if not l.error]
     seen = set()
     for lane in live:
-        if lane.framework not in seen:
+        if lane.framework not in seen and lane.framework != "torch-cl":
             seen.add(lane.framework)
             print(f"  {lane.framework:13s} {lane.info['versions']}; BLAS/OpenMP: {lane.info['blas']}")
 
@@ -344,15 +365,30 @@ def run(args):
 
 
 def _ratios(rows, dtype, other):
-    """numpy/torch, numpy/paddle (same dtype) and numpy float64/float32, per batch."""
-    med = {(r["framework"], r["dtype"], r["batch"]): r["median_ms"] for r in rows}
+    """numpy/torch (the faster of torch's NCHW and channels-last lanes), numpy/paddle (same
+    dtype) and numpy float64/float32, per batch: the ratio of the medians, and the median
+    of the per-round ratios (the lanes of one round ran back to back, so a busy neighbour
+    tends to slow both sides of a pair alike)."""
+    import numpy as np
+
+    by = {(r["framework"], r["dtype"], r["batch"]): r for r in rows}
+
+    def entry(what, dt, b, num, den):
+        paired = np.median(np.array(num["times_ms"]) / np.array(den["times_ms"]))
+        return dict(what=what, dtype=dt, batch=b, ratio=num["median_ms"] / den["median_ms"],
+                    paired_ratio=float(paired))
+
     out = []
-    for (fw, dt, b), m in med.items():
-        if fw != "numpy" and ("numpy", dt, b) in med:
-            out.append(dict(what=f"numpy/{fw}", dtype=dt, batch=b, ratio=med[("numpy", dt, b)] / m))
-        if fw == "numpy" and dt == "float64" and ("numpy", "float32", b) in med:
-            out.append(dict(what="numpy float64/float32", dtype="", batch=b,
-                            ratio=m / med[("numpy", "float32", b)]))
+    for (fw, dt, b), r in by.items():
+        if fw == "torch-cl":
+            continue
+        cl = by.get(("torch-cl", dt, b))
+        if fw == "torch" and cl is not None and cl["median_ms"] < r["median_ms"]:
+            fw, r = "torch-cl", cl
+        if fw != "numpy" and ("numpy", dt, b) in by:
+            out.append(entry(f"numpy/{fw}", dt, b, by[("numpy", dt, b)], r))
+        if fw == "numpy" and dt == "float64" and ("numpy", "float32", b) in by:
+            out.append(entry("numpy float64/float32", "", b, r, by[("numpy", "float32", b)]))
     return out
 
 
@@ -365,8 +401,10 @@ def _print_table(rows, ratios):
         print(f"  {r['framework'] + ' ' + r['dtype']:16s} {r['batch']:5d} {r['median_ms']:10.1f} {r['min_ms']:8.1f} "
               f"{r['gflops']:8.1f} {r['peak_rss_mb']:11.0f} {r['fwd_rss_mb']:8.0f} {traced}")
     print()
+    print(f"  {'ratio':22s} {'dtype':8s} {'batch':9s} {'of medians':>10s} {'per-round median':>17s}")
     for q in ratios:
-        print(f"  {q['what']:22s} {q['dtype']:8s} batch {q['batch']:<3d} {q['ratio']:6.2f}x")
+        print(f"  {q['what']:22s} {q['dtype']:8s} batch {q['batch']:<3d} {q['ratio']:9.2f}x "
+              f"{q['paired_ratio']:16.2f}x")
     print()
 
 
