@@ -16,7 +16,7 @@ from numpy_resnext.conv import conv2d
 from numpy_resnext.errors import ArchitectureError, InputError, InputTypeError, WeightsError
 from numpy_resnext.linear import linear
 from numpy_resnext.model import build
-from numpy_resnext.params import init_params
+from numpy_resnext.params import init_params, is_trainable
 from numpy_resnext.pooling import avgpool2d, global_avgpool, maxpool2d
 from numpy_resnext.shapes import output_shapes
 
@@ -294,6 +294,28 @@ def test_any_size_that_leaves_1x1_works(h, w, n, stem):
     rows = {r["name"]: r["shape"] for r in output_shapes(config, h, w)}
     for name, a in acts.items():
         assert a.shape == (n,) + tuple(rows[name]), name
+
+
+@given(depths=st.lists(st.integers(1, 2), min_size=1, max_size=4), cardinality=st.integers(1, 4),
+       base_width=st.integers(1, 8), stem=st.sampled_from(["plain", "deep"]), avg_down=st.booleans(),
+       h=st.integers(1, 24), w=st.integers(1, 24), stem_width=st.integers(1, 16),
+       deep_stem_width=st.integers(1, 8), num_classes=st.integers(1, 5))
+def test_random_tiny_configs_follow_output_shapes(depths, cardinality, base_width, stem, avg_down, h, w,
+                                                  stem_width, deep_stem_width, num_classes):
+    """Any configuration (also avg_down with the plain stem, which no registry entry has) runs,
+    emits exactly output_shapes' names and shapes, and holds count_params parameters."""
+    config = custom(depths=depths, cardinality=cardinality, base_width=base_width, stem=stem,
+                    avg_down=avg_down, stem_width=stem_width, deep_stem_width=deep_stem_width,
+                    num_classes=num_classes)
+    model = build(config, dtype="float64")
+    logits, acts = model.forward(image((1, 3, h, w)), capture=True)
+    rows = output_shapes(config, h, w)
+    assert list(acts) == [r["name"] for r in rows]
+    for r in rows:
+        assert acts[r["name"]].shape == (1,) + tuple(r["shape"]), r["name"]
+    assert logits.shape == (1, num_classes) and np.isfinite(logits).all()
+    trainable = sum(v.size for k, v in model.params.items() if is_trainable(k))
+    assert trainable == model.num_params == sum(r["params"] for r in rows)
 
 
 @pytest.mark.parametrize("stem", ["plain", "deep"])
