@@ -25,7 +25,8 @@ single.record                      paddle.save(tensor, use_binary_format=True): 
 
 The tiny model mixes FP32 (conv, BN, linear), FP16 and FP64 parameters and an INT64 / INT32
 persistable buffer, so every common record type is exercised; BN statistics are set to
-random values so that an off-by-one in record order cannot go unnoticed.
+random values so that an off-by-one in record order cannot go unnoticed, and twelve linear
+layers (linear_0 ... linear_11) make string order differ from numeric order.
 
 The legacy (non-PIR) files are written by this script re-running itself in a subprocess
 with FLAGS_enable_pir_api=0, because the flag must be set before Paddle is imported.
@@ -69,6 +70,9 @@ def _tiny_layer(paddle):
             self.conv = nn.Conv2D(3, 4, 3, bias_attr=False)
             self.bn = nn.BatchNorm2D(4)
             self.fc = nn.Linear(4, 3)
+            # linear_1 ... linear_11: Python's sorted() puts linear_10 before linear_2, which
+            # is the order combined files use (a natural sort would misplace these tensors).
+            self.stack = nn.Sequential(*[nn.Linear(3, 3) for _ in range(11)])
             self.w16 = self.create_parameter([2, 3], dtype="float16")
             self.w64 = self.create_parameter([3], dtype="float64")
             self.register_buffer("steps", paddle.to_tensor(np.array([7, -2**40, 3],
@@ -77,7 +81,7 @@ def _tiny_layer(paddle):
                                                            .reshape(2, 3)))
 
         def forward(self, x):
-            y = self.fc(self.bn(self.conv(x)).mean(axis=[2, 3]))
+            y = self.stack(self.fc(self.bn(self.conv(x)).mean(axis=[2, 3])))
             # mean() rather than sum(): sum() fails in legacy (non-PIR) dy2static.
             extra = (self.w16.astype("float32").mean() + self.w64.astype("float32").mean()
                      + self.steps.astype("float32").mean()

@@ -1,0 +1,129 @@
+"""Time numpy_resnext.io.read_paddle on real ResNeXt50_32x4d weight files (~100 MB).
+
+    python benchmarks/bench_load.py                 # files made in /tmp if missing
+    python benchmarks/bench_load.py --repeats 9 --dir /tmp/bench_load --json out.json
+
+What it does, so the figures can be judged:
+- Needs Paddle only to *write* the files: paddle.vision.models.resnext50_32x4d() saved with
+  paddle.save (pickle protocol 4, the default, and protocol 2) and paddle.jit.save (PIR
+  .json + .pdiparams). They are made once in --dir (default /tmp/numpy_resnext_bench_load)
+  and reused; nothing is committed. Reading never imports Paddle.
+- Each layout is read once untimed (to warm the page cache, so the figure is the parser,
+  not the disk), then --repeats times; the table shows median and fastest wall time and
+  the throughput in MB/s. For comparison the same file through plain ``pickle.load`` (no
+  allow-list, no checks) and ``paddle.load(return_numpy=True)``.
+- Every read is checked against the first one (same names, bit-identical arrays).
+
+This is a hand-run script, never a test: timings on a shared machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from numpy_resnext.io import read_paddle
+
+MAKE = """
+import sys, paddle
+out = sys.argv[1]
+paddle.seed(0)
+model = paddle.vision.models.resnext50_32x4d()
+model.eval()
+paddle.save(model.state_dict(), out + "/resnext50_32x4d.pdparams")
+paddle.save(model.state_dict(), out + "/resnext50_32x4d_p2.pdparams", protocol=2)
+paddle.jit.save(model, out + "/pir/resnext50_32x4d",
+                input_spec=[paddle.static.InputSpec([1, 3, 224, 224], "float32", "x")])
+"""
+
+
+def make_files(directory: Path, python: str) -> None:
+    if (directory / "pir" / "resnext50_32x4d.pdiparams").is_file():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"writing ResNeXt50_32x4d files with Paddle into {directory} ...", file=sys.stderr)
+    subprocess.run([python, "-c", MAKE, str(directory)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def time_reads(read, repeats: int) -> list[float]:
+    read()  # warm the page cache
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        read()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/numpy_resnext_bench_load"))
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter with Paddle, used only to write the files")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    make_files(args.dir, args.python)
+
+    layouts = [("pdparams (pickle 4)", args.dir / "resnext50_32x4d.pdparams"),
+               ("pdparams (pickle 2)", args.dir / "resnext50_32x4d_p2.pdparams"),
+               ("pdiparams + PIR json", args.dir / "pir" / "resnext50_32x4d")]
+    rows = []
+    for label, path in layouts:
+        first = read_paddle(path)
+        size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+        def read(path=path, first=first):
+            got = read_paddle(path)
+            assert list(got.tensors) == list(first.tensors)
+            return got
+
+        times = time_reads(read, args.repeats)
+        assert all(np.array_equal(a, b) for a, b in
+                   zip(read_paddle(path).tensors.values(), first.tensors.values()))
+        rows.append((f"read_paddle: {label}", size, times, len(first.tensors)))
+
+    pd4 = layouts[0][1]
+
+    def plain_pickle():
+        with open(pd4, "rb") as f:
+            return pickle.load(f)
+
+    rows.append(("plain pickle.load (unsafe): pickle 4", pd4.stat().st_size,
+                 time_reads(plain_pickle, args.repeats), None))
+    try:
+        import paddle  # noqa: F401  (comparison only)
+        rows.append(("paddle.load(return_numpy): pickle 4", pd4.stat().st_size,
+                     time_reads(lambda: paddle.load(str(pd4), return_numpy=True),
+                                args.repeats), None))
+    except ImportError:
+        pass
+
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+          f"numpy {np.__version__}, {args.repeats} timed reads after one warm-up")
+    print(f"{'what':42s} {'MB':>7s} {'median s':>9s} {'min s':>7s} {'MB/s':>7s} tensors")
+    report = []
+    for label, size, times, count in rows:
+        median = statistics.median(times)
+        print(f"{label:42s} {size / 1e6:7.1f} {median:9.3f} {min(times):7.3f} "
+              f"{size / 1e6 / median:7.0f} {count or ''}")
+        report.append({"what": label, "bytes": size, "median_s": median, "min_s": min(times),
+                       "times_s": times, "tensors": count})
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
