@@ -12,7 +12,9 @@ What it does, so the figures can be judged:
   not the disk), then --repeats times; the table shows median and fastest wall time and
   the throughput in MB/s. For comparison the same file through plain ``pickle.load`` (no
   allow-list, no checks) and ``paddle.load(return_numpy=True)``.
-- Every read is checked against the first one (same names, bit-identical arrays).
+- Every read is checked against the first one (same names, bit-identical arrays), and the
+  combined file's tensors (named through the sorted parameter names of the PIR program)
+  against the .pdparams ones through its StructuredToParameterName@@ table.
 
 This is a hand-run script, never a test: timings on a shared machine are noisy.
 """
@@ -66,6 +68,18 @@ def time_reads(read, repeats: int) -> list[float]:
     return times
 
 
+def check_same_model(pdparams: Path, prefix: Path) -> None:
+    """The PIR combined file, named by sorted order, holds the pdparams tensors exactly."""
+    by_key = read_paddle(pdparams)
+    combined = read_paddle(prefix).tensors
+    table = by_key.structured_to_param
+    assert sorted(table.values()) == sorted(combined), "different parameter names"
+    for key, name in table.items():
+        assert np.array_equal(by_key.tensors[key], combined[name]), (key, name)
+    print(f"check: {len(combined)} tensors of {prefix.name}.pdiparams (sorted-name order) "
+          f"equal {pdparams.name} through its name table", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/numpy_resnext_bench_load"))
@@ -95,6 +109,7 @@ def main(argv=None) -> int:
         rows.append((f"read_paddle: {label}", size, times, len(first.tensors)))
 
     pd4 = layouts[0][1]
+    check_same_model(pd4, layouts[2][1])
 
     def plain_pickle():
         with open(pd4, "rb") as f:
