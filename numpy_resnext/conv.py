@@ -223,8 +223,8 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
     wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
     row_bytes = OW * G * R * S * Cg * x.itemsize                         # columns of one output row
     blocks = list(_row_blocks(N, OH, row_bytes, COLUMN_BLOCK_BYTES))
-    n_max = max(n1 - n0 for n0, n1, _, _ in blocks)
-    rows_max = max(oh1 - oh0 for _, _, oh0, oh1 in blocks)
+    n_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)        # 0 for an empty batch
+    rows_max = max((oh1 - oh0 for _, _, oh0, oh1 in blocks), default=0)
     buf = np.empty((n_max, rows_max, OW, G, R, S, Cg), dtype=x.dtype)    # reused by every block
     for n0, n1, oh0, oh1 in blocks:
         cols = buf[:n1 - n0, :oh1 - oh0]                                 # n, rows, OW, G, R, S, Cg
