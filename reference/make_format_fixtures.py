@@ -19,6 +19,8 @@ static_dir.tar                     the same directory as a tar (how PaddleClas s
 static_combined/__model__,         paddle.static.save_vars(filename="__params__") + the program
   __params__
 single.record                      paddle.save(tensor, use_binary_format=True): one record
+single.pdtensor                    paddle.save(tensor): a pickled (name, ndarray) tuple
+tiny.pdopt                         paddle.save(Adam(...).state_dict()) after one step
 *.expected.npz                     the tensors as Paddle holds them (state_dict / scope values),
                                    keyed as the reader should name them
 =================================  ===========================================================
@@ -130,6 +132,24 @@ def make_dygraph(paddle, out: Path) -> None:
                               .astype(np.float64))
     paddle.save(tensor, str(out / "single.record"), use_binary_format=True)
     _npz(out / "single.expected.npz", {"single.record": tensor.numpy()})
+    # A bare tensor through paddle.save's pickle path: tuple((name, ndarray)).
+    paddle.save(tensor, str(out / "single.pdtensor"))
+    _npz(out / "single_pdtensor.expected.npz", {tensor.name: tensor.numpy()})
+
+    make_pdopt(paddle, layer, out)
+
+
+def make_pdopt(paddle, layer, out: Path) -> None:
+    """An Adam state after one step (moments, beta powers and the LR scheduler's dict)."""
+    scheduler = paddle.optimizer.lr.StepDecay(0.1, step_size=2)
+    opt = paddle.optimizer.Adam(learning_rate=scheduler, parameters=layer.fc.parameters())
+    layer.train()
+    layer(paddle.ones([2, 3, 5, 5])).mean().backward()
+    opt.step()
+    state = opt.state_dict()
+    paddle.save(state, str(out / "tiny.pdopt"))
+    _npz(out / "tiny_pdopt.expected.npz",
+         {k: v.numpy() for k, v in state.items() if isinstance(v, paddle.Tensor)})
 
 
 def make_split(paddle, out: Path, by_key: dict) -> None:

@@ -44,6 +44,8 @@ CASES = [
     ("static_combined/__params__", "static", "combined"),
     ("static_combined/__model__", "static", "combined"),
     ("single.record", "single", "record"),
+    ("single.pdtensor", "single_pdtensor", "pdparams"),
+    ("tiny.pdopt", "tiny_pdopt", "pdparams"),
 ]
 
 
@@ -91,6 +93,13 @@ def test_pdparams_keeps_state_dict_order_and_name_table():
         assert list(got.tensors) == list(names)
         assert got.structured_to_param == names
         assert "StructuredToParameterName@@" not in got.tensors
+
+
+def test_pdopt_keeps_the_scheduler_state_aside():
+    got = read_paddle(FORMATS / "tiny.pdopt")
+    assert got.extras["LR_Scheduler"]["last_lr"] == 0.1
+    assert any("LR_Scheduler" in note for note in got.notes)
+    assert all(name.startswith("linear_0.") for name in got.tensors)  # Adam on fc only
 
 
 def test_pir_and_legacy_programs_name_the_same_parameters_in_sorted_order():

@@ -27,7 +27,8 @@ LAYOUTS = [
     ("split_p2.pdparams", "tiny_pdparams"), ("pir/tiny", "tiny_by_param"),
     ("legacy/tiny", "legacy_by_param"), ("static_dir", "static"),
     ("static_dir.tar", "static"), ("static_combined/__params__", "static"),
-    ("single.record", "single"),
+    ("single.record", "single"), ("single.pdtensor", "single_pdtensor"),
+    ("tiny.pdopt", "tiny_pdopt"),
 ]
 DTYPES = ["float16", "float32", "float64", "int64", "int32", "uint8", "int8", "bool"]
 

@@ -13,7 +13,8 @@ Layout (FACTS.md §4): a pickle, protocol 4 by default (2 or 3 when asked), of a
 :func:`read_pdparams` returns the tensors in the file's own key order with the split
 tensors put back together (at the position of their first slice), and the bookkeeping
 entries separately. Non-array values (an optimizer's learning-rate state, say) are
-returned in ``extras``, never mixed into the tensors.
+returned in ``extras``, never mixed into the tensors. ``paddle.save(tensor)`` pickles one
+``(name, ndarray)`` tuple; it reads as a one-tensor dict.
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ def read_pdparams(path) -> PdparamsContent:
     """Read a paddle.save dict file into tensors + bookkeeping (no Paddle needed)."""
     path = Path(path)
     obj = unpickle_file(path)
+    bare = _unwrap_tensor(obj)
+    if isinstance(bare, np.ndarray):  # paddle.save(tensor): one (name, array) tuple
+        name = obj[0] if isinstance(obj, tuple) else path.name
+        return PdparamsContent(OrderedDict([(name, bare)]), None, None, {},
+                               [f"a single pickled tensor named {name!r}"])
     if not isinstance(obj, dict):
         raise FormatError(f"{path}: holds a pickled {type(obj).__name__}, expected a dict "
                           "{name: array} as written by paddle.save(layer.state_dict())")
