@@ -44,6 +44,8 @@ CASES = [
     ("static_combined/__params__", "static", "combined"),
     ("static_combined/__model__", "static", "combined"),
     ("single.record", "single", "record"),
+    ("static_combined", "static", "combined"),
+    ("pir", "tiny_by_param", "combined"),
     ("single.pdtensor", "single_pdtensor", "pdparams"),
     ("tiny.pdopt", "tiny_pdopt", "pdparams"),
 ]

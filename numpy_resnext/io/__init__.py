@@ -4,18 +4,23 @@
 tensors under the names the file itself uses:
 
 ==========================================  ===========================================
-``model.pdparams`` / ``.pdopt``              paddle.save pickle (:mod:`.pdparams`)
+``model.pdparams`` / ``.pdopt`` / tensor     paddle.save pickle (:mod:`.pdparams`)
 a directory of per-parameter files           legacy ``save_vars`` / PaddleClas ``.tar``
-                                             (:mod:`.tensor_record`)
+                                             unpacked (:mod:`.tensor_record`)
+``<Name>_pretrained.tar``                    the same directory, read from the archive
 ``model.pdiparams`` / ``__params__``         combined tensor records; names from the
                                              program beside it (:mod:`.program`)
-``<Name>_pretrained.tar``                    the same directory, read from the archive
-``model`` (a prefix)                         ``model.pdiparams`` + ``model.json`` or
-                                             ``model.pdmodel``
+``model`` (a prefix), ``model.json``,        ``model.pdiparams`` + ``model.json`` or
+``model.pdmodel``, ``__model__``             ``model.pdmodel`` (``__params__`` +
+                                             ``__model__``)
+a directory with ``__params__`` or one       an exported model: that combined file
+``*.pdiparams``
+one tensor record (any other name)           ``paddle.save(t, use_binary_format=True)``
 ==========================================  ===========================================
 
-The kind is decided by the extension first and confirmed by the first bytes (a pickle
-starts with ``0x80``; a tensor record with the uint32 version ``0``). Mapping those names
+The kind is decided by the first bytes (a pickle starts with ``0x80``; a tensor record
+with the uint32 version ``0``) and, where bytes alone cannot tell, by the name (combined
+vs single record, program files, archives). Mapping the names found here
 onto canonical ones is the job of :mod:`.names` / :mod:`.load`.
 """
 
@@ -66,11 +71,26 @@ def _first_bytes(path: Path, n: int = 4) -> bytes:
         return f.read(n)
 
 
+def _combined_params_in(directory: Path) -> Path | None:
+    """The combined parameters file of an exported model directory, if it is one.
+
+    ``__params__`` (fluid save_inference_model) or a single ``*.pdiparams`` (PaddleClas
+    export: inference.pdiparams + inference.json/.pdmodel + inference.yml).
+    """
+    if (directory / "__params__").is_file():
+        return directory / "__params__"
+    found = sorted(p for p in directory.glob("*.pdiparams") if p.is_file())
+    if len(found) > 1:
+        raise FormatError(f"{directory}: holds {len(found)} .pdiparams files "
+                          f"({', '.join(p.name for p in found)}); pass one of them")
+    return found[0] if found else None
+
+
 def detect_kind(path) -> str:
     """One of "pdparams", "record-dir", "record-tar", "combined", "record", "prefix"."""
     path = Path(path)
     if path.is_dir():
-        return "record-dir"
+        return "combined" if _combined_params_in(path) else "record-dir"
     if not path.exists():
         for ext in COMBINED_EXTS:
             if path.with_name(path.name + ext).is_file():
@@ -124,6 +144,8 @@ def read_paddle(path) -> PaddleFile:
                           kind, str(path), None, [])
     if kind == "prefix":
         path = _params_of_prefix(path)
+    elif path.is_dir():
+        path = _combined_params_in(path)
     return read_combined_with_program(path)
 
 
