@@ -303,6 +303,14 @@ def test_length_bomb_is_caught_before_allocating():
         safe_loads(bomb, "bomb.pkl")
 
 
+@pytest.mark.parametrize("put", [b"r\xff\xff\xff\x0f", b"p268435456\n"])
+def test_memo_index_bomb_is_refused(put):
+    """LONG_BINPUT/PUT n makes the C unpickler allocate a 2n-entry memo (2 GB here)."""
+    bomb = b"\x80\x02]" + put + b"."
+    with pytest.raises(FormatError, match=r"memo index (268435456|268435455) after only 3"):
+        safe_loads(bomb, "memo.pkl")
+
+
 def test_array_state_inconsistent_with_its_data_is_refused():
     good = pickle.dumps(np.arange(6, dtype=np.float32), protocol=4)
     data = np.arange(6, dtype=np.float32).tobytes()

@@ -242,13 +242,16 @@ def scan_opcodes(fileobj, size: int, source: str) -> None:
     """Walk the opcodes once, checking every length field against the bytes left.
 
     The C unpickler allocates a counted string *before* reading it, so a corrupt length
-    (BINBYTES of 4 GB in a 2 kB file) would ask for gigabytes; FRAME does the same. Payloads
-    are skipped with seek(), so the walk costs little even for a 100 MB file. The stream is
-    left where it started.
+    (BINBYTES of 4 GB in a 2 kB file) would ask for gigabytes; FRAME does the same, and a
+    memo index (PUT n) grows the memo table to 2n entries. Lengths must fit in the file and
+    memo indices can be at most the number of opcodes before them (picklers number memo
+    entries 0, 1, 2 ...). Payloads are skipped with seek(), so the walk costs little even
+    for a 100 MB file. The stream is left where it started.
     """
     start = fileobj.tell()
-    pos = start
+    pos, count = start, 0
     while True:
+        count += 1
         code = fileobj.read(1)
         if not code:
             raise _Truncated(f"the pickle ends at byte {pos} without its STOP opcode")
@@ -270,6 +273,8 @@ def scan_opcodes(fileobj, size: int, source: str) -> None:
                 raise _Truncated(f"opcode {op.name} at byte {at} is cut off by the end of "
                                  f"the file (byte {size})")
             pos += arg.n
+            if op.name in ("BINPUT", "LONG_BINPUT"):
+                _check_memo(int.from_bytes(payload, "little"), count, op.name, at)
             if op.name == "FRAME":
                 frame = int.from_bytes(payload, "little")
                 if frame > size - pos:
@@ -281,6 +286,11 @@ def scan_opcodes(fileobj, size: int, source: str) -> None:
                 if not line.endswith(b"\n"):
                     raise _Truncated(f"opcode {op.name} at byte {at} has no end of line")
                 pos += len(line)
+            if op.name == "PUT":
+                try:
+                    _check_memo(int(line), count, op.name, at)
+                except ValueError:
+                    raise _Refused(f"PUT at byte {at} with index {line[:20]!r}") from None
         else:
             width, signed = _LENGTH_PREFIX[arg.n]
             raw = fileobj.read(width)
@@ -293,6 +303,12 @@ def scan_opcodes(fileobj, size: int, source: str) -> None:
                                  f"{size - pos} remain in the file")
             pos = fileobj.seek(pos + length)
     fileobj.seek(start)
+
+
+def _check_memo(index: int, count: int, name: str, at: int) -> None:
+    if index > count:
+        raise _Refused(f"{name} at byte {at} uses memo index {index} after only {count} "
+                       "opcodes (a corrupt or hostile index would grow the memo table)")
 
 
 class _Truncated(Exception):
