@@ -367,6 +367,20 @@ def test_any_byte_flip_in_a_pickle_reads_or_raises_format_error(data):
         assert "flipped.pdparams" in str(exc)
 
 
+@given(data=st.data())
+def test_any_byte_flip_in_a_program_reads_or_raises_format_error(data, tmp_path_factory):
+    name = data.draw(st.sampled_from(["static_combined/__model__", "legacy/tiny.pdmodel"]))
+    raw = bytearray((FORMATS / name).read_bytes())
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    raw[pos] = data.draw(st.integers(0, 255))
+    path = tmp_path_factory.mktemp("prog") / "__model__"
+    path.write_bytes(bytes(raw))
+    try:
+        persistable_variables(path)
+    except FormatError as exc:
+        assert "__model__" in str(exc)
+
+
 def _record(array):
     return bytearray(encode_record(array))
 

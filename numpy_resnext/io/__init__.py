@@ -54,8 +54,12 @@ class PaddleFile:
     kind:                "pdparams", "record-dir", "record-tar", "combined" (also for
                          a prefix) or "record" (one parameter file).
     source:              the path read (for a combined file: the parameters file).
-    structured_to_param: paddle.save's {structured key: parameter name}, when present.
+    structured_to_param: {structured key: parameter name}, when the file says: the
+                         StructuredToParameterName@@ table of a .pdparams, or the
+                         <prefix>.pdiparams.info a legacy paddle.jit.save writes.
     notes:               what was skipped or reassembled on the way, for the user.
+    extras:              non-array entries of a pickled dict (e.g. an optimizer's
+                         LR_Scheduler state), never mixed into ``tensors``.
     """
 
     tensors: "OrderedDict[str, np.ndarray]"

@@ -196,11 +196,13 @@ def read_record_tar(path) -> tuple["OrderedDict[str, np.ndarray]", list]:
             members = sorted((m for m in tar.getmembers() if m.isfile()),
                              key=lambda m: m.name)
             for member in members:
-                data = tar.extractfile(member).read()
+                stream = tar.extractfile(member)
+                head = stream.read(4)
                 base = member.name.rsplit("/", 1)[-1]
-                if base.startswith(".") or not is_record_start(data[:4]):
+                if base.startswith(".") or not is_record_start(head):
                     notes.append(f"skipped {member.name} (not a tensor record)")
                     continue
+                data = head + stream.read()
                 if base in tensors:
                     raise FormatError(f"{path}: two members are named {base!r}")
                 where = f"{path}:{member.name}"
