@@ -18,13 +18,16 @@ from ..errors import FormatError
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
 
-def read_varint(buf, pos: int, end: int, source: str) -> tuple[int, int]:
-    """(value, next position) of the varint at ``buf[pos:]``, not reading past ``end``."""
+def read_varint(buf, pos: int, end: int, source: str, base: int = 0) -> tuple[int, int]:
+    """(value, next position) of the varint at ``buf[pos:]``, not reading past ``end``.
+
+    ``base`` is the file offset of ``buf[0]`` (for error messages only).
+    """
     value, shift, start = 0, 0, pos
     while True:
         if pos >= end:
-            raise FormatError(f"{source}: varint starting at byte {start} runs past the end "
-                              f"of its message (byte {end})")
+            raise FormatError(f"{source}: varint starting at byte {base + start} runs past "
+                              f"the end of its message (byte {base + end})")
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -32,7 +35,8 @@ def read_varint(buf, pos: int, end: int, source: str) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift >= 70:
-            raise FormatError(f"{source}: varint at byte {start} is longer than 10 bytes")
+            raise FormatError(f"{source}: varint at byte {base + start} is longer than 10 "
+                              "bytes")
 
 
 def as_int64(value: int) -> int:
@@ -41,23 +45,25 @@ def as_int64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def iter_fields(buf, start: int, end: int, source: str):
+def iter_fields(buf, start: int, end: int, source: str, base: int = 0):
     """Yield ``(field number, wire type, value, offset)`` for one message in buf[start:end].
 
-    ``value`` is an int for varint/fixed fields and a ``(begin, end)`` byte range for
-    length-delimited ones, so callers slice sub-messages without copying.
+    ``value`` is an int for varint/fixed fields and a ``(begin, end)`` index range into
+    ``buf`` for length-delimited ones, so callers slice sub-messages without copying.
+    ``base`` is the file offset of ``buf[0]``; ``offset`` and the positions in errors are
+    file offsets.
     """
     pos = start
     while pos < end:
-        offset = pos
-        key, pos = read_varint(buf, pos, end, source)
+        offset = base + pos
+        key, pos = read_varint(buf, pos, end, source, base)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise FormatError(f"{source}: protobuf field number 0 at byte {offset}")
         if wire == VARINT:
-            value, pos = read_varint(buf, pos, end, source)
+            value, pos = read_varint(buf, pos, end, source, base)
         elif wire == LENGTH:
-            size, pos = read_varint(buf, pos, end, source)
+            size, pos = read_varint(buf, pos, end, source, base)
             if pos + size > end:
                 raise FormatError(f"{source}: field {number} at byte {offset} claims {size} "
                                   f"bytes but only {end - pos} remain in its message")

@@ -54,23 +54,61 @@ def is_record_start(head: bytes) -> bool:
     return len(head) >= 4 and head[:4] == b"\x00\x00\x00\x00"
 
 
-def _take(buf, pos: int, n: int, what: str, where: str) -> int:
-    """Check that ``n`` bytes of ``what`` fit at ``pos``; return the position after them."""
-    if n < 0 or pos + n > len(buf):
-        raise FormatError(f"{where}: truncated: {what} needs {n} bytes at byte {pos}, but "
-                          f"the file ends at byte {len(buf)}")
-    return pos + n
+class _Bytes:
+    """Where a record is parsed from: an in-memory buffer or an open file.
+
+    Every read is bounds-checked against the end (``size``) first. From a file, the
+    header is read in small pieces and the data straight into the result array with
+    ``readinto``, so a 3 GB combined file needs 3 GB of memory, not 6.
+    """
+
+    def __init__(self, buf=None, fileobj=None, size=None):
+        self.buf, self.file = buf, fileobj
+        self.size = len(buf) if buf is not None else size
+
+    def check(self, pos: int, n: int, what: str, where: str) -> int:
+        """Position after ``n`` bytes of ``what`` at ``pos``, if they are there."""
+        if n < 0 or pos + n > self.size:
+            raise FormatError(f"{where}: truncated: {what} needs {n} bytes at byte {pos}, "
+                              f"but the file ends at byte {self.size}")
+        return pos + n
+
+    def take(self, pos: int, n: int, what: str, where: str) -> bytes:
+        end = self.check(pos, n, what, where)
+        if self.buf is not None:
+            return bytes(self.buf[pos:end])
+        self.file.seek(pos)
+        return self.file.read(n)
+
+    def uint(self, pos: int, width: int, what: str, where: str) -> tuple[int, int]:
+        return int.from_bytes(self.take(pos, width, what, where), "little"), pos + width
+
+    def array(self, pos: int, dtype: np.dtype, dims: tuple) -> np.ndarray:
+        """A fresh, aligned, native-order (dims) array from the bytes at ``pos``."""
+        count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+        if self.buf is not None:
+            flat = np.frombuffer(self.buf, dtype=dtype, count=count, offset=pos)
+            return flat.reshape(dims).astype(dtype.newbyteorder("="), copy=True)
+        array = np.empty(dims, dtype=dtype)
+        view = memoryview(array.reshape(-1).view(np.uint8))  # (N * itemsize,) bytes
+        self.file.seek(pos)
+        done = 0
+        while done < len(view):
+            got = self.file.readinto(view[done:])
+            if not got:
+                raise FormatError(f"file shrank while being read (at byte {pos + done})")
+            done += got
+        return array.astype(dtype.newbyteorder("="), copy=False)
 
 
-def _uint(buf, pos: int, width: int, what: str, where: str) -> tuple[int, int]:
-    end = _take(buf, pos, width, what, where)
-    return int.from_bytes(bytes(buf[pos:end]), "little"), end
+def parse_tensor_desc(buf, start: int, end: int, where: str,
+                      base: int = 0) -> tuple[np.dtype, tuple]:
+    """(dtype, dims) from a TensorDesc message in ``buf[start:end]``.
 
-
-def parse_tensor_desc(buf, start: int, end: int, where: str) -> tuple[np.dtype, tuple]:
-    """(dtype, dims) from a TensorDesc message in ``buf[start:end]``."""
+    ``base`` is the file offset of ``buf[0]``, so errors give positions in the file.
+    """
     code, dims = None, []
-    for number, wire, value, offset in iter_fields(buf, start, end, where):
+    for number, wire, value, offset in iter_fields(buf, start, end, where, base):
         if number == 1 and wire == VARINT:
             code = value
         elif number == 2 and wire == VARINT:  # dims as Paddle writes them: unpacked
@@ -78,19 +116,21 @@ def parse_tensor_desc(buf, start: int, end: int, where: str) -> tuple[np.dtype, 
         elif number == 2 and wire == LENGTH:  # packed repeated, also valid protobuf
             pos, stop = value
             while pos < stop:
-                dim, pos = read_varint(buf, pos, stop, where)
+                dim, pos = read_varint(buf, pos, stop, where, base)
                 dims.append(as_int64(dim))
         # other fields are ignored, as protobuf readers do
     if code is None:
-        raise FormatError(f"{where}: TensorDesc at byte {start} has no data_type (field 1)")
+        raise FormatError(f"{where}: TensorDesc at byte {base + start} has no data_type "
+                          "(field 1)")
     if code in NO_NUMPY_DTYPE:
         raise FormatError(f"{where}: data type {NO_NUMPY_DTYPE[code]} (code {code}) has no "
                           "NumPy dtype; convert the weights to FP32 with Paddle first")
     if code not in DTYPES:
         raise FormatError(f"{where}: unknown data type code {code} in TensorDesc at byte "
-                          f"{start}; expected one of {sorted(DTYPES)} (FP32 is 5)")
+                          f"{base + start}; expected one of {sorted(DTYPES)} (FP32 is 5)")
     if len(dims) > MAX_NDIM or any(d < 0 for d in dims):
-        raise FormatError(f"{where}: invalid dims {dims} in TensorDesc at byte {start}")
+        raise FormatError(f"{where}: invalid dims {dims} in TensorDesc at byte "
+                          f"{base + start}")
     return DTYPES[code], tuple(dims)
 
 
@@ -99,49 +139,47 @@ def read_record(buf, offset: int, source: str, name: str | None = None):
 
     The array is a fresh, aligned, native-order copy, independent of ``buf``.
     """
+    return _decode(_Bytes(buf=buf), offset, source, name)
+
+
+def _decode(src: _Bytes, offset: int, source: str, name: str | None):
     where = source if name is None else f"{source}, tensor {name!r}"
-    version, pos = _uint(buf, offset, 4, "the record version", where)
+    version, pos = src.uint(offset, 4, "the record version", where)
     if version != 0:
         raise FormatError(f"{where}: bad record magic at byte {offset}: version {version}, "
                           "expected 0 (is this a tensor record file?)")
-    levels, pos = _uint(buf, pos, 8, "the LoD level count", where)
+    levels, pos = src.uint(pos, 8, "the LoD level count", where)
     if levels > MAX_LOD_LEVELS:
         raise FormatError(f"{where}: implausible LoD level count {levels} at byte {pos - 8}")
     for _ in range(levels):
-        nbytes, pos = _uint(buf, pos, 8, "a LoD table size", where)
-        pos = _take(buf, pos, nbytes, "a LoD table", where)
-    tversion, pos = _uint(buf, pos, 4, "the tensor version", where)
+        nbytes, pos = src.uint(pos, 8, "a LoD table size", where)
+        pos = src.check(pos, nbytes, "a LoD table", where)
+    tversion, pos = src.uint(pos, 4, "the tensor version", where)
     if tversion != 0:
         raise FormatError(f"{where}: tensor version {tversion} at byte {pos - 4}, expected 0")
-    desc_size, pos = _uint(buf, pos, 4, "the TensorDesc size", where)
-    desc_end = _take(buf, pos, desc_size, "the TensorDesc", where)
-    dtype, dims = parse_tensor_desc(buf, pos, desc_end, where)
-    count = int(np.prod(dims, dtype=object)) if dims else 1
-    data_end = _take(buf, desc_end, count * dtype.itemsize,
-                     f"the data of a {dtype} tensor of shape {list(dims)}", where)
-    # (N elements) -> dims; copy so the result owns aligned memory
-    array = np.frombuffer(buf, dtype=dtype, count=count, offset=desc_end).reshape(dims)
-    array = array.astype(dtype.newbyteorder("="), copy=True)
-    return array, data_end
+    desc_size, pos = src.uint(pos, 4, "the TensorDesc size", where)
+    desc = src.take(pos, desc_size, "the TensorDesc", where)
+    dtype, dims = parse_tensor_desc(desc, 0, len(desc), where, base=pos)
+    nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize if dims else dtype.itemsize
+    data = pos + desc_size
+    end = src.check(data, nbytes, f"the data of a {dtype} tensor of shape {list(dims)}", where)
+    return src.array(data, dtype, dims), end
 
 
-def _read_bytes(path: Path) -> bytearray:
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        f.seek(0)
-        buf = bytearray(size)
-        f.readinto(buf)
-    return buf
+def _open_sized(path: Path):
+    f = open(path, "rb")
+    return f, _Bytes(fileobj=f, size=f.seek(0, 2))
 
 
 def read_record_file(path, name: str | None = None) -> np.ndarray:
     """Read a file holding exactly one record (one legacy parameter file)."""
     path = Path(path)
-    buf = _read_bytes(path)
-    array, end = read_record(buf, 0, str(path), name)
-    if end != len(buf):
-        raise FormatError(f"{path}: {len(buf) - end} unexpected bytes after the tensor "
-                          f"(record ends at byte {end}, file at byte {len(buf)})")
+    f, src = _open_sized(path)
+    with f:
+        array, end = _decode(src, 0, str(path), name)
+    if end != src.size:
+        raise FormatError(f"{path}: {src.size - end} unexpected bytes after the tensor "
+                          f"(record ends at byte {end}, file at byte {src.size})")
     return array
 
 
@@ -222,15 +260,16 @@ def read_combined(path, names) -> "OrderedDict[str, np.ndarray]":
     """Read a combined file whose records belong, in order, to ``names``."""
     path = Path(path)
     names = list(names)
-    buf = _read_bytes(path)
     tensors, pos = OrderedDict(), 0
-    for i, name in enumerate(names):
-        if pos >= len(buf):
-            raise FormatError(f"{path}: truncated: the file ends at byte {pos} after {i} of "
-                              f"{len(names)} tensors; tensor {name!r} is missing")
-        tensors[name], pos = read_record(buf, pos, str(path), name)
-    if pos != len(buf):
-        raise FormatError(f"{path}: {len(buf) - pos} bytes remain after the {len(names)} "
+    f, src = _open_sized(path)
+    with f:
+        for i, name in enumerate(names):
+            if pos >= src.size:
+                raise FormatError(f"{path}: truncated: the file ends at byte {pos} after {i} "
+                                  f"of {len(names)} tensors; tensor {name!r} is missing")
+            tensors[name], pos = _decode(src, pos, str(path), name)
+    if pos != src.size:
+        raise FormatError(f"{path}: {src.size - pos} bytes remain after the {len(names)} "
                           f"tensors the program names (last one ends at byte {pos}); the "
                           "program does not belong to this parameters file")
     return tensors
