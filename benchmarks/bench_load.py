@@ -8,9 +8,9 @@ What it does, so the figures can be judged:
   paddle.save (pickle protocol 4, the default, and protocol 2) and paddle.jit.save (PIR
   .json + .pdiparams). They are made once in --dir (default /tmp/numpy_resnext_bench_load)
   and reused; nothing is committed. Reading never imports Paddle.
-- Each layout is read once untimed (to warm the page cache, so the figure is the parser,
-  not the disk), then --repeats times; the table shows median and fastest wall time and
-  the throughput in MB/s. For comparison the same file through plain ``pickle.load`` (no
+- Each reader runs once untimed (to warm the page cache, so the figure is the parser, not
+  the disk), then --repeats rounds in which every reader runs once, in turn; the table
+  shows median and fastest wall time and the throughput in MB/s. For comparison the same file through plain ``pickle.load`` (no
   allow-list, no checks) and ``paddle.load(return_numpy=True)``.
 - Every read is checked against the first one (same names, bit-identical arrays), and the
   combined file's tensors (named through the sorted parameter names of the PIR program)
@@ -58,13 +58,18 @@ def make_files(directory: Path, python: str) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def time_reads(read, repeats: int) -> list[float]:
-    read()  # warm the page cache
-    times = []
+def time_rounds(readers: dict, repeats: int) -> dict:
+    """{label: [seconds]}: every reader once per round, so all see the same allocator and
+    page-cache state (reading 100 MB right after freeing 100 MB is much cheaper than the
+    first time, which would otherwise favour whichever reader runs later)."""
+    for read in readers.values():
+        read()  # warm the page cache
+    times = {label: [] for label in readers}
     for _ in range(repeats):
-        start = time.perf_counter()
-        read()
-        times.append(time.perf_counter() - start)
+        for label, read in readers.items():
+            start = time.perf_counter()
+            read()
+            times[label].append(time.perf_counter() - start)
     return times
 
 
@@ -93,20 +98,18 @@ def main(argv=None) -> int:
     layouts = [("pdparams (pickle 4)", args.dir / "resnext50_32x4d.pdparams"),
                ("pdparams (pickle 2)", args.dir / "resnext50_32x4d_p2.pdparams"),
                ("pdiparams + PIR json", args.dir / "pir" / "resnext50_32x4d")]
-    rows = []
+    readers, sizes, counts = {}, {}, {}
     for label, path in layouts:
         first = read_paddle(path)
-        size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
-
-        def read(path=path, first=first):
-            got = read_paddle(path)
-            assert list(got.tensors) == list(first.tensors)
-            return got
-
-        times = time_reads(read, args.repeats)
+        again = read_paddle(path)
+        assert list(again.tensors) == list(first.tensors)
         assert all(np.array_equal(a, b) for a, b in
-                   zip(read_paddle(path).tensors.values(), first.tensors.values()))
-        rows.append((f"read_paddle: {label}", size, times, len(first.tensors)))
+                   zip(again.tensors.values(), first.tensors.values()))
+        key = f"read_paddle: {label}"
+        readers[key] = lambda path=path: read_paddle(path)
+        sizes[key] = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        counts[key] = len(first.tensors)
+        del first, again
 
     pd4 = layouts[0][1]
     check_same_model(pd4, layouts[2][1])
@@ -115,18 +118,20 @@ def main(argv=None) -> int:
         with open(pd4, "rb") as f:
             return pickle.load(f)
 
-    rows.append(("plain pickle.load (unsafe): pickle 4", pd4.stat().st_size,
-                 time_reads(plain_pickle, args.repeats), None))
+    readers["plain pickle.load (unsafe): pickle 4"] = plain_pickle
     try:
         import paddle  # noqa: F401  (comparison only)
-        rows.append(("paddle.load(return_numpy): pickle 4", pd4.stat().st_size,
-                     time_reads(lambda: paddle.load(str(pd4), return_numpy=True),
-                                args.repeats), None))
+        readers["paddle.load(return_numpy): pickle 4"] = \
+            lambda: paddle.load(str(pd4), return_numpy=True)
     except ImportError:
         pass
+    for label in readers:
+        sizes.setdefault(label, pd4.stat().st_size)
+    times = time_rounds(readers, args.repeats)
+    rows = [(label, sizes[label], times[label], counts.get(label)) for label in readers]
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"numpy {np.__version__}, {args.repeats} timed reads after one warm-up")
+          f"numpy {np.__version__}, {args.repeats} rounds after one warm-up")
     print(f"{'what':42s} {'MB':>7s} {'median s':>9s} {'min s':>7s} {'MB/s':>7s} tensors")
     report = []
     for label, size, times, count in rows:
