@@ -7,10 +7,12 @@
 What it does, so the figures can be judged:
 - Every lane (framework x dtype x batch) runs in its own child process holding a built
   model and a fixed input; the parent asks the lanes in turn for one timed forward, round
-  after round, so a busy neighbour on a shared machine slows all lanes alike, with a pause
-  (--pause, 0.3 s) before each forward so the previous lane's spinning BLAS/OpenMP threads
-  have gone to sleep. Each lane gets a warm-up forward, then ``--repeats`` timed ones; the
-  table shows the median (and the fastest). Ratios are numpy median / framework median in
+  after round, so a busy neighbour on a shared machine slows all lanes alike. A lane's turn
+  is: a pause (--pause, 0.3 s) so the previous lane's spinning BLAS/OpenMP threads go idle,
+  one untimed forward (--settle) that wakes the lane's own threads, then the timed forward,
+  so each is measured in the steady state of back-to-back runs. Each lane also gets a
+  warm-up forward at the start; ``--repeats`` timed forwards per lane; the table shows the
+  median (and the fastest). Ratios are numpy median / framework median in
   the same run, and the median of the per-round ratios.
 - The frameworks run the same network with the same weights: the NumPy model's seeded
   parameters are copied into a plain-torch ResNeXt written below (torchvision is not
@@ -327,15 +329,18 @@ def run(args):
     for (fw, dt, b), err in checks.items():
         print(f"  check         {fw} {dt} batch {b} logits vs numpy: max |diff| / max |logit| = {err:.2e}")
 
-    # A pause before every forward: BLAS/OpenMP worker threads of the lane that just ran
-    # keep spinning for up to ~0.1-0.2 s (OpenBLAS, Intel OpenMP) and would slow the next.
+    # Before every timed forward: a pause, since BLAS/OpenMP worker threads of the lane that
+    # just ran keep spinning for up to ~0.1-0.2 s (OpenBLAS, Intel OpenMP) and would slow
+    # the next; then --settle untimed forwards in the same lane, which wake its own threads
+    # so the timed one runs in the steady state that back-to-back runs measure.
     for _ in range(args.warmup - 1):         # the lanes already ran one warm-up forward
         for lane in live:
-            time.sleep(args.pause)
             lane.ask("time")
     for r in range(args.repeats):            # interleaved rounds
         for lane in live:
             time.sleep(args.pause)
+            for _ in range(args.settle):
+                lane.ask("time")
             lane.times.append(lane.ask("time"))
     for lane in live:
         lane.info.update(lane.ask("memory"))
@@ -427,7 +432,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="threads per framework (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pause", type=float, default=0.3,
-                   help="seconds of rest before each timed forward, so the previous lane's threads sleep (default 0.3)")
+                   help="seconds of rest before each lane's turn, so the previous lane's threads sleep (default 0.3)")
+    p.add_argument("--settle", type=int, default=1,
+                   help="untimed forwards right before each timed one, same lane (default 1)")
     p.add_argument("--skip", default="", help="comma-separated frameworks not to run: torch,paddle")
     p.add_argument("--no-dtype-ratio", action="store_true", help="do not time NumPy in the other dtype")
     p.add_argument("--keep-env", action="store_true", help=f"keep {' and '.join(PINNED_ENV)} if set")
