@@ -10,7 +10,9 @@ Quick use::
 
 The ops are plain functions (``nrx.conv2d``, ``nrx.batchnorm``, ``nrx.relu``,
 ``nrx.maxpool2d``, ``nrx.avgpool2d``, ``nrx.global_avgpool``, ``nrx.linear``); their loop
-twins live in :mod:`numpy_resnext.naive`.
+twins live in :mod:`numpy_resnext.naive`. Weight files: ``nrx.load_weights(path)`` (any
+Paddle format, mapped onto canonical names) and ``nrx.read_paddle(path)`` (the file's own
+names), neither of which imports Paddle.
 """
 
 from .activations import relu
@@ -19,6 +21,7 @@ from .batchnorm import batchnorm, bn_scale_shift
 from .conv import col2im, conv2d, conv_output_size, im2col, weight_matrix
 from .errors import (ArchitectureError, FormatError, InputError, InputTypeError, ResNeXtError,
                      WeightsError)
+from .io import load_weights, read_paddle
 from .linear import linear
 from .model import ResNeXt, build
 from .params import check_params, count_params, init_params, param_shapes
@@ -32,6 +35,6 @@ __all__ = [
     "InputTypeError", "ResNeXt", "ResNeXtError", "WeightsError", "avgpool2d", "batchnorm",
     "block_plan", "bn_scale_shift", "build", "check_params", "col2im", "conv2d",
     "conv_output_size", "count_params", "custom", "get_arch", "global_avgpool", "im2col",
-    "init_params", "linear", "list_archs", "maxpool2d", "param_shapes", "pool_output_size",
+    "init_params", "linear", "list_archs", "load_weights", "read_paddle", "maxpool2d", "param_shapes", "pool_output_size",
     "relu", "summarize", "weight_matrix", "__version__",
 ]
