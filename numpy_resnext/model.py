@@ -17,7 +17,7 @@ from ._checks import FLOAT_DTYPES, as_float_array
 from .archs import ArchConfig, block_plan, get_arch
 from .blocks import Capture, bottleneck, head, stem
 from .errors import InputError, InputTypeError, WeightsError
-from .params import check_params, count_params, init_params, is_trainable
+from .params import check_params, count_params, init_params, is_trainable, param_shapes
 from .shapes import min_input_size, output_shapes
 
 
@@ -135,11 +135,15 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True):
         if arch is None:
             raise WeightsError("build: an architecture is needed unless weights come from a file")
         config = get_arch(arch)
-    params = init_params(config, seed=seed, dtype=dt)
-    report = None
-    if weights is not None:
-        checked, report = check_params(config, weights, dtype=dt, strict=strict)
+    if weights is None:
+        return ResNeXt(config, init_params(config, seed=seed, dtype=dt), dt)
+    checked, report = check_params(config, weights, dtype=dt, strict=strict)
+    if loaded is not None:
+        report.update({k: v for k, v in loaded.report.as_dict().items() if k not in report})
+    if report["missing"]:
+        # a non-strict load: the seeded initialisation fills what the weights left out
+        params = init_params(config, seed=seed, dtype=dt)
         params.update(checked)
-        if loaded is not None:
-            report.update({k: v for k, v in loaded.report.as_dict().items() if k not in report})
+    else:
+        params = OrderedDict((name, checked[name]) for name in param_shapes(config))
     return ResNeXt(config, params, dt, load_report=report)
