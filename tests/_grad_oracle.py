@@ -14,12 +14,7 @@ from numpy_resnext.grad import gradients
 from numpy_resnext.model import ResNeXt
 from numpy_resnext.train import train_step
 
-
-def rel_err(ours, theirs):
-    """max |ours - theirs| relative to the largest magnitude of theirs."""
-    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
-    scale = float(np.abs(theirs).max(initial=0.0)) or 1.0
-    return float(np.abs(ours - theirs).max(initial=0.0)) / scale
+from _arrays import rel_err
 
 
 def check_all(pairs, tol, what):

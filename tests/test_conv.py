@@ -10,33 +10,9 @@ from numpy_resnext import naive
 from numpy_resnext.conv import col2im, conv2d, conv_output_size, im2col, weight_matrix
 from numpy_resnext.errors import InputError, InputTypeError
 
+from _arrays import assert_close, in_layout
+
 RTOL64 = 1e-12
-
-
-def assert_close(actual, expected, rtol=RTOL64):
-    """Elementwise agreement relative to the largest magnitude of ``expected``."""
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-    err = float(np.abs(actual.astype(np.float64) - expected).max(initial=0.0))
-    assert err <= rtol * scale, f"max abs diff {err:.3e} > {rtol:g} * {scale:.3e}"
-
-
-def in_layout(a, layout):
-    """The same values as ``a`` in another memory layout (an NCHW view where it matters)."""
-    if layout == "nchw":
-        return np.ascontiguousarray(a)
-    if layout == "channels_last":             # NHWC memory seen as NCHW
-        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    if layout == "transposed":                # (C, N, W, H) memory seen as NCHW
-        return np.ascontiguousarray(a.transpose(1, 0, 3, 2)).transpose(1, 0, 3, 2)
-    if layout == "fortran":
-        return np.asfortranarray(a)
-    if layout == "strided":                   # every other element of a larger buffer
-        big = np.full(tuple(2 * s for s in a.shape), np.nan, dtype=a.dtype)
-        view = big[::2, ::2, ::2, ::2]
-        view[...] = a
-        return view
-    raise ValueError(layout)
 
 
 LAYOUTS = ["nchw", "channels_last", "transposed", "fortran", "strided"]

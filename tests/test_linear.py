@@ -10,12 +10,7 @@ from numpy_resnext import naive
 from numpy_resnext.errors import InputError, InputTypeError
 from numpy_resnext.linear import linear
 
-
-def assert_close(actual, expected, rtol=1e-12):
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-    err = float(np.abs(actual.astype(np.float64) - expected).max(initial=0.0))
-    assert err <= rtol * scale, f"max abs diff {err:.3e} > {rtol:g} * {scale:.3e}"
+from _arrays import assert_close
 
 
 @given(N=st.integers(1, 4), I=st.integers(1, 9), O=st.integers(1, 7), with_bias=st.booleans(),

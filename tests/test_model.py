@@ -20,12 +20,7 @@ from numpy_resnext.params import init_params, is_trainable
 from numpy_resnext.pooling import avgpool2d, global_avgpool, maxpool2d
 from numpy_resnext.shapes import output_shapes
 
-
-def assert_close(actual, expected, rtol=1e-12, what=""):
-    assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-    err = float(np.abs(actual.astype(np.float64) - expected).max(initial=0.0))
-    assert err <= rtol * scale, f"{what}: max abs diff {err:.3e} > {rtol:g} * {scale:.3e}"
+from _arrays import assert_close
 
 
 def random_bn(params, seed):

@@ -21,6 +21,8 @@ from numpy_resnext.io import load_weights, read_paddle
 from numpy_resnext.io.infer import MATH_FIELDS
 from numpy_resnext.model import build
 
+from _arrays import rel_err
+
 TOL64, TOL32 = 1e-10, 1e-5
 
 # (stem, layout, scheme the file must be recognised as)
@@ -48,10 +50,6 @@ def meta_of(paddle_dir, stem):
 
 def recorded_config(meta):
     return ArchConfig(**{k: v for k, v in meta["config"].items()})
-
-
-def rel_err(ours, ref):
-    return float(np.abs(ours.astype(np.float64) - ref).max() / np.abs(ref).max())
 
 
 def test_manifest_hashes_and_size(paddle_dir):

@@ -31,6 +31,8 @@ from numpy_resnext.archs import get_arch
 from numpy_resnext.io import load_weights
 from numpy_resnext.model import build
 
+from _arrays import rel_err
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "reference" / "paddle_models.py"
 BATCH = 2
@@ -44,10 +46,6 @@ MODELS = [
     ("resnext101_wsl", "ResNeXt101_32x8d_wsl", "ResNeXt101_32x8d_wsl", "45x67"),
     ("vision", "resnext50_64x4d", "ResNeXt50_64x4d", "53x59"),
 ]
-
-
-def rel_err(ours, ref):
-    return float(np.abs(ours.astype(np.float64) - ref).max() / np.abs(ref).max())
 
 
 @pytest.fixture(scope="module", params=MODELS, ids=[m[1] for m in MODELS])

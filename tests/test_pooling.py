@@ -11,25 +11,7 @@ from numpy_resnext import naive
 from numpy_resnext.errors import InputError, InputTypeError
 from numpy_resnext.pooling import avgpool2d, global_avgpool, maxpool2d, pool_output_size
 
-
-def assert_close(actual, expected, rtol=1e-12):
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-    err = float(np.abs(actual.astype(np.float64) - expected).max(initial=0.0))
-    assert err <= rtol * scale, f"max abs diff {err:.3e} > {rtol:g} * {scale:.3e}"
-
-
-def in_layout(a, layout):
-    if layout == "nchw":
-        return np.ascontiguousarray(a)
-    if layout == "channels_last":
-        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    if layout == "fortran":
-        return np.asfortranarray(a)
-    big = np.full(tuple(2 * s for s in a.shape), np.nan, dtype=a.dtype)   # strided view
-    view = big[::2, ::2, ::2, ::2]
-    view[...] = a
-    return view
+from _arrays import assert_close, in_layout
 
 
 LAYOUTS = ["nchw", "channels_last", "fortran", "strided"]
