@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._files import atomic_write
 from .archs import ArchConfig
 from .errors import InputError
 from .params import param_shapes
@@ -218,7 +219,6 @@ def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note
     """A PNG: the input crop, each branch's share as bars, and each branch's per-pixel
     contribution map beside the total's. Needs matplotlib."""
     plt = require_matplotlib()
-    from .commands._common import atomic_write
     C = len(c.shares)
     cols = 8 if C >= 16 else max(C, 2)
     grid_rows = -(-C // cols)

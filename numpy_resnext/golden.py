@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import atomic_write
 from .errors import FormatError, InputError
 
 FORMAT = "numpy-resnext-golden"
@@ -191,7 +192,6 @@ def write_golden(path, tensors, manifest=None):
     ``__manifest__.npy`` (uint8 JSON bytes). A failure half way leaves no file at ``path``.
     Returns the size in bytes.
     """
-    from .commands._common import atomic_write
     path = os.fspath(path)
     for name in tensors:
         if name == MANIFEST_KEY or "/" in name or not name:

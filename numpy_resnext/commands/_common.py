@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+from .._files import atomic_write, save_npy  # noqa: F401  (the commands import them from here)
 from ..errors import InputError
 
 
@@ -41,34 +41,6 @@ class Progress:
         now = time.perf_counter() - self.start
         if now >= self.after:
             print(f"[{now:6.1f}s] {self.what}: {note}", file=self.stream, flush=True)
-
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` then rename onto ``path``; a failure leaves no partial file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise InputError(f"output {path!r}: directory {directory!r} does not exist")
-    if os.path.isdir(path):
-        raise InputError(f"output {path!r} is a directory; expected a file name inside it")
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_npy(path, array):
-    """np.save, atomically; writes exactly ``path`` (no .npy appended)."""
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(array))
-    atomic_write(path, write)
 
 
 def load_npy(path, what="input"):
