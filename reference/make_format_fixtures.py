@@ -40,26 +40,26 @@ from __future__ import annotations
 
 import argparse
 import builtins
-import hashlib
 import json
 import os
 import pickle
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # _manifest
+from _manifest import MANIFEST, file_entry, save_npz, update_manifest, write_bytes  # noqa: E402
+
 SEED = 20240531
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "fixtures" / "formats"
-MANIFEST = ROOT / "fixtures" / "MANIFEST.json"
 
 
 def _npz(path: Path, arrays: dict) -> None:
-    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    save_npz(path, {k: np.asarray(v) for k, v in arrays.items()})
 
 
 def _tiny_layer(paddle):
@@ -120,8 +120,8 @@ def make_dygraph(paddle, out: Path) -> None:
         back = paddle.load(str(path), return_numpy=True)
         assert all(np.array_equal(back[k], by_key[k]) for k in by_key), path
     _npz(out / "tiny_pdparams.expected.npz", by_key)
-    (out / "tiny_names.json").write_text(json.dumps(
-        {k: v.name for k, v in state.items()}, indent=1) + "\n")
+    write_bytes(out / "tiny_names.json", (json.dumps(
+        {k: v.name for k, v in state.items()}, indent=1) + "\n").encode())
 
     make_split(paddle, out, by_key)
 
@@ -177,13 +177,12 @@ def make_split(paddle, out: Path, by_key: dict) -> None:
         del io_utils.int
     assert "UnpackBigParamInfor@@" in saved, "Paddle did not split anything"
     path = out / "split_p2.pdparams"
-    with open(path, "wb") as f:
-        pickle.dump(saved, f, protocol=2)
+    write_bytes(path, pickle.dumps(saved, protocol=2))
     back = paddle.load(str(path), return_numpy=True)  # Paddle reassembles it itself
     assert all(np.array_equal(back[k], by_key[k]) for k in by_key), "paddle.load disagrees"
-    (out / "split_info.json").write_text(json.dumps(
+    write_bytes(out / "split_info.json", (json.dumps(
         {k: {"OriginShape": list(v["OriginShape"]), "slices": v["slices"]}
-         for k, v in saved["UnpackBigParamInfor@@"].items()}, indent=1) + "\n")
+         for k, v in saved["UnpackBigParamInfor@@"].items()}, indent=1) + "\n").encode())
 
 
 def make_legacy(paddle, out: Path) -> None:
@@ -229,8 +228,8 @@ def make_static(paddle, out: Path) -> None:
     paddle.static.save_vars(exe, str(combined), main, predicate=lambda v: v.persistable,
                             filename="__params__")
     program_bytes = main.desc.serialize_to_string()
-    (combined / "__model__").write_bytes(program_bytes)
-    (per_file / "__model__").write_bytes(program_bytes)
+    write_bytes(combined / "__model__", program_bytes)
+    write_bytes(per_file / "__model__", program_bytes)
     # PaddleClas ships such a directory as <Name>_pretrained.tar with a top folder.
     with tarfile.open(out / "static_dir.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
         tar.add(per_file, arcname="static_dir", filter=_plain_member)
@@ -256,27 +255,14 @@ def _plain_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def update_manifest(out: Path, paddle_version: str) -> None:
-    """Read-modify-write only the "formats/" keys of the shared MANIFEST.json, atomically."""
-    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
-    manifest = {k: v for k, v in manifest.items() if not k.startswith("formats/")}
-    files = sorted(p for p in out.rglob("*") if p.is_file())
-    for path in files:
+def record(out: Path, paddle_version: str) -> None:
+    """Replace the "formats/" entries of the shared MANIFEST.json with one per file in ``out``."""
+    entries = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
         key = path.relative_to(MANIFEST.parent).as_posix()
-        manifest[key] = {"sha256": _sha256(path), "bytes": path.stat().st_size,
-                         "paddle": paddle_version, "seed": SEED,
-                         "script": "reference/make_format_fixtures.py"}
-    manifest = dict(sorted(manifest.items()))
-    fd, tmp = tempfile.mkstemp(dir=MANIFEST.parent, prefix=".MANIFEST.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, MANIFEST)
+        entries[key] = file_entry(path, paddle=paddle_version, seed=SEED,
+                                  script="reference/make_format_fixtures.py")
+    update_manifest("formats/", entries, replace=True)
 
 
 def main(argv=None) -> int:
@@ -302,7 +288,7 @@ def main(argv=None) -> int:
         subprocess.run([sys.executable, __file__, "--part", "legacy", "--out", str(out)],
                        env=env, check=True)
     if not args.no_manifest:
-        update_manifest(out, paddle.__version__)
+        record(out, paddle.__version__)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({total} bytes) with Paddle {paddle.__version__}, seed {SEED}")
     return 0

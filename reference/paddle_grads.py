@@ -31,10 +31,12 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 import types
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # _manifest
+from _manifest import file_entry, manifest_key, save_npz, update_manifest  # noqa: E402
 
 PPCLS_ZOO = "/work/dev/lib/python3.11/site-packages/paddleclas/ppcls/arch/backbone/model_zoo"
 LR, MOMENTUM, WEIGHT_DECAY, STEPS = 0.05, 0.9, 1e-3, 2
@@ -201,32 +203,18 @@ def run(model_name, out_path, size, batch, seed, compress=True, lr=LR, steps=STE
             "steps": steps, "loss": "eval/train: sum(logits * dlogits); sgd: mean cross-entropy",
             "paddle_names": names}
     rec["meta"] = np.array(json.dumps(meta))
-    d = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=d)
-    os.close(fd)
-    (np.savez_compressed if compress else np.savez)(tmp, **rec)
-    os.replace(tmp, out_path)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    save_npz(out_path, rec, compressed=compress)
     return meta
 
 
-def update_manifest(out_path, meta):
-    """Read-modify-write only this script's key (prefix "grads/") of the shared MANIFEST."""
-    import hashlib
-    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-    rel = os.path.relpath(os.path.abspath(out_path), fixtures)
-    if rel.startswith(".."):
+def record(out_path, meta):
+    """Set this file's entry (prefix "grads/") in the shared MANIFEST, when it is a fixture."""
+    key = manifest_key(out_path)
+    if key is None:
         return
-    manifest = os.path.join(fixtures, "MANIFEST.json")
-    data = json.load(open(manifest)) if os.path.exists(manifest) else {}
-    digest = hashlib.sha256(open(out_path, "rb").read()).hexdigest()
-    data[rel] = {"script": "reference/paddle_grads.py", "bytes": os.path.getsize(out_path),
-                 "sha256": digest, **{k: v for k, v in meta.items() if k != "paddle_names"}}
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=fixtures)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, manifest)
+    facts = {k: v for k, v in meta.items() if k != "paddle_names"}
+    update_manifest("grads/", {key: file_entry(out_path, script="reference/paddle_grads.py", **facts)})
 
 
 def main(argv=None):
@@ -241,7 +229,7 @@ def main(argv=None):
     ap.add_argument("--uncompressed", action="store_true", help="np.savez (faster for large models)")
     args = ap.parse_args(argv)
     meta = run(args.model, args.out, args.size, args.batch, args.seed, compress=not args.uncompressed, lr=args.lr, steps=args.steps)
-    update_manifest(args.out, meta)
+    record(args.out, meta)
     print(f"wrote {args.out} ({os.path.getsize(args.out):,} bytes) with Paddle {meta['paddle']}")
 
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -45,6 +45,8 @@ import numpy as np
 
 KINDS = ("vision", "resnext", "resnext_vd", "resnext101_wsl")
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)                               # _manifest
+from _manifest import atomic_write, file_entry, manifest_key, save_npz, update_manifest, write_bytes  # noqa: E402
 
 
 # --- building models --------------------------------------------------------------------
@@ -264,12 +266,11 @@ def make_one(kind, model_name, out, stem=None, size=(67, 45), batch=2, seed=0,
     golden = {"x": x64, "logits64": logits64, "logits32": logits32}
     golden.update({f"f64/{k}": v for k, v in inter64.items()})
     golden.update({f"f32/{k}": v for k, v in inter32.items()})
-    np.savez_compressed(os.path.join(out, f"{stem}_golden.npz"), **golden)
+    save_npz(os.path.join(out, f"{stem}_golden.npz"), golden, compressed=True)
     meta = dict(kind=kind, model=model_name, tiny=tiny, config=_config_dict(config), seed=seed,
                 input_shape=list(x64.shape), paddle=paddle.__version__, files=files,
                 golden=f"{stem}_golden.npz", intermediates=sorted(inter64))
-    with open(os.path.join(out, f"{stem}.json"), "w") as f:
-        json.dump(meta, f, indent=1)
+    write_bytes(os.path.join(out, f"{stem}.json"), json.dumps(meta, indent=1).encode())
     return meta
 
 
@@ -313,45 +314,56 @@ def _sub(args):
     return res.stdout
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def make_fixtures(out):
-    """Every committed fixture plus MANIFEST.json (versions, seeds, sha256 of each file)."""
+    """Every committed fixture, and its entries in reference/fixtures/MANIFEST.json (versions,
+    seeds, sha256 and size of each file) when ``out`` is under reference/fixtures/."""
     import paddle
     os.makedirs(out, exist_ok=True)
-    models = []
     for kind, stem, formats in TINY:
         _sub(["one", "--tiny", "--kind", kind, "--model", stem, "--out", out, "--formats",
               ",".join(formats), "--size", f"{TINY_SIZE[0]}x{TINY_SIZE[1]}", "--batch",
               str(TINY_BATCH), "--capture", ",".join(TINY_CAPTURE)])
-        models.append(stem)
     all_names = OrderedDict()
     for kind, model in NAME_MODELS:
         all_names[model] = dict(kind=kind, tensors=json.loads(_sub(["names", "--kind", kind, "--model", model])))
-    with gzip.open(os.path.join(out, "names.json.gz"), "wt") as f:
-        json.dump(all_names, f, separators=(",", ":"))
-    files = OrderedDict()
-    for root, _, fnames in sorted(os.walk(out)):
-        for fn in sorted(fnames):
-            if fn == "MANIFEST.json":
-                continue
-            p = os.path.join(root, fn)
-            files[os.path.relpath(p, out)] = dict(sha256=_sha256(p), bytes=os.path.getsize(p))
+
+    def write_names(tmp):                              # header names the file, not the tmp
+        with open(tmp, "wb") as f, gzip.GzipFile("names.json.gz", "wb", fileobj=f) as gz, \
+                io.TextIOWrapper(gz) as text:
+            json.dump(all_names, text, separators=(",", ":"))
+    atomic_write(os.path.join(out, "names.json.gz"), write_names, mode=0o644)
     spec = importlib.util.find_spec("paddleclas")
-    manifest = dict(
-        made_by="reference/paddle_models.py fixtures", paddle=paddle.__version__,
-        paddleclas="2.6.0 (model files from the wheel, installed --no-deps)" if spec else None,
-        numpy=np.__version__, seed=0, input_seed=1, input_size=list(TINY_SIZE), batch=TINY_BATCH,
-        models=models, name_lists=[m for _, m in NAME_MODELS], files=files)
-    with open(os.path.join(out, "MANIFEST.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-    return manifest
+    return record(out, paddle=paddle.__version__,
+                  paddleclas="2.6.0 (model files from the wheel, installed --no-deps)" if spec else None,
+                  numpy=np.__version__)
+
+
+def fixture_facts(rel, paddle, paddleclas, numpy):
+    """What made one fixture file: script, versions, seeds (names.json.gz draws nothing)."""
+    facts = dict(script="reference/paddle_models.py", command="python reference/paddle_models.py fixtures",
+                 paddle=paddle, paddleclas=paddleclas, numpy=numpy)
+    if rel == "names.json.gz":
+        return dict(facts, seed=None, random=False,
+                    what="state_dict keys, parameter names and shapes of full-size models (LazyGuard)",
+                    name_lists=[m for _, m in NAME_MODELS])
+    return dict(facts, seed=0, input_seed=1, input_size=list(TINY_SIZE), batch=TINY_BATCH,
+                what="tiny first-stage models with random weights and BN statistics; goldens "
+                     "from Paddle in float64 and float32")
+
+
+def record(out, **versions):
+    """Replace this directory's entries in the shared MANIFEST (prefix = its path there)."""
+    prefix = manifest_key(out)
+    files = sorted(os.path.join(root, fn) for root, _, fns in os.walk(out) for fn in fns)
+    if prefix is None:
+        print(f"{out} is outside reference/fixtures: MANIFEST.json left alone", file=sys.stderr)
+        return {os.path.relpath(p, out): dict(bytes=os.path.getsize(p)) for p in files}
+    entries = {}
+    for p in files:
+        rel = os.path.relpath(p, out).replace(os.sep, "/")
+        entries[f"{prefix}/{rel}"] = file_entry(p, **fixture_facts(rel, **versions))
+    update_manifest(prefix + "/", entries, replace=True)
+    return entries
 
 
 def main(argv=None):
@@ -376,7 +388,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.cmd == "fixtures":
         m = make_fixtures(a.out)
-        print(f"{len(m['files'])} files, {sum(v['bytes'] for v in m['files'].values()):,} bytes")
+        print(f"{len(m)} files, {sum(v['bytes'] for v in m.values()):,} bytes")
     elif a.cmd == "one":
         h, w = map(int, a.size.split("x"))
         capture = None if a.capture == "all" else a.capture.split(",")

@@ -29,12 +29,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 import zlib
 from collections import Counter, OrderedDict
 from pathlib import Path
@@ -42,8 +39,12 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = HERE / "fixtures"
-MANIFEST = FIXTURES / "MANIFEST.json"
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))              # _manifest, also when loaded by file path
+
+from _manifest import FIXTURES, atomic_write, file_entry, save_npz, update_manifest  # noqa: E402
+from numpy_resnext.golden import params_sha256  # noqa: E402
+
 MANIFEST_PREFIX = "torch/"
 
 # name: (depths, cardinality, base_width, deep stem + avg-down shortcut, stem_width,
@@ -102,16 +103,6 @@ def make_weights(shapes, seed: int) -> "OrderedDict[str, np.ndarray]":
 def make_input(shape, seed: int) -> np.ndarray:
     """A float64 input in [-2, 2)."""
     return 4.0 * (hashed_uniform(seed, "input", math.prod(shape)).reshape(shape) - 0.5)
-
-
-def params_sha256(params) -> str:
-    """sha256 over name, NUL, little-endian bytes for each tensor in order (numpy-resnext's rule)."""
-    h = hashlib.sha256()
-    for name, value in params.items():
-        v = np.ascontiguousarray(value)
-        h.update(name.encode() + b"\0")
-        h.update(v.astype(v.dtype.newbyteorder("<"), copy=False).tobytes())
-    return h.hexdigest()
 
 
 # --- the networks (torch imported lazily so the helpers above work without it) --------------
@@ -272,38 +263,6 @@ def run(arch, input_shape, seed=0, input_seed=100, weights=None):
 
 
 # --- files ---------------------------------------------------------------------------------
-def _atomic(path: Path, write):
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_npz(path: Path, tensors, compressed=False):
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            (np.savez_compressed if compressed else np.savez)(f, **tensors)
-    _atomic(Path(path), write)
-
-
-def update_manifest(entries: dict):
-    """Read-modify-write the shared MANIFEST.json, touching only keys under ``torch/``."""
-    assert all(k.startswith(MANIFEST_PREFIX) for k in entries)
-    data = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
-    data.update(entries)
-    text = json.dumps(dict(sorted(data.items())), indent=1) + "\n"
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    _atomic(MANIFEST, write)
-
-
 def write_fixtures():
     out_dir = FIXTURES / "torch"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -312,15 +271,15 @@ def write_fixtures():
         cap, _, facts = run(arch, shape, seed, input_seed)
         path = out_dir / fname
         save_npz(path, cap, compressed=True)
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        facts = file_entry(path, **facts)
         facts.update(script="reference/torch_capture.py", command="python reference/torch_capture.py --fixtures",
-                     sha256=sha, bytes=path.stat().st_size, tensors=len(cap),
+                     tensors=len(cap),
                      what="forward-hook outputs under torch module names (repeated modules as NAME#k), "
                           "weights = make_weights(state_dict shapes, weights_seed), "
                           "input = make_input(input_shape, input_seed)")
         entries[f"{MANIFEST_PREFIX}{fname}"] = facts
         print(f"{path.relative_to(HERE.parent)}: {len(cap)} tensors, {path.stat().st_size / 1e3:.0f} kB")
-    update_manifest(entries)
+    update_manifest(MANIFEST_PREFIX, entries)
 
 
 def main(argv=None):
@@ -350,11 +309,11 @@ def main(argv=None):
             weights = OrderedDict((k, f[k]) for k in f.files)
     cap, weights, facts = run(args.arch, (args.batch, 3, args.size, args.size), args.seed,
                               args.input_seed, weights)
-    save_npz(Path(args.out), cap)
+    save_npz(args.out, cap)
     if args.save_weights:
-        save_npz(Path(args.save_weights), weights)
+        save_npz(args.save_weights, weights)
     if args.save_input:
-        _atomic(Path(args.save_input), lambda tmp: np.save(tmp, cap["input"]))
+        atomic_write(args.save_input, lambda tmp: np.save(tmp, cap["input"]))
     print(json.dumps(facts, indent=1))
     print(f"{args.out}: {len(cap)} tensors")
     return 0
