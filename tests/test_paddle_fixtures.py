@@ -36,11 +36,18 @@ CASES = [
 ]
 
 
+def paddle_entries(fixtures_dir):
+    """The "paddle/" entries of the shared MANIFEST.json, keyed by path inside paddle/."""
+    manifest = json.loads((fixtures_dir / "MANIFEST.json").read_text())
+    return {k[len("paddle/"):]: v for k, v in manifest.items() if k.startswith("paddle/")}
+
+
 @pytest.fixture(scope="module")
 def paddle_dir(fixtures_dir):
     d = fixtures_dir / "paddle"
-    if not (d / "MANIFEST.json").is_file():
-        pytest.fail(f"{d}/MANIFEST.json is missing: run reference/paddle_models.py fixtures")
+    if not paddle_entries(fixtures_dir):
+        pytest.fail(f"{fixtures_dir}/MANIFEST.json has no paddle/ entries: "
+                    f"run reference/paddle_models.py fixtures")
     return d
 
 
@@ -52,11 +59,11 @@ def recorded_config(meta):
     return ArchConfig(**{k: v for k, v in meta["config"].items()})
 
 
-def test_manifest_hashes_and_size(paddle_dir):
-    manifest = json.loads((paddle_dir / "MANIFEST.json").read_text())
-    assert manifest["paddle"] == "3.3.1"
+def test_manifest_hashes_and_size(paddle_dir, fixtures_dir):
+    entries = paddle_entries(fixtures_dir)
     total = 0
-    for rel, entry in manifest["files"].items():
+    for rel, entry in entries.items():
+        assert entry["paddle"] == "3.3.1", rel
         data = (paddle_dir / rel).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], rel
         total += len(data)
