@@ -238,18 +238,23 @@ def test_pickle_calling_os_system_is_refused_and_not_run(tmp_path, protocol):
     assert not marker.exists()
 
 
-def test_pickle_calling_open_is_refused_and_not_run(tmp_path):
+@pytest.fixture
+def opens_a_file(tmp_path):
+    """(a .pdparams whose unpickling creates ``marker``, marker), for the test and its control."""
     marker = tmp_path / "opened"
-    path = _hostile_pdparams(tmp_path, _Hostile(open, str(marker), "w"))
+    return _hostile_pdparams(tmp_path, _Hostile(open, str(marker), "w")), marker
+
+
+def test_pickle_calling_open_is_refused_and_not_run(opens_a_file):
+    path, marker = opens_a_file
     with pytest.raises(FormatError, match=r"refused.*(io|builtins)\.open"):
         read_paddle(path)
     assert not marker.exists()
 
 
-def test_the_same_hostile_file_does_run_under_plain_pickle(tmp_path):
+def test_the_same_hostile_file_does_run_under_plain_pickle(opens_a_file):
     """Control: the test files above are dangerous, so refusing them means something."""
-    marker = tmp_path / "opened"
-    path = _hostile_pdparams(tmp_path, _Hostile(open, str(marker), "w"))
+    path, marker = opens_a_file
     with open(path, "rb") as f:
         pickle.load(f)
     assert marker.exists()
