@@ -15,25 +15,38 @@ import numpy as np
 from .errors import InputError
 
 
-def atomic_write(path, write, mode=None):
-    """Call ``write(tmp_path)`` then rename onto ``path``; a failure leaves no partial file.
-
-    ``mode`` (e.g. 0o644) sets the permission bits; by default the file keeps the 0600 that
-    ``tempfile.mkstemp`` gives it.
-    """
+def check_output_path(path, what="output"):
+    """Raise a clear error now, before any work, if ``path`` cannot be written as a file."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise InputError(f"output {path!r}: directory {directory!r} does not exist")
+        raise InputError(f"{what} {path!r}: directory {directory!r} does not exist")
     if os.path.isdir(path):
-        raise InputError(f"output {path!r} is a directory; expected a file name inside it")
+        raise InputError(f"{what} {path!r} is a directory; expected a file name inside it")
+    return path
+
+
+def _umask_mode():
+    """The permission bits a plain open() would give a new file (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path, write, mode=None):
+    """Call ``write(tmp_path)`` then rename onto ``path``; a failure leaves no partial file.
+
+    ``mode`` (e.g. 0o644) sets the permission bits; by default they are what a plain open()
+    would give (0o666 less the umask), not the 0600 of ``tempfile.mkstemp``.
+    """
+    path = check_output_path(path)
+    directory = os.path.dirname(os.path.abspath(path))
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
     try:
         write(tmp)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, _umask_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .._files import atomic_write, save_npy  # noqa: F401  (the commands import them from here)
+from .._files import atomic_write, check_output_path, save_npy  # noqa: F401  (the commands import them from here)
 from ..errors import InputError
 
 

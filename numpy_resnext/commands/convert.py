@@ -8,7 +8,7 @@ fc.weight as [out, in], dtypes as stored; ``numpy.load`` reads it without pickle
 import numpy as np
 
 from ..io import load_weights
-from ._common import add_command, atomic_write
+from ._common import add_command, atomic_write, check_output_path
 
 
 def add_parser(sub):
@@ -36,6 +36,7 @@ def save_npz(path, arrays):
 
 
 def run(args):
+    check_output_path(args.output, "--output")
     loaded = load_weights(args.weights, arch=args.arch, strict=not args.non_strict)
     save_npz(args.output, loaded.params)
     dtypes = sorted({str(v.dtype) for v in loaded.params.values()})

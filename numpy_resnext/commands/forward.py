@@ -4,7 +4,7 @@ import sys
 import time
 
 from ..model import build
-from ._common import Progress, add_command, cast_input, load_npy, save_npy
+from ._common import Progress, add_command, cast_input, check_output_path, load_npy, save_npy
 
 
 def add_parser(sub):
@@ -39,6 +39,7 @@ def load_model(args, progress=None):
 
 
 def run(args):
+    check_output_path(args.output, "--output")       # fail before the forward pass, not after
     x = cast_input(load_npy(args.input, "--input"), args.dtype, "--input")
     progress = Progress("forward")
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..golden import INPUT_NAME, file_sha256, golden_dump, write_golden
-from ._common import Progress, add_command, cast_input, load_npy
+from ._common import Progress, add_command, cast_input, check_output_path, load_npy
 from .forward import load_model
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -80,9 +80,7 @@ def parse_keep(keep):
 def run(args):
     t0 = time.perf_counter()
     select = parse_keep(args.keep)
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):               # fail before the forward pass, not after
-        raise InputError(f"--output {args.output!r}: directory {out_dir!r} does not exist")
+    check_output_path(args.output, "--output")       # fail before the forward pass, not after
     x, note = load_input(args.input, args.dtype)
     model = load_model(args)
     if select is not None and not any(fnmatch.fnmatchcase(n, p) for n in model.intermediate_names()

@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from ..errors import InputError
-from ._common import Progress, add_command, atomic_write, cast_input, load_npy
+from ._common import Progress, add_command, atomic_write, cast_input, check_output_path, load_npy
 from .forward import load_model
 
 
@@ -36,6 +36,7 @@ def add_parser(sub):
 
 def run(args):
     from ..grad import gradients
+    check_output_path(args.output, "--output")       # fail before the backward pass, not after
     x = cast_input(load_npy(args.input, "--input"), args.dtype, "--input")
     dout = cast_input(load_npy(args.dout, "--dout"), args.dtype, "--dout")
     progress = Progress("grad")
