@@ -148,6 +148,11 @@ def test_forward_errors(capsys, tmp_path, x_file):
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     expect_error(capsys, "forward", "is not a plain .npy array", "ResNeXt50_32x4d", "--input", pickled,
                  "--output", out_path)
+    archive = tmp_path / "archive.npy"                                # an .npz under a .npy name
+    with open(archive, "wb") as f:
+        np.savez(f, x=np.zeros((1, 3, 8, 8), np.float32))
+    expect_error(capsys, "forward", "expected a plain .npy array, found an .npz archive", "ResNeXt50_32x4d",
+                 "--input", archive, "--output", out_path)
     expect_error(capsys, "forward", f"{tmp_path / 'missing.npz'}: cannot read", "ResNeXt50_32x4d", *common,
                  "--weights", tmp_path / "missing.npz")
     assert not out_path.exists()                                     # no partial output anywhere

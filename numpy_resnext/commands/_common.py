@@ -49,11 +49,17 @@ def load_npy(path, what="input"):
     if not os.path.exists(path):
         raise InputError(f"{what}: file {path!r} does not exist")
     try:
-        return np.load(path, allow_pickle=False)
+        value = np.load(path, allow_pickle=False)
     except ValueError as exc:
         raise InputError(f"{what}: {path!r} is not a plain .npy array ({exc})") from None
     except OSError as exc:
         raise InputError(f"{what}: cannot read {path!r} ({exc})") from None
+    if not isinstance(value, np.ndarray):         # np.load opens a .npz archive whatever the name
+        names = list(value.files)
+        value.close()
+        raise InputError(f"{what}: expected a plain .npy array, found an .npz archive {path!r} "
+                         f"holding {names}; save the one array with numpy.save")
+    return value
 
 
 def cast_input(x, dtype, what="input"):
