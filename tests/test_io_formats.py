@@ -433,6 +433,19 @@ def test_huge_dims_are_caught_before_numpy():
         read_record(raw, 0, "f")
 
 
+def test_file_shrinking_while_read_names_file_tensor_and_byte(tmp_path):
+    """The data is read straight from the file: a short read is a FormatError, not zeros."""
+    from numpy_resnext.io.tensor_record import _Bytes, _decode
+    raw = encode_record(np.arange(6, dtype=np.float32))
+    path = tmp_path / "shrunk.pdiparams"
+    path.write_bytes(raw[:-8])
+    with open(path, "rb") as f:  # size as measured before the file lost its last 8 bytes
+        src = _Bytes(fileobj=f, size=len(raw))
+        with pytest.raises(FormatError, match=r"shrunk\.pdiparams, tensor 'w': the file "
+                           r"shrank.*24 bytes of data at byte \d+, found 16"):
+            _decode(src, 0, str(path), "w")
+
+
 def test_combined_file_truncated_names_the_missing_tensor(tmp_path):
     copy_fixture(tmp_path, "pir")
     params = tmp_path / "pir" / "tiny.pdiparams"

@@ -83,7 +83,7 @@ class _Bytes:
     def uint(self, pos: int, width: int, what: str, where: str) -> tuple[int, int]:
         return int.from_bytes(self.take(pos, width, what, where), "little"), pos + width
 
-    def array(self, pos: int, dtype: np.dtype, dims: tuple) -> np.ndarray:
+    def array(self, pos: int, dtype: np.dtype, dims: tuple, where: str) -> np.ndarray:
         """A fresh, aligned, native-order (dims) array from the bytes at ``pos``."""
         count = int(np.prod(dims, dtype=np.int64)) if dims else 1
         if self.buf is not None:
@@ -96,7 +96,9 @@ class _Bytes:
         while done < len(view):
             got = self.file.readinto(view[done:])
             if not got:
-                raise FormatError(f"file shrank while being read (at byte {pos + done})")
+                raise FormatError(f"{where}: the file shrank while being read: expected "
+                                  f"{len(view)} bytes of data at byte {pos}, found "
+                                  f"{done} before its end")
             done += got
         return array.astype(dtype.newbyteorder("="), copy=False)
 
@@ -163,7 +165,7 @@ def _decode(src: _Bytes, offset: int, source: str, name: str | None):
     nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize if dims else dtype.itemsize
     data = pos + desc_size
     end = src.check(data, nbytes, f"the data of a {dtype} tensor of shape {list(dims)}", where)
-    return src.array(data, dtype, dims), end
+    return src.array(data, dtype, dims, where), end
 
 
 def _open_sized(path: Path):
