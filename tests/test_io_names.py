@@ -186,3 +186,12 @@ def test_finetuned_head_is_named_after_its_backbone():
     loaded = load_weights(tensors)
     assert loaded.config.name == "ResNeXt101_32x8d_wsl_37classes"
     assert loaded.config.num_classes == 37
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3, 3), (128, 0, 3, 3), (130, 4, 3, 3), (128, 4)])
+def test_malformed_grouped_weight_is_named_not_a_crash(shape):
+    tensors = {k: np.zeros(s, np.float32) for k, s in param_shapes(get_arch("resnext50_32x4d")).items()}
+    tensors["layer1.0.conv2.weight"] = np.zeros(shape, np.float32)
+    with pytest.raises(WeightsError, match=r"layer1\.0\.conv2\.weight: expected a grouped "
+                       rf"3x3 weight .*found shape \({shape[0]}, {shape[1]}"):
+        infer_config(tensors, "canonical")

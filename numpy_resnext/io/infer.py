@@ -71,13 +71,11 @@ def infer_config(tensors, scheme, num_classes_default=None) -> tuple:
                        avg_down=stem == "deep")
     fmap = N.name_map(probe, scheme)
     w2 = _shape(tensors, fmap["layer1.0.conv2.weight"], "cardinality")
-    if len(w2) != 4 or w2[1] < 1 or w2[0] % w2[1]:
+    if len(w2) != 4 or min(w2[:2]) < 1 or w2[0] % w2[1]:
         raise WeightsError(f"{fmap['layer1.0.conv2.weight']}: expected a grouped 3x3 weight "
                            f"(width, width/C, 3, 3), found shape {w2}")
-    cardinality = w2[0] // w2[1]
     width0 = w2[0]
-    if width0 % cardinality:
-        raise WeightsError(f"stage 1 width {width0} is not a multiple of cardinality {cardinality}")
+    cardinality = width0 // w2[1]      # a multiple by the check above
     base_width = width0 // cardinality
     stem_names = [fmap[f"{conv}.weight"] for conv in
                   (["conv1"] if stem == "plain" else ["conv1.0", "conv1.6"])]
