@@ -73,7 +73,7 @@ class ResNeXt:
                                  f"cast explicitly (x.astype(np.{self.dtype})) or build the model with dtype='{x.dtype}'")
         if x.shape[0] < 1:
             raise InputError(f"model input: batch is empty, shape {x.shape}")
-        mh, mw = min_input_size(self.config, x.shape[2], x.shape[3])
+        mh, mw = min_input_size(self.config)
         if x.shape[2] < mh or x.shape[3] < mw:
             raise InputError(f"model input: spatial size {x.shape[2]}x{x.shape[3]} is too small for "
                              f"{self.config.name}; at least {mh}x{mw} leaves 1x1 at the last stage")

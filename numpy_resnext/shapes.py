@@ -76,16 +76,12 @@ def valid_size(config: ArchConfig, height: int, width: int) -> bool:
                for r in output_shapes(config, height, width))
 
 
-def min_input_size(config: ArchConfig, height: int = 1, width: int = 1):
-    """The smallest (H, W) the network accepts; the larger side of a given input is kept."""
-    def smallest(other_h, other_w, axis):
-        for s in range(1, 4096):
-            h, w = (s, other_w) if axis == 0 else (other_h, s)
-            if valid_size(config, h, w):
-                return s
-        return 4096
+def min_input_size(config: ArchConfig):
+    """The smallest (H, W) the network accepts, each side searched with the other one large."""
     big = 4096
-    return smallest(big, big, 0), smallest(big, big, 1)
+    h = next((s for s in range(1, big) if valid_size(config, s, big)), big)
+    w = next((s for s in range(1, big) if valid_size(config, big, s)), big)
+    return h, w
 
 
 def totals(config: ArchConfig, height: int = 224, width: int = 224):
