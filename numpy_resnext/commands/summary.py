@@ -3,6 +3,8 @@
 import json
 
 from ..archs import get_arch
+from ..errors import InputError
+from ..shapes import min_input_size, valid_size
 from ..summary import format_summary, summarize
 from ._common import add_command
 
@@ -18,12 +20,12 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..errors import InputError
-    from ..shapes import valid_size
     config = get_arch(args.arch)
     h, w = args.input_size
     if h < 1 or w < 1 or not valid_size(config, h, w):
-        raise InputError(f"--input-size {h} {w}: every layer needs at least a 1x1 output")
+        mh, mw = min_input_size(config)
+        raise InputError(f"--input-size {h} {w}: every layer needs at least a 1x1 output; "
+                         f"{config.name} expects at least {mh} {mw}")
     s = summarize(config, (h, w))
     print(json.dumps(s) if args.json else format_summary(s))
     return 0
