@@ -67,7 +67,8 @@ class ArchConfig:
         if self.num_classes < 1:
             problems.append(f"num_classes must be >= 1, found {self.num_classes}")
         if self.stem_width < 1 or self.deep_stem_width < 1:
-            problems.append("stem widths must be >= 1")
+            problems.append(f"stem widths must be >= 1, found stem_width={self.stem_width}, "
+                            f"deep_stem_width={self.deep_stem_width}")
         if problems:
             raise ArchitectureError(f"invalid architecture {self.name!r}: " + "; ".join(problems))
         for s in range(len(self.depths)):

@@ -189,6 +189,8 @@ def test_too_many_stages_and_zero_width():
         ArchConfig("five", depths=(1, 1, 1, 1, 1))
     with pytest.raises(ArchitectureError, match="base_width must be >= 1, found 0"):
         ArchConfig("w0", base_width=0)
+    with pytest.raises(ArchitectureError, match="stem widths must be >= 1, found stem_width=0, deep_stem_width=32"):
+        ArchConfig("s0", stem_width=0)
 
 
 def test_custom_tiny_configs():
