@@ -54,9 +54,19 @@ def atomic_write(path, write, mode=None):
         raise
 
 
-def save_npy(path, array):
+def save_npy(path, array, mode=None):
     """np.save, atomically; writes exactly ``path`` (no .npy appended)."""
     def write(tmp):
         with open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(array))
-    atomic_write(path, write)
+    atomic_write(path, write, mode)
+
+
+def save_npz(path, arrays, compressed=False, mode=None):
+    """np.savez (or savez_compressed) of the dict ``arrays``, atomically, to exactly ``path``."""
+    save = np.savez_compressed if compressed else np.savez
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            save(f, **arrays)
+    atomic_write(path, write, mode)

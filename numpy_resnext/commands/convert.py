@@ -5,10 +5,9 @@ fc.weight as [out, in], dtypes as stored; ``numpy.load`` reads it without pickle
 ``--weights`` accepts it back (the architecture is inferred from it again).
 """
 
-import numpy as np
-
+from .._files import save_npz
 from ..io import load_weights
-from ._common import add_command, atomic_write, check_output_path
+from ._common import add_command, check_output_path
 
 
 def add_parser(sub):
@@ -25,14 +24,6 @@ def add_parser(sub):
                    help="write what matches and list what was skipped, instead of failing on "
                         "missing or unexpected tensors")
     return p
-
-
-def save_npz(path, arrays):
-    """np.savez, atomically, to exactly ``path``."""
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    atomic_write(path, write)
 
 
 def run(args):
