@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))       # numpy_resnext from this checkout
 
+from numpy_resnext import _files  # noqa: E402
 from numpy_resnext._files import atomic_write  # noqa: E402
 from numpy_resnext.golden import file_sha256, params_sha256  # noqa: E402,F401  (re-exported)
 
@@ -50,14 +51,13 @@ def write_bytes(path, data: bytes, mode=FILE_MODE) -> None:
 
 
 def save_npz(path, arrays: dict, compressed=False) -> None:
-    """np.savez (or savez_compressed) of ``arrays``, atomically, to exactly ``path``."""
-    import numpy as np
-    save = np.savez_compressed if compressed else np.savez
+    """np.savez (or savez_compressed) of ``arrays``, atomically, to exactly ``path``, mode 0644."""
+    _files.save_npz(path, arrays, compressed, mode=FILE_MODE)
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            save(f, **arrays)
-    atomic_write(path, write, mode=FILE_MODE)
+
+def save_npy(path, array) -> None:
+    """np.save of ``array``, atomically, to exactly ``path`` (no .npy appended), mode 0644."""
+    _files.save_npy(path, array, mode=FILE_MODE)
 
 
 def update_manifest(prefix: str, entries: dict, replace=False, manifest=MANIFEST) -> dict:

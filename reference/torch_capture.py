@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))              # _manifest, also when loaded by file path
 
-from _manifest import FIXTURES, atomic_write, file_entry, save_npz, update_manifest  # noqa: E402
+from _manifest import FIXTURES, file_entry, save_npy, save_npz, update_manifest  # noqa: E402
 from numpy_resnext.golden import params_sha256  # noqa: E402
 
 MANIFEST_PREFIX = "torch/"
@@ -313,7 +313,7 @@ def main(argv=None):
     if args.save_weights:
         save_npz(args.save_weights, weights)
     if args.save_input:
-        atomic_write(args.save_input, lambda tmp: np.save(tmp, cap["input"]))
+        save_npy(args.save_input, cap["input"])
     print(json.dumps(facts, indent=1))
     print(f"{args.out}: {len(cap)} tensors")
     return 0
