@@ -39,12 +39,36 @@ def _check_pool(x, kernel, stride, padding, what):
     return x, k, s, p
 
 
-def _windows(xh, k, s, out_hw):
-    """Yield the kernel-offset views (N, OH, OW, C) of a padded channels-last array."""
+def _window_slices(k, s, out_hw):
+    """The slices of a padded channels-last array that each kernel offset (r, c) reads,
+    row by row through the window (the order the max-pool tie rule relies on)."""
     (OH, OW), (sh, sw) = out_hw, s
     for r in range(k[0]):
         for c in range(k[1]):
-            yield xh[:, r:r + (OH - 1) * sh + 1:sh, c:c + (OW - 1) * sw + 1:sw, :]
+            yield (slice(None), slice(r, r + (OH - 1) * sh + 1, sh), slice(c, c + (OW - 1) * sw + 1, sw))
+
+
+def _windows(xh, k, s, out_hw):
+    """Yield the kernel-offset views (N, OH, OW, C) of a padded channels-last array."""
+    return (xh[sl] for sl in _window_slices(k, s, out_hw))
+
+
+def _avg_count(H, W, k, s, p, out_hw, exclusive, dtype):
+    """How many pixels each average-pool window divides by: (1, OH, OW, 1).
+
+    Exclusive: the real pixels in the window. Inclusive (torch count_include_pad, Paddle
+    exclusive=False): padding counts too, but not the part of a ceil-mode window hanging
+    past the right/bottom padding.
+    """
+    OH, OW = out_hw
+    Hn, Wn = (OH - 1) * s[0] + k[0], (OW - 1) * s[1] + k[1]
+    counted = np.zeros((1, Hn, Wn, 1), dtype=dtype)                      # 1, H', W', 1
+    if exclusive:
+        hi, wi = min(H, Hn - p[0]), min(W, Wn - p[1])
+        counted[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :] = 1
+    else:
+        counted[:, :H + 2 * p[0], :W + 2 * p[1], :] = 1
+    return sum(_windows(counted, k, s, out_hw))                          # 1, OH, OW, 1
 
 
 def maxpool2d(x, kernel=3, stride=2, padding=1):
@@ -78,20 +102,10 @@ def avgpool2d(x, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True):
     # pad left/top by p and right/bottom by whatever the last window needs
     Hn, Wn = (OH - 1) * s[0] + k[0], (OW - 1) * s[1] + k[1]
     xp = np.zeros((N, Hn, Wn, C), dtype=x.dtype)                         # N, H', W', C
-    ones = np.zeros((1, Hn, Wn, 1), dtype=x.dtype)
     hi, wi = min(H, Hn - p[0]), min(W, Wn - p[1])
     xp[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :] = channels_last(x)[:, :hi, :wi, :]
-    ones[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :] = 1
     total = sum(v for v in _windows(xp, k, s, (OH, OW)))                 # N, OH, OW, C
-    if exclusive:
-        count = sum(v for v in _windows(ones, k, s, (OH, OW)))           # 1, OH, OW, 1
-    else:
-        # inclusive (torch count_include_pad, Paddle exclusive=False): padding counts, the
-        # part of a ceil-mode window hanging past the right/bottom padding does not
-        inside = np.zeros((1, Hn, Wn, 1), dtype=x.dtype)
-        inside[:, :H + 2 * p[0], :W + 2 * p[1], :] = 1
-        count = sum(v for v in _windows(inside, k, s, (OH, OW)))         # 1, OH, OW, 1
-    return from_channels_last(total / count)
+    return from_channels_last(total / _avg_count(H, W, k, s, p, (OH, OW), exclusive, x.dtype))
 
 
 def global_avgpool(x):
@@ -106,15 +120,6 @@ def global_avgpool(x):
 
 
 # --- backward ---------------------------------------------------------------------------
-
-def _window_slices(k, s, out_hw):
-    """The (r, c) kernel offsets and the padded-array slices each one reads, in the order
-    of :func:`_windows` (row by row through the window)."""
-    (OH, OW), (sh, sw) = out_hw, s
-    for r in range(k[0]):
-        for c in range(k[1]):
-            yield (slice(None), slice(r, r + (OH - 1) * sh + 1, sh), slice(c, c + (OW - 1) * sw + 1, sw))
-
 
 def maxpool2d_backward(dout, x, kernel=3, stride=2, padding=1):
     """Gradient of :func:`maxpool2d` for its input: (N, C, OH, OW) -> (N, C, H, W).
@@ -152,15 +157,7 @@ def avgpool2d_backward(dout, x_shape, kernel=2, stride=2, padding=0, ceil_mode=T
         raise InputError(f"avgpool2d_backward: dout should have shape {(N, C, OH, OW)}, found {dout.shape}")
     Hn, Wn = (OH - 1) * s[0] + k[0], (OW - 1) * s[1] + k[1]
     hi, wi = min(H, Hn - p[0]), min(W, Wn - p[1])
-    if exclusive:
-        ones = np.zeros((1, Hn, Wn, 1), dtype=dout.dtype)
-        ones[:, p[0]:p[0] + hi, p[1]:p[1] + wi, :] = 1
-        count = sum(ones[sl] for sl in _window_slices(k, s, (OH, OW)))   # 1, OH, OW, 1
-    else:                                                                # as the forward counts
-        inside = np.zeros((1, Hn, Wn, 1), dtype=dout.dtype)
-        inside[:, :H + 2 * p[0], :W + 2 * p[1], :] = 1
-        count = sum(inside[sl] for sl in _window_slices(k, s, (OH, OW)))  # 1, OH, OW, 1
-    g = channels_last(dout) / count                                      # N, OH, OW, C
+    g = channels_last(dout) / _avg_count(H, W, k, s, p, (OH, OW), exclusive, dout.dtype)  # N, OH, OW, C
     dxp = np.zeros((N, Hn, Wn, C), dtype=dout.dtype)
     for sl in _window_slices(k, s, (OH, OW)):
         dxp[sl] += g
