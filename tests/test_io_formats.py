@@ -10,6 +10,7 @@ and truncated or garbled files raise FormatError naming the file and the byte or
 import json
 import os
 import pickle
+import re
 import shutil
 import sys
 from collections import OrderedDict
@@ -236,6 +237,17 @@ def test_pickle_calling_os_system_is_refused_and_not_run(tmp_path, protocol):
     with pytest.raises(FormatError, match=r"evil\.pdparams.*refused.*(posix|nt)\.system"):
         read_paddle(path)
     assert not marker.exists()
+
+
+def test_refusal_names_how_far_the_file_was_read(tmp_path):
+    """Protocol 2 has no frames: the unpickler stops just after the refused global."""
+    path = _hostile_pdparams(tmp_path, _Hostile(os.system, "true"), 2)
+    at = path.read_bytes().index(b"system")
+    with pytest.raises(FormatError, match=r"evil\.pdparams.*system.*read up to byte \d+") \
+            as err:
+        read_paddle(path)
+    stopped = int(re.search(r"read up to byte (\d+)", str(err.value)).group(1))
+    assert at < stopped <= path.stat().st_size
 
 
 @pytest.fixture

@@ -238,7 +238,7 @@ _LENGTH_PREFIX = {pickletools.TAKEN_FROM_ARGUMENT1: (1, False),
                   pickletools.TAKEN_FROM_ARGUMENT8U: (8, False)}
 
 
-def scan_opcodes(fileobj, size: int, source: str) -> None:
+def scan_opcodes(fileobj, size: int) -> None:
     """Walk the opcodes once, checking every length field against the bytes left.
 
     The C unpickler allocates a counted string *before* reading it, so a corrupt length
@@ -376,8 +376,14 @@ def safe_load(fileobj, source: str = "<stream>", size: int | None = None):
         size = fileobj.seek(0, 2)
         fileobj.seek(here)
     try:
-        scan_opcodes(fileobj, size, source)
-        return _finish(SafeUnpickler(fileobj, encoding="latin1").load())
+        scan_opcodes(fileobj, size)
+        try:
+            obj = SafeUnpickler(fileobj, encoding="latin1").load()
+        except _Refused as exc:
+            # the unpickler reads ahead (a whole frame in protocol 4): a bound, not the spot
+            raise _Refused(f"{exc} (the unpickler had read up to byte {fileobj.tell()})") \
+                from None
+        return _finish(obj)
     except _Truncated as exc:
         raise FormatError(f"{source}: truncated or corrupt pickle: {exc}") from None
     except _Refused as exc:
