@@ -24,7 +24,7 @@ from .archs import ArchConfig, BlockPlan
 from .batchnorm import batchnorm
 from .conv import conv2d
 from .linear import linear
-from .params import shortcut_names, stem_layers
+from .params import shortcut_names, stem_layers, stem_relu_names
 from .pooling import avgpool2d, global_avgpool, maxpool2d
 
 
@@ -61,15 +61,13 @@ def _bn(x, params, name):
 def stem(x, params, config: ArchConfig, emit, norm=None):
     """Plain: 7x7/2 conv, BN, ReLU, max-pool. Deep (vd): three 3x3 conv+BN+ReLU, max-pool."""
     norm = norm or _bn
-    layers = stem_layers(config)
-    for i, (conv, bn, _, _, k, stride, padding) in enumerate(layers):
+    for (conv, bn, _, _, _, stride, padding), relu_name in zip(stem_layers(config), stem_relu_names(config)):
         x = conv2d(x, params[f"{conv}.weight"], stride=stride, padding=padding)
         emit(conv, x)
         x = norm(x, params, bn)
         emit(bn, x)
         x = relu(x, out=x)
-        # torchvision/timm names: the last ReLU is "relu"; the deep stem's inner ones conv1.2/.5
-        emit("relu" if i == len(layers) - 1 else f"conv1.{3 * i + 2}", x)
+        emit(relu_name, x)
     x = maxpool2d(x, kernel=3, stride=2, padding=1)
     emit("maxpool", x)
     return x

@@ -35,7 +35,8 @@ from .batchnorm import EPS, PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train
 from .conv import conv2d_backward
 from .errors import InputError
 from .linear import linear_backward
-from .params import bn_layers, conv_layers, is_trainable, param_shapes, shortcut_names, stem_layers
+from .params import (bn_layers, conv_layers, is_trainable, param_shapes, shortcut_names, stem_layers,
+                     stem_relu_names)
 from .pooling import avgpool2d_backward, global_avgpool_backward, maxpool2d_backward
 
 
@@ -156,7 +157,7 @@ def bottleneck_backward(dout, x, block: BlockPlan, config, walk: _Walk):
 def stem_backward(dout, x, config, walk: _Walk):
     """max-pool, then each (conv, BN, ReLU) of the stem in reverse: the input's gradient."""
     layers = stem_layers(config)
-    relu_names = [f"conv1.{3 * i + 2}" for i in range(len(layers) - 1)] + ["relu"]
+    relu_names = stem_relu_names(config)
     d = maxpool2d_backward(dout, walk.acts["relu"], kernel=3, stride=2, padding=1)
     for i in reversed(range(len(layers))):
         conv, bn, _, _, _, stride, padding = layers[i]

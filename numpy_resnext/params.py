@@ -31,6 +31,14 @@ def stem_layers(config: ArchConfig):
             ("conv1.6", "bn1", w, config.stem_width, 3, 1, 1)]
 
 
+def stem_relu_names(config: ArchConfig):
+    """The names the stem's ReLUs are emitted under, one per entry of :func:`stem_layers`:
+    torchvision/timm call the last one "relu"; the deep stem's inner ones are its
+    sequential indices conv1.2 and conv1.5."""
+    n = len(stem_layers(config))
+    return [f"conv1.{3 * i + 2}" for i in range(n - 1)] + ["relu"]
+
+
 def shortcut_names(config: ArchConfig, block_name: str):
     """(pool, conv, bn) names of a block's projection shortcut; pool is None for torchvision."""
     d = f"{block_name}.downsample"

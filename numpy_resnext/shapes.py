@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .archs import ArchConfig, block_plan
 from .conv import conv_output_size
-from .params import shortcut_names, stem_layers
+from .params import shortcut_names, stem_layers, stem_relu_names
 from .pooling import pool_output_size
 
 
@@ -29,11 +29,10 @@ def output_shapes(config: ArchConfig, height: int, width: int) -> list:
     def simple(name, op, c, params=0):
         rows.append(dict(name=name, op=op, shape=(c, H, W), groups=1, params=params, macs=0))
 
-    layers = stem_layers(config)
-    for i, (cname, bname, cin, cout, k, s, p) in enumerate(layers):
+    for (cname, bname, cin, cout, k, s, p), rname in zip(stem_layers(config), stem_relu_names(config)):
         conv(cname, cin, cout, k, s, p)
         simple(bname, "batchnorm", cout, 2 * cout)
-        simple("relu" if i == len(layers) - 1 else f"conv1.{3 * i + 2}", "relu", cout)
+        simple(rname, "relu", cout)
     H, W = pool_output_size(H, 3, 2, 1), pool_output_size(W, 3, 2, 1)
     simple("maxpool", "maxpool 3x3/2", config.stem_width)
     for b in block_plan(config):
