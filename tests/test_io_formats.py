@@ -209,6 +209,10 @@ def test_split_with_missing_or_short_slices_is_an_error(rng):
     bad = {"big": {"OriginShape": (3, 4, 6), "slices": info["big"]["slices"]}}
     with pytest.raises(FormatError, match=r"'big'.*60 elements.*72"):
         reassemble_split(entries, bad, "f")
+    entries["big@@.1"] = entries["big@@.1"].reshape(5, -1)
+    with pytest.raises(FormatError, match=r"f: slices of tensor 'big' must be 1-D arrays, "
+                       r"found big@@\.1: shape \[5, 5\]$"):
+        reassemble_split(entries, info, "f")
 
 
 # ---------------------------------------------------------------- hostile pickles

@@ -74,6 +74,12 @@ def _unwrap_tensor(value):
     return value
 
 
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"shape {list(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
 def reassemble_split(entries: dict, split_info: dict, source: str) -> "OrderedDict":
     """Replace the ``key@@.i`` slices described by ``split_info`` by the whole arrays.
 
@@ -95,8 +101,11 @@ def reassemble_split(entries: dict, split_info: dict, source: str) -> "OrderedDi
             raise FormatError(f"{source}: tensor {key!r} is split into {slices}, but "
                               f"slices {missing or slices} are missing from the file")
         parts = [entries[s] for s in slices]
-        if not all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
-            raise FormatError(f"{source}: slices of tensor {key!r} must be 1-D arrays")
+        bad = [f"{s}: {_describe(p)}" for s, p in zip(slices, parts)
+               if not (isinstance(p, np.ndarray) and p.ndim == 1)]
+        if bad:
+            raise FormatError(f"{source}: slices of tensor {key!r} must be 1-D arrays, "
+                              f"found {'; '.join(bad)}")
         if len({p.dtype for p in parts}) != 1:
             raise FormatError(f"{source}: slices of tensor {key!r} have mixed dtypes "
                               f"{sorted(str(p.dtype) for p in parts)}")
