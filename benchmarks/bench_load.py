@@ -10,8 +10,9 @@ What it does, so the figures can be judged:
   and reused; nothing is committed. Reading never imports Paddle.
 - Each reader runs once untimed (to warm the page cache, so the figure is the parser, not
   the disk), then --repeats rounds in which every reader runs once, in turn; the table
-  shows median and fastest wall time and the throughput in MB/s. For comparison the same file through plain ``pickle.load`` (no
-  allow-list, no checks) and ``paddle.load(return_numpy=True)``.
+  shows median and fastest wall time and the throughput in MB/s. For comparison the same
+  file through plain ``pickle.load`` (no allow-list, no checks) and
+  ``paddle.load(return_numpy=True)``.
 - Every read is checked against the first one (same names, bit-identical arrays), and the
   combined file's tensors (named through the sorted parameter names of the PIR program)
   against the .pdparams ones through its StructuredToParameterName@@ table.
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from numpy_resnext._files import atomic_write
 from numpy_resnext.io import read_paddle
 
 MAKE = """
@@ -141,7 +143,8 @@ def main(argv=None) -> int:
         report.append({"what": label, "bytes": size, "median_s": median, "min_s": min(times),
                        "times_s": times, "tensors": count})
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        text = json.dumps(report, indent=1) + "\n"
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
     return 0
 
 
