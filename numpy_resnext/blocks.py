@@ -44,10 +44,8 @@ class Capture:
             patterns = [select] if isinstance(select, str) else list(select)
             self._match = lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
         self.tensors = {}
-        self.order = []
 
     def __call__(self, name, value):
-        self.order.append(name)
         if self._match is not None and self._match(name):
             self.tensors[name] = value.copy()
 

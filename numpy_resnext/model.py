@@ -94,7 +94,7 @@ class ResNeXt:
         logits = head(y, self.params, keep)
         if capture is None or capture is False:
             return logits
-        return logits, OrderedDict((n, keep.tensors[n]) for n in keep.order if n in keep.tensors)
+        return logits, OrderedDict(keep.tensors)
 
     __call__ = forward
 
