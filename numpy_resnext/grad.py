@@ -90,8 +90,7 @@ def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM):
     momentum convention) instead of the running statistics. momentum defaults to Paddle's
     float32 0.9 (see :data:`numpy_resnext.batchnorm.PADDLE_MOMENTUM`).
     """
-    x = model.check_input(x)
-    norm = TrainBN(momentum) if train else None
+    norm = TrainBN(momentum) if train else None                         # forward checks x
     logits, acts = model.forward(x, capture=backward_names(model, train), norm=norm)
     return logits, Tape(x, acts, norm.caches if train else {}, norm.running if train else OrderedDict())
 
