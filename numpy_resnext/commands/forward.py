@@ -24,7 +24,7 @@ def add_parser(sub):
     return p
 
 
-def load_model(args, progress=None):
+def load_model(args):
     """The model a command asked for (arch and/or --weights, --dtype, --seed)."""
     from ..errors import ArchitectureError
     if args.arch is None and args.weights is None:
@@ -45,7 +45,6 @@ def run(args):
     t0 = time.perf_counter()
     model = load_model(args)
     progress.update(0, f"built {model.config.name} ({model.num_params:,} params)")
-    model.check_input(x)
     logits = model(x)
     save_npy(args.output, logits)
     progress.done(f"wrote {args.output}")
