@@ -48,6 +48,7 @@ from .batchnorm import batchnorm
 from .blocks import bottleneck, shortcut
 from .conv import conv2d
 from .errors import InputError
+from .params import BN_FIELDS, shortcut_names
 
 
 class BranchForm(NamedTuple):
@@ -78,15 +79,10 @@ def find_block(config: ArchConfig, name) -> BlockPlan:
     raise InputError(f"{config.name} has no block {name!r}; blocks are {names[0]} .. {names[-1]}")
 
 
-def _bn_slice(x, params, name, lo, hi):
-    """Inference BN restricted to channels lo..hi-1 (BN is per channel, so slicing is exact)."""
-    p = [params[f"{name}.{f}"][lo:hi] for f in ("weight", "bias", "running_mean", "running_var")]
-    return batchnorm(x, *p)
-
-
-def _bn(x, params, name):
-    return batchnorm(x, params[f"{name}.weight"], params[f"{name}.bias"],
-                     params[f"{name}.running_mean"], params[f"{name}.running_var"])
+def _bn(x, params, name, lo=None, hi=None):
+    """Inference BN into a new array, optionally restricted to channels lo..hi-1 (BN is per
+    channel, so slicing is exact)."""
+    return batchnorm(x, *(params[f"{name}.{f}"][lo:hi] for f in BN_FIELDS))
 
 
 def branch(x, params, block: BlockPlan, i: int):
@@ -95,9 +91,9 @@ def branch(x, params, block: BlockPlan, i: int):
     d = block.width // block.groups                                      # channels per branch
     lo, hi = i * d, (i + 1) * d
     y = conv2d(x, params[f"{b}.conv1.weight"][lo:hi])                    # N, d, H, W
-    y = relu(_bn_slice(y, params, f"{b}.bn1", lo, hi))
+    y = relu(_bn(y, params, f"{b}.bn1", lo, hi))
     y = conv2d(y, params[f"{b}.conv2.weight"][lo:hi], stride=block.stride, padding=1)  # N, d, OH, OW
-    y = relu(_bn_slice(y, params, f"{b}.bn2", lo, hi))
+    y = relu(_bn(y, params, f"{b}.bn2", lo, hi))
     return conv2d(y, np.ascontiguousarray(params[f"{b}.conv3.weight"][:, lo:hi]))  # N, out, OH, OW
 
 
@@ -116,7 +112,7 @@ def block_branches(x, params, block, config: ArchConfig) -> BranchForm:
     """
     block = find_block(config, block)
     branches = [branch(x, params, block, i) for i in range(block.groups)]
-    total = np.sum(branches, axis=0) if len(branches) > 1 else branches[0].copy()
+    total = np.sum(branches, axis=0)                                     # N, out, OH, OW
     return _merge(x, params, block, config, total, branches)
 
 
@@ -141,5 +137,5 @@ def grouped_form(x, params, block, config: ArchConfig) -> BranchForm:
     kept = {}
     out = bottleneck(x, params, block, config, lambda name, value: kept.__setitem__(name, value.copy()))
     b = block.name
-    s = shortcut(x, params, block, config, lambda name, value: None)
+    s = x if block.shortcut == "identity" else kept[shortcut_names(config, b)[2]]  # the block ran it
     return BranchForm([], kept[f"{b}.conv3"], kept[f"{b}.bn3"], s, out)
