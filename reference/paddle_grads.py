@@ -27,18 +27,16 @@ only one of its models can live in a process: run one model per invocation.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
-import types
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # _manifest
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # _manifest, paddle_models
 from _manifest import file_entry, manifest_key, save_npz, update_manifest  # noqa: E402
+from paddle_models import ppcls_module  # noqa: E402
 
-PPCLS_ZOO = "/work/dev/lib/python3.11/site-packages/paddleclas/ppcls/arch/backbone/model_zoo"
 LR, MOMENTUM, WEIGHT_DECAY, STEPS = 0.05, 0.9, 1e-3, 2
 
 
@@ -64,17 +62,8 @@ def vision_model(paddle, name):
 
 
 def ppcls_model(paddle, name):
-    """A PaddleClas model from its installed file, its one project import stubbed."""
-    for pkg in ("ppcls", "ppcls.utils", "ppcls.arch", "ppcls.arch.backbone", "ppcls.arch.backbone.model_zoo"):
-        sys.modules.setdefault(pkg, types.ModuleType(pkg))
-    stub = types.ModuleType("ppcls.utils.save_load")
-    stub.load_dygraph_pretrain = lambda *a, **k: None
-    sys.modules["ppcls.utils.save_load"] = stub
-    spec = importlib.util.spec_from_file_location("ppcls.arch.backbone.model_zoo.resnext_vd",
-                                                  os.path.join(PPCLS_ZOO, "resnext_vd.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return getattr(mod, name)()
+    """A PaddleClas resnext_vd.py model, from the installed wheel (paddle_models.ppcls_module)."""
+    return getattr(ppcls_module("resnext_vd"), name)()
 
 
 # --- names: Paddle's state_dict keys -> canonical ---------------------------------------
