@@ -127,12 +127,6 @@ def ppcls_block_name(config: ArchConfig, stage: int, block: int) -> str:
     return f"res{stage + 2}b{block}" if numbered else f"res{stage + 2}{chr(97 + block)}"
 
 
-def _stem_deep(config, scheme):
-    if config.stem == "deep" and scheme.name == "ppcls_wsl":
-        raise WeightsError("the PaddleClas WSL naming has no deep (vd) stem; "
-                           f"{config.name} cannot be named in scheme ppcls_wsl")
-
-
 def _conv_and_bn(config: ArchConfig, scheme: Scheme, u: Unit):
     """(file name of the conv weight, file prefix of its BN, separator before BN fields)."""
     s = scheme.name
@@ -153,7 +147,9 @@ def _conv_and_bn(config: ArchConfig, scheme: Scheme, u: Unit):
         branch = _PARAM_BRANCH[u.role]
         return f"{block}_{branch}_weights", f"bn{block[3:]}_{branch}", "_"
     if s == "ppcls_wsl":
-        _stem_deep(config, scheme)
+        if config.stem == "deep":
+            raise WeightsError("the PaddleClas WSL naming has no deep (vd) stem; "
+                               f"{config.name} cannot be named in scheme ppcls_wsl")
         p = "_conv_stem" if u.role == "stem" else f"_conv{u.stage + 1}_{u.block}.{_WSL_ROLE[u.role]}"
         return f"{p}._conv.weight", f"{p}._bn", "."
     raise WeightsError(f"unknown naming scheme {s!r}")
