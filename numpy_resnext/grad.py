@@ -33,7 +33,7 @@ from .activations import relu_backward
 from .archs import BlockPlan
 from .batchnorm import EPS, PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train, batchnorm_train_backward
 from .conv import conv2d_backward
-from .errors import InputError
+from .errors import InputError, InputTypeError
 from .linear import linear_backward
 from .params import (bn_layers, conv_layers, is_trainable, param_shapes, shortcut_names, stem_layers,
                      stem_relu_names)
@@ -173,6 +173,9 @@ def backward(model, tape: Tape, dlogits):
     name, each the shape of its tensor. Nothing is modified.
     """
     N = tape.x.shape[0]
+    if not isinstance(dlogits, np.ndarray):
+        raise InputTypeError(f"backward: dlogits: expected a numpy.ndarray (N, classes), "
+                             f"found {type(dlogits).__name__}")
     if dlogits.shape != (N, model.config.num_classes):
         raise InputError(f"backward: dlogits should be (N, classes) = {(N, model.config.num_classes)}, "
                          f"found {dlogits.shape}")

@@ -112,3 +112,5 @@ def test_wrong_dlogits_is_a_clear_error():
     _, tape = forward_tape(model, x)
     with pytest.raises(nrx.InputError, match=r"dlogits should be \(N, classes\) = \(2, 5\)"):
         backward(model, tape, np.zeros((2, 4)))
+    with pytest.raises(nrx.InputTypeError, match=r"dlogits: expected a numpy.ndarray \(N, classes\), found list"):
+        backward(model, tape, np.zeros((2, 5)).tolist())
