@@ -44,7 +44,7 @@ def batchnorm(x, weight, bias, mean, var, eps=EPS, out=None):
         if p.shape != (C,):
             raise InputError(f"batchnorm {name}: expected shape ({C},) for {C} channels, found {p.shape}")
     scale, shift = bn_scale_shift(weight, bias, mean, var, eps)
-    bshape = (1, C) + (1,) * (x.ndim - 2)                               # broadcast over N, H, W
+    bshape = _bshape(x)                                                 # broadcast over N, H, W
     y = np.multiply(x, scale.reshape(bshape), out=out)                  # keeps x's memory order
     y += shift.reshape(bshape)
     return y
@@ -58,6 +58,7 @@ def _channel_sum(a):
 
 
 def _bshape(x):
+    """(1, C, 1, ...): a per-channel vector's shape broadcasting over the other axes of x."""
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
