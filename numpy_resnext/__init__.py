@@ -35,6 +35,6 @@ __all__ = [
     "InputTypeError", "ResNeXt", "ResNeXtError", "WeightsError", "avgpool2d", "batchnorm",
     "block_plan", "bn_scale_shift", "build", "check_params", "col2im", "conv2d",
     "conv_output_size", "count_params", "custom", "get_arch", "global_avgpool", "im2col",
-    "init_params", "linear", "list_archs", "load_weights", "read_paddle", "maxpool2d", "param_shapes", "pool_output_size",
-    "relu", "summarize", "weight_matrix", "__version__",
+    "init_params", "linear", "list_archs", "load_weights", "maxpool2d", "param_shapes",
+    "pool_output_size", "read_paddle", "relu", "summarize", "weight_matrix", "__version__",
 ]
