@@ -27,7 +27,6 @@ onto the names the forward pass emits; see :func:`load_map`.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import math
@@ -103,26 +102,11 @@ def tensor_record(name, a) -> dict:
 
 
 # --- the dump -----------------------------------------------------------------------------
-class _Keeper:
-    """The ``emit`` callback of the forward walk: copies what ``select`` asks for, in order."""
-
-    def __init__(self, select, progress=None, total=None):
-        if select is None or select is True:
-            self.match = lambda name: True
-        else:
-            patterns = [select] if isinstance(select, str) else list(select)
-            self.match = lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
-        self.order, self.tensors = [], OrderedDict()
-        self.progress, self.total = progress, total
-
-    def __call__(self, name, value):
-        self.order.append(name)
-        if self.match(name):
-            self.tensors[name] = value.copy()     # the walk reuses buffers in place
-
-    def step(self, done, note):
-        if self.progress is not None:
-            self.progress(done, self.total, note)
+def _patterns(select):
+    """The names / glob patterns ``select`` keeps, or None for every tensor."""
+    if select is None or select is True:
+        return None
+    return [select] if isinstance(select, str) else list(select)
 
 
 def golden_dump(model, x, select=None, progress=None):
@@ -138,26 +122,33 @@ def golden_dump(model, x, select=None, progress=None):
     (the input first) and the manifest dict (see :func:`make_manifest`).
 
     The walk is the one :meth:`ResNeXt.forward` makes (stem, blocks, head from
-    :mod:`.blocks`), repeated here only to report progress between blocks; the tests check
-    that both give identical logits and names.
+    :mod:`.blocks`, kept by the same :class:`~numpy_resnext.blocks.Capture`), repeated here
+    only to report progress between blocks; the tests check that both give identical
+    logits and names.
     """
-    from .blocks import bottleneck, head, stem
+    from .blocks import Capture, bottleneck, head, stem
     x = model.check_input(x)
-    keep = _Keeper(select, progress, total=len(model.block_plan) + 2)
-    y = stem(x, model.params, model.config, keep)
-    keep.step(1, "stem")
+    patterns = _patterns(select)
+    keep, order = Capture(True if patterns is None else patterns), []
+    total = len(model.block_plan) + 2
+
+    def emit(name, value):                            # the manifest lists kept and skipped names
+        order.append(name)
+        keep(name, value)
+
+    def step(done, note):
+        if progress is not None:
+            progress(done, total, note)
+    y = stem(x, model.params, model.config, emit)
+    step(1, "stem")
     for i, block in enumerate(model.block_plan):
-        y = bottleneck(y, model.params, block, model.config, keep)
-        keep.step(i + 2, block.name)
-    head(y, model.params, keep)
-    keep.step(keep.total, "head")
+        y = bottleneck(y, model.params, block, model.config, emit)
+        step(i + 2, block.name)
+    head(y, model.params, emit)
+    step(total, "head")
     tensors = OrderedDict([(INPUT_NAME, x.copy())])
-    tensors.update(keep.tensors)
-    if select is None or select is True:
-        select_list = None
-    else:
-        select_list = [select] if isinstance(select, str) else list(select)
-    return tensors, make_manifest(model, tensors, keep.order, select_list)
+    tensors.update(keep.tensors)                      # filled in execution order
+    return tensors, make_manifest(model, tensors, order, patterns)
 
 
 def make_manifest(model, tensors, execution_order, select=None) -> dict:
