@@ -75,25 +75,12 @@ def bn_layers(config: ArchConfig):
 def param_shapes(config: ArchConfig) -> "OrderedDict[str, tuple]":
     """Canonical name -> shape for every tensor of ``config`` (BN statistics included)."""
     shapes = OrderedDict()
-    convs = {c[0]: c for c in conv_layers(config)}
-    bns = dict(bn_layers(config))
-    # interleave convs and BNs in execution order: each conv is followed by its BN
-    order = []
-    for c, bn, *_ in stem_layers(config):
-        order += [("conv", c), ("bn", bn)]
-    for b in block_plan(config):
-        for i in (1, 2, 3):
-            order += [("conv", f"{b.name}.conv{i}"), ("bn", f"{b.name}.bn{i}")]
-        if b.shortcut != "identity":
-            _, conv, bn = shortcut_names(config, b.name)
-            order += [("conv", conv), ("bn", bn)]
-    for kind, name in order:
-        if kind == "conv":
-            _, cin, cout, k, _, _, g = convs[name]
-            shapes[f"{name}.weight"] = (cout, cin // g, k, k)
-        else:
-            for f in BN_FIELDS:
-                shapes[f"{name}.{f}"] = (bns[name],)
+    # every conv is followed by its own BN, so the two lists pair up in execution order
+    for (conv, cin, cout, k, _, _, g), (bn, channels) in zip(conv_layers(config), bn_layers(config),
+                                                             strict=True):
+        shapes[f"{conv}.weight"] = (cout, cin // g, k, k)
+        for f in BN_FIELDS:
+            shapes[f"{bn}.{f}"] = (channels,)
     shapes["fc.weight"] = (config.num_classes, config.num_features)
     shapes["fc.bias"] = (config.num_classes,)
     return shapes
