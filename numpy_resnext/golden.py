@@ -64,19 +64,23 @@ ERROR_DEFINITION = ("max_abs = max|c - r|; max_rel = max_abs / max(max|r|, tiny)
 
 
 # --- checksums ----------------------------------------------------------------------------
+def _le_bytes(a) -> bytes:
+    """The array's C-order little-endian bytes (the data section of its .npy)."""
+    a = np.ascontiguousarray(a)
+    return a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
 def tensor_sha256(a) -> str:
     """sha256 of the array's C-order little-endian bytes (the data section of its .npy)."""
-    a = np.ascontiguousarray(a)
-    return hashlib.sha256(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()).hexdigest()
+    return hashlib.sha256(_le_bytes(a)).hexdigest()
 
 
 def params_sha256(params) -> str:
     """sha256 over the parameters in their (canonical) order: name, NUL, bytes, for each."""
     h = hashlib.sha256()
     for name, value in params.items():
-        v = np.ascontiguousarray(value)
         h.update(name.encode() + b"\0")
-        h.update(v.astype(v.dtype.newbyteorder("<"), copy=False).tobytes())
+        h.update(_le_bytes(value))
     return h.hexdigest()
 
 
