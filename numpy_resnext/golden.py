@@ -190,7 +190,8 @@ def write_golden(path, tensors, manifest=None):
     path = os.fspath(path)
     for name in tensors:
         if name == MANIFEST_KEY or "/" in name or not name:
-            raise InputError(f"golden output {path!r}: tensor name {name!r} is not allowed")
+            raise InputError(f"golden output {path!r}: tensor name {name!r} is not allowed; "
+                             f"expected a non-empty name without '/', other than {MANIFEST_KEY!r}")
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:

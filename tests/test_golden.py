@@ -145,8 +145,9 @@ def test_write_is_atomic(tmp_path):
 
 def test_bad_tensor_names_are_refused(tmp_path):
     for name in (MANIFEST_KEY, "a/b", ""):
-        with pytest.raises(InputError, match="not allowed"):
+        with pytest.raises(InputError, match="not allowed") as err:
             write_golden(tmp_path / "g.npz", {name: np.zeros(1)})
+        assert "expected a non-empty name without '/'" in str(err.value)
 
 
 def test_read_detects_a_tampered_tensor(tmp_path, dumped):
