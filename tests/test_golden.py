@@ -209,6 +209,18 @@ def test_golden_command_float32_and_3d_input(tmp_path):
     assert manifest["dtype"] == "float32"
 
 
+def test_golden_command_preprocesses_uint8_pixels_in_float32(tmp_path):
+    from numpy_resnext.preprocess import preprocess
+    raw = np.random.default_rng(2).integers(0, 256, (230, 250, 3), dtype=np.uint8)
+    np.save(tmp_path / "raw.npy", raw)
+    assert main(["golden", "ResNeXt50_32x4d", "--input", str(tmp_path / "raw.npy"), "--output",
+                 str(tmp_path / "g.npz"), "--keep", "fc"]) == 0
+    tensors, manifest = read_golden(tmp_path / "g.npz")
+    # PaddleClas's float32 numbers, then cast to the float64 of the dump
+    assert np.array_equal(tensors["input"], preprocess(raw, "float32")[None].astype(np.float64))
+    assert "center crop 224" in manifest["input"]["preprocessing"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--input", "{d}/nope.npy"], "does not exist"),
     (["--input", "{d}/x.npy", "--keep", "layer9.*"], "matches no tensor name"),

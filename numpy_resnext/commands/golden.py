@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..golden import INPUT_NAME, file_sha256, golden_dump, write_golden
+from ..preprocess import describe, load_image, preprocess
 from ._common import Progress, add_command, cast_input, check_output_path, load_npy
 from .forward import load_model
 
@@ -43,29 +44,22 @@ def add_parser(sub):
 
 def load_input(path, dtype):
     """(x, note): an (N, 3, H, W) array of ``dtype`` from a .npy or an image, and how it was
-    made (None, or the preprocessing applied to an image or a uint8 (H, W, 3) .npy)."""
+    made (None, or the preprocessing applied to an image or a uint8 (H, W, 3) .npy).
+
+    Images are preprocessed as PaddleClas evaluates, in float32 as PaddleClas computes it,
+    then cast to ``dtype``.
+    """
     if not os.path.exists(path):
         raise InputError(f"--input: file {path!r} does not exist")
-    note = None
     if path.lower().endswith(IMAGE_EXTS):
-        x, note = _image(path)
+        x, note = load_image(path, dtype="float32"), describe()
     else:
-        x = load_npy(path, "--input")
+        x, note = load_npy(path, "--input"), None
         if x.dtype == np.uint8 and x.ndim == 3 and x.shape[-1] == 3:   # raw RGB pixels
-            x, note = _image(path)
+            x, note = preprocess(x, dtype="float32"), describe()
     if x.ndim == 3:
         x = x[None]                                   # (3, H, W) -> (1, 3, H, W)
     return cast_input(x, dtype, "--input"), note
-
-
-def _image(path):
-    """PaddleClas eval preprocessing, computed in float32 as PaddleClas does."""
-    try:
-        from ..preprocess import describe, load_image
-    except ImportError:
-        raise InputError(f"--input {path!r}: reading images needs numpy_resnext.preprocess, "
-                         f"which this installation lacks; pass a preprocessed .npy") from None
-    return load_image(path, dtype="float32"), describe()
 
 
 def parse_keep(keep):
