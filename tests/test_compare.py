@@ -226,6 +226,7 @@ def test_compare_command_exit_status_and_json(tmp_path, golden, capsys):
     (["{d}/ref.npz", "{d}/nope.npz"], "candidate: file"),
     (["{d}/ref.npz", "{d}/ref.npz", "--map", "nosuchmap"], "neither a shipped map"),
     (["{d}/ref.npz", "{d}/junk.npz"], "not a readable"),
+    (["{d}/ref.npz", "{d}/ref.npz", "--json", "{d}/no/such/dir/r.json"], "--json"),
 ])
 def test_compare_command_errors_exit_2(tmp_path, golden, capsys, args, message):
     write_golden(tmp_path / "ref.npz", golden[0], golden[1])

@@ -3,7 +3,7 @@
 import json
 
 from ..golden import SHIPPED_MAPS, compare
-from ._common import add_command, atomic_write
+from ._common import add_command, atomic_write, check_output_path
 
 DESCRIPTION = f"""\
 compare a candidate's tensors with a reference golden dump, tensor by tensor, in the
@@ -43,6 +43,8 @@ def add_parser(sub):
 
 
 def run(args):
+    if args.json:
+        check_output_path(args.json, "--json")       # fail before reading the dumps, not after
     report = compare(args.reference, args.candidate, rtol=args.rtol, atol=args.atol,
                      name_map=args.map, strict=args.strict)
     if args.show == "none":
