@@ -134,6 +134,21 @@ def _group_items(a, Cg):
     return np.ascontiguousarray(a).view(item)
 
 
+def _unfold_args(x_shape, kernel, stride, padding, groups, what):
+    """Kernel, stride, padding as pairs, G and (OH, OW) for im2col/col2im, with clear errors."""
+    N, C, H, W = x_shape
+    R, S = pair(kernel, "kernel")
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    G = int(groups)
+    if G < 1 or C % G:
+        raise InputError(f"{what}: groups={groups} must divide the input channels {C}")
+    OH, OW = conv_output_size(H, R, sh, ph), conv_output_size(W, S, sw, pw)
+    if OH < 1 or OW < 1:
+        raise InputError(f"{what}: input {H}x{W} with padding {ph},{pw} is smaller than the {R}x{S} kernel")
+    return (R, S), (sh, sw), (ph, pw), G, (OH, OW)
+
+
 def im2col(x, kernel, stride=1, padding=0, groups=1):
     """Unfold (N, C, H, W) into columns (G, N*OH*OW, R*S*C/G); order in the module docstring.
 
@@ -141,14 +156,10 @@ def im2col(x, kernel, stride=1, padding=0, groups=1):
     columns for all groups are adjacent, which is the order the gather writes them in.
     """
     check_ndim(x, 4, "(N, C, H, W)", "im2col input")
-    R, S = pair(kernel, "kernel")
-    sh, sw = pair(stride, "stride")
-    ph, pw = pair(padding, "padding")
     N, C, H, W = x.shape
-    G = int(groups)
+    (R, S), (sh, sw), (ph, pw), G, (OH, OW) = _unfold_args(x.shape, kernel, stride, padding, groups, "im2col")
     Cg = C // G
     xp = pad_channels_last(channels_last(x), ph, pw)                    # N, H+2ph, W+2pw, C
-    OH, OW = conv_output_size(H, R, sh, ph), conv_output_size(W, S, sw, pw)
     cols = np.empty((N, OH, OW, G, R, S, Cg), dtype=x.dtype)
     _unfold_into(_group_items(cols, Cg)[..., 0], _group_items(xp, Cg), (R, S), (sh, sw))
     return cols.reshape(N * OH * OW, G, R * S * Cg).transpose(1, 0, 2)   # G, P, R*S*Cg
@@ -156,13 +167,12 @@ def im2col(x, kernel, stride=1, padding=0, groups=1):
 
 def col2im(cols, x_shape, kernel, stride=1, padding=0, groups=1):
     """The adjoint of :func:`im2col`: scatter-add columns back to an (N, C, H, W) array."""
-    R, S = pair(kernel, "kernel")
-    sh, sw = pair(stride, "stride")
-    ph, pw = pair(padding, "padding")
     N, C, H, W = x_shape
-    G = int(groups)
+    (R, S), (sh, sw), (ph, pw), G, (OH, OW) = _unfold_args(x_shape, kernel, stride, padding, groups, "col2im")
     Cg = C // G
-    OH, OW = conv_output_size(H, R, sh, ph), conv_output_size(W, S, sw, pw)
+    if cols.shape != (G, N * OH * OW, R * S * Cg):
+        raise InputError(f"col2im: columns for input {tuple(x_shape)} should have shape "
+                         f"(G, N*OH*OW, R*S*C/G) = {(G, N * OH * OW, R * S * Cg)}, found {cols.shape}")
     c = cols.reshape(G, N, OH, OW, R, S, Cg).transpose(1, 2, 3, 4, 5, 0, 6)  # N, OH, OW, R, S, G, Cg
     c = c.reshape(N, OH, OW, R, S, C)
     xp = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=cols.dtype)         # N, H', W', C

@@ -207,6 +207,21 @@ def test_conv2d_rejects_too_small_input():
         conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 5, 5)))
 
 
+def test_im2col_and_col2im_errors_name_expected_and_found():
+    x = np.zeros((1, 4, 5, 5))
+    with pytest.raises(InputError, match=r"im2col: groups=3 must divide the input channels 4"):
+        im2col(x, 3, groups=3)
+    with pytest.raises(InputError, match=r"im2col: groups=0 must divide"):
+        im2col(x, 3, groups=0)
+    with pytest.raises(InputError, match=r"im2col: input 5x5 with padding 0,0 is smaller than the 7x7 kernel"):
+        im2col(x, 7)
+    with pytest.raises(InputError, match=r"col2im: groups=3 must divide the input channels 4"):
+        col2im(np.zeros((3, 9, 12)), x.shape, 3, groups=3)
+    with pytest.raises(InputError, match=r"should have shape \(G, N\*OH\*OW, R\*S\*C/G\) = "
+                                         r"\(1, 9, 36\), found \(1, 25, 36\)"):
+        col2im(np.zeros((1, 25, 36)), x.shape, 3)
+
+
 @pytest.mark.parametrize("stride,padding", [(0, 0), (1, -1), ((1, 0), 0)])
 def test_conv2d_rejects_bad_stride_or_padding(stride, padding):
     with pytest.raises(InputError, match="stride"):
