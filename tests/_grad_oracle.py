@@ -32,8 +32,8 @@ def check_all(pairs, tol, what):
 
 
 def load(path):
-    d = np.load(path, allow_pickle=False)
-    rec = {k: d[k] for k in d.files}
+    with np.load(path, allow_pickle=False) as d:
+        rec = {k: d[k] for k in d.files}
     meta = json.loads(str(rec.pop("meta")))
     params = {k[len("params/"):]: v for k, v in rec.items() if k.startswith("params/")}
     return rec, meta, params
