@@ -96,17 +96,12 @@ def table1_checks() -> list:
 
 def _stage_check(config: ArchConfig, label: str) -> Check:
     """Table 1's per-stage widths, block outputs and output sizes, read off the real layers."""
-    shapes = param_shapes(config)
-    widths, outs = [], []
-    for stage in range(4):
-        first = next(b for b in block_plan(config) if b.stage == stage)
-        widths.append(shapes[f"{first.name}.conv2.weight"][0])       # K of the grouped 3x3
-        outs.append(shapes[f"{first.name}.conv3.weight"][0])
+    widths, outs, _ = engine_widths(config)                          # K of conv2 / conv3
     rows = {r["name"]: r["shape"] for r in output_shapes(config, 224, 224)}
     ends = ["relu"] + [f"layer{s + 1}.{config.depths[s] - 1}" for s in range(4)]
     sizes = tuple(rows[n][1] for n in ends)
     paper = (PAPER_STAGE_WIDTHS[config.name], PAPER_STAGE_OUTS, PAPER_OUTPUT_SIZES)
-    found = (tuple(widths), tuple(outs), sizes)
+    found = (widths, outs, sizes)
     fmt = "3x3 widths {}, outputs {}, sizes {}".format
     return Check("Table 1", f"{label} stages conv2..conv5 (and conv1's size)",
                  fmt(*paper), fmt(*found), "exact", found == paper)
