@@ -2,10 +2,9 @@
 
 import time
 
-import numpy as np
-
 from ..errors import InputError
-from ._common import Progress, add_command, atomic_write, cast_input, check_output_path, load_npy
+from .._files import save_npz
+from ._common import Progress, add_command, cast_input, check_output_path, load_npy
 from .forward import load_model
 
 
@@ -49,11 +48,7 @@ def run(args):
                          f"{x.shape} and {model.config.name}, found {dout.shape}")
     progress.update(0, f"built {model.config.name}, running forward and backward")
     grads = gradients(model, x, dout, train=args.train).grads
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.ascontiguousarray(v) for k, v in grads.items()})
-    atomic_write(args.output, write)
+    save_npz(args.output, grads)
     progress.done(f"wrote {args.output}")
     mode = "training" if args.train else "inference"
     print(f"{model.config.name}: {len(grads) - 1} parameter gradients + input gradient "
