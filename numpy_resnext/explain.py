@@ -175,15 +175,16 @@ def branch_contributions(model, x, block) -> Contributions:
     xin = block_input(model, x, b.name)                                  # N, in, H, W
     conv3 = grouped_form(xin, model.params, b, model.config).total        # what the model computes
     form = block_branches(xin, model.params, b, model.config)
-    T = form.total                                                       # N, out, OH, OW
-    Ti = np.stack(form.branches)                                         # C, N, out, OH, OW
-    flat = Ti.reshape(len(form.branches), -1).astype(np.float64)        # C, N*out*OH*OW
-    tot = T.reshape(-1).astype(np.float64)
+    # the statistics in float64, converted once
+    T = form.total.astype(np.float64, copy=False)                        # N, out, OH, OW
+    Ti = np.stack(form.branches).astype(np.float64, copy=False)          # C, N, out, OH, OW
+    flat = Ti.reshape(len(form.branches), -1)                            # C, N*out*OH*OW
+    tot = T.reshape(-1)                                                  # N*out*OH*OW
     norms = np.sqrt((flat ** 2).sum(axis=1))
     shares = flat @ tot / max(float(tot @ tot), 1e-300)
-    maps = np.sqrt((Ti.astype(np.float64) ** 2).sum(axis=2)).mean(axis=1)   # C, OH, OW
-    total_map = np.sqrt((T.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
-    check = float(np.abs(T - conv3).max() / max(np.abs(conv3).max(), 1e-300))
+    maps = np.sqrt((Ti ** 2).sum(axis=2)).mean(axis=1)                   # C, OH, OW
+    total_map = np.sqrt((T ** 2).sum(axis=1)).mean(axis=0)               # OH, OW
+    check = float(np.abs(form.total - conv3).max() / max(np.abs(conv3).max(), 1e-300))
     return Contributions(norms, shares, maps, total_map, float(np.sqrt(tot @ tot)), check)
 
 
