@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .._checks import as_float_array
 from .._files import atomic_write, check_output_path, save_npy  # noqa: F401  (the commands import them from here)
 from ..errors import InputError
 
@@ -64,7 +65,6 @@ def load_npy(path, what="input"):
 
 def cast_input(x, dtype, what="input"):
     """An explicit, announced cast of a loaded input to the model dtype (never integers)."""
-    from .._checks import as_float_array
     if x.dtype.kind in "iub":
         raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}; "
                          f"preprocess images to floats first (see `numpy-resnext classify`)")
