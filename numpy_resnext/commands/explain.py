@@ -59,7 +59,7 @@ def run(args):
     from ..branches import find_block
     from ..explain import (block_layout, branch_contributions, denormalize, format_contributions,
                            format_layout, plot_contributions, require_matplotlib)
-    from ..shapes import valid_size
+    from ..shapes import min_input_size, valid_size
     for flag, path in (("--input", args.input), ("--weights", args.weights)):
         if path is not None and not os.path.exists(path):
             raise InputError(f"{flag}: {path!r} does not exist")
@@ -72,7 +72,9 @@ def run(args):
     x = load_input(args.input, args.dtype) if args.input else None
     h, w = x.shape[2:] if x is not None else args.input_size
     if not valid_size(config, h, w):
-        raise InputError(f"input size {h}x{w} is too small for {config.name}")
+        mh, mw = min_input_size(config)
+        raise InputError(f"input size {h}x{w} is too small for {config.name}: every layer needs "
+                         f"at least a 1x1 output; expected at least {mh}x{mw}")
     lay = block_layout(config, args.block, h, w)
     print(format_layout(lay))
     if x is None and args.png is None:
