@@ -27,6 +27,7 @@ import os
 
 import numpy as np
 
+from ._checks import FLOAT_DTYPES
 from .errors import FormatError, InputError, InputTypeError
 
 RESIZE_SHORT = 256
@@ -137,8 +138,11 @@ def normalize(image: np.ndarray, dtype="float32") -> np.ndarray:
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise InputError(f"normalize: expected an (H, W, 3) RGB image, found shape {image.shape}")
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:                  # not a dtype at all: the same clear error below
+        dt = None
+    if dt not in FLOAT_DTYPES:
         raise InputTypeError(f"normalize: dtype must be float32 or float64, found {dtype!r}")
     scale = dt.type(SCALE)
     mean = np.asarray(MEAN, dtype=dt)                                    # 3

@@ -96,6 +96,9 @@ def test_normalize_values():
     out32 = pp.normalize(img)
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, expect, rtol=0, atol=2e-6)
+    for bad in ("float16", "no such dtype"):
+        with pytest.raises(InputTypeError, match=f"float32 or float64, found '{bad}'"):
+            pp.normalize(img, bad)
 
 
 @pytest.mark.parametrize("hw", [(375, 500), (500, 375), (224, 224), (233, 1001), (640, 227)])
