@@ -142,7 +142,7 @@ def normalize(image: np.ndarray, dtype="float32") -> np.ndarray:
         dt = np.dtype(dtype)
     except TypeError:                  # not a dtype at all: the same clear error below
         dt = None
-    if dt not in FLOAT_DTYPES:
+    if dt is None or dt not in FLOAT_DTYPES:       # (a dtype compares equal to None)
         raise InputTypeError(f"normalize: dtype must be float32 or float64, found {dtype!r}")
     scale = dt.type(SCALE)
     mean = np.asarray(MEAN, dtype=dt)                                    # 3
