@@ -14,7 +14,8 @@ Comparison error, per tensor (reference r, candidate c, both read as float64)::
 
     max_abs = max |c - r|                                    over all elements
     max_rel = max_abs / max(max |r|, tiny)                   tiny = smallest normal float64
-    pass    = max_abs <= atol + rtol * max |r|               (and same element count, no NaN)
+    pass    = max_abs <= atol + rtol * max |r|               (shapes equal but for size-1
+                                                             axes, every difference finite)
 
 This is a *norm-wise* criterion: the error of the whole tensor against its largest value.
 An element-wise relative error would explode on the many values BN and ReLU push to (near)
