@@ -410,8 +410,11 @@ class Report:
         return bool(self.compared) and self.first_divergence is None
 
     def to_dict(self):
+        """The report as JSON-ready data; NaN and infinite numbers become null (JSON has
+        neither: a strict reader such as JavaScript's JSON.parse refuses ``Infinity``), the
+        row's status and note say what happened."""
         def clean(v):
-            return None if isinstance(v, float) and math.isnan(v) else v
+            return None if isinstance(v, float) and not math.isfinite(v) else v
         first = self.first_divergence
         return {"passed": self.passed, "rtol": self.rtol, "atol": self.atol,
                 "error_definition": ERROR_DEFINITION,

@@ -64,6 +64,16 @@ def test_nan_in_the_candidate_fails():
     assert row.status == "FAIL" and "non-finite" in row.note and row.worst_index == (2,)
 
 
+def test_json_report_is_strict_json_with_a_nan_candidate():
+    report = compare(OrderedDict(fc=np.ones(3)), OrderedDict(fc=np.array([1, np.nan, 1])))
+    text = json.dumps(report.to_dict())
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+    row = json.loads(text, parse_constant=refuse)["rows"][0]
+    assert row["status"] == "FAIL" and row["max_abs"] is None and "non-finite" in row["note"]
+
+
 def test_shapes_may_differ_only_by_size_one_axes():
     ref = np.arange(6.0).reshape(2, 3)
     ok = compare_tensor("avgpool", ref, ref.reshape(2, 3, 1, 1), rtol=0, atol=0)
