@@ -99,11 +99,17 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
+def _json_number(v):
+    """A float for the manifest, or None for NaN / infinity, which JSON cannot hold."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
 def tensor_record(name, a) -> dict:
-    """The manifest's entry for one tensor."""
+    """The manifest's entry for one tensor (``sum`` and ``abs_max`` are null if not finite)."""
     a64 = a.astype(np.float64, copy=False)
     return {"name": name, "shape": list(a.shape), "dtype": str(a.dtype), "sha256": tensor_sha256(a),
-            "sum": float(a64.sum()), "abs_max": float(np.abs(a64).max()) if a.size else 0.0}
+            "sum": _json_number(a64.sum()), "abs_max": _json_number(np.abs(a64).max()) if a.size else 0.0}
 
 
 # --- the dump -----------------------------------------------------------------------------

@@ -70,6 +70,22 @@ def test_manifest_records_what_a_consumer_needs(dumped):
     assert tol["float64"]["rtol"] < tol["float32"]["rtol"] <= 1e-3
 
 
+def test_manifest_is_strict_json_when_the_forward_overflows(tmp_path):
+    model = nrx.build(TINY, seed=0, dtype="float32")
+    x = np.full((1, 3, 32, 32), 3e38, np.float32)          # conv1 overflows to inf, BN gives NaN
+    with np.errstate(all="ignore"):
+        tensors, manifest = golden_dump(model, x, select=["conv1", "fc"])
+    assert not np.isfinite(tensors["conv1"]).all()
+    write_golden(tmp_path / "g.npz", tensors, manifest)
+    with zipfile.ZipFile(tmp_path / "g.npz") as zf:
+        text = np.lib.format.read_array(io.BytesIO(zf.read(f"{MANIFEST_KEY}.npy"))).tobytes()
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+    records = json.loads(text, parse_constant=refuse)["tensors"]
+    assert [r["sum"] for r in records if r["name"] == "conv1"] == [None]
+
+
 def test_params_sha256_changes_with_one_weight():
     model = nrx.build(TINY, seed=0, dtype="float64")
     before = params_sha256(model.params)
