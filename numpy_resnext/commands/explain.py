@@ -30,7 +30,8 @@ def add_parser(sub):
                         "input is seeded noise)")
     p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=(224, 224),
                    help="input size for the tables when there is no --input (default 224 224)")
-    p.add_argument("--top", type=int, default=0, help="list only the N largest contributions")
+    p.add_argument("--top", type=int, default=0,
+                   help="list only the N largest contributions (default 0: every branch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     return p
@@ -63,6 +64,8 @@ def run(args):
     for flag, path in (("--input", args.input), ("--weights", args.weights)):
         if path is not None and not os.path.exists(path):
             raise InputError(f"{flag}: {path!r} does not exist")
+    if args.top < 0:
+        raise InputError(f"--top must be at least 0 (0 lists every branch), found {args.top}")
     if args.png is not None and not args.png.lower().endswith(".png"):
         raise InputError(f"--png: expected a file name ending in .png, found {args.png!r}")
     if args.png is not None:
