@@ -20,6 +20,21 @@ def as_float_array(x, what="input"):
     return x
 
 
+def float_dtype(dtype, what="dtype"):
+    """``dtype`` as numpy.float32 or numpy.float64; a clear error for anything else.
+
+    (``np.dtype(None)`` is float64 and a dtype compares equal to None, so neither a failed
+    conversion nor None may slip through a plain ``in FLOAT_DTYPES`` test.)
+    """
+    try:
+        dt = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in FLOAT_DTYPES:
+        raise InputTypeError(f"{what}: expected 'float32' or 'float64', found {dtype!r}")
+    return dt
+
+
 def check_ndim(x, ndim, layout, what="input"):
     if x.ndim != ndim:
         raise InputError(f"{what}: expected a {ndim}-D array {layout}, found {x.ndim}-D with shape {x.shape}")

@@ -13,22 +13,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES, as_float_array
+from ._checks import as_float_array, float_dtype
 from .archs import ArchConfig, block_plan, get_arch
 from .blocks import Capture, bottleneck, head, stem
 from .errors import InputError, InputTypeError, WeightsError
 from .params import check_params, count_params, init_params, is_trainable, param_shapes
 from .shapes import min_input_size, output_shapes
-
-
-def _as_dtype(dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in FLOAT_DTYPES:
-        raise InputTypeError(f"dtype: expected 'float32' or 'float64', found {dtype!r}")
-    return dt
 
 
 class ResNeXt:
@@ -123,7 +113,7 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True):
              non-strict loads fill missing tensors from the seeded initialisation and
              record what they skipped in ``model.load_report``.
     """
-    dt = _as_dtype(dtype)
+    dt = float_dtype(dtype, "build: dtype")
     loaded = None
     if weights is not None and isinstance(weights, (str, os.PathLike)):
         from .io import load_weights

@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES
+from ._checks import float_dtype
 from .errors import FormatError, InputError, InputTypeError
 
 RESIZE_SHORT = 256
@@ -138,12 +138,7 @@ def normalize(image: np.ndarray, dtype="float32") -> np.ndarray:
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise InputError(f"normalize: expected an (H, W, 3) RGB image, found shape {image.shape}")
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:                  # not a dtype at all: the same clear error below
-        dt = None
-    if dt is None or dt not in FLOAT_DTYPES:       # (a dtype compares equal to None)
-        raise InputTypeError(f"normalize: dtype must be float32 or float64, found {dtype!r}")
+    dt = float_dtype(dtype, "normalize: dtype")
     scale = dt.type(SCALE)
     mean = np.asarray(MEAN, dtype=dt)                                    # 3
     std = np.asarray(STD, dtype=dt)                                      # 3

@@ -217,6 +217,9 @@ def test_precisions_are_never_mixed_silently():
         m32(image((1, 3, 8, 8), np.float64))
     with pytest.raises(InputTypeError, match=r"dtype float32 but the model is float64"):
         m64(image((1, 3, 8, 8), np.float32))
+    for bad in ("nonsense", None, "int32"):      # not dtypes, or not float32/float64
+        with pytest.raises(InputTypeError, match=r"expected 'float32' or 'float64', found"):
+            build(custom(depths=(1,)), dtype=bad)
     with pytest.raises(InputTypeError, match=r"expected 'float32' or 'float64', found 'float16'"):
         build(custom(depths=(1,)), dtype="float16")
 

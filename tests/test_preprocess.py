@@ -97,7 +97,7 @@ def test_normalize_values():
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, expect, rtol=0, atol=2e-6)
     for bad in ("float16", "no such dtype"):
-        with pytest.raises(InputTypeError, match=f"float32 or float64, found '{bad}'"):
+        with pytest.raises(InputTypeError, match=f"expected 'float32' or 'float64', found '{bad}'"):
             pp.normalize(img, bad)
 
 
