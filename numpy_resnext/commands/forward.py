@@ -10,18 +10,25 @@ from ._common import Progress, add_command, cast_input, check_output_path, load_
 def add_parser(sub):
     p = add_command(sub, "forward", "run a forward pass on an .npy input and save the logits",
                     "numpy-resnext forward ResNeXt50_32x4d --input x.npy --output logits.npy --dtype float64")
+    add_model_options(p, default_dtype="float32", non_strict=True)
+    p.add_argument("--input", required=True, help="(N, 3, H, W) float array in a .npy file")
+    p.add_argument("--output", required=True, help="where to write the (N, classes) logits (.npy)")
+    return p
+
+
+def add_model_options(p, default_dtype, dtype_help=None, non_strict=False):
+    """The options :func:`load_model` reads: ARCH (optional with --weights), --weights,
+    --dtype, --seed and, where a command allows partial loads, --non-strict."""
     p.add_argument("arch", nargs="?", default=None,
                    help="architecture name; may be left out when --weights names a file the "
                         "architecture can be inferred from")
-    p.add_argument("--input", required=True, help="(N, 3, H, W) float array in a .npy file")
-    p.add_argument("--output", required=True, help="where to write the (N, classes) logits (.npy)")
     p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--dtype", default=default_dtype, choices=["float32", "float64"], help=dtype_help)
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
-    p.add_argument("--non-strict", action="store_true",
-                   help="load what matches (e.g. a backbone without its head), keep seeded "
-                        "values for the rest and list what was skipped")
-    return p
+    if non_strict:
+        p.add_argument("--non-strict", action="store_true",
+                       help="load what matches (e.g. a backbone without its head), keep seeded "
+                            "values for the rest and list what was skipped")
 
 
 def load_model(args):

@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..golden import INPUT_NAME, file_sha256, golden_dump, write_golden
 from ..preprocess import describe, load_image, preprocess
 from ._common import Progress, add_command, cast_input, check_output_path, load_npy
-from .forward import load_model
+from .forward import add_model_options, load_model
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -23,18 +23,13 @@ def add_parser(sub):
         "numpy-resnext golden ResNeXt50_32x4d --input x.npy --output g.npz "
         "--weights ResNeXt50_32x4d_pretrained.pdparams --keep 'layer4.*' --keep fc\n"
         "  then: numpy-resnext compare g.npz theirs.npz --map torchvision")
-    p.add_argument("arch", nargs="?", default=None,
-                   help="architecture name; may be left out when --weights names a file the "
-                        "architecture can be inferred from")
+    add_model_options(p, default_dtype="float64",
+                      dtype_help="precision of the forward pass (default float64, the golden mode)")
     p.add_argument("--input", required=True,
                    help="(N, 3, H, W) or (3, H, W) float array in a .npy file, or an image (.png, .jpg, "
                         "... or a uint8 (H, W, 3) .npy) preprocessed as PaddleClas evaluates "
                         "(resize 256, crop 224, normalise, in float32)")
     p.add_argument("--output", required=True, help="the .npz to write (atomically)")
-    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
-    p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
-                   help="precision of the forward pass (default float64, the golden mode)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
     p.add_argument("--keep", action="append", default=None, metavar="NAMES",
                    help="keep only these tensors: names or glob patterns, comma-separated, "
                         "repeatable (e.g. --keep 'layer4.*,fc'); the input is always kept. "

@@ -5,7 +5,7 @@ import time
 from ..errors import InputError
 from .._files import save_npz
 from ._common import Progress, add_command, cast_input, check_output_path, load_npy
-from .forward import load_model
+from .forward import add_model_options, load_model
 
 
 def add_parser(sub):
@@ -14,19 +14,14 @@ def add_parser(sub):
         "backward pass: the gradient of the input and of every parameter (canonical names) "
         "for a given gradient of the loss with respect to the logits, written to an .npz",
         "numpy-resnext grad ResNeXt50_32x4d --input x.npy --dout d.npy --output g.npz --dtype float64")
-    p.add_argument("arch", nargs="?", default=None,
-                   help="architecture name; may be left out when --weights names a file the "
-                        "architecture can be inferred from")
+    add_model_options(p, default_dtype="float64",
+                      dtype_help="precision (default float64, the mode gradient checks use)")
     p.add_argument("--input", required=True, help="(N, 3, H, W) float array in a .npy file")
     p.add_argument("--dout", required=True,
                    help="(N, classes) .npy: dloss/dlogits (for loss = sum(logits * D), D itself)")
     p.add_argument("--output", required=True,
                    help="the .npz to write (atomically): 'input' and every trainable parameter's "
                         "gradient under its canonical name")
-    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
-    p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
-                   help="precision (default float64, the mode gradient checks use)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
     p.add_argument("--train", action="store_true",
                    help="BatchNorm in training mode (batch statistics), as in a training step; "
                         "default: inference mode (running statistics)")
