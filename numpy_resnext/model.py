@@ -35,6 +35,7 @@ class ResNeXt:
         self.params = params
         self.load_report = load_report or {"missing": [], "unexpected": []}
         self.block_plan = block_plan(config)
+        self.min_input_size = min_input_size(config)     # (H, W); once, not on every forward
 
     # --- parameters ------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
@@ -63,7 +64,7 @@ class ResNeXt:
                                  f"cast explicitly (x.astype(np.{self.dtype})) or build the model with dtype='{x.dtype}'")
         if x.shape[0] < 1:
             raise InputError(f"model input: batch is empty, shape {x.shape}")
-        mh, mw = min_input_size(self.config)
+        mh, mw = self.min_input_size
         if x.shape[2] < mh or x.shape[3] < mw:
             raise InputError(f"model input: spatial size {x.shape[2]}x{x.shape[3]} is too small for "
                              f"{self.config.name}; at least {mh}x{mw} leaves 1x1 at the last stage")
