@@ -8,21 +8,20 @@ it only reads these fields.
     width of stage s (s = 0..3) = floor(64 * 2**s * d / 64) * C      (torchvision's rule)
     output channels of stage s  = 64 * 2**s * 4                      (expansion 4)
 
-:func:`block_plan` expands a config into the list of bottleneck blocks that the
-forward pass, the parameter shapes and the summary all walk, so the three can
-never disagree.
+:func:`numpy_resnext.plan.layer_plan` expands a config into every layer, once, in
+execution order; parameter shapes, output shapes, the forward and the backward all read
+that plan, so they can never disagree.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import NamedTuple
-
 from .errors import ArchitectureError
 
 EXPANSION = 4
 STAGE_PLANES = (64, 128, 256, 512)
+STEMS = ("plain", "deep", "cifar")
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
 
@@ -33,7 +32,9 @@ class ArchConfig:
     depths:      bottleneck blocks per stage, e.g. (3, 4, 6, 3) for a 50-layer net.
     cardinality: C, the number of groups of the 3x3 convolution (1 = ResNet).
     base_width:  d, channels per group in the first stage (the "4d" of "32x4d").
-    stem:        "plain" (7x7/2 conv) or "deep" (three 3x3 convs, the vd stem).
+    stem:        "plain" (7x7/2 conv, then max-pool), "deep" (three 3x3 convs, the vd
+                 stem, then max-pool) or "cifar" (one 3x3/1 conv and no max-pool: the
+                 paper's CIFAR networks, Sec. 5.3, for small images).
     avg_down:    vd shortcut: 2x2/2 average pool before the 1x1 projection.
     num_classes: outputs of the fully connected head.
     stem_width:  channels of the stem output (64 in every published model).
@@ -62,8 +63,8 @@ class ArchConfig:
             problems.append(f"cardinality must be >= 1, found {self.cardinality}")
         if self.base_width < 1:
             problems.append(f"base_width must be >= 1, found {self.base_width}")
-        if self.stem not in ("plain", "deep"):
-            problems.append(f"stem must be 'plain' or 'deep', found {self.stem!r}")
+        if self.stem not in STEMS:
+            problems.append(f"stem must be one of {', '.join(map(repr, STEMS))}, found {self.stem!r}")
         if self.num_classes < 1:
             problems.append(f"num_classes must be >= 1, found {self.num_classes}")
         if self.stem_width < 1 or self.deep_stem_width < 1:
@@ -105,42 +106,18 @@ class ArchConfig:
         return dataclasses.asdict(self)
 
 
-class BlockPlan(NamedTuple):
-    """One bottleneck block as the forward pass will run it."""
-
-    name: str          # canonical prefix, e.g. "layer2.0"
-    stage: int         # 0-based stage index
-    index: int         # block index inside the stage
-    in_channels: int
-    width: int         # channels of the grouped 3x3 convolution
-    out_channels: int
-    stride: int        # sits on the grouped 3x3 (and on the projection)
-    groups: int        # = cardinality
-    shortcut: str      # "identity", "projection" or "avgpool_projection"
-
-
 def block_plan(config: ArchConfig) -> list:
-    """Every bottleneck block of ``config`` in execution order."""
-    blocks = []
-    in_ch = config.stem_width
-    for stage, depth in enumerate(config.depths):
-        for index in range(depth):
-            stride = 2 if (index == 0 and stage > 0) else 1
-            out_ch = config.stage_out(stage)
-            if index > 0:
-                shortcut = "identity"
-            elif config.avg_down and stride > 1:
-                shortcut = "avgpool_projection"
-            else:
-                # stage 0's first block needs a projection too (64 -> 256 channels);
-                # the vd models put no pool there since the stride is 1
-                shortcut = "projection"
-            blocks.append(BlockPlan(
-                name=f"layer{stage + 1}.{index}", stage=stage, index=index,
-                in_channels=in_ch, width=config.stage_width(stage), out_channels=out_ch,
-                stride=stride, groups=config.cardinality, shortcut=shortcut))
-            in_ch = out_ch
-    return blocks
+    """Every bottleneck block of ``config`` in execution order (the blocks of its layer plan,
+    :func:`numpy_resnext.plan.layer_plan`)."""
+    from .plan import layer_plan        # plan.py builds on this module, so imported here
+    return list(layer_plan(config).blocks)
+
+
+def __getattr__(name):
+    if name == "BlockPlan":             # the block type, now defined with the layer plan
+        from .plan import Block
+        return Block
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- the registry -------------------------------------------------------------------
@@ -180,9 +157,6 @@ ALIASES = {
     "resnext101_64x4d": "ResNeXt101_64x4d",
     "resnet50": "ResNet50",
 }
-
-PADDLECLAS_ARCHS = tuple(n for n in ARCHS if n != "ResNet50")
-
 
 def list_archs() -> list:
     """Names of every built-in architecture, in table order."""

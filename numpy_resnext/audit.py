@@ -20,8 +20,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .archs import ARCHS, STAGE_PLANES, ArchConfig, block_plan, custom, get_arch
+from .archs import ARCHS, STAGE_PLANES, ArchConfig, custom, get_arch
+from .branches import block_branches, early_concat_form, grouped_form
+from .model import build
 from .params import count_params, param_shapes
+from .plan import layer_plan
 from .shapes import output_shapes
 
 # (name in the paper, architecture, params in M, GFLOPs) -- Table 1
@@ -177,8 +180,8 @@ def engine_widths(config: ArchConfig) -> tuple:
     block, and the names of any later blocks that disagree with their stage's first."""
     shapes = param_shapes(config)
     widths, outs, odd = {}, {}, []
-    for b in block_plan(config):
-        w, o = shapes[f"{b.name}.conv2.weight"][0], shapes[f"{b.name}.conv3.weight"][0]
+    for b in layer_plan(config).blocks:
+        w, o = shapes[f"{b.conv2.name}.weight"][0], shapes[f"{b.conv3.name}.weight"][0]
         if widths.setdefault(b.stage, w) != w or outs.setdefault(b.stage, o) != o:
             odd.append(b.name)
     return tuple(widths[s] for s in sorted(widths)), tuple(outs[s] for s in sorted(outs)), odd
@@ -210,19 +213,9 @@ def width_checks(archs=None) -> list:
 
 # --- Fig. 3 --------------------------------------------------------------------------------------
 def block_input(model, x, block_name):
-    """What ``model`` feeds block ``block_name`` on input ``x``: the stem and the blocks
-    before it, run with the forward pass's own functions (the rest is not computed)."""
-    from .blocks import bottleneck, stem
-    x = model.check_input(x)
-
-    def ignore(name, value):
-        return None
-    y = stem(x, model.params, model.config, ignore)
-    for b in model.block_plan:
-        if b.name == block_name:
-            return y
-        y = bottleneck(y, model.params, b, model.config, ignore)
-    raise KeyError(block_name)
+    """What ``model`` feeds block ``block_name`` on input ``x``: the forward walk stopped
+    before that block (the rest is not computed)."""
+    return model.forward(x, stop_before=block_name)
 
 
 def _randomise_bn(params, block_name, rng):
@@ -241,18 +234,24 @@ def _randomise_bn(params, block_name, rng):
     return params
 
 
-def fig3_inputs(arch="ResNeXt50_32x4d", block="layer1.1", weights=None, seed=0, size=224):
-    """(config, params, block input) for a real block of a float64 model: the block's input
-    is what the model computes there from a seeded random image."""
-    from .branches import find_block
-    from .model import build
+class Fig3Inputs(NamedTuple):
+    """A real block of a float64 model and what it receives."""
+
+    config: ArchConfig
+    params: dict          # the model's parameters (BN statistics randomised for seeded weights)
+    x: np.ndarray         # the block's input, computed by the model from a seeded image
+    block: object         # the :class:`~numpy_resnext.plan.Block`
+
+
+def fig3_inputs(arch="ResNeXt50_32x4d", block="layer1.1", weights=None, seed=0, size=224) -> Fig3Inputs:
+    """The block ``block`` of a float64 model, its parameters and its input on a seeded
+    random image (:class:`Fig3Inputs`)."""
     model = build(arch, weights=weights, seed=seed, dtype="float64")
-    config = model.config
-    plan = find_block(config, block)
+    b = model.plan.block(block)
     rng = np.random.default_rng(seed)
-    x = block_input(model, rng.standard_normal((1, 3, size, size)), plan.name)
-    params = model.params if weights is not None else _randomise_bn(model.params, plan.name, rng)
-    return config, params, x, plan
+    x = block_input(model, rng.standard_normal((1, 3, size, size)), b.name)
+    params = model.params if weights is not None else _randomise_bn(model.params, b.name, rng)
+    return Fig3Inputs(model.config, params, x, b)
 
 
 def _rel(u, v) -> float:
@@ -262,7 +261,6 @@ def _rel(u, v) -> float:
 def fig3_check(arch="ResNeXt50_32x4d", block="layer1.1", weights=None, seed=0) -> Check:
     """Fig. 3: the sum of C branches (a), early concatenation (b) and the grouped
     convolution the model runs (c) give the same aggregated transform and block output."""
-    from .branches import block_branches, early_concat_form, grouped_form
     config, params, x, plan = fig3_inputs(arch, block, weights, seed)
     a = block_branches(x, params, plan, config)
     b = early_concat_form(x, params, plan, config)

@@ -16,7 +16,7 @@ can be read three ways, and all three give the same numbers:
     1x1 conv in -> C*d (their outputs concatenated), the C 3x3 convolutions still run
     separately on their d-channel slices and are concatenated, and the C last 1x1 convs
     are one 1x1 conv C*d -> out over the concatenation.
-(c) grouped convolution: the block itself, :func:`numpy_resnext.blocks.bottleneck`, where
+(c) grouped convolution: the block itself, :func:`numpy_resnext.walk.bottleneck`, where
     (b)'s separate 3x3 convolutions are one convolution with groups = C.
 
 Why the equality holds with BN and ReLU included, not only for the linear part:
@@ -43,12 +43,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import relu
-from .archs import ArchConfig, BlockPlan, block_plan
+from .archs import ArchConfig
 from .batchnorm import batchnorm
-from .blocks import bottleneck, shortcut
 from .conv import conv2d
-from .errors import InputError
-from .params import BN_FIELDS, shortcut_names
+from .plan import BN_FIELDS, Block, layer_plan
+from .walk import ArrayOps, bottleneck, conv_bn
 
 
 class BranchForm(NamedTuple):
@@ -68,39 +67,40 @@ class BranchForm(NamedTuple):
     output: np.ndarray
 
 
-def find_block(config: ArchConfig, name) -> BlockPlan:
-    """The :class:`BlockPlan` called ``name`` (e.g. "layer1.0"); a BlockPlan passes through."""
-    if isinstance(name, BlockPlan):
-        return name
-    for b in block_plan(config):
-        if b.name == name:
-            return b
-    names = [b.name for b in block_plan(config)]
-    raise InputError(f"{config.name} has no block {name!r}; blocks are {names[0]} .. {names[-1]}")
+def find_block(config: ArchConfig, name) -> Block:
+    """The :class:`~numpy_resnext.plan.Block` called ``name`` (e.g. "layer1.0")."""
+    return layer_plan(config).block(name)
 
 
-def _bn(x, params, name, lo=None, hi=None):
+def _bn_slice(x, params, name, lo=None, hi=None):
     """Inference BN into a new array, optionally restricted to channels lo..hi-1 (BN is per
     channel, so slicing is exact)."""
     return batchnorm(x, *(params[f"{name}.{f}"][lo:hi] for f in BN_FIELDS))
 
 
-def branch(x, params, block: BlockPlan, i: int):
+def branch(x, params, block: Block, i: int):
     """Branch i of the block (Fig. 3a): (N, in, H, W) -> T_i (N, out, OH, OW), before bn3."""
-    b = block.name
-    d = block.width // block.groups                                      # channels per branch
-    lo, hi = i * d, (i + 1) * d
-    y = conv2d(x, params[f"{b}.conv1.weight"][lo:hi])                    # N, d, H, W
-    y = relu(_bn(y, params, f"{b}.bn1", lo, hi))
-    y = conv2d(y, params[f"{b}.conv2.weight"][lo:hi], stride=block.stride, padding=1)  # N, d, OH, OW
-    y = relu(_bn(y, params, f"{b}.bn2", lo, hi))
-    return conv2d(y, np.ascontiguousarray(params[f"{b}.conv3.weight"][:, lo:hi]))  # N, out, OH, OW
+    c1, c2, c3 = block.conv1, block.conv2, block.conv3
+    dp = block.group_width                                               # channels per branch, d'
+    lo, hi = i * dp, (i + 1) * dp
+    y = conv2d(x, params[f"{c1.name}.weight"][lo:hi], stride=c1.stride, padding=c1.padding)  # N, d', H, W
+    y = relu(_bn_slice(y, params, c1.bn, lo, hi))
+    y = conv2d(y, params[f"{c2.name}.weight"][lo:hi], stride=c2.stride, padding=c2.padding)  # N, d', OH, OW
+    y = relu(_bn_slice(y, params, c2.bn, lo, hi))
+    w3 = np.ascontiguousarray(params[f"{c3.name}.weight"][:, lo:hi])
+    return conv2d(y, w3, stride=c3.stride, padding=c3.padding)           # N, out, OH, OW
 
 
-def _merge(x, params, block, config, total, branches):
-    b = block.name
-    y3 = _bn(total, params, f"{b}.bn3")                                  # bn3 once, on the sum
-    s = shortcut(x, params, block, config, lambda name, value: None)
+def _shortcut(x, params, block: Block):
+    """The block's shortcut path on its input x, as the forward runs it."""
+    if block.projection is None:
+        return x
+    return conv_bn(x, block.projection, ArrayOps(params), lambda name, value: None)
+
+
+def _merge(x, params, block, total, branches):
+    y3 = _bn_slice(total, params, block.conv3.bn)                        # bn3 once, on the sum
+    s = _shortcut(x, params, block)
     return BranchForm(branches, total, y3, s, relu(y3 + s))
 
 
@@ -108,34 +108,33 @@ def block_branches(x, params, block, config: ArchConfig) -> BranchForm:
     """Fig. 3a on a real block: every branch's output, their sum, bn3, shortcut, output.
 
     x: (N, in, H, W) block input; params: canonical name -> array (inference BN: running
-    statistics); block: a :class:`BlockPlan` or its name ("layer1.0").
+    statistics); block: a :class:`~numpy_resnext.plan.Block` or its name ("layer1.0").
     """
     block = find_block(config, block)
     branches = [branch(x, params, block, i) for i in range(block.groups)]
     total = np.sum(branches, axis=0)                                     # N, out, OH, OW
-    return _merge(x, params, block, config, total, branches)
+    return _merge(x, params, block, total, branches)
 
 
 def early_concat_form(x, params, block, config: ArchConfig) -> BranchForm:
     """Fig. 3b: one 1x1 conv, C separate 3x3 convs concatenated, one 1x1 conv. ``branches``
     holds the C concatenated pieces after relu2 (N, d, OH, OW)."""
     block = find_block(config, block)
-    b, C = block.name, block.groups
-    d = block.width // C
-    y = relu(_bn(conv2d(x, params[f"{b}.conv1.weight"]), params, f"{b}.bn1"))   # N, C*d, H, W
-    w2 = params[f"{b}.conv2.weight"]                                            # C*d, d, 3, 3
-    pieces = [conv2d(np.ascontiguousarray(y[:, i * d:(i + 1) * d]), w2[i * d:(i + 1) * d],
-                     stride=block.stride, padding=1) for i in range(C)]         # C x (N, d, OH, OW)
-    z = relu(_bn(np.concatenate(pieces, axis=1), params, f"{b}.bn2"))           # N, C*d, OH, OW
-    total = conv2d(z, params[f"{b}.conv3.weight"])                              # N, out, OH, OW
-    return _merge(x, params, block, config, total, [z[:, i * d:(i + 1) * d] for i in range(C)])
+    c1, c2, c3 = block.conv1, block.conv2, block.conv3
+    C, dp = block.groups, block.group_width
+    y = relu(_bn_slice(conv2d(x, params[f"{c1.name}.weight"], c1.stride, c1.padding), params, c1.bn))  # N, C*d', H, W
+    w2 = params[f"{c2.name}.weight"]                                            # C*d', d', 3, 3
+    pieces = [conv2d(np.ascontiguousarray(y[:, i * dp:(i + 1) * dp]), w2[i * dp:(i + 1) * dp],
+                     stride=c2.stride, padding=c2.padding) for i in range(C)]   # C x (N, d', OH, OW)
+    z = relu(_bn_slice(np.concatenate(pieces, axis=1), params, c2.bn))         # N, C*d', OH, OW
+    total = conv2d(z, params[f"{c3.name}.weight"], c3.stride, c3.padding)      # N, out, OH, OW
+    return _merge(x, params, block, total, [z[:, i * dp:(i + 1) * dp] for i in range(C)])
 
 
 def grouped_form(x, params, block, config: ArchConfig) -> BranchForm:
     """Fig. 3c: the block exactly as the model runs it (one grouped 3x3 convolution)."""
     block = find_block(config, block)
     kept = {}
-    out = bottleneck(x, params, block, config, lambda name, value: kept.__setitem__(name, value.copy()))
-    b = block.name
-    s = x if block.shortcut == "identity" else kept[shortcut_names(config, b)[2]]  # the block ran it
-    return BranchForm([], kept[f"{b}.conv3"], kept[f"{b}.bn3"], s, out)
+    out = bottleneck(x, block, ArrayOps(params), lambda name, value: kept.__setitem__(name, value.copy()))
+    s = x if block.projection is None else kept[block.projection.bn]    # the block ran it
+    return BranchForm([], kept[block.conv3.name], kept[block.conv3.bn], s, out)

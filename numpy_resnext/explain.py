@@ -25,8 +25,9 @@ import numpy as np
 
 from ._files import atomic_write
 from .archs import ArchConfig
+from .branches import block_branches, grouped_form
 from .errors import InputError
-from .params import param_shapes
+from .plan import PAPER_STAGE_NAMES, layer_plan
 from .shapes import output_shapes
 
 PLOT_HINT = "pip install numpy-resnext[plot]"
@@ -44,46 +45,52 @@ class Layer(NamedTuple):
     macs: int
 
 
-def _block_input_shape(rows, block_name):
-    """(C, H, W) entering a block: the output of the row just before its conv1."""
-    names = [r["name"] for r in rows]
-    return rows[names.index(f"{block_name}.conv1") - 1]["shape"]
+def _conv_op(layer, groups=1) -> str:
+    k = layer.kernel
+    return f"conv {k}x{k}/{layer.stride}" + (f", groups={groups}" if groups > 1 else "")
 
 
 def block_layout(config: ArchConfig, block, height=224, width=224) -> dict:
     """Shapes, parameters and MACs of block ``block`` (a name such as "layer1.1") of
-    ``config`` at a height x width input, branch by branch and as the engine runs it."""
-    from .branches import find_block
-    b = find_block(config, block)
-    C, d = b.groups, b.width // b.groups
+    ``config`` at a height x width input, branch by branch and as the engine runs it.
+
+    ``d`` is the paper's bottleneck width (the template's, in layer1); ``dp`` is d', the
+    channels per branch in this block's stage (d doubled per stage: width / C)."""
+    plan = layer_plan(config)
+    b = plan.block(block)
+    c1, c2, c3 = b.conv1, b.conv2, b.conv3
+    C, dp = b.groups, b.group_width
     rows = output_shapes(config, height, width)
     by_name = {r["name"]: r for r in rows}
-    cin, H, W = _block_input_shape(rows, b.name)
-    _, OH, OW = by_name[f"{b.name}.conv2"]["shape"]
-    out = b.out_channels
-    lo_hi = "i*{d}:(i+1)*{d}".format(d=d)
+    cin, H, W = by_name[plan.block_input(b)]["shape"]
+    _, OH, OW = by_name[c2.name]["shape"]
+    out, k2 = b.out_channels, c2.kernel * c2.kernel
+    lo_hi = f"i*{dp}:(i+1)*{dp}"
+    short = lambda layer: layer.name.rsplit(".", 1)[1]                   # noqa: E731 ("conv2")
+    bn = lambda layer: layer.bn.rsplit(".", 1)[1]                        # noqa: E731 ("bn2")
     branch = [
-        Layer("conv1 slice", "conv 1x1", f"conv1.weight[{lo_hi}]  ({d}, {cin}, 1, 1)",
-              (cin, H, W), (d, H, W), d * cin, d * cin * H * W),
-        Layer("bn1 + relu", "per channel", f"bn1.*[{lo_hi}]", (d, H, W), (d, H, W), 2 * d, 0),
-        Layer("conv2 slice", f"conv 3x3/{b.stride}", f"conv2.weight[{lo_hi}]  ({d}, {d}, 3, 3)",
-              (d, H, W), (d, OH, OW), d * d * 9, d * d * 9 * OH * OW),
-        Layer("bn2 + relu", "per channel", f"bn2.*[{lo_hi}]", (d, OH, OW), (d, OH, OW), 2 * d, 0),
-        Layer("conv3 slice", "conv 1x1", f"conv3.weight[:, {lo_hi}]  ({out}, {d}, 1, 1)",
-              (d, OH, OW), (out, OH, OW), out * d, out * d * OH * OW),
+        Layer(f"{short(c1)} slice", _conv_op(c1), f"{short(c1)}.weight[{lo_hi}]  ({dp}, {cin}, 1, 1)",
+              (cin, H, W), (dp, H, W), dp * cin, dp * cin * H * W),
+        Layer(f"{bn(c1)} + relu", "per channel", f"{bn(c1)}.*[{lo_hi}]", (dp, H, W), (dp, H, W), 2 * dp, 0),
+        Layer(f"{short(c2)} slice", _conv_op(c2),
+              f"{short(c2)}.weight[{lo_hi}]  ({dp}, {dp}, {c2.kernel}, {c2.kernel})",
+              (dp, H, W), (dp, OH, OW), dp * dp * k2, dp * dp * k2 * OH * OW),
+        Layer(f"{bn(c2)} + relu", "per channel", f"{bn(c2)}.*[{lo_hi}]", (dp, OH, OW), (dp, OH, OW), 2 * dp, 0),
+        Layer(f"{short(c3)} slice", _conv_op(c3), f"{short(c3)}.weight[:, {lo_hi}]  ({out}, {dp}, 1, 1)",
+              (dp, OH, OW), (out, OH, OW), out * dp, out * dp * OH * OW),
     ]
-    shapes = param_shapes(config)
     grouped = [
-        Layer("conv1", "conv 1x1", f"conv1.weight {shapes[f'{b.name}.conv1.weight']}",
-              (cin, H, W), (C * d, H, W), *_row(by_name, f"{b.name}.conv1")),
-        Layer("conv2", f"conv 3x3/{b.stride}, groups={C}", f"conv2.weight {shapes[f'{b.name}.conv2.weight']}",
-              (C * d, H, W), (C * d, OH, OW), *_row(by_name, f"{b.name}.conv2")),
-        Layer("conv3", "conv 1x1", f"conv3.weight {shapes[f'{b.name}.conv3.weight']}",
-              (C * d, OH, OW), (out, OH, OW), *_row(by_name, f"{b.name}.conv3")),
+        Layer(short(c1), _conv_op(c1), f"{short(c1)}.weight {c1.weight_shape}",
+              (cin, H, W), (C * dp, H, W), *_row(by_name, c1.name)),
+        Layer(short(c2), _conv_op(c2, C), f"{short(c2)}.weight {c2.weight_shape}",
+              (C * dp, H, W), (C * dp, OH, OW), *_row(by_name, c2.name)),
+        Layer(short(c3), _conv_op(c3), f"{short(c3)}.weight {c3.weight_shape}",
+              (C * dp, OH, OW), (out, OH, OW), *_row(by_name, c3.name)),
     ]
     branch_params = sum(layer.params for layer in branch if layer.op.startswith("conv"))
     branch_macs = sum(layer.macs for layer in branch)
-    return dict(config=config, block=b, cardinality=C, d=d, in_shape=(cin, H, W),
+    return dict(config=config, block=b, cardinality=C, d=config.base_width, dp=dp,
+                kernel=c2.kernel, in_shape=(cin, H, W),
                 out_shape=(out, OH, OW), branch=branch, grouped=grouped,
                 branch_conv_params=branch_params, branch_macs=branch_macs,
                 aggregation_adds=(C - 1) * out * OH * OW, input_size=(height, width))
@@ -96,13 +103,14 @@ def _row(by_name, name):
 
 def format_layout(lay: dict) -> str:
     """The layout as text tables."""
-    b, C, d = lay["block"], lay["cardinality"], lay["d"]
+    b, C, d, dp = lay["block"], lay["cardinality"], lay["d"], lay["dp"]
     cfg = lay["config"]
     h, w = lay["input_size"]
-    lines = [f"{cfg.name} {b.name} (stage {b.stage + 1}, block {b.index}) at a {h}x{w} input",
+    lines = [f"{cfg.name} {b.name} (stage layer{b.layer} = the paper's {PAPER_STAGE_NAMES.get(b.layer, '-')}, "
+             f"block {b.index}) at a {h}x{w} input",
              f"  input {_shape(lay['in_shape'])} -> output {_shape(lay['out_shape'])}; "
-             f"cardinality C = {C}, bottleneck width d = {d}, stride {b.stride}, "
-             f"{b.shortcut} shortcut",
+             f"cardinality C = {C}, bottleneck width d = {d} (layer1's; doubled per stage), "
+             f"here d' = {dp} channels per branch; stride {b.stride}, {b.shortcut} shortcut",
              "",
              f"Split-transform-merge (Fig. 3a): each of the C = {C} branches, i = 0..{C - 1}:",
              _table(lay["branch"])]
@@ -120,15 +128,16 @@ def format_layout(lay: dict) -> str:
     g_params = sum(layer.params for layer in lay["grouped"])
     g_macs = sum(layer.macs for layer in lay["grouped"])
     same = (g_params, g_macs) == (C * gp, C * gm)
-    K, P = C * d, lay["out_shape"][1] * lay["out_shape"][2]
+    K, P, RS = C * dp, lay["out_shape"][1] * lay["out_shape"][2], lay["kernel"] ** 2
     lines += [f"  total {g_params:,} parameters, {g_macs:,} MACs "
               f"({'equal to' if same else 'DIFFERENT from'} C x one branch)",
-              f"  conv1: rows i*{d}:(i+1)*{d} of its weight are branch i's first conv; the C "
+              f"  conv1: rows i*{dp}:(i+1)*{dp} of its weight are branch i's first conv; the C "
               f"outputs come out concatenated ({K} channels).",
-              f"  conv2: group g = branch g. im2col gives columns (G, P, R*S*C/G) = "
-              f"({C}, {P}, {9 * d}) for one sample, the weight matrix is ({C}, {9 * d}, {d}), "
-              f"and one batched matmul over the group axis gives ({C}, {P}, {d}).",
-              f"  conv3: columns i*{d}:(i+1)*{d} of its weight are branch i's last conv; its "
+              f"  conv2: group g = branch g (G = C = {C} groups of Cg = d' = {dp} channels). "
+              f"im2col gives columns (G, P, R*S*Cg) = ({C}, {P}, {RS * dp}) for one sample, "
+              f"the weight matrix is (G, R*S*Cg, Kg) = ({C}, {RS * dp}, {dp}), and one batched "
+              f"matmul over the group axis gives (G, P, Kg) = ({C}, {P}, {dp}).",
+              f"  conv3: columns i*{dp}:(i+1)*{dp} of its weight are branch i's last conv; its "
               f"matmul's inner sum over {K} channels is the aggregation over branches."]
     return "\n".join(lines)
 
@@ -169,10 +178,8 @@ class Contributions(NamedTuple):
 
 def branch_contributions(model, x, block) -> Contributions:
     """Split the block's aggregated transform on input batch ``x`` into its C branches."""
-    from .audit import block_input
-    from .branches import block_branches, find_block, grouped_form
-    b = find_block(model.config, block)
-    xin = block_input(model, x, b.name)                                  # N, in, H, W
+    b = model.plan.block(block)
+    xin = model.forward(x, stop_before=b.name)                           # N, in, H, W
     conv3 = grouped_form(xin, model.params, b, model.config).total        # what the model computes
     form = block_branches(xin, model.params, b, model.config)
     # the statistics in float64, converted once
@@ -227,7 +234,7 @@ def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note
     fig = plt.figure(figsize=(max(2.0 * cols, 11.0), 4.0 + 2.0 * grid_rows), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[3.6, 2.0 * grid_rows])
     b = lay["block"]
-    fig.suptitle(f"{lay['config'].name} {b.name}: {C} branch{'es' if C != 1 else ''} of d = {lay['d']} "
+    fig.suptitle(f"{lay['config'].name} {b.name}: {C} branch{'es' if C != 1 else ''} of d' = {lay['dp']} "
                  f"(in {_shape(lay['in_shape'])}, out {_shape(lay['out_shape'])}){title_note}",
                  fontsize=12)
     axes = top.subplots(1, 2, width_ratios=[1, 3]) if image is not None else [None, top.subplots()]

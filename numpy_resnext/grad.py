@@ -1,15 +1,17 @@
 """The backward pass of a whole network: gradients for the input and every parameter.
 
 The forward code exists once. :func:`forward_tape` runs the model's own forward
-(:meth:`ResNeXt.forward`) and keeps, through its ``capture`` mechanism, only the named
+(:meth:`ResNeXt.forward`, the walk of :mod:`numpy_resnext.walk`) and keeps, through its
+``keep`` option, only the named
 intermediates the backward reads: the input of every convolution, the output of every
 ReLU (its sign pattern is the ReLU's gradient mask) and, in inference mode, the input of
 every BatchNorm. In training mode BatchNorm runs with batch statistics through the
-``norm`` hook of :mod:`numpy_resnext.blocks`, which records each layer's cache and its
+``norm`` hook of :class:`numpy_resnext.walk.ArrayOps`, which records each layer's cache and its
 updated running statistics.
 
 :func:`backward` is then the forward read in reverse: head (fc, global pool), the blocks
-of :func:`numpy_resnext.archs.block_plan` from last to first, the stem. Inside a block:
+of the layer plan (:mod:`numpy_resnext.plan`) from last to first, the stem; every
+stride, padding, group count and pool comes from the plan's layers. Inside a block:
 
     dout -> final ReLU -> (residual branch: bn3 -> conv3 -> relu2 -> bn2 -> conv2 (grouped)
                                             -> relu1 -> bn1 -> conv1)
@@ -30,13 +32,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import relu_backward
-from .archs import BlockPlan
 from .batchnorm import EPS, PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train, batchnorm_train_backward
 from .conv import conv2d_backward
 from .errors import InputError, InputTypeError
 from .linear import linear_backward
-from .params import (bn_layers, conv_layers, is_trainable, param_shapes, shortcut_names, stem_layers,
-                     stem_relu_names)
+from .params import is_trainable, param_shapes
+from .plan import Block, ConvBN, Head, Pool
 from .pooling import avgpool2d_backward, global_avgpool_backward, maxpool2d_backward
 
 
@@ -76,11 +77,11 @@ def backward_names(model, train=False):
     """The intermediates the backward reads: every emitted name but BN outputs, the
     residual additions and the logits; in training mode the conv outputs (BN inputs) too,
     since training BN keeps its own normalised input."""
-    skip = {bn for bn, _ in bn_layers(model.config)}
+    plan = model.plan
+    skip = {layer.bn for layer in plan.convs()} | {b.add for b in plan.blocks} | {plan.head.fc}
     if train:
-        skip |= {c[0] for c in conv_layers(model.config)}
-    return [n for n in model.intermediate_names()
-            if n not in skip and not n.endswith(".add") and n != "fc"]
+        skip |= {layer.name for layer in plan.convs()}
+    return [n for n in plan.names() if n not in skip]
 
 
 def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM):
@@ -91,79 +92,78 @@ def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM):
     float32 0.9 (see :data:`numpy_resnext.batchnorm.PADDLE_MOMENTUM`).
     """
     norm = TrainBN(momentum) if train else None                         # forward checks x
-    logits, acts = model.forward(x, capture=backward_names(model, train), norm=norm)
+    logits, acts = model.forward(x, keep=backward_names(model, train), norm=norm)
     return logits, Tape(x, acts, norm.caches if train else {}, norm.running if train else OrderedDict())
 
 
-class _Walk(NamedTuple):
-    """The read-only context of one backward pass."""
+class _Backward:
+    """One backward pass: reads the parameters and the tape, accumulates ``grads``."""
 
-    params: dict
-    acts: dict
-    bn_caches: dict
-    grads: dict             # filled as the walk goes
+    def __init__(self, params, acts, bn_caches):
+        self.params, self.acts, self.bn_caches = params, acts, bn_caches
+        self.grads = {}
 
-    def bn(self, dout, name, conv_name):
+    def bn(self, dout, layer: ConvBN):
         """BN backward (training or inference form); records the weight and bias grads."""
+        name = layer.bn
         if self.bn_caches:
             dx, dw, db = batchnorm_train_backward(dout, self.bn_caches[name])
         else:
             p = self.params
-            dx, dw, db = batchnorm_backward(dout, self.acts[conv_name], p[f"{name}.weight"],
+            dx, dw, db = batchnorm_backward(dout, self.acts[layer.name], p[f"{name}.weight"],
                                             p[f"{name}.running_mean"], p[f"{name}.running_var"])
         self.grads[f"{name}.weight"], self.grads[f"{name}.bias"] = dw, db
         return dx
 
-    def conv(self, dout, name, x, stride=1, padding=0, groups=1):
-        dx, dw = conv2d_backward(dout, x, self.params[f"{name}.weight"], stride, padding, groups)
-        self.grads[f"{name}.weight"] = dw
-        return dx
+    def conv_bn(self, dout, layer: ConvBN, x):
+        """[ReLU ->] BN -> conv [-> pool] in reverse, for a layer whose input was ``x``
+        (the pool's input when there is a pool): the gradient for ``x``."""
+        if layer.relu is not None:
+            dout = relu_backward(dout, self.acts[layer.relu])
+        g = self.bn(dout, layer)
+        conv_in = x if layer.pool is None else self.acts[layer.pool.name]
+        g, dw = conv2d_backward(g, conv_in, self.params[f"{layer.name}.weight"], layer.stride,
+                                layer.padding, layer.groups)
+        self.grads[f"{layer.name}.weight"] = dw
+        if layer.pool is not None:
+            g = pool_backward(g, x, layer.pool)
+        return g
+
+    def head(self, dlogits, h: Head, features_shape):
+        """fc then global average pool, in reverse: (N, classes) -> (N, C, H, W)."""
+        df, dw, db = linear_backward(dlogits, self.acts[h.pool], self.params[f"{h.fc}.weight"])
+        self.grads[f"{h.fc}.weight"], self.grads[f"{h.fc}.bias"] = dw, db
+        return global_avgpool_backward(df, features_shape)
+
+    def bottleneck(self, dout, x, block: Block):
+        """One block in reverse: the gradient for the block input x (N, in, H, W)."""
+        a = self.acts
+        dy = relu_backward(dout, a[block.name])                          # through the final ReLU
+        # residual branch, last layer first; each layer's input is the previous one's ReLU
+        g = self.conv_bn(dy, block.conv3, a[block.conv2.relu])
+        g = self.conv_bn(g, block.conv2, a[block.conv1.relu])
+        dx = self.conv_bn(g, block.conv1, x)
+        # shortcut: the addition passes dy to both paths unchanged
+        if block.projection is None:
+            return dx + dy
+        return dx + self.conv_bn(dy, block.projection, x)
+
+    def stem(self, dout, x, plan):
+        """max-pool, then each (conv, BN, ReLU) of the stem in reverse: the input's gradient."""
+        g = dout
+        if plan.stem_pool is not None:
+            g = pool_backward(g, self.acts[plan.stem[-1].relu], plan.stem_pool)
+        for i in reversed(range(len(plan.stem))):
+            g = self.conv_bn(g, plan.stem[i], x if i == 0 else self.acts[plan.stem[i - 1].relu])
+        return g
 
 
-def head_backward(dlogits, walk: _Walk, features_shape):
-    """fc then global average pool, in reverse: (N, classes) -> (N, C, H, W)."""
-    df, dw, db = linear_backward(dlogits, walk.acts["avgpool"], walk.params["fc.weight"])
-    walk.grads["fc.weight"], walk.grads["fc.bias"] = dw, db
-    return global_avgpool_backward(df, features_shape)
-
-
-def bottleneck_backward(dout, x, block: BlockPlan, config, walk: _Walk):
-    """One block in reverse: the gradient for the block input x (N, in, H, W)."""
-    b, a = block.name, walk.acts
-    dy = relu_backward(dout, a[b])                                       # through the final ReLU
-    # residual branch, last op first
-    d = walk.bn(dy, f"{b}.bn3", f"{b}.conv3")
-    d = walk.conv(d, f"{b}.conv3", a[f"{b}.relu2"])
-    d = relu_backward(d, a[f"{b}.relu2"])
-    d = walk.bn(d, f"{b}.bn2", f"{b}.conv2")
-    d = walk.conv(d, f"{b}.conv2", a[f"{b}.relu1"], block.stride, 1, block.groups)
-    d = relu_backward(d, a[f"{b}.relu1"])
-    d = walk.bn(d, f"{b}.bn1", f"{b}.conv1")
-    dx = walk.conv(d, f"{b}.conv1", x)
-    # shortcut: the addition passes dy to both paths unchanged
-    if block.shortcut == "identity":
-        return dx + dy
-    pool, conv, bn = shortcut_names(config, b)
-    ds = walk.bn(dy, bn, conv)
-    if block.shortcut == "avgpool_projection":
-        ds = walk.conv(ds, conv, a[pool])
-        ds = avgpool2d_backward(ds, x.shape, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True)
-    else:
-        ds = walk.conv(ds, conv, x, block.stride)
-    return dx + ds
-
-
-def stem_backward(dout, x, config, walk: _Walk):
-    """max-pool, then each (conv, BN, ReLU) of the stem in reverse: the input's gradient."""
-    layers = stem_layers(config)
-    relu_names = stem_relu_names(config)
-    d = maxpool2d_backward(dout, walk.acts["relu"], kernel=3, stride=2, padding=1)
-    for i in reversed(range(len(layers))):
-        conv, bn, _, _, _, stride, padding = layers[i]
-        d = relu_backward(d, walk.acts[relu_names[i]])
-        d = walk.bn(d, bn, conv)
-        d = walk.conv(d, conv, x if i == 0 else walk.acts[relu_names[i - 1]], stride, padding)
-    return d
+def pool_backward(dout, x, pool: Pool):
+    """The gradient of a max or average pool for its input ``x``."""
+    if pool.kind == "max":
+        return maxpool2d_backward(dout, x, kernel=pool.kernel, stride=pool.stride, padding=pool.padding)
+    return avgpool2d_backward(dout, x.shape, kernel=pool.kernel, stride=pool.stride,
+                              padding=pool.padding, ceil_mode=pool.ceil_mode, exclusive=pool.exclusive)
 
 
 def backward(model, tape: Tape, dlogits):
@@ -180,18 +180,17 @@ def backward(model, tape: Tape, dlogits):
         raise InputError(f"backward: dlogits should be (N, classes) = {(N, model.config.num_classes)}, "
                          f"found {dlogits.shape}")
     if dlogits.dtype != model.dtype:
-        raise InputError(f"backward: dlogits has dtype {dlogits.dtype}, the model is {model.dtype}")
-    walk = _Walk(model.params, tape.acts, tape.bn_caches, {})
-    plan = model.block_plan
-    d = head_backward(dlogits, walk, tape.acts[plan[-1].name].shape)
-    for i in reversed(range(len(plan))):
-        x = tape.acts[plan[i - 1].name] if i > 0 else tape.acts["maxpool"]
-        d = bottleneck_backward(d, x, plan[i], model.config, walk)
-    dx = stem_backward(d, tape.x, model.config, walk)
+        raise InputTypeError(f"backward: dlogits has dtype {dlogits.dtype}, the model is {model.dtype}")
+    plan = model.plan
+    back = _Backward(model.params, tape.acts, tape.bn_caches)
+    g = back.head(dlogits, plan.head, tape.acts[plan.blocks[-1].name].shape)
+    for block in reversed(plan.blocks):
+        g = back.bottleneck(g, tape.acts[plan.block_input(block)], block)
+    dx = back.stem(g, tape.x, plan)
     grads = OrderedDict(input=np.ascontiguousarray(dx))
     for name in param_shapes(model.config):
         if is_trainable(name):
-            grads[name] = walk.grads[name]
+            grads[name] = back.grads[name]
     return grads
 
 

@@ -15,6 +15,7 @@ from importlib import resources
 import numpy as np
 
 from .errors import InputError
+from .loss import softmax  # noqa: F401  (top_k uses it; also importable from here)
 
 NUM_IMAGENET_CLASSES = 1000
 
@@ -39,15 +40,6 @@ def label_names(num_classes: int) -> tuple:
 def short_name(label: str) -> str:
     """The first synonym: "great white shark, white shark, ..." -> "great white shark"."""
     return label.split(",")[0].strip()
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities over the last axis, in float64; the max is subtracted first so large
-    logits cannot overflow exp."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def top_k(logits: np.ndarray, k: int = 5):

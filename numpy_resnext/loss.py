@@ -25,6 +25,15 @@ def _check_labels(logits, labels):
     return logits, labels
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, in float64; the max is subtracted first so large
+    logits cannot overflow exp."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of (N, classes) logits and (N,) integer labels: (loss, probs)."""
     logits, labels = _check_labels(logits, labels)

@@ -2,8 +2,8 @@
 
 ``build(arch, weights=None, seed=0, dtype="float32")`` returns a :class:`ResNeXt`;
 calling it on an (N, 3, H, W) array returns the logits (N, classes). The class only holds
-parameters and calls the functions in :mod:`numpy_resnext.blocks`; all math lives in the
-ops modules.
+parameters and runs the forward walk of :mod:`numpy_resnext.walk` over its layer plan; all
+math lives in the ops modules.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from collections import OrderedDict
 import numpy as np
 
 from ._checks import as_float_array, float_dtype
-from .archs import ArchConfig, block_plan, get_arch
-from .blocks import Capture, bottleneck, head, stem
+from .archs import ArchConfig, get_arch
 from .errors import InputError, InputTypeError, WeightsError
 from .params import check_params, count_params, init_params, is_trainable, param_shapes
-from .shapes import min_input_size, output_shapes
+from .plan import layer_plan
+from .shapes import min_input_size
+from .summary import summarize
+from .walk import ArrayOps, Capture, walk
 
 
 class ResNeXt:
@@ -34,8 +36,13 @@ class ResNeXt:
         self.dtype = np.dtype(dtype)
         self.params = params
         self.load_report = load_report or {"missing": [], "unexpected": []}
-        self.block_plan = block_plan(config)
+        self.plan = layer_plan(config)
         self.min_input_size = min_input_size(config)     # (H, W); once, not on every forward
+
+    @property
+    def block_plan(self) -> list:
+        """The bottleneck blocks of :attr:`plan`, in execution order."""
+        return list(self.plan.blocks)
 
     # --- parameters ------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
@@ -70,31 +77,39 @@ class ResNeXt:
                              f"{self.config.name}; at least {mh}x{mw} leaves 1x1 at the last stage")
         return x
 
-    def forward(self, x, capture=None, norm=None):
-        """Logits (N, classes); with ``capture`` also the named intermediates.
+    def forward(self, x, keep=None, norm=None, *, capture=None, stop_before=None, progress=None):
+        """Logits (N, classes); with ``keep`` also the named intermediates.
 
-        capture: None, True (every intermediate) or names / glob patterns. Returns
-        ``logits`` or ``(logits, OrderedDict name -> array)`` in execution order.
-        norm: optional BatchNorm callable (see :func:`blocks.bottleneck`); default inference BN.
+        keep:        None, True (every intermediate) or names / glob patterns (see
+                     :mod:`numpy_resnext._select`); ``capture`` is the same option under
+                     its earlier name. Returns ``logits`` or ``(logits, OrderedDict name ->
+                     array)`` in execution order.
+        norm:        optional BatchNorm callable (see :class:`walk.ArrayOps`); default
+                     inference BN with the running statistics.
+        stop_before: a block name: return that block's input (and what was kept) instead
+                     of the logits; nothing after it is computed.
+        progress:    optional ``progress(done, total, note)`` after the stem, each block
+                     and the head.
         """
+        if capture is not None:
+            if keep is not None:
+                raise InputError("forward: give keep= or its older name capture=, not both")
+            keep = capture
         x = self.check_input(x)
-        keep = Capture(capture)
-        y = stem(x, self.params, self.config, keep, norm)
-        for block in self.block_plan:
-            y = bottleneck(y, self.params, block, self.config, keep, norm)
-        logits = head(y, self.params, keep)
-        if capture is None or capture is False:
-            return logits
-        return logits, OrderedDict(keep.tensors)
+        kept = Capture(keep)
+        out = walk(self.plan, x, ArrayOps(self.params, norm), kept, stop_before, progress)
+        if keep is None or keep is False:
+            return out
+        return out, OrderedDict(kept.tensors)
 
     __call__ = forward
 
     def intermediate_names(self):
         """Every name the forward pass emits, in execution order."""
-        return [row["name"] for row in output_shapes(self.config, 224, 224)]
+        return self.plan.names()
 
     def summary(self, input_size=(224, 224)):
-        from .summary import summarize
+        """Per-layer rows and totals at ``input_size`` (see :func:`summary.summarize`)."""
         return summarize(self.config, input_size)
 
     def __repr__(self):

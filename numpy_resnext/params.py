@@ -14,75 +14,21 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .archs import ArchConfig, block_plan
+from .archs import ArchConfig
 from .errors import WeightsError
-
-BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
-BN_TRAINABLE = ("weight", "bias")
-
-
-def stem_layers(config: ArchConfig):
-    """The stem's (conv name, bn name, in, out, kernel, stride, padding) in order."""
-    if config.stem == "plain":
-        return [("conv1", "bn1", 3, config.stem_width, 7, 2, 3)]
-    w = config.deep_stem_width
-    return [("conv1.0", "conv1.1", 3, w, 3, 2, 1),
-            ("conv1.3", "conv1.4", w, w, 3, 1, 1),
-            ("conv1.6", "bn1", w, config.stem_width, 3, 1, 1)]
-
-
-def stem_relu_names(config: ArchConfig):
-    """The names the stem's ReLUs are emitted under, one per entry of :func:`stem_layers`:
-    torchvision/timm call the last one "relu"; the deep stem's inner ones are its
-    sequential indices conv1.2 and conv1.5."""
-    n = len(stem_layers(config))
-    return [f"conv1.{3 * i + 2}" for i in range(n - 1)] + ["relu"]
-
-
-def shortcut_names(config: ArchConfig, block_name: str):
-    """(pool, conv, bn) names of a block's projection shortcut; pool is None for torchvision."""
-    d = f"{block_name}.downsample"
-    if config.naming == "timm":
-        return f"{d}.0", f"{d}.1", f"{d}.2"
-    return None, f"{d}.0", f"{d}.1"
-
-
-def conv_layers(config: ArchConfig):
-    """Every convolution as (name, in, out, kernel, stride, padding, groups), in order."""
-    layers = [(c, i, o, k, s, p, 1) for c, _, i, o, k, s, p in stem_layers(config)]
-    for b in block_plan(config):
-        layers += [(f"{b.name}.conv1", b.in_channels, b.width, 1, 1, 0, 1),
-                   (f"{b.name}.conv2", b.width, b.width, 3, b.stride, 1, b.groups),
-                   (f"{b.name}.conv3", b.width, b.out_channels, 1, 1, 0, 1)]
-        if b.shortcut != "identity":
-            _, conv, _ = shortcut_names(config, b.name)
-            stride = 1 if b.shortcut == "avgpool_projection" else b.stride
-            layers.append((conv, b.in_channels, b.out_channels, 1, stride, 0, 1))
-    return layers
-
-
-def bn_layers(config: ArchConfig):
-    """Every BatchNorm as (name, channels), in order."""
-    layers = [(bn, o) for _, bn, _, o, _, _, _ in stem_layers(config)]
-    for b in block_plan(config):
-        layers += [(f"{b.name}.bn1", b.width), (f"{b.name}.bn2", b.width),
-                   (f"{b.name}.bn3", b.out_channels)]
-        if b.shortcut != "identity":
-            layers.append((shortcut_names(config, b.name)[2], b.out_channels))
-    return layers
-
+from .plan import BN_FIELDS, layer_plan
 
 def param_shapes(config: ArchConfig) -> "OrderedDict[str, tuple]":
-    """Canonical name -> shape for every tensor of ``config`` (BN statistics included)."""
+    """Canonical name -> shape for every tensor of ``config`` (BN statistics included), in
+    the order of the layer plan: each convolution's weight, then its BN's four tensors."""
+    plan = layer_plan(config)
     shapes = OrderedDict()
-    # every conv is followed by its own BN, so the two lists pair up in execution order
-    for (conv, cin, cout, k, _, _, g), (bn, channels) in zip(conv_layers(config), bn_layers(config),
-                                                             strict=True):
-        shapes[f"{conv}.weight"] = (cout, cin // g, k, k)
+    for layer in plan.convs():
+        shapes[f"{layer.name}.weight"] = layer.weight_shape
         for f in BN_FIELDS:
-            shapes[f"{bn}.{f}"] = (channels,)
-    shapes["fc.weight"] = (config.num_classes, config.num_features)
-    shapes["fc.bias"] = (config.num_classes,)
+            shapes[f"{layer.bn}.{f}"] = (layer.out_channels,)
+    shapes[f"{plan.head.fc}.weight"] = (plan.head.num_classes, plan.head.in_features)
+    shapes[f"{plan.head.fc}.bias"] = (plan.head.num_classes,)
     return shapes
 
 

@@ -179,7 +179,7 @@ def test_invalid_config_reports_every_problem_at_once():
         ArchConfig("bad", depths=(0, 1), cardinality=0, stem="wide", num_classes=0)
     msg = str(info.value)
     for part in ("invalid architecture 'bad'", "depths must be positive block counts, found (0, 1)",
-                 "cardinality must be >= 1, found 0", "stem must be 'plain' or 'deep', found 'wide'",
+                 "cardinality must be >= 1, found 0", "stem must be one of 'plain', 'deep', 'cifar', found 'wide'",
                  "num_classes must be >= 1, found 0"):
         assert part in msg
 

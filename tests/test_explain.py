@@ -16,7 +16,7 @@ TINY = custom(depths=(2, 1, 1, 1), cardinality=4, base_width=4, num_classes=10, 
 
 def test_layout_of_the_papers_block_by_hand():
     lay = block_layout(ARCHS["ResNeXt50_32x4d"], "layer1.1")
-    assert (lay["cardinality"], lay["d"]) == (32, 4)
+    assert (lay["cardinality"], lay["d"], lay["dp"]) == (32, 4, 4)          # layer1: d' = d
     assert lay["in_shape"] == (256, 56, 56) and lay["out_shape"] == (256, 56, 56)
     params = [layer.params for layer in lay["branch"]]
     assert params == [256 * 4, 2 * 4, 4 * 4 * 9, 2 * 4, 4 * 256]
@@ -27,12 +27,16 @@ def test_layout_of_the_papers_block_by_hand():
     assert sum(layer.params for layer in lay["grouped"]) == 70_144
     assert lay["aggregation_adds"] == 31 * 256 * 56 * 56
     text = format_layout(lay)
-    assert "(32, 3136, 36)" in text and "(32, 36, 4)" in text and "equal to C x one branch" in text
+    assert "(G, P, R*S*Cg) = (32, 3136, 36)" in text and "(32, 36, 4)" in text
+    assert "equal to C x one branch" in text and "layer1 = the paper's conv2" in text
 
 
 def test_layout_of_a_strided_block():
     lay = block_layout(ARCHS["ResNeXt101_64x4d"], "layer3.0", 224, 224)
-    assert (lay["cardinality"], lay["d"]) == (64, 16)
+    assert (lay["cardinality"], lay["d"], lay["dp"]) == (64, 4, 16)         # d' = 4 * 2**2 in layer3
+    text = format_layout(lay)
+    assert "bottleneck width d = 4" in text and "d' = 16" in text
+    assert "(G, P, R*S*Cg) = (64, 196, 144)" in text                       # 14*14 pixels, 9*16 columns
     assert lay["in_shape"] == (512, 28, 28) and lay["out_shape"] == (1024, 14, 14)
     conv2 = lay["branch"][2]
     assert conv2.in_shape == (16, 28, 28) and conv2.out_shape == (16, 14, 14)
@@ -75,7 +79,7 @@ def _run(argv, capsys):
 def test_explain_text_only(capsys):
     status, out, _ = _run(["explain", "ResNeXt50_32x4d", "--block", "layer4.0"], capsys)
     assert status == 0
-    assert "cardinality C = 32, bottleneck width d = 32" in out
+    assert "cardinality C = 32, bottleneck width d = 4" in out and "d' = 32 channels per branch" in out
     assert "1024x14x14 -> output 2048x7x7" in out
     assert "Branch contributions" not in out
 

@@ -23,7 +23,6 @@ scipy_signal = pytest.importorskip("scipy.signal")
 
 import numpy_resnext as nrx                                            # noqa: E402
 from numpy_resnext.activations import relu, relu_backward                # noqa: E402
-from numpy_resnext.archs import BlockPlan                                # noqa: E402
 from numpy_resnext.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train,  # noqa: E402
                                      batchnorm_train_backward, fold_bn)
 from numpy_resnext.branches import (block_branches, early_concat_form,   # noqa: E402
@@ -32,7 +31,7 @@ from numpy_resnext.conv import col2im, conv2d, conv2d_backward, im2col   # noqa:
 from numpy_resnext.grad import gradients                                 # noqa: E402
 from numpy_resnext.linear import linear, linear_backward                 # noqa: E402
 from numpy_resnext.loss import softmax_cross_entropy, softmax_cross_entropy_backward  # noqa: E402
-from numpy_resnext.params import bn_layers, shortcut_names               # noqa: E402
+from numpy_resnext.plan import make_block                               # noqa: E402
 from numpy_resnext.pooling import (avgpool2d, avgpool2d_backward, global_avgpool,  # noqa: E402
                                    global_avgpool_backward, maxpool2d, maxpool2d_backward)
 
@@ -57,20 +56,18 @@ def random_bn(rng, params, name, C):
 
 # --- 1. Fig. 3 -----------------------------------------------------------------------
 def block_setup(rng, C, d, cin, cout, stride, shortcut, vd):
-    """A BlockPlan, a config for its shortcut names, and random params under canonical names."""
+    """An odd-sized Block, a config (the forms take it), and random params under canonical names."""
     config = nrx.custom(depths=(1, 1), cardinality=C, base_width=d, stem="deep" if vd else "plain")
     width = C * d
-    block = BlockPlan(name="layer2.0", stage=1, index=0, in_channels=cin, width=width,
-                      out_channels=cout, stride=stride, groups=C, shortcut=shortcut)
+    block = make_block("layer2.0", 2, 0, cin, width, cout, stride, C, shortcut, config.naming)
     p = {"layer2.0.conv1.weight": rng.standard_normal((width, cin, 1, 1)) / np.sqrt(cin),
          "layer2.0.conv2.weight": rng.standard_normal((width, d, 3, 3)) / np.sqrt(9 * d),
          "layer2.0.conv3.weight": rng.standard_normal((cout, width, 1, 1)) / np.sqrt(width)}
     for i, c in ((1, width), (2, width), (3, cout)):
         random_bn(rng, p, f"layer2.0.bn{i}", c)
-    if shortcut != "identity":
-        _, conv, bn = shortcut_names(config, "layer2.0")
-        p[f"{conv}.weight"] = rng.standard_normal((cout, cin, 1, 1)) / np.sqrt(cin)
-        random_bn(rng, p, bn, cout)
+    if block.projection is not None:
+        p[f"{block.projection.name}.weight"] = rng.standard_normal((cout, cin, 1, 1)) / np.sqrt(cin)
+        random_bn(rng, p, block.projection.bn, cout)
     return config, block, p
 
 
@@ -106,8 +103,8 @@ def resnext50():
     """ResNeXt-50 32x4d's seeded weights with random BN statistics (float64)."""
     model = nrx.build("ResNeXt50_32x4d", dtype="float64", seed=0)
     rng = np.random.default_rng(0)
-    for name, C in bn_layers(model.config):
-        random_bn(rng, model.params, name, C)
+    for layer in model.plan.convs():
+        random_bn(rng, model.params, layer.bn, layer.out_channels)
     return model
 
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the commands: examples in --help, progress, atomic writes, arrays."""
+"""Helpers shared by the commands: examples in --help, progress, the model options and the
+model they build, inputs (arrays and images), atomic writes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import numpy as np
 
 from .._checks import as_float_array
 from .._files import atomic_write, check_output_path, save_npy  # noqa: F401  (the commands import them from here)
-from ..errors import InputError
+from ..errors import ArchitectureError, InputError
+from ..model import build
+from ..preprocess import describe, load_image, preprocess
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def add_command(sub, name, help, example, description=None):
@@ -74,3 +79,67 @@ def cast_input(x, dtype, what="input"):
     print(f"note: {what}: {x.dtype} values cast to {np.dtype(dtype)} (the model's --dtype)",
           file=sys.stderr)
     return x.astype(dtype)
+
+
+# --- the model options ------------------------------------------------------------------------
+def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False):
+    """The options :func:`load_model` reads: ARCH (optional with --weights unless
+    ``arch_required``), --weights, --dtype, --seed and, where a command allows partial
+    loads, --non-strict."""
+    if arch_required:
+        p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
+    else:
+        p.add_argument("arch", nargs="?", default=None,
+                       help="architecture name; may be left out when --weights names a file the "
+                            "architecture can be inferred from")
+    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
+    p.add_argument("--dtype", default=default_dtype, choices=["float32", "float64"],
+                   help=dtype_help or f"precision of the model and its input (default {default_dtype})")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initialisation when there is no --weights (default 0)")
+    if non_strict:
+        p.add_argument("--non-strict", action="store_true",
+                       help="load what matches (e.g. a backbone without its head), keep seeded "
+                            "values for the rest and list what was skipped")
+
+
+def load_model(args):
+    """The model a command asked for (arch and/or --weights, --dtype, --seed)."""
+    if args.arch is None and args.weights is None:
+        raise ArchitectureError("name an architecture (see `numpy-resnext archs`) or give --weights")
+    strict = not getattr(args, "non_strict", False)
+    model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict)
+    report = model.load_report
+    skipped = report.get("missing", []) + report.get("skipped", []) + report.get("unexpected", [])
+    if skipped:
+        print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
+    return model
+
+
+# --- inputs ---------------------------------------------------------------------------------
+def load_input(path, dtype, what="--input"):
+    """(x, note): an (N, 3, H, W) array of ``dtype`` from a .npy file or an image, and how it
+    was made (None, or the preprocessing applied).
+
+    An image file (by extension) or a uint8 (H, W, 3) .npy is preprocessed as PaddleClas
+    evaluates, in float32 as PaddleClas computes it, then cast to ``dtype``; a float
+    (3, H, W) or (N, 3, H, W) .npy is used as it is (cast, with a note, if needed).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{what}: file {path!r} does not exist")
+    if path.lower().endswith(IMAGE_EXTS):
+        x, note = load_image(path, dtype="float32"), describe()
+    else:
+        x, note = load_npy(path, what), None
+        if x.dtype == np.uint8:
+            if x.ndim != 3 or x.shape[-1] != 3:
+                raise InputError(f"{what} {path!r}: a uint8 image must be (H, W, 3) RGB, found {x.shape}")
+            x, note = preprocess(x, dtype="float32"), describe()
+    if x.ndim == 3:
+        x = x[None]                                   # (3, H, W) -> (1, 3, H, W)
+    if x.ndim != 4 or x.shape[1] != 3:
+        hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
+        raise InputError(f"{what} {path!r}: expected (3, H, W) or (N, 3, H, W) values, "
+                         f"found shape {x.shape}{hint}")
+    return cast_input(x, dtype, what), note

@@ -6,7 +6,7 @@ import os
 from ..errors import InputError
 from ..labels import label_names, short_name, top_k
 from ..preprocess import describe, load_image
-from ._common import Progress, add_command, cast_input
+from ._common import Progress, add_command, add_model_options, cast_input, load_model
 
 
 def add_parser(sub):
@@ -20,14 +20,9 @@ def add_parser(sub):
                     "A .npy file holds either uint8 (H, W, 3) RGB pixels (preprocessed here) "
                     "or float (3, H, W) values already preprocessed (used as they are). "
                     "Other image files need Pillow: pip install numpy-resnext[image].")
-    p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
+    add_model_options(p, default_dtype="float32", arch_required=True)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or .npy arrays")
-    p.add_argument("--weights", default=None,
-                   help="weight file or directory; without it the weights are seeded random "
-                        "numbers and the predictions are meaningless")
     p.add_argument("--top", type=int, default=5, help="classes to list per image (default 5)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     return p
 
@@ -43,10 +38,9 @@ def _check_args(args):
 
 
 def run(args):
-    from ..model import build
     _check_args(args)
     progress = Progress("classify", total=len(args.images))
-    model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype)
+    model = load_model(args)
     names = label_names(model.config.num_classes)
     k = min(args.top, model.config.num_classes)
     if args.weights is None and not args.json:

@@ -4,8 +4,13 @@ import os
 
 import numpy as np
 
+from ..archs import get_arch
 from ..errors import InputError
-from ._common import Progress, add_command, cast_input, load_npy
+from ..explain import (block_layout, branch_contributions, denormalize, format_contributions,
+                       format_layout, plot_contributions, require_matplotlib)
+from ..plan import layer_plan
+from ..shapes import min_input_size, valid_size
+from ._common import Progress, add_command, add_model_options, load_input, load_model
 
 
 def add_parser(sub):
@@ -18,13 +23,12 @@ def add_parser(sub):
                     "convolution. With --input, also each branch's contribution to the "
                     "block's aggregated transform on that input; with --png, a figure of them "
                     "(needs matplotlib: pip install numpy-resnext[plot]).")
-    p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
+    add_model_options(p, default_dtype="float32", arch_required=True)
     p.add_argument("--block", default="layer1.1",
                    help="block name, layerS.I (default layer1.1: the block the paper draws in Fig. 3)")
     p.add_argument("--input", default=None,
                    help="image (.jpg/.png with Pillow), uint8 (H, W, 3) .npy, or preprocessed "
                         "float (3, H, W) / (N, 3, H, W) .npy")
-    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
     p.add_argument("--png", default=None, metavar="OUT.png",
                    help="write a figure of the branches' contributions (with no --input the "
                         "input is seeded noise)")
@@ -32,35 +36,10 @@ def add_parser(sub):
                    help="input size for the tables when there is no --input (default 224 224)")
     p.add_argument("--top", type=int, default=0,
                    help="list only the N largest contributions (default 0: every branch)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     return p
 
 
-def load_input(path, dtype):
-    """(N, 3, H, W) float array of ``dtype`` from an image or .npy file."""
-    from ..preprocess import load_image, preprocess
-    if path.lower().endswith(".npy"):
-        a = load_npy(path, "--input")
-        if a.dtype == np.uint8:
-            if a.ndim != 3 or a.shape[2] != 3:
-                raise InputError(f"--input {path!r}: a uint8 image must be (H, W, 3) RGB, found {a.shape}")
-            a = preprocess(a, dtype)
-        if a.ndim == 3:
-            a = a[None]
-        if a.ndim != 4 or a.shape[1] != 3:
-            raise InputError(f"--input {path!r}: expected (3, H, W) or (N, 3, H, W) floats, "
-                             f"found shape {a.shape}")
-        return cast_input(a, dtype, "--input")
-    return cast_input(load_image(path, dtype)[None], dtype, "--input")
-
-
 def run(args):
-    from ..archs import get_arch
-    from ..branches import find_block
-    from ..explain import (block_layout, branch_contributions, denormalize, format_contributions,
-                           format_layout, plot_contributions, require_matplotlib)
-    from ..shapes import min_input_size, valid_size
     for flag, path in (("--input", args.input), ("--weights", args.weights)):
         if path is not None and not os.path.exists(path):
             raise InputError(f"{flag}: {path!r} does not exist")
@@ -71,8 +50,8 @@ def run(args):
     if args.png is not None:
         require_matplotlib()                 # fail before the slow part, not after
     config = get_arch(args.arch)
-    find_block(config, args.block)
-    x = load_input(args.input, args.dtype) if args.input else None
+    layer_plan(config).block(args.block)            # a clear error for an unknown block, early
+    x = load_input(args.input, args.dtype)[0] if args.input else None
     h, w = x.shape[2:] if x is not None else args.input_size
     if not valid_size(config, h, w):
         mh, mw = min_input_size(config)
@@ -83,8 +62,7 @@ def run(args):
     if x is None and args.png is None:
         return 0
     progress = Progress("explain", total=2)
-    from ..model import build
-    model = build(config, weights=args.weights, seed=args.seed, dtype=args.dtype)
+    model = load_model(args)
     note = ""
     if x is None:
         x = np.random.default_rng(args.seed).standard_normal((1, 3, h, w)).astype(args.dtype)

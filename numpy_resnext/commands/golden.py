@@ -1,18 +1,12 @@
 """``numpy-resnext golden``: every named intermediate of a forward pass in one .npz."""
 
-import fnmatch
 import os
 import time
 
-import numpy as np
-
+from .._select import Selection
 from ..errors import InputError
 from ..golden import INPUT_NAME, file_sha256, golden_dump, write_golden
-from ..preprocess import describe, load_image, preprocess
-from ._common import Progress, add_command, cast_input, check_output_path, load_npy
-from .forward import add_model_options, load_model
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+from ._common import Progress, add_command, add_model_options, check_output_path, load_input, load_model
 
 
 def add_parser(sub):
@@ -37,26 +31,6 @@ def add_parser(sub):
     return p
 
 
-def load_input(path, dtype):
-    """(x, note): an (N, 3, H, W) array of ``dtype`` from a .npy or an image, and how it was
-    made (None, or the preprocessing applied to an image or a uint8 (H, W, 3) .npy).
-
-    Images are preprocessed as PaddleClas evaluates, in float32 as PaddleClas computes it,
-    then cast to ``dtype``.
-    """
-    if not os.path.exists(path):
-        raise InputError(f"--input: file {path!r} does not exist")
-    if path.lower().endswith(IMAGE_EXTS):
-        x, note = load_image(path, dtype="float32"), describe()
-    else:
-        x, note = load_npy(path, "--input"), None
-        if x.dtype == np.uint8 and x.ndim == 3 and x.shape[-1] == 3:   # raw RGB pixels
-            x, note = preprocess(x, dtype="float32"), describe()
-    if x.ndim == 3:
-        x = x[None]                                   # (3, H, W) -> (1, 3, H, W)
-    return cast_input(x, dtype, "--input"), note
-
-
 def parse_keep(keep):
     if not keep:
         return None
@@ -68,16 +42,15 @@ def parse_keep(keep):
 
 def run(args):
     t0 = time.perf_counter()
-    select = parse_keep(args.keep)
+    keep = parse_keep(args.keep)
     check_output_path(args.output, "--output")       # fail before the forward pass, not after
     x, note = load_input(args.input, args.dtype)
     model = load_model(args)
-    if select is not None and not any(fnmatch.fnmatchcase(n, p) for n in model.intermediate_names()
-                                      for p in select):
-        raise InputError(f"--keep {','.join(select)}: matches no tensor name; see "
+    if keep is not None and not any(map(Selection(keep).matches, model.intermediate_names())):
+        raise InputError(f"--keep {','.join(keep)}: matches no tensor name; see "
                          f"`numpy-resnext summary {model.config.name}` for the names")
-    progress = Progress(f"golden {model.config.name}", total=len(model.block_plan) + 2)
-    tensors, manifest = golden_dump(model, x, select,
+    progress = Progress(f"golden {model.config.name}", total=len(model.plan.blocks) + 2)
+    tensors, manifest = golden_dump(model, x, keep,
                                     progress=lambda done, total, note: progress.update(done, note))
     manifest["input"].update(source=os.path.basename(args.input), file_sha256=file_sha256(args.input))
     if note:

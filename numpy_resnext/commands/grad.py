@@ -4,8 +4,7 @@ import time
 
 from ..errors import InputError
 from .._files import save_npz
-from ._common import Progress, add_command, cast_input, check_output_path, load_npy
-from .forward import add_model_options, load_model
+from ._common import Progress, add_command, add_model_options, cast_input, check_output_path, load_model, load_npy
 
 
 def add_parser(sub):

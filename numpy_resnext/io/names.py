@@ -29,9 +29,9 @@ import re
 from collections import OrderedDict
 from typing import NamedTuple
 
-from ..archs import ArchConfig, block_plan
+from ..archs import ArchConfig
 from ..errors import WeightsError
-from ..params import BN_FIELDS, shortcut_names, stem_layers
+from ..plan import BN_FIELDS, layer_plan
 
 # tensors a file may hold that carry no model state (torch's BN step counter)
 IGNORED_SUFFIXES = (".num_batches_tracked",)
@@ -88,7 +88,7 @@ class Unit(NamedTuple):
     """One conv + BN pair: its role and its canonical names."""
 
     role: str          # "stem", "conv1", "conv2", "conv3" or "short"
-    index: int         # stem: 0..2; block roles: position of the block in block_plan
+    index: int         # stem: 0..2; block roles: position of the block in the layer plan
     stage: int         # block roles: 0-based stage (stem: -1)
     block: int         # block roles: index inside the stage (stem: -1)
     conv: str          # canonical conv prefix, e.g. "layer1.0.conv2"
@@ -97,14 +97,12 @@ class Unit(NamedTuple):
 
 def units(config: ArchConfig) -> list:
     """Every conv + BN pair of ``config`` in the order of ``param_shapes``."""
-    out = [Unit("stem", k, -1, -1, conv, bn)
-           for k, (conv, bn, *_) in enumerate(stem_layers(config))]
-    for pos, b in enumerate(block_plan(config)):
-        for i in (1, 2, 3):
-            out.append(Unit(f"conv{i}", pos, b.stage, b.index, f"{b.name}.conv{i}", f"{b.name}.bn{i}"))
-        if b.shortcut != "identity":
-            _, conv, bn = shortcut_names(config, b.name)
-            out.append(Unit("short", pos, b.stage, b.index, conv, bn))
+    plan = layer_plan(config)
+    out = [Unit("stem", k, -1, -1, layer.name, layer.bn) for k, layer in enumerate(plan.stem)]
+    for pos, b in enumerate(plan.blocks):
+        for layer in b.convs:
+            role = "short" if layer.role == "shortcut" else layer.role
+            out.append(Unit(role, pos, b.stage, b.index, layer.name, layer.bn))
     return out
 
 

@@ -1,0 +1,36 @@
+"""Selecting intermediates by name: one definition of the names / glob patterns that
+``model.forward(keep=...)``, ``golden_dump(keep=...)`` and ``--keep`` accept.
+
+A selection is None or False (nothing), True (everything), one pattern or an iterable of
+patterns; a pattern is an exact name or a shell-style glob (``*`` any run of characters,
+``?`` one character, ``[...]`` a character class), matched against the whole name.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+
+def patterns(keep):
+    """The list of patterns ``keep`` stands for, or None for "everything" (True or None)."""
+    if keep is None or keep is True:
+        return None
+    if keep is False:
+        return []
+    return [keep] if isinstance(keep, str) else list(keep)
+
+
+def glob_match(name: str, pattern: str) -> bool:
+    """Whether ``name`` matches the shell-style ``pattern`` as a whole."""
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+class Selection:
+    """A compiled selection (see the module docstring)."""
+
+    def __init__(self, keep=None):
+        self.all = keep is True
+        self.patterns = [] if keep is None or keep is False else patterns(keep)
+
+    def matches(self, name: str) -> bool:
+        return self.all or any(glob_match(name, p) for p in self.patterns)

@@ -1,0 +1,171 @@
+"""The forward walk: the network run once through its :class:`~numpy_resnext.plan.Plan`.
+
+The stem -> blocks -> head walk is written here and nowhere else. Every caller reuses it
+through three hooks:
+
+- ``ops``: what each layer computes. :class:`ArrayOps` runs the package's ops on arrays
+  (the forward pass); :mod:`.shapes` passes ops that propagate shapes and count MACs; a
+  variant of the forward (training-mode BatchNorm, a deliberately wrong op) overrides one
+  method.
+- ``emit(name, value)``: called after every op with the intermediate's name (the names of
+  :meth:`Plan.names`); :class:`Capture` keeps copies of the ones selected.
+- ``stop_before`` (a block name: return that block's input) and ``progress(done, total,
+  note)`` (called after the stem, each block and the head).
+
+The bottleneck, as in the paper (Fig. 3c) with the stride on the grouped 3x3::
+
+    x -> conv1 1x1 (in -> width) -> bn1 -> relu1
+      -> conv2 3x3, groups = C, stride -> bn2 -> relu2
+      -> conv3 1x1 (width -> out) -> bn3 ------------------+-> add -> relu -> block output
+    x -> shortcut: identity | 1x1 conv (stride) + BN       |
+                 | vd: avgpool 2x2/2 ceil exclusive, 1x1 conv + BN
+
+Arrays created by :class:`ArrayOps` are owned by the walk, which lets BN, ReLU and the
+addition work in place; ``emit`` copies whatever it keeps, and no input is ever modified.
+"""
+
+from __future__ import annotations
+
+from ._select import Selection
+from .activations import relu
+from .batchnorm import batchnorm
+from .conv import conv2d
+from .linear import linear
+from .plan import Block, ConvBN, Head, Plan, Pool
+from .pooling import avgpool2d, global_avgpool, maxpool2d
+
+
+def inference_bn(x, params, name):
+    """BatchNorm with the running statistics, in place on an array the walk owns."""
+    return batchnorm(x, params[f"{name}.weight"], params[f"{name}.bias"],
+                     params[f"{name}.running_mean"], params[f"{name}.running_var"], out=x)
+
+
+class ArrayOps:
+    """The forward pass's ops on arrays, reading parameters by canonical name.
+
+    norm: the BatchNorm, ``norm(x, params, bn_name) -> y`` (it may work in place on x);
+    default :func:`inference_bn`. Training-mode BN (batch statistics) is passed in by
+    :mod:`numpy_resnext.grad`.
+    """
+
+    def __init__(self, params, norm=None):
+        self.params = params
+        self.norm = norm or inference_bn
+
+    def conv(self, x, layer: ConvBN):
+        return conv2d(x, self.params[f"{layer.name}.weight"], stride=layer.stride,
+                      padding=layer.padding, groups=layer.groups)
+
+    def bn(self, x, layer: ConvBN):
+        return self.norm(x, self.params, layer.bn)
+
+    def relu(self, x, name):
+        return relu(x, out=x)
+
+    def pool(self, x, pool: Pool):
+        if pool.kind == "max":
+            return maxpool2d(x, kernel=pool.kernel, stride=pool.stride, padding=pool.padding)
+        return avgpool2d(x, kernel=pool.kernel, stride=pool.stride, padding=pool.padding,
+                         ceil_mode=pool.ceil_mode, exclusive=pool.exclusive)
+
+    def add(self, y, shortcut, block: Block):
+        y += shortcut
+        return y
+
+    def global_pool(self, x, head: Head):
+        return global_avgpool(x)                                         # N, C
+
+    def fc(self, features, head: Head):
+        return linear(features, self.params[f"{head.fc}.weight"], self.params[f"{head.fc}.bias"])
+
+
+class Capture:
+    """An ``emit`` hook that keeps copies of the intermediates a selection matches.
+
+    keep: None or False (keep nothing), True (keep all), or names / glob patterns
+    ("layer1.0.*", "fc"); see :class:`numpy_resnext._select.Selection`. ``tensors`` holds
+    what was kept, in execution order.
+    """
+
+    def __init__(self, keep=None):
+        self.selection = Selection(keep)
+        self.tensors = {}
+
+    def __call__(self, name, value):
+        if self.selection.matches(name):
+            self.tensors[name] = value.copy()
+
+
+def _ignore(name, value):
+    return None
+
+
+def conv_bn(x, layer: ConvBN, ops, emit):
+    """[pool ->] conv -> BN [-> ReLU], emitting each result under the plan's names."""
+    if layer.pool is not None:
+        x = ops.pool(x, layer.pool)
+        emit(layer.pool.name, x)
+    y = ops.conv(x, layer)                                               # N, K, OH, OW
+    emit(layer.name, y)
+    y = ops.bn(y, layer)
+    emit(layer.bn, y)
+    if layer.relu is not None:
+        y = ops.relu(y, layer.relu)
+        emit(layer.relu, y)
+    return y
+
+
+def bottleneck(x, block: Block, ops, emit=_ignore):
+    """One ResNeXt block (split-transform-merge as a grouped convolution)."""
+    y = conv_bn(x, block.conv1, ops, emit)                               # N, width, H, W
+    y = conv_bn(y, block.conv2, ops, emit)                               # N, width, H/s, W/s (grouped)
+    y = conv_bn(y, block.conv3, ops, emit)                               # N, out, H/s, W/s
+    s = x if block.projection is None else conv_bn(x, block.projection, ops, emit)
+    y = ops.add(y, s, block)
+    emit(block.add, y)
+    y = ops.relu(y, block.name)
+    emit(block.name, y)
+    return y
+
+
+def stem(x, plan: Plan, ops, emit=_ignore):
+    """The stem's conv/BN/ReLU layers, then its max-pool (if any)."""
+    for layer in plan.stem:
+        x = conv_bn(x, layer, ops, emit)
+    if plan.stem_pool is not None:
+        x = ops.pool(x, plan.stem_pool)
+        emit(plan.stem_pool.name, x)
+    return x
+
+
+def head(x, h: Head, ops, emit=_ignore):
+    """Global average pool, then the fully connected layer: (N, C, H, W) -> (N, classes)."""
+    f = ops.global_pool(x, h)                                            # N, C
+    emit(h.pool, f)
+    logits = ops.fc(f, h)                                                # N, classes
+    emit(h.fc, logits)
+    return logits
+
+
+def walk(plan: Plan, x, ops, emit=None, stop_before=None, progress=None):
+    """Run ``plan`` on ``x``: the logits, or with ``stop_before`` (a block name) the input
+    of that block (nothing after it is computed)."""
+    emit = emit or _ignore
+    if stop_before is not None:
+        stop_before = plan.block(stop_before).name                       # a clear error if unknown
+    total = len(plan.blocks) + 2
+
+    def step(done, note):
+        if progress is not None:
+            progress(done, total, note)
+    x = stem(x, plan, ops, emit)
+    step(1, "stem")
+    for i, block in enumerate(plan.blocks):
+        if block.name == stop_before:
+            return x
+        x = bottleneck(x, block, ops, emit)
+        step(i + 2, block.name)
+    logits = head(x, plan.head, ops, emit)
+    step(total, "head")
+    return logits
