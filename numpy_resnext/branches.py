@@ -12,10 +12,12 @@ can be read three ways, and all three give the same numbers:
         1x1 conv d -> out   (columns i*d .. i*d+d-1 of conv3's weight: its *input* channels)
 
     and the block aggregates them by summing: T = sum_i T_i.
-(b) early concatenation, :func:`early_concat_form`: the C first 1x1 convolutions are one
-    1x1 conv in -> C*d (their outputs concatenated), the C 3x3 convolutions still run
-    separately on their d-channel slices and are concatenated, and the C last 1x1 convs
-    are one 1x1 conv C*d -> out over the concatenation.
+(b) early concatenation, :func:`early_concat_form`: each of the C branches keeps its own
+    first 1x1 conv in -> d and its own 3x3 conv d -> d; their outputs are concatenated
+    (C*d channels) before the last layer, which is one 1x1 conv C*d -> out instead of C
+    last 1x1 convs summed. (The function computes the C separate first 1x1 convs as one
+    1x1 conv in -> C*d: output channel j reads only row j of the weight, so the
+    concatenated outputs are the same numbers.)
 (c) grouped convolution: the block itself, :func:`numpy_resnext.blocks.bottleneck`, where
     (b)'s separate 3x3 convolutions are one convolution with groups = C.
 
