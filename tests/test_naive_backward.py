@@ -198,3 +198,23 @@ def test_naive_backward_leaves_inputs_alone(rng):
     naive.conv2d_backward(dout, x, w, 2, 1, 2)
     naive.batchnorm_train_backward(x, x, w[:, 0, 0, 0])
     naive.maxpool2d_backward(dout[:, :, :2, :2], x, 3, 2, 0)
+
+
+def test_backward_functions_are_exported_at_the_top_level():
+    import importlib
+
+    import numpy_resnext as nrx
+    # nrx.batchnorm, nrx.linear are the functions; the modules come by their full names
+    activations, batchnorm, conv, grad, linear, loss, pooling = (
+        importlib.import_module(f"numpy_resnext.{m}")
+        for m in ("activations", "batchnorm", "conv", "grad", "linear", "loss", "pooling"))
+    for mod, names in ((conv, ["conv2d_backward"]),
+                       (batchnorm, ["batchnorm_backward", "batchnorm_train", "batchnorm_train_backward"]),
+                       (activations, ["relu_backward"]),
+                       (pooling, ["maxpool2d_backward", "avgpool2d_backward", "global_avgpool_backward"]),
+                       (linear, ["linear_backward"]),
+                       (loss, ["softmax_cross_entropy", "softmax_cross_entropy_backward"]),
+                       (grad, ["gradients"])):
+        for name in names:
+            assert name in nrx.__all__, name
+            assert getattr(nrx, name) is getattr(mod, name), name
