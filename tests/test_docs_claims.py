@@ -100,3 +100,15 @@ def test_fig3b_as_the_paper_draws_it_is_the_block(rng):
     total = conv2d(np.concatenate(pieces, axis=1), p["layer1.0.conv3.weight"])
     ref = acts["layer1.0.conv3"]
     assert np.abs(total - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def test_units_are_stated_once_and_consistently():
+    """docs/README.md fixes the vocabulary (FLOP = 2 x MACs); its example numbers obey it and
+    round to the paper's Table 1 (4.1 G multiply-adds for ResNet-50, 4.2 G for 32x4d)."""
+    docs = (ROOT / "docs" / "README.md").read_text(encoding="utf-8")
+    assert "## Units: MACs and FLOP" in docs and "FLOP = 2 × MACs" in docs
+    m = re.search(r"4\.1\s+billion FLOPs for ResNet-50 are ([\d.]+) G MACs", docs)
+    assert m and round(float(m[1]), 1) == 4.1
+    m = re.search(r"ResNeXt-50 32x4d at 224x224 is ([\d.]+) GMACs = ([\d.]+) GFLOP", docs)
+    assert m and round(float(m[1]), 1) == 4.2 and abs(float(m[2]) - 2 * float(m[1])) < 0.006
+    assert "docs/README.md#units-macs-and-flop" in README

@@ -26,7 +26,8 @@ def add_parser(sub):
                    help="weight file or directory; without it the weights are seeded random "
                         "numbers and the predictions are meaningless")
     p.add_argument("--top", type=int, default=5, help="classes to list per image (default 5)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="precision of the model and the preprocessed images (default float32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     return p
