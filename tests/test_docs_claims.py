@@ -112,3 +112,47 @@ def test_units_are_stated_once_and_consistently():
     m = re.search(r"ResNeXt-50 32x4d at 224x224 is ([\d.]+) GMACs = ([\d.]+) GFLOP", docs)
     assert m and round(float(m[1]), 1) == 4.2 and abs(float(m[2]) - 2 * float(m[1])) < 0.006
     assert "docs/README.md#units-macs-and-flop" in README
+
+
+BACKWARD = (ROOT / "docs" / "backward.md").read_text(encoding="utf-8")
+
+
+def _floats(text):
+    """The numbers in a piece of prose, "−" read as a minus sign."""
+    return [float(v.replace("−", "-")) for v in re.findall(r"−?\d+(?:\.\d+)?", text)]
+
+
+def test_backward_md_softmax_example():
+    m = re.search(r"Example: z = \(([^)]*)\), label (\d), N = 1: p = \(([^)]*)\), L = −log ([\d.]+) = ([\d.]+),\s+"
+                  r"∂L/∂z = \(([^)]*)\)", BACKWARD)
+    assert m, "docs/backward.md: the softmax example moved"
+    import math
+    z, label = _floats(m[1]), int(m[2])
+    e = [math.exp(v) for v in z]
+    p = [v / sum(e) for v in e]
+    assert _floats(m[3]) == [round(v, 3) for v in p]
+    assert float(m[4]) == round(p[label], 3) and float(m[5]) == round(-math.log(p[label]), 3)
+    assert _floats(m[6]) == [round(v - (j == label), 3) for j, v in enumerate(p)]
+
+
+def test_backward_md_avgpool_example():
+    """H = 6, k = 3, s = 2, p = 1, ceil mode: counts, outputs and gradients, by hand."""
+    sec = " ".join(BACKWARD[BACKWARD.index("Example along one axis"):BACKWARD.index("## 6.")].split())
+    H, k, s, p = 6, 3, 2, 1
+    assert f"H = {H}, k = {k}, s = {s}, p = {p}, ceil mode" in sec
+    starts = [-p]      # ceil mode: add windows until one reaches the padded end, none starting in the right padding
+    while starts[-1] + k < H + 2 * p and starts[-1] + s < H:
+        starts.append(starts[-1] + s)
+    rows = [[h for h in range(h0, h0 + k) if 0 <= h < H] for h0 in starts]
+    excl = [len(r) for r in rows]
+    incl = [min(h0 + k, H + p) - h0 for h0 in starts]
+    m = re.search(r"Exclusive counts are ([\d, ]+) \(", sec)
+    assert m and [int(v) for v in m[1].split(",")] == excl
+    m = re.search(r"inclusive counts are ([\d, ]+) \(", sec)
+    assert m and [int(v) for v in m[1].split(",")] == incl
+    m = re.search(r"outputs are ([\d., ]+) \(exclusive\) and ([\d., ]+) \(inclusive\)", sec)
+    assert [round(sum(r) / c, 3) for r, c in zip(rows, excl)] == _floats(m[1])
+    assert [round(sum(r) / c, 3) for r, c in zip(rows, incl)] == _floats(m[2])
+    grad = [sum(1 / c for r, c in zip(rows, excl) if h in r) for h in range(H)]
+    m = re.search(r"the exclusive gradient is ([\d., ]+) \(", sec)
+    assert m and _floats(m[1]) == [round(g, 3) for g in grad]
