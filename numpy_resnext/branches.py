@@ -12,12 +12,14 @@ can be read three ways, and all three give the same numbers:
         1x1 conv d -> out   (columns i*d .. i*d+d-1 of conv3's weight: its *input* channels)
 
     and the block aggregates them by summing: T = sum_i T_i.
-(b) early concatenation, :func:`early_concat_form`: the C first 1x1 convolutions are one
-    1x1 conv in -> C*d (their outputs concatenated), the C 3x3 convolutions still run
-    separately on their d-channel slices and are concatenated, and the C last 1x1 convs
-    are one 1x1 conv C*d -> out over the concatenation.
+(b) early concatenation, :func:`early_concat_form`: each of the C branches keeps its own
+    first 1x1 conv in -> d and its own 3x3 conv d -> d; their outputs are concatenated
+    (C*d channels) before the last layer, which is one 1x1 conv C*d -> out instead of C
+    last 1x1 convs summed.
 (c) grouped convolution: the block itself, :func:`numpy_resnext.walk.bottleneck`, where
-    (b)'s separate 3x3 convolutions are one convolution with groups = C.
+    (b)'s C first 1x1 convolutions are one 1x1 conv in -> C*d (output channel j reads
+    only row j of the weight) and its C separate 3x3 convolutions are one convolution
+    with groups = C.
 
 Why the equality holds with BN and ReLU included, not only for the linear part:
 - bn1, relu1, bn2, relu2 act per channel. Channel j of the middle activations belongs to
@@ -117,15 +119,18 @@ def block_branches(x, params, block, config: ArchConfig) -> BranchForm:
 
 
 def early_concat_form(x, params, block, config: ArchConfig) -> BranchForm:
-    """Fig. 3b: one 1x1 conv, C separate 3x3 convs concatenated, one 1x1 conv. ``branches``
-    holds the C concatenated pieces after relu2 (N, d, OH, OW)."""
+    """Fig. 3b: C separate first 1x1 convs and C separate 3x3 convs, their outputs
+    concatenated, then one 1x1 conv. ``branches`` holds the C concatenated pieces after
+    relu2 (N, d', OH, OW)."""
     block = find_block(config, block)
     c1, c2, c3 = block.conv1, block.conv2, block.conv3
     C, dp = block.groups, block.group_width
-    y = relu(_bn_slice(conv2d(x, params[f"{c1.name}.weight"], c1.stride, c1.padding), params, c1.bn))  # N, C*d', H, W
-    w2 = params[f"{c2.name}.weight"]                                            # C*d', d', 3, 3
-    pieces = [conv2d(np.ascontiguousarray(y[:, i * dp:(i + 1) * dp]), w2[i * dp:(i + 1) * dp],
-                     stride=c2.stride, padding=c2.padding) for i in range(C)]   # C x (N, d', OH, OW)
+    w1, w2 = params[f"{c1.name}.weight"], params[f"{c2.name}.weight"]      # C*d', in, 1, 1 / C*d', d', 3, 3
+    pieces = []
+    for i in range(C):
+        lo, hi = i * dp, (i + 1) * dp
+        y = relu(_bn_slice(conv2d(x, w1[lo:hi], c1.stride, c1.padding), params, c1.bn, lo, hi))  # N, d', H, W
+        pieces.append(conv2d(y, w2[lo:hi], stride=c2.stride, padding=c2.padding))             # N, d', OH, OW
     z = relu(_bn_slice(np.concatenate(pieces, axis=1), params, c2.bn))         # N, C*d', OH, OW
     total = conv2d(z, params[f"{c3.name}.weight"], c3.stride, c3.padding)      # N, out, OH, OW
     return _merge(x, params, block, total, [z[:, i * dp:(i + 1) * dp] for i in range(C)])

@@ -13,8 +13,17 @@ for the optimizer as for BatchNorm; pass ``momentum=PADDLE_MOMENTUM`` to reprodu
 to float64 precision (with 0.9 they differ by ~1e-8 relative).
 
 :func:`train_step` = forward with training-mode BN + mean softmax cross-entropy + backward
-+ :func:`sgd_step` + the BN running-statistics update. All inputs are left unmodified;
-new dicts come back.
++ :func:`sgd_step` + the BN running-statistics update. By default all inputs are left
+unmodified and new dicts come back; with ``inplace=True`` the step is applied to the model
+(and to the velocity dict passed in), so that a training loop reads
+
+    velocity = {}
+    for x, labels in batches:
+        step = train_step(model, x, labels, velocity, lr=0.1, momentum=0.9, inplace=True)
+
+Even then no array is written into: ``model.params`` and ``velocity`` are the same dicts,
+holding new arrays under the same names (an array taken from them before the step keeps
+its old values).
 """
 
 from __future__ import annotations
@@ -62,14 +71,26 @@ class StepResult(NamedTuple):
 
 
 def train_step(model, x, labels, velocity=None, lr=0.1, momentum=0.9, weight_decay=0.0,
-               bn_momentum=PADDLE_MOMENTUM) -> StepResult:
+               bn_momentum=PADDLE_MOMENTUM, inplace=False) -> StepResult:
     """Forward (BN with batch statistics), softmax cross-entropy (mean over the batch),
-    backward, momentum SGD, running-statistics update. ``model`` is not modified: build a
-    new one from ``result.params`` (``ResNeXt(model.config, result.params, model.dtype)``)
-    to take the next step."""
+    backward, momentum SGD, running-statistics update.
+
+    inplace=False (default): ``model`` and ``velocity`` are not modified; build a new model
+    from ``result.params`` (``ResNeXt(model.config, result.params, model.dtype)``) and pass
+    ``result.velocity`` to take the next step.
+    inplace=True: the model's parameters and running statistics become the stepped ones
+    (``model.params`` is updated, same dict, new arrays) and ``velocity``, if a dict is
+    given, is updated the same way; the next step just calls again with the same objects.
+    The numbers are identical either way.
+    """
     logits, tape = forward_tape(model, x, train=True, momentum=bn_momentum)
     loss, probs = softmax_cross_entropy(logits, labels)
     grads = backward(model, tape, softmax_cross_entropy_backward(probs, np.asarray(labels)))
-    params, velocity = sgd_step(model.params, grads, velocity, lr, momentum, weight_decay)
+    params, new_velocity = sgd_step(model.params, grads, velocity, lr, momentum, weight_decay)
     params.update(tape.running)
-    return StepResult(params, velocity, float(loss), logits, grads)
+    if inplace:
+        model.params.update(params)          # every name already there: the order is kept
+        if velocity is not None:
+            velocity.update(new_velocity)
+        params = model.params
+    return StepResult(params, new_velocity, float(loss), logits, grads)

@@ -59,3 +59,30 @@ def test_grad_command_rejects_a_wrong_dout(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--dout" in err and "(2, 1000)" in err and "(2, 10)" in err
     assert not out.exists()
+
+
+def test_grad_train_writes_paddles_running_statistics(recording, capsys):
+    """--train --running R.npz: the updated running statistics under canonical names, equal
+    to what Paddle 3.3.1 recorded after the same training-mode forward."""
+    rec, d = recording
+    run = d / "running.npz"
+    argv = ["grad", "--weights", str(d / "w.npz"), "--input", str(d / "x.npy"), "--dout", str(d / "d.npy"),
+            "--output", str(d / "g_run.npz"), "--train", "--running", str(run)]
+    assert main(argv) == 0
+    assert "16 updated running statistics written to" in capsys.readouterr().out
+    r = np.load(run)
+    expected = [n for n in nrx.param_shapes(TINY) if "running_" in n]
+    assert sorted(r.files) == sorted(expected)
+    worst = max(rel_err(r[n], rec[f"train/running/{n}"]) for n in expected)
+    assert worst <= 1e-10, worst
+    params = np.load(d / "w.npz")
+    assert max(rel_err(r[n], params[n]) for n in expected) > 1e-3      # they did move
+
+
+def test_grad_running_needs_train(recording, capsys):
+    rec, d = recording
+    run = d / "running_eval.npz"
+    assert main(["grad", "--weights", str(d / "w.npz"), "--input", str(d / "x.npy"), "--dout",
+                 str(d / "d.npy"), "--output", str(d / "g_x.npz"), "--running", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "--running" in err and "--train" in err and not run.exists()

@@ -90,3 +90,33 @@ def test_a_few_steps_learn_a_tiny_batch():
     assert losses[-1] < 0.5 * losses[0], losses
     assert not np.array_equal(model.params["bn1.running_mean"], params0["bn1.running_mean"])
     assert list(r.params) == list(params0)
+
+
+def test_inplace_train_step_equals_the_functional_path():
+    """Three steps with inplace=True on one model and one velocity dict give exactly the
+    weights, running statistics, velocities and losses of the rebuild-every-step path; the
+    arrays held before a step are not written into."""
+    cfg = nrx.custom(depths=(1, 1), cardinality=2, base_width=2, num_classes=3)
+    rng = np.random.default_rng(3)
+    batches = [(rng.standard_normal((3, 3, 16, 16)), rng.integers(0, 3, 3)) for _ in range(3)]
+    kw = dict(lr=0.05, momentum=0.9, weight_decay=1e-3)
+    functional, v_fun, losses_fun = nrx.build(cfg, dtype="float64", seed=2), None, []
+    for x, y in batches:
+        r = train_step(functional, x, y, v_fun, **kw)
+        functional, v_fun = ResNeXt(cfg, r.params, functional.dtype), r.velocity
+        losses_fun.append(r.loss)
+    model, velocity = nrx.build(cfg, dtype="float64", seed=2), {}
+    params_dict = model.params
+    before = {k: v.copy() for k, v in model.params.items()}
+    held = dict(model.params)                                    # the arrays themselves
+    losses = [train_step(model, x, y, velocity, inplace=True, **kw).loss for x, y in batches]
+    assert losses == losses_fun
+    assert model.params is params_dict and list(model.params) == list(functional.params)
+    for name in functional.params:
+        np.testing.assert_array_equal(model.params[name], functional.params[name], err_msg=name)
+        np.testing.assert_array_equal(held[name], before[name], err_msg=name)   # not written into
+    assert sorted(velocity) == sorted(v_fun)
+    for name in v_fun:
+        np.testing.assert_array_equal(velocity[name], v_fun[name], err_msg=name)
+    assert not np.array_equal(model.params["bn1.running_var"], before["bn1.running_var"])
+    assert not np.array_equal(model.params["layer1.0.conv2.weight"], before["layer1.0.conv2.weight"])

@@ -25,7 +25,8 @@ def add_parser(sub):
                         "block the paper draws)")
     p.add_argument("--weights", default=None,
                    help="weights for the Fig. 3 block (default: seeded, BN statistics randomised)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights and input of the Fig. 3 check (default 0)")
     p.add_argument("--json", action="store_true", help="a JSON list of checks instead of text")
     return p
 

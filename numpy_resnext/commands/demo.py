@@ -17,9 +17,10 @@ def add_parser(sub):
     p = add_command(sub, "demo", "run a model on a seeded input (no files needed) and report",
                     "numpy-resnext demo --arch ResNeXt50_vd_32x4d --batch 2 --dtype float64")
     p.add_argument("--arch", default="ResNeXt50_32x4d", help="architecture (default ResNeXt50_32x4d)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=int, default=1, help="images in the seeded input batch (default 1)")
     p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="precision of weights and input (default float32)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and input (default 0)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs after a warm-up (median shown)")
     return p
@@ -51,12 +52,14 @@ def run(args):
         logits = model(x)
         times.append(time.perf_counter() - t)
     med = float(np.median(times))
-    gflop = 2 * macs * args.batch / 1e9
+    gmacs = macs * args.batch / 1e9
+    gflop = 2 * gmacs                                          # 1 multiply-accumulate = 2 FLOP
     print(f"  logits        {logits.shape} {logits.dtype}, sha256 {checksum(logits)}")
     print(f"                mean {logits.mean():.6g}, std {logits.std():.6g}, "
           f"first {np.array2string(logits[0, :4], precision=5)}")
     top = np.argsort(-logits[0])[:5]
     print(f"  top-5 (image 0) classes {top.tolist()} (seeded weights: indices only, not a prediction)")
     print(f"  forward       median {med * 1000:.1f} ms over {len(times)} runs "
-          f"({gflop:.2f} GFLOP, {gflop / med:.1f} GFLOP/s)")
+          f"({gmacs:.2f} GMACs = {gflop:.2f} GFLOP at 2 FLOP per multiply-accumulate; "
+          f"{gflop / med:.1f} GFLOP/s)")
     return 0

@@ -24,12 +24,20 @@ def add_parser(sub):
     p.add_argument("--train", action="store_true",
                    help="BatchNorm in training mode (batch statistics), as in a training step; "
                         "default: inference mode (running statistics)")
+    p.add_argument("--running", metavar="OUT.npz", default=None,
+                   help="with --train: also write the updated BatchNorm running statistics "
+                        "(every running_mean / running_var under its canonical name, Paddle's "
+                        "momentum 0.9 as float32) to this .npz, atomically")
     return p
 
 
 def run(args):
     from ..grad import gradients
     check_output_path(args.output, "--output")       # fail before the backward pass, not after
+    if args.running is not None:
+        if not args.train:
+            raise InputError("--running: the running statistics change only in training mode; add --train")
+        check_output_path(args.running, "--running")
     x = cast_input(load_npy(args.input, "--input"), args.dtype, "--input")
     dout = cast_input(load_npy(args.dout, "--dout"), args.dtype, "--dout")
     progress = Progress("grad")
@@ -41,10 +49,15 @@ def run(args):
         raise InputError(f"--dout {args.dout!r}: expected shape (N, classes) = {expected} for input "
                          f"{x.shape} and {model.config.name}, found {dout.shape}")
     progress.update(0, f"built {model.config.name}, running forward and backward")
-    grads = gradients(model, x, dout, train=args.train).grads
+    result = gradients(model, x, dout, train=args.train)
+    grads = result.grads
     save_npz(args.output, grads)
+    if args.running is not None:
+        save_npz(args.running, result.running)
     progress.done(f"wrote {args.output}")
     mode = "training" if args.train else "inference"
     print(f"{model.config.name}: {len(grads) - 1} parameter gradients + input gradient "
           f"({x.dtype}, BN {mode} mode) in {time.perf_counter() - t0:.2f} s, written to {args.output}")
+    if args.running is not None:
+        print(f"{len(result.running)} updated running statistics written to {args.running}")
     return 0
