@@ -63,6 +63,16 @@ def relu(x):
     return out
 
 
+def _window(i, j, kernel, stride, padding, H, W):
+    """Window (i, j) of a pool: the in-bounds rows and columns it covers, and its count
+    with the padding included (a ceil-mode overhang past the padding not counted)."""
+    h0, w0 = i * stride - padding, j * stride - padding
+    hs = [h for h in range(h0, h0 + kernel) if 0 <= h < H]
+    ws = [w for w in range(w0, w0 + kernel) if 0 <= w < W]
+    padded = (min(h0 + kernel, H + padding) - h0) * (min(w0 + kernel, W + padding) - w0)
+    return hs, ws, padded
+
+
 def maxpool2d(x, kernel=3, stride=2, padding=1):
     """Max over the in-bounds pixels of each window (padding never takes part)."""
     N, C, H, W = x.shape
@@ -70,9 +80,7 @@ def maxpool2d(x, kernel=3, stride=2, padding=1):
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
     for i in range(OH):
         for j in range(OW):
-            h0, w0 = i * stride - padding, j * stride - padding
-            hs = [h for h in range(h0, h0 + kernel) if 0 <= h < H]
-            ws = [w for w in range(w0, w0 + kernel) if 0 <= w < W]
+            hs, ws, _ = _window(i, j, kernel, stride, padding, H, W)
             out[:, :, i, j] = x[:, :, hs][:, :, :, ws].max(axis=(2, 3))
     return out
 
@@ -86,14 +94,9 @@ def avgpool2d(x, kernel=2, stride=2, padding=0, ceil_mode=True, exclusive=True):
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
     for i in range(OH):
         for j in range(OW):
-            h0, w0 = i * stride - padding, j * stride - padding
-            hs = [h for h in range(h0, h0 + kernel) if 0 <= h < H]
-            ws = [w for w in range(w0, w0 + kernel) if 0 <= w < W]
+            hs, ws, padded = _window(i, j, kernel, stride, padding, H, W)
             total = x[:, :, hs][:, :, :, ws].sum(axis=(2, 3))
-            if exclusive:
-                count = len(hs) * len(ws)
-            else:       # padding counts; a ceil-mode overhang past the padding does not
-                count = (min(h0 + kernel, H + padding) - h0) * (min(w0 + kernel, W + padding) - w0)
+            count = len(hs) * len(ws) if exclusive else padded   # inclusive: padding counts
             out[:, :, i, j] = total / count
     return out
 
@@ -276,13 +279,8 @@ def avgpool2d_backward(dout, x_shape, kernel=2, stride=2, padding=0, ceil_mode=T
     dx = np.zeros(x_shape, dtype=dout.dtype)
     for i in range(OH):
         for j in range(OW):
-            h0, w0 = i * stride - padding, j * stride - padding
-            hs = [h for h in range(h0, h0 + kernel) if 0 <= h < H]
-            ws = [w for w in range(w0, w0 + kernel) if 0 <= w < W]
-            if exclusive:
-                count = len(hs) * len(ws)
-            else:
-                count = (min(h0 + kernel, H + padding) - h0) * (min(w0 + kernel, W + padding) - w0)
+            hs, ws, padded = _window(i, j, kernel, stride, padding, H, W)
+            count = len(hs) * len(ws) if exclusive else padded
             for h in hs:
                 for w in ws:
                     dx[:, :, h, w] += dout[:, :, i, j] / count
