@@ -101,7 +101,9 @@ def _stage_check(config: ArchConfig, label: str) -> Check:
     """Table 1's per-stage widths, block outputs and output sizes, read off the real layers."""
     widths, outs, _ = engine_widths(config)                          # K of conv2 / conv3
     rows = {r["name"]: r["shape"] for r in output_shapes(config, 224, 224)}
-    ends = ["relu"] + [f"layer{s + 1}.{config.depths[s] - 1}" for s in range(4)]
+    plan = layer_plan(config)
+    last = {b.layer: b.name for b in plan.blocks}                    # each stage's last block
+    ends = [plan.stem[-1].relu] + [last[n] for n in sorted(last)]
     sizes = tuple(rows[n][1] for n in ends)
     paper = (PAPER_STAGE_WIDTHS[config.name], PAPER_STAGE_OUTS, PAPER_OUTPUT_SIZES)
     found = (widths, outs, sizes)

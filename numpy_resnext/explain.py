@@ -45,9 +45,9 @@ class Layer(NamedTuple):
     macs: int
 
 
-def _conv_op(layer, groups=1) -> str:
+def _conv_op(layer, grouped=False) -> str:
     k = layer.kernel
-    return f"conv {k}x{k}/{layer.stride}" + (f", groups={groups}" if groups > 1 else "")
+    return f"conv {k}x{k}/{layer.stride}" + (f", groups={layer.groups}" if grouped else "")
 
 
 def block_layout(config: ArchConfig, block, height=224, width=224) -> dict:
@@ -82,7 +82,7 @@ def block_layout(config: ArchConfig, block, height=224, width=224) -> dict:
     grouped = [
         Layer(short(c1), _conv_op(c1), f"{short(c1)}.weight {c1.weight_shape}",
               (cin, H, W), (C * dp, H, W), *_row(by_name, c1.name)),
-        Layer(short(c2), _conv_op(c2, C), f"{short(c2)}.weight {c2.weight_shape}",
+        Layer(short(c2), _conv_op(c2, grouped=True), f"{short(c2)}.weight {c2.weight_shape}",
               (C * dp, H, W), (C * dp, OH, OW), *_row(by_name, c2.name)),
         Layer(short(c3), _conv_op(c3), f"{short(c3)}.weight {c3.weight_shape}",
               (C * dp, OH, OW), (out, OH, OW), *_row(by_name, c3.name)),

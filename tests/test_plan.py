@@ -1,0 +1,167 @@
+"""The layer plan is the one source of every layer's hyperparameters.
+
+The forward, the backward, the shape walk, the parameter shapes and the weight-file name
+units all read :func:`numpy_resnext.plan.layer_plan`; these tests check that they agree
+with it by construction, for every built-in architecture and custom ones (the CIFAR stem
+included), by recording what the forward and the backward actually call.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import numpy_resnext as nrx
+from numpy_resnext import grad, walk
+from numpy_resnext.archs import ARCHS, custom
+from numpy_resnext.conv import conv2d_backward, conv_output_size
+from numpy_resnext.io.names import units
+from numpy_resnext.model import ResNeXt
+from numpy_resnext.params import param_shapes
+from numpy_resnext.plan import PAPER_STAGE_NAMES, layer_plan
+from numpy_resnext.shapes import min_input_size, output_shapes
+
+CUSTOM = [custom(depths=(1, 2), cardinality=2, base_width=4, stem=stem, num_classes=3,
+                 stem_width=8, deep_stem_width=4, name=f"tiny_{stem}")
+          for stem in ("plain", "deep", "cifar")]
+CONFIGS = list(ARCHS.values()) + CUSTOM
+PACKAGE = Path(nrx.__file__).resolve().parent
+
+
+class ZeroParams(dict):
+    """Every canonical tensor as a read-only view of one zero: a 828M-parameter model costs
+    no memory, and each name still gets its own array object."""
+
+    def __missing__(self, name):
+        shape = param_shapes(self.config)[name]
+        self[name] = np.broadcast_to(np.zeros((), np.float32), shape)
+        return self[name]
+
+
+def _zero_model(config):
+    params = ZeroParams()
+    params.config = config
+    return ResNeXt(config, params, np.float32)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+def test_the_forward_runs_exactly_the_plans_convolutions(config, monkeypatch):
+    """Every conv2d the forward calls gets the weight, stride, padding and groups of the
+    plan's layer with that name, in the plan's order (the conv itself is replaced by one
+    that returns zeros of the output-size law's shape, so the 32x48d model runs in ms)."""
+    model = _zero_model(config)
+    names = {id(model.params[f"{layer.name}.weight"]): layer.name for layer in model.plan.convs()}
+    calls = []
+
+    def fake_conv2d(x, weight, stride=1, padding=0, groups=1):
+        calls.append((names[id(weight)], x.shape[1], weight.shape, stride, padding, groups))
+        N, _, H, W = x.shape
+        K, _, R, S = weight.shape
+        return np.zeros((N, K, conv_output_size(H, R, stride, padding),
+                         conv_output_size(W, S, stride, padding)), x.dtype)
+    monkeypatch.setattr(walk, "conv2d", fake_conv2d)
+    h, w = min_input_size(config)
+    logits = model(np.zeros((1, 3, h, w), np.float32))
+    expected = [(c.name, c.in_channels, c.weight_shape, c.stride, c.padding, c.groups)
+                for c in model.plan.convs()]
+    assert calls == expected
+    assert logits.shape == (1, config.num_classes)
+
+
+@pytest.mark.parametrize("config", CUSTOM + [ARCHS["ResNeXt50_vd_32x4d"]], ids=lambda c: c.name)
+def test_the_backward_differentiates_exactly_the_plans_convolutions(config, monkeypatch):
+    model = nrx.build(config, dtype="float64", seed=1)
+    names = {id(model.params[f"{c.name}.weight"]): c.name for c in model.plan.convs()}
+    calls = {}
+
+    def recording(dout, x, weight, stride=1, padding=0, groups=1):
+        calls[names[id(weight)]] = (x.shape[1], weight.shape, stride, padding, groups)
+        return conv2d_backward(dout, x, weight, stride, padding, groups)
+    monkeypatch.setattr(grad, "conv2d_backward", recording)
+    h, w = min_input_size(config)
+    x = np.random.default_rng(0).standard_normal((1, 3, h + 3, w + 1))
+    grad.gradients(model, x, np.ones((1, config.num_classes)))
+    assert calls == {c.name: (c.in_channels, c.weight_shape, c.stride, c.padding, c.groups)
+                     for c in model.plan.convs()}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+def test_shapes_parameters_and_name_units_read_the_same_plan(config):
+    plan = layer_plan(config)
+    rows = output_shapes(config, 64, 64)
+    assert [r["name"] for r in rows] == plan.names()
+    by_name = {r["name"]: r for r in rows}
+    shapes = param_shapes(config)
+    for c in plan.convs():
+        assert shapes[f"{c.name}.weight"] == c.weight_shape
+        assert by_name[c.name]["groups"] == c.groups and by_name[c.name]["shape"][0] == c.out_channels
+        assert shapes[f"{c.bn}.running_var"] == (c.out_channels,)
+    assert [(u.conv, u.bn) for u in units(config)] == [(c.name, c.bn) for c in plan.convs()]
+    assert len(shapes) == 5 * len(plan.convs()) + 2                     # conv + 4 BN tensors each, fc
+    assert plan.block_input(plan.blocks[0]) == plan.stem_output
+
+
+def test_the_real_forward_emits_the_plans_names_with_the_shape_walks_shapes():
+    for config in CUSTOM:
+        model = nrx.build(config, dtype="float64")
+        _, acts = model.forward(np.ones((2, 3, 13, 11)), keep=True)
+        rows = output_shapes(config, 13, 11)
+        assert list(acts) == model.plan.names() == [r["name"] for r in rows]
+        for r in rows:
+            assert acts[r["name"]].shape[1:] == tuple(r["shape"]), r["name"]
+
+
+def test_cifar_stem_has_no_max_pool_and_keeps_the_resolution():
+    plan = layer_plan(CUSTOM[2])
+    assert plan.stem_pool is None and "maxpool" not in plan.names()
+    (stem,) = plan.stem
+    assert (stem.kernel, stem.stride, stem.padding) == (3, 1, 1)
+    rows = {r["name"]: r["shape"] for r in output_shapes(CUSTOM[2], 8, 8)}
+    assert rows["relu"] == (8, 8, 8) and rows["layer1.0"][1:] == (8, 8) and rows["layer2.0"][1:] == (4, 4)
+
+
+def test_stop_before_returns_the_blocks_input():
+    model = nrx.build(CUSTOM[0], dtype="float64")
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32))
+    _, acts = model.forward(x, keep=True)
+    for b in model.plan.blocks:
+        assert np.array_equal(model.forward(x, stop_before=b.name), acts[model.plan.block_input(b)])
+    with pytest.raises(nrx.InputError, match="has no block 'layer9.0'"):
+        model.forward(x, stop_before="layer9.0")
+
+
+def test_keep_and_its_older_name_capture():
+    model = nrx.build(CUSTOM[0], dtype="float64")
+    x = np.ones((1, 3, 32, 32))
+    _, a = model.forward(x, keep=["layer1.*"])
+    _, b = model.forward(x, capture=["layer1.*"])
+    assert list(a) == list(b) and list(a)[0] == "layer1.0.conv1"
+    with pytest.raises(nrx.InputError, match="not both"):
+        model.forward(x, keep=True, capture=True)
+
+
+def test_stage_numbering_is_the_layer_numbering():
+    plan = layer_plan("ResNeXt50_32x4d")
+    assert [b.layer for b in plan.blocks if b.index == 0] == [1, 2, 3, 4]
+    assert {b.layer: b.name.split(".")[0] for b in plan.blocks} == {1: "layer1", 2: "layer2", 3: "layer3", 4: "layer4"}
+    assert [PAPER_STAGE_NAMES[n] for n in (1, 2, 3, 4)] == ["conv2", "conv3", "conv4", "conv5"]
+    assert plan.block("layer2.0").stage == 1                            # the 0-based index, kept
+
+
+# modules that only run ops: their functions' defaults are the ops' own API, not a layer's
+OP_MODULES = {"plan.py", "naive.py", "conv.py", "pooling.py", "batchnorm.py", "activations.py", "linear.py"}
+
+
+def test_no_layer_hyperparameter_is_written_outside_the_plan():
+    """Outside plan.py (and the op modules' signatures) no code passes a literal stride,
+    padding, kernel, group count or pooling mode: it reads them from the plan."""
+    literal = re.compile(r"\b(stride|padding|groups|kernel|ceil_mode|exclusive)\s*=\s*(\d|True|False)")
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in OP_MODULES:
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if literal.search(line.split("#")[0]):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{i}: {line.strip()}")
+    assert not offenders, "hyperparameters written outside the plan:\n" + "\n".join(offenders)
