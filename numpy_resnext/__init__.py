@@ -6,7 +6,8 @@ Quick use::
     model = nrx.build("ResNeXt50_32x4d", seed=0)             # or weights="file.pdparams"
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     logits = model(x)                                        # (1, 1000)
-    logits, acts = model.forward(x, capture=["layer1.0.*"])  # named intermediates
+    logits, acts = model.forward(x, keep=["layer1.0.*"])     # named intermediates
+    model.plan.block("layer2.0").conv2                       # a layer and its hyperparameters
 
 The ops are plain functions (``nrx.conv2d``, ``nrx.batchnorm``, ``nrx.relu``,
 ``nrx.maxpool2d``, ``nrx.avgpool2d``, ``nrx.global_avgpool``, ``nrx.linear``), each with
@@ -19,6 +20,7 @@ names), neither of which imports Paddle.
 
 from .activations import relu, relu_backward
 from .archs import ALIASES, ARCHS, ArchConfig, block_plan, custom, get_arch, list_archs
+from .plan import Block, ConvBN, Plan, Pool, layer_plan
 from .batchnorm import (batchnorm, batchnorm_backward, batchnorm_train, batchnorm_train_backward,
                         bn_scale_shift)
 from .conv import col2im, conv2d, conv2d_backward, conv_output_size, im2col, weight_matrix
@@ -36,7 +38,7 @@ from .summary import summarize
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = ["Block", "ConvBN", "Plan", "Pool", "layer_plan",
     "ALIASES", "ARCHS", "ArchConfig", "ArchitectureError", "FormatError", "InputError",
     "InputTypeError", "ResNeXt", "ResNeXtError", "WeightsError", "avgpool2d", "batchnorm",
     "block_plan", "bn_scale_shift", "build", "check_params", "col2im", "conv2d",
