@@ -18,13 +18,16 @@ def add_parser(sub):
 
 def add_model_options(p, default_dtype, dtype_help=None, non_strict=False):
     """The options :func:`load_model` reads: ARCH (optional with --weights), --weights,
-    --dtype, --seed and, where a command allows partial loads, --non-strict."""
+    --dtype, --seed, --init and, where a command allows partial loads, --non-strict."""
     p.add_argument("arch", nargs="?", default=None,
                    help="architecture name; may be left out when --weights names a file the "
                         "architecture can be inferred from")
     p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
     p.add_argument("--dtype", default=default_dtype, choices=["float32", "float64"], help=dtype_help)
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+    p.add_argument("--init", default="calibrated", choices=["calibrated", "identity-bn"],
+                   help="seeded weights: BN statistics calibrated on a seeded batch (default) or "
+                        "identity BatchNorm (scale 1, shift 0, mean 0, variance 1)")
     if non_strict:
         p.add_argument("--non-strict", action="store_true",
                        help="load what matches (e.g. a backbone without its head), keep seeded "
@@ -32,12 +35,13 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False):
 
 
 def load_model(args):
-    """The model a command asked for (arch and/or --weights, --dtype, --seed)."""
+    """The model a command asked for (arch and/or --weights, --dtype, --seed, --init)."""
     from ..errors import ArchitectureError
     if args.arch is None and args.weights is None:
         raise ArchitectureError("name an architecture (see `numpy-resnext archs`) or give --weights")
     strict = not getattr(args, "non_strict", False)
-    model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict)
+    model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict,
+                  init=getattr(args, "init", "calibrated"))
     report = model.load_report
     skipped = report.get("missing", []) + report.get("skipped", []) + report.get("unexpected", [])
     if skipped:
