@@ -117,10 +117,11 @@ def draw_params(config: ArchConfig, seed: int = 0) -> "OrderedDict[str, np.ndarr
 def calibration_batch(seed: int = 0) -> np.ndarray:
     """The seeded float64 (2, 3, 96, 96) batch the statistics are measured on: image 0 is
     white standard normal noise, image 1 a smooth image (8x8 blocks of standard normal
-    values, slightly noisy), like a normalised photograph. Independent of any user input."""
+    values, slightly noisy), like a normalised photograph. Independent of any user input.
+    (Every network, custom ones included, has at most 4 stages and accepts 32x32.)"""
     n, c, h, w = CALIBRATION_SHAPE
     rng = np.random.default_rng((seed, 2))
-    x = rng.standard_normal(CALIBRATION_SHAPE)
+    x = rng.standard_normal((n, c, h, w))
     coarse = rng.standard_normal((c, h // 8, w // 8))
     x[1] = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2) + 0.25 * x[1]   # C, H, W
     return x
@@ -138,7 +139,8 @@ def round_stats(mean, var, bits=STAT_BITS):
     var_q = round_bits(np.maximum(var, np.finfo(np.float64).tiny), bits)
     _, e = np.frexp(var_q)
     step = np.ldexp(1.0, e // 2 - bits)                                   # ~ 2**-bits * std
-    return np.round(mean / step) * step, var_q
+    # to float32 as well, so that a mean far above its standard deviation stays float32-exact
+    return _f32_exact(np.round(mean / step) * step), _f32_exact(var_q)
 
 
 class CalibratingBN:
@@ -165,7 +167,7 @@ def calibrated_params(config: ArchConfig, seed: int = 0, dtype="float32") -> "Or
     feats = acts["avgpool"]                                                # N, features
     raw = feats @ params["fc.weight"].T                                    # N, classes, no bias
     # the power of two nearest LOGITS_STD / std: robust to last-bit noise in std
-    k = int(np.round(math.log2(LOGITS_STD / max(float(raw.std()), 1e-300))))
+    k = int(np.clip(np.round(math.log2(LOGITS_STD / max(float(raw.std()), 1e-300))), -60, 60))
     params["fc.weight"] = np.ldexp(params["fc.weight"], k)
     dtype = np.dtype(dtype)
     return OrderedDict((n, v.astype(dtype)) for n, v in params.items())
