@@ -221,9 +221,10 @@ def block_input(model, x, block_name):
 
 
 def _randomise_bn(params, block_name, rng):
-    """Non-trivial parameters for the block's bn1, bn2 and bn3, so that Fig. 3's check
-    exercises BN slicing (seeded weights have mean 0, var 1, scale 1, offset 0). The
-    shortcut's BN is left as it is: all three forms run the same shortcut."""
+    """Parameters for the block's bn1, bn2 and bn3 drawn independently of the model's, so
+    that Fig. 3's check exercises BN slicing whatever seeded weights the model has (the
+    identity-BN ones have mean 0, var 1, scale 1, offset 0). The shortcut's BN is left as
+    it is: all three forms run the same shortcut."""
     params = dict(params)
     for name in [n for n in params if n.startswith(block_name + ".bn")]:
         shape = params[name].shape

@@ -16,6 +16,7 @@ import numpy as np
 from ._checks import as_float_array, float_dtype
 from .archs import ArchConfig, get_arch
 from .errors import InputError, InputTypeError, WeightsError
+from .init import DEFAULT_INIT, seeded_params
 from .params import check_params, count_params, init_params, is_trainable, param_shapes
 from .plan import layer_plan
 from .shapes import min_input_size
@@ -116,7 +117,7 @@ class ResNeXt:
         return f"ResNeXt({self.config.name}, dtype={self.dtype}, params={self.num_params:,})"
 
 
-def build(arch, *, weights=None, seed=0, dtype="float32", strict=True):
+def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFAULT_INIT):
     """Build a model.
 
     arch:    a name from ``numpy-resnext archs`` (case-insensitive), an alias such as
@@ -124,6 +125,9 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True):
     weights: None (seeded initialisation), a dict {canonical name: array}, or a path to a
              weight file or directory that :mod:`numpy_resnext.io` can read.
     seed:    seed of the initialisation (used for tensors a non-strict load leaves missing).
+    init:    seeded weights (weights=None): "calibrated" (default; BN statistics measured on
+             a seeded calibration batch, see :mod:`numpy_resnext.init`) or "identity-bn"
+             (BN scale 1, shift 0, mean 0, variance 1: :func:`params.init_params`).
     dtype:   "float32" or "float64"; weights are cast to it explicitly.
     strict:  report every missing / unexpected / misshapen tensor as an error (default);
              non-strict loads fill missing tensors from the seeded initialisation and
@@ -142,7 +146,7 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True):
             raise WeightsError("build: an architecture is needed unless weights come from a file")
         config = get_arch(arch)
     if weights is None:
-        return ResNeXt(config, init_params(config, seed=seed, dtype=dt), dt)
+        return ResNeXt(config, seeded_params(config, seed=seed, dtype=dt, init=init), dt)
     checked, report = check_params(config, weights, dtype=dt, strict=strict)
     if loaded is not None:
         report.update({k: v for k, v in loaded.report.as_dict().items() if k not in report})

@@ -13,6 +13,7 @@ import numpy as np
 from .._checks import as_float_array
 from .._files import atomic_write, check_output_path, save_npy  # noqa: F401  (the commands import them from here)
 from ..errors import ArchitectureError, InputError
+from ..init import DEFAULT_INIT, INITS
 from ..model import build
 from ..preprocess import describe, load_image, preprocess
 
@@ -84,8 +85,8 @@ def cast_input(x, dtype, what="input"):
 # --- the model options ------------------------------------------------------------------------
 def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False):
     """The options :func:`load_model` reads: ARCH (optional with --weights unless
-    ``arch_required``), --weights, --dtype, --seed and, where a command allows partial
-    loads, --non-strict."""
+    ``arch_required``), --weights, --dtype, --seed, --init and, where a command allows
+    partial loads, --non-strict."""
     if arch_required:
         p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
     else:
@@ -97,6 +98,9 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
                    help=dtype_help or f"precision of the model and its input (default {default_dtype})")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initialisation when there is no --weights (default 0)")
+    p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,
+                   help="seeded weights: BN statistics calibrated on a seeded batch (default) or "
+                        "identity BatchNorm (scale 1, shift 0, mean 0, variance 1)")
     if non_strict:
         p.add_argument("--non-strict", action="store_true",
                        help="load what matches (e.g. a backbone without its head), keep seeded "
@@ -108,7 +112,8 @@ def load_model(args):
     if args.arch is None and args.weights is None:
         raise ArchitectureError("name an architecture (see `numpy-resnext archs`) or give --weights")
     strict = not getattr(args, "non_strict", False)
-    model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict)
+    model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict,
+                  init=args.init)
     report = model.load_report
     skipped = report.get("missing", []) + report.get("skipped", []) + report.get("unexpected", [])
     if skipped:
