@@ -162,8 +162,9 @@ def randomize(model, seed):
 # --- intermediates ----------------------------------------------------------------------
 def _hook_names(kind, model, config):
     """{Paddle sublayer name: canonical intermediate name} for the layers worth comparing."""
-    from numpy_resnext.params import shortcut_names
+    from numpy_resnext.plan import layer_plan
     import paddle.nn as nn
+    plan = layer_plan(config)
     out = {}
     for name, layer in model.named_sublayers():
         canon = None
@@ -177,8 +178,9 @@ def _hook_names(kind, model, config):
         elif kind in ("resnext", "resnext_vd"):
             if m := re.match(r"^bb_(\d+)_(\d+)(\.conv1|\.short)?$", name):
                 block = f"layer{int(m.group(1)) + 1}.{m.group(2)}"
-                canon = {None: block, ".conv1": f"{block}.relu2",
-                         ".short": shortcut_names(config, block)[2]}[m.group(3)]
+                role = m.group(3)
+                canon = (block if role is None else f"{block}.relu2" if role == ".conv1"
+                         else plan.block(block).projection.bn)
             else:
                 canon = {"pool2d_max": "maxpool", "pool2d_avg": "avgpool", "out": "fc"}.get(name)
         else:
