@@ -90,18 +90,30 @@ def assert_grad(analytic, loss, x, what, h=H_STEP, rtol=GRAD_RTOL):
 
 
 # --- inputs are never modified ------------------------------------------------------------------
+def _arrays_in(args):
+    """(label, array) for every array argument, and arrays one level inside tuples, lists, dicts."""
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray):
+            yield f"argument {i}", a
+        elif isinstance(a, (tuple, list)):
+            yield from ((f"argument {i}[{j}]", b) for j, b in enumerate(a) if isinstance(b, np.ndarray))
+        elif isinstance(a, dict):
+            yield from ((f"argument {i}[{k!r}]", b) for k, b in a.items() if isinstance(b, np.ndarray))
+
+
 def assert_unmodified(fn, *args, **kwargs):
-    """Call fn(*args, **kwargs) on writable inputs; fail if it changed any array argument.
+    """Call fn(*args, **kwargs) on writable inputs; fail if it changed any array it was given
+    (an argument, or an array inside a tuple, list or dict argument). Returns fn's result.
 
     The inputs stay writable on purpose: a read-only input would make a write raise, but it
     can also send the function down another path (a defensive copy) than the one callers use.
     """
-    arrays = [(i, a) for i, a in enumerate(list(args) + list(kwargs.values())) if isinstance(a, np.ndarray)]
-    before = [(i, a.copy()) for i, a in arrays]
+    arrays = list(_arrays_in(list(args) + list(kwargs.values())))
+    before = [a.copy() for _, a in arrays]
     result = fn(*args, **kwargs)
-    for (i, a), (_, a0) in zip(arrays, before):
+    for (label, a), a0 in zip(arrays, before):
         assert a.shape == a0.shape and np.array_equal(a, a0, equal_nan=True), \
-            f"{getattr(fn, '__name__', fn)} modified its argument {i} (shape {a0.shape})"
+            f"{getattr(fn, '__name__', fn)} modified its {label} (shape {a0.shape})"
     return result
 
 

@@ -4,7 +4,7 @@ the weight matrix, col2im as im2col's adjoint, memory layouts, dtypes, errors, n
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given, strategies as st
 
 from numpy_resnext import naive
 from numpy_resnext.conv import col2im, conv2d, conv_output_size, im2col, weight_matrix
