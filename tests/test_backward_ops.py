@@ -3,50 +3,25 @@
 For an op y = f(x, ...) and a fixed random R, the scalar L = sum(f(...) * R) has
 dL/dy = R, so each backward called with dout = R must return dL/d(input) and
 dL/d(parameter); the centred difference (L(x + h) - L(x - h)) / 2h checks every entry.
-Agreement is measured per tensor as max |analytic - numeric| / max |numeric| and must be
-<= 1e-6. Inputs are drawn away from ReLU's kink and from max-pool ties so that the
+Agreement is the toolkit's one measure (tests/_arrays.py), max |analytic - numeric| /
+max |numeric|, and must be <= 1e-6. Inputs are drawn away from ReLU's kink and from max-pool ties so that the
 function is smooth within +-h.
 """
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given
 
 from numpy_resnext.activations import relu, relu_backward
 from numpy_resnext.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train,
                                      batchnorm_train_backward)
-from numpy_resnext.conv import conv2d, conv2d_backward, conv_output_size
+from numpy_resnext.conv import conv2d, conv2d_backward
 from numpy_resnext.linear import linear, linear_backward
 from numpy_resnext.loss import softmax_cross_entropy, softmax_cross_entropy_backward
 from numpy_resnext.pooling import (avgpool2d, avgpool2d_backward, global_avgpool,
-                                   global_avgpool_backward, maxpool2d, maxpool2d_backward,
-                                   pool_output_size)
+                                   global_avgpool_backward, maxpool2d, maxpool2d_backward)
 
-H_STEP = 1e-6
-TOL = 1e-6
-
-
-def numeric_grad(loss, x, h=H_STEP):
-    """Centred differences of the scalar ``loss(x)`` for every entry of a copy of x."""
-    x = x.copy()
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        up = loss(x)
-        x[i] = old - h
-        down = loss(x)
-        x[i] = old
-        g[i] = (up - down) / (2 * h)
-    return g
-
-
-def assert_grad(analytic, numeric, what):
-    assert analytic.shape == numeric.shape, (what, analytic.shape, numeric.shape)
-    scale = float(np.abs(numeric).max()) or 1.0
-    err = float(np.abs(analytic - numeric).max()) / scale
-    assert err <= TOL, f"{what}: relative error {err:.2e} > {TOL:g}\n  analytic {analytic.ravel()[:5]}\n  numeric  {numeric.ravel()[:5]}"
-    return err
+from _arrays import assert_grad, conv_cases
 
 
 def away_from_zero(rng, shape, gap=0.05):
@@ -79,23 +54,18 @@ def test_conv2d_backward(rng, case):
     w = rng.standard_normal((K, C // G, R, S))
     dout = rng.standard_normal(conv2d(x, w, stride, padding, G).shape)
     dx, dw = conv2d_backward(dout, x, w, stride, padding, G)
-    assert_grad(dx, numeric_grad(lambda a: np.sum(conv2d(a, w, stride, padding, G) * dout), x), "conv dx")
-    assert_grad(dw, numeric_grad(lambda a: np.sum(conv2d(x, a, stride, padding, G) * dout), w), "conv dw")
+    assert_grad(dx, lambda a: np.sum(conv2d(a, w, stride, padding, G) * dout), x, "conv dx")
+    assert_grad(dw, lambda a: np.sum(conv2d(x, a, stride, padding, G) * dout), w, "conv dw")
 
 
-@given(G=st.integers(1, 3), Cg=st.integers(1, 2), Kg=st.integers(1, 2), R=st.integers(1, 3),
-       S=st.integers(1, 3), H=st.integers(1, 6), W=st.integers(1, 6), sh=st.integers(1, 3),
-       sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2), seed=st.integers(0, 2**31))
-def test_conv2d_backward_drawn(G, Cg, Kg, R, S, H, W, sh, sw, ph, pw, seed):
-    assume(conv_output_size(H, R, sh, ph) >= 1 and conv_output_size(W, S, sw, pw) >= 1)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, G * Cg, H, W))
-    w = rng.standard_normal((G * Kg, Cg, R, S))
-    dout = rng.standard_normal(conv2d(x, w, (sh, sw), (ph, pw), G).shape)
-    dx, dw = conv2d_backward(dout, x, w, (sh, sw), (ph, pw), G)
-    f = lambda a, b: np.sum(conv2d(a, b, (sh, sw), (ph, pw), G) * dout)
-    assert_grad(dx, numeric_grad(lambda a: f(a, w), x), "conv dx")
-    assert_grad(dw, numeric_grad(lambda b: f(x, b), w), "conv dw")
+@given(case=conv_cases(batch=(2, 2)))
+def test_conv2d_backward_drawn(case):
+    x, w, stride, padding, G, rng = case
+    dout = rng.standard_normal(case.out_shape)
+    dx, dw = conv2d_backward(dout, x, w, stride, padding, G)
+    f = lambda a, b: np.sum(conv2d(a, b, stride, padding, G) * dout)
+    assert_grad(dx, lambda a: f(a, w), x, "conv dx")
+    assert_grad(dw, lambda b: f(x, b), w, "conv dw")
 
 
 # --- BatchNorm --------------------------------------------------------------------------
@@ -109,9 +79,9 @@ def test_batchnorm_inference_backward(rng):
     dout = rng.standard_normal(x.shape)
     dx, dw, db = batchnorm_backward(dout, x, w, mean, var)
     f = lambda x_, w_, b_: np.sum(batchnorm(x_, w_, b_, mean, var) * dout)
-    assert_grad(dx, numeric_grad(lambda a: f(a, w, b), x), "bn dx")
-    assert_grad(dw, numeric_grad(lambda a: f(x, a, b), w), "bn dweight")
-    assert_grad(db, numeric_grad(lambda a: f(x, w, a), b), "bn dbias")
+    assert_grad(dx, lambda a: f(a, w, b), x, "bn dx")
+    assert_grad(dw, lambda a: f(x, a, b), w, "bn dweight")
+    assert_grad(db, lambda a: f(x, w, a), b, "bn dbias")
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 3), (4, 2, 1, 1), (2, 5, 3, 1)])
@@ -123,9 +93,9 @@ def test_batchnorm_training_backward(rng, shape):
     _, cache, _, _ = batchnorm_train(x, w, b, mean, var)
     dx, dw, db = batchnorm_train_backward(dout, cache)
     f = lambda x_, w_, b_: np.sum(batchnorm_train(x_, w_, b_, mean, var)[0] * dout)
-    assert_grad(dx, numeric_grad(lambda a: f(a, w, b), x), "train bn dx")
-    assert_grad(dw, numeric_grad(lambda a: f(x, a, b), w), "train bn dweight")
-    assert_grad(db, numeric_grad(lambda a: f(x, w, a), b), "train bn dbias")
+    assert_grad(dx, lambda a: f(a, w, b), x, "train bn dx")
+    assert_grad(dw, lambda a: f(x, a, b), w, "train bn dweight")
+    assert_grad(db, lambda a: f(x, w, a), b, "train bn dbias")
 
 
 def test_batchnorm_training_statistics(rng):
@@ -145,8 +115,8 @@ def test_batchnorm_training_statistics(rng):
 def test_relu_backward(rng):
     x = away_from_zero(rng, (2, 3, 4, 4))
     dout = rng.standard_normal(x.shape)
-    assert_grad(relu_backward(dout, relu(x)), numeric_grad(lambda a: np.sum(relu(a) * dout), x), "relu")
-    assert_grad(relu_backward(dout, x), numeric_grad(lambda a: np.sum(relu(a) * dout), x), "relu (input mask)")
+    assert_grad(relu_backward(dout, relu(x)), lambda a: np.sum(relu(a) * dout), x, "relu")
+    assert_grad(relu_backward(dout, x), lambda a: np.sum(relu(a) * dout), x, "relu (input mask)")
 
 
 @pytest.mark.parametrize("size, k, s, p", [((7, 6), 3, 2, 1), ((5, 5), 2, 2, 0), ((6, 4), 3, 1, 1)])
@@ -154,7 +124,7 @@ def test_maxpool2d_backward(rng, size, k, s, p):
     x = distinct(rng, (2, 2) + size)
     dout = rng.standard_normal(maxpool2d(x, k, s, p).shape)
     dx = maxpool2d_backward(dout, x, k, s, p)
-    assert_grad(dx, numeric_grad(lambda a: np.sum(maxpool2d(a, k, s, p) * dout), x, h=1e-7), "maxpool")
+    assert_grad(dx, lambda a: np.sum(maxpool2d(a, k, s, p) * dout), x, "maxpool", h=1e-7)
 
 
 def test_maxpool2d_tie_goes_to_the_first_maximum():
@@ -176,14 +146,14 @@ def test_avgpool2d_backward(rng, size, k, s, p, ceil, excl):
     x = rng.standard_normal((2, 3) + size)
     dout = rng.standard_normal(avgpool2d(x, k, s, p, ceil, excl).shape)
     dx = avgpool2d_backward(dout, x.shape, k, s, p, ceil, excl)
-    assert_grad(dx, numeric_grad(lambda a: np.sum(avgpool2d(a, k, s, p, ceil, excl) * dout), x), "avgpool")
+    assert_grad(dx, lambda a: np.sum(avgpool2d(a, k, s, p, ceil, excl) * dout), x, "avgpool")
 
 
 def test_global_avgpool_backward(rng):
     x = rng.standard_normal((2, 3, 4, 5))
     dout = rng.standard_normal((2, 3))
-    assert_grad(global_avgpool_backward(dout, x.shape),
-                numeric_grad(lambda a: np.sum(global_avgpool(a) * dout), x), "global avgpool")
+    assert_grad(global_avgpool_backward(dout, x.shape), lambda a: np.sum(global_avgpool(a) * dout), x,
+                "global avgpool")
 
 
 def test_linear_backward(rng):
@@ -191,9 +161,9 @@ def test_linear_backward(rng):
     dout = rng.standard_normal((3, 5))
     dx, dw, db = linear_backward(dout, x, w)
     f = lambda x_, w_, b_: np.sum(linear(x_, w_, b_) * dout)
-    assert_grad(dx, numeric_grad(lambda a: f(a, w, b), x), "fc dx")
-    assert_grad(dw, numeric_grad(lambda a: f(x, a, b), w), "fc dweight")
-    assert_grad(db, numeric_grad(lambda a: f(x, w, a), b), "fc dbias")
+    assert_grad(dx, lambda a: f(a, w, b), x, "fc dx")
+    assert_grad(dw, lambda a: f(x, a, b), w, "fc dweight")
+    assert_grad(db, lambda a: f(x, w, a), b, "fc dbias")
 
 
 def test_softmax_cross_entropy_backward(rng):
@@ -202,8 +172,8 @@ def test_softmax_cross_entropy_backward(rng):
     loss, probs = softmax_cross_entropy(z, labels)
     ref = -np.mean([z[i, labels[i]] - np.log(np.sum(np.exp(z[i]))) for i in range(4)])
     assert abs(loss - ref) <= 1e-14 * abs(ref)
-    assert_grad(softmax_cross_entropy_backward(probs, labels),
-                numeric_grad(lambda a: softmax_cross_entropy(a, labels)[0], z), "cross-entropy")
+    assert_grad(softmax_cross_entropy_backward(probs, labels), lambda a: softmax_cross_entropy(a, labels)[0], z,
+                "cross-entropy")
 
 
 def test_softmax_cross_entropy_is_stable():
@@ -211,9 +181,27 @@ def test_softmax_cross_entropy_is_stable():
     assert np.isfinite(loss) and np.isclose(loss, 500.0) and np.isfinite(probs).all()
 
 
-def test_outputs_have_the_input_shapes(rng):
-    x = rng.standard_normal((1, 4, 6, 6))
-    w = rng.standard_normal((4, 2, 3, 3))
-    dx, dw = conv2d_backward(np.ones((1, 4, 3, 3)), x, w, 2, 1, 2)
-    assert dx.shape == x.shape and dw.shape == w.shape and dx.dtype == x.dtype
-    assert pool_output_size(6, 3, 2, 1) == 3
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_outputs_have_the_input_shapes(rng, dtype):
+    """Every backward returns each gradient in its input's shape and dtype, on odd sizes
+    where the windows do not tile the input (7x5 under 3x3/2 pad 1 and 2x2/2 ceil mode)."""
+    x = rng.standard_normal((2, 4, 7, 5)).astype(dtype)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(dtype)
+    bw, bb, mean, var = (a.astype(dtype) for a in bn_params(rng, 4))
+    like = lambda y: rng.standard_normal(y.shape).astype(dtype)
+    grads = {
+        "conv": (conv2d_backward(like(conv2d(x, w, 2, 1, 2)), x, w, 2, 1, 2), (x, w)),
+        "bn": (batchnorm_backward(like(x), x, bw, mean, var), (x, bw, bb)),
+        "bn train": (batchnorm_train_backward(like(x), batchnorm_train(x, bw, bb, mean, var)[1]), (x, bw, bb)),
+        "relu": ((relu_backward(like(x), x),), (x,)),
+        "maxpool": ((maxpool2d_backward(like(maxpool2d(x, 3, 2, 1)), x, 3, 2, 1),), (x,)),
+        "avgpool": ((avgpool2d_backward(like(avgpool2d(x, 2, 2, 0, True, True)), x.shape, 2, 2, 0, True, True),),
+                    (x,)),
+        "global avgpool": ((global_avgpool_backward(like(global_avgpool(x)), x.shape),), (x,)),
+    }
+    f, fw = global_avgpool(x), rng.standard_normal((3, 4)).astype(dtype)
+    grads["fc"] = (linear_backward(like(linear(f, fw)), f, fw), (f, fw, fw[:, 0]))
+    for op, (gs, inputs) in grads.items():
+        assert len(gs) == len(inputs), op
+        for g, a in zip(gs, inputs):
+            assert g.shape == a.shape and g.dtype == a.dtype, (op, g.shape, g.dtype, a.shape, a.dtype)

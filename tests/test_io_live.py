@@ -22,7 +22,7 @@ from numpy_resnext.io.tensor_record import encode_record
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "reference" / "make_format_fixtures.py"
 
-LAYOUTS = [
+FILE_LAYOUTS = [
     ("tiny_p4.pdparams", "tiny_pdparams"), ("tiny_p2.pdparams", "tiny_pdparams"),
     ("split_p2.pdparams", "tiny_pdparams"), ("pir/tiny", "tiny_by_param"),
     ("legacy/tiny", "legacy_by_param"), ("static_dir", "static"),
@@ -42,7 +42,7 @@ def fresh(paddle, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("rel,stem", LAYOUTS, ids=[r for r, _ in LAYOUTS])
+@pytest.mark.parametrize("rel,stem", FILE_LAYOUTS, ids=[r for r, _ in FILE_LAYOUTS])
 def test_fresh_paddle_files_read_exactly(fresh, rel, stem):
     with np.load(fresh / f"{stem}.expected.npz") as npz:
         want = {k: npz[k] for k in npz.files}

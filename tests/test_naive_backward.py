@@ -13,38 +13,22 @@ from hypothesis import assume, given, strategies as st
 from numpy_resnext import naive
 from numpy_resnext.activations import relu, relu_backward
 from numpy_resnext.batchnorm import (batchnorm_backward, batchnorm_train, batchnorm_train_backward)
-from numpy_resnext.conv import conv2d_backward, conv_output_size
+from numpy_resnext.conv import conv2d_backward
 from numpy_resnext.linear import linear_backward
 from numpy_resnext.loss import softmax_cross_entropy, softmax_cross_entropy_backward
 from numpy_resnext.pooling import (avgpool2d_backward, global_avgpool_backward, maxpool2d,
                                    maxpool2d_backward, pool_output_size)
 
-from _arrays import assert_close, in_layout
+from _arrays import LAYOUTS, assert_close, conv_cases, in_layout, pool_cases
 
 RTOL = 1e-12
 seeds = st.integers(0, 2**32 - 1)
 
 
-@st.composite
-def conv_cases(draw):
-    G = draw(st.integers(1, 3))
-    Cg, Kg, N = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    R, S = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    H, W = draw(st.integers(1, 6)), draw(st.integers(1, 6))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    OH, OW = conv_output_size(H, R, stride[0], padding[0]), conv_output_size(W, S, stride[1], padding[1])
-    assume(OH >= 1 and OW >= 1)
-    rng = np.random.default_rng(draw(seeds))
-    x = rng.standard_normal((N, G * Cg, H, W))
-    w = rng.standard_normal((G * Kg, Cg, R, S))
-    dout = rng.standard_normal((N, G * Kg, OH, OW))
-    return x, w, dout, stride, padding, G
-
-
-@given(case=conv_cases(), layout=st.sampled_from(["nchw", "channels_last", "strided"]))
+@given(case=conv_cases(), layout=st.sampled_from(LAYOUTS))
 def test_conv2d_backward_matches_loops(case, layout):
-    x, w, dout, stride, padding, G = case
+    x, w, stride, padding, G, rng = case
+    dout = rng.standard_normal(case.out_shape)
     dx, dw = conv2d_backward(in_layout(dout, layout), in_layout(x, layout), w, stride, padding, G)
     ndx, ndw = naive.conv2d_backward(dout, x, w, stride, padding, G)
     assert_close(dx, ndx, RTOL, "dx")
@@ -87,9 +71,14 @@ def test_batchnorm_train_forward_and_backward_match_loops(case, momentum):
     assert_close(y, ny, RTOL, "y")
     assert_close(new_mean, nmean, RTOL, "running mean")
     assert_close(new_var, nvar, RTOL, "running var")
+    # dx = weight*inv_std * (dout - mean(dout) - xhat*mean(dout*xhat)) cancels (to ~1e-5 when
+    # M = 2): its rounding error scales with the terms, not with dx, hence the atol
+    inv_std = 1 / np.sqrt(x.var(axis=(0, 2, 3)) + 1e-5)
+    xhat_max = float(np.abs((x - x.mean(axis=(0, 2, 3), keepdims=True)) * inv_std[:, None, None]).max())
+    terms = float(np.abs(dout).max()) * (1 + xhat_max ** 2) * float(np.abs(weight * inv_std).max())
     for what, fast, slow in zip(("dx", "dweight", "dbias"), batchnorm_train_backward(dout, cache),
                                 naive.batchnorm_train_backward(dout, x, weight)):
-        assert_close(fast, slow, RTOL, what)
+        assert_close(fast, slow, RTOL, what, atol=RTOL * terms if what == "dx" else 0.0)
 
 
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
@@ -102,29 +91,14 @@ def test_relu_backward_matches_loops(shape, seed):
     np.testing.assert_array_equal(relu_backward(dout, relu(x)), naive.relu_backward(dout, x))
 
 
-@st.composite
-def pool_cases(draw, ties=False):
-    k = draw(st.integers(1, 4))
-    s = draw(st.integers(1, 3))
-    p = draw(st.integers(0, k // 2))
-    N, C, H, W = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7))
-    assume(H + 2 * p >= k and W + 2 * p >= k)
-    rng = np.random.default_rng(draw(seeds))
-    if ties:                                       # few distinct values: windows share their maximum
-        x = rng.integers(-2, 3, (N, C, H, W)).astype(np.float64)
-    else:
-        x = rng.standard_normal((N, C, H, W))
-    return x, k, s, p, rng
-
-
-@given(case=pool_cases())
+@given(case=pool_cases(max_hw=7))
 def test_maxpool_backward_matches_loops(case):
     x, k, s, p, rng = case
     dout = rng.standard_normal(maxpool2d(x, k, s, p).shape)
     assert_close(maxpool2d_backward(dout, x, k, s, p), naive.maxpool2d_backward(dout, x, k, s, p), RTOL)
 
 
-@given(case=pool_cases(ties=True))
+@given(case=pool_cases(max_hw=7, ties=True))
 def test_maxpool_backward_ties_go_to_the_first_maximum(case):
     """Integer inputs from {-2..2}: most windows have tied maxima; both sides route each
     window's gradient to the first maximum row by row (so the totals cannot hide it)."""
@@ -141,7 +115,7 @@ def test_maxpool_backward_tie_rule_by_hand():
     np.testing.assert_array_equal(maxpool2d_backward(np.full((1, 1, 1, 1), 5.0), x, 2, 2, 0), expected)
 
 
-@given(case=pool_cases(), ceil_mode=st.booleans(), exclusive=st.booleans())
+@given(case=pool_cases(max_hw=7), ceil_mode=st.booleans(), exclusive=st.booleans())
 def test_avgpool_backward_matches_loops(case, ceil_mode, exclusive):
     x, k, s, p, rng = case
     OH = pool_output_size(x.shape[2], k, s, p, ceil_mode)
@@ -187,8 +161,9 @@ def test_softmax_cross_entropy_and_backward_match_loops(N, K, scale, seed):
     nloss, nprobs = naive.softmax_cross_entropy(z, labels)
     assert np.isfinite(loss) and abs(loss - nloss) <= RTOL * max(abs(nloss), 1.0)
     assert_close(probs, nprobs, RTOL, "probs")
+    # dlogits = (probs - onehot) / N cancels where a probability is near 1: the terms are <= 1/N
     assert_close(softmax_cross_entropy_backward(probs, labels), naive.softmax_cross_entropy_backward(z, labels),
-                 RTOL, "dlogits")
+                 RTOL, "dlogits", atol=RTOL / N)
 
 
 def test_naive_backward_leaves_inputs_alone(rng):

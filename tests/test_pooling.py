@@ -11,10 +11,7 @@ from numpy_resnext import naive
 from numpy_resnext.errors import InputError, InputTypeError
 from numpy_resnext.pooling import avgpool2d, global_avgpool, maxpool2d, pool_output_size
 
-from _arrays import assert_close, in_layout
-
-
-LAYOUTS = ["nchw", "channels_last", "fortran", "strided"]
+from _arrays import LAYOUTS, assert_close, in_layout, pool_cases
 
 
 def windows_count(size, kernel, stride, padding, ceil_mode):
@@ -53,55 +50,33 @@ def test_pool_output_size_resnext_sizes():
     assert pool_output_size(1, 2, 2, 0, ceil_mode=True) == 1
 
 
-@st.composite
-def pool_cases(draw):
-    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    p = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
-    N, C = draw(st.integers(1, 2)), draw(st.integers(1, 3))
-    H, W = draw(st.integers(1, 8)), draw(st.integers(1, 8))
-    assume(H + 2 * p[0] >= k[0] and W + 2 * p[1] >= k[1])
-    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal((N, C, H, W))
-    return x, k, s, p
-
-
-def naive_pool(fn, x, k, s, p, **kw):
-    """Call a loop twin (they take one int per kernel, stride and padding: square windows)."""
-    assert k[0] == k[1] and s[0] == s[1] and p[0] == p[1]
-    return fn(x, k[0], s[0], p[0], **kw)
-
-
-@given(case=pool_cases(), layout=st.sampled_from(LAYOUTS))
-def test_maxpool_matches_loops(case, layout):
-    x0, k, s, p = case
-    k, s, p = (k[0],) * 2, (s[0],) * 2, (p[0],) * 2       # the loop twin takes square windows
-    assume(x0.shape[2] + 2 * p[0] >= k[0] and x0.shape[3] + 2 * p[1] >= k[1])
+@given(case=pool_cases(), layout=st.sampled_from(LAYOUTS), readonly=st.booleans())
+def test_maxpool_matches_loops(case, layout, readonly):
+    x0, k, s, p, _ = case
     x = in_layout(x0, layout)
-    x.flags.writeable = False
+    x.flags.writeable = not readonly                  # read-only inputs are accepted too
     y = maxpool2d(x, k, s, p)
     assert y.dtype == np.float64
-    np.testing.assert_array_equal(y, naive_pool(naive.maxpool2d, x0, k, s, p))
-    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, naive.maxpool2d(x0, k, s, p))
+    np.testing.assert_array_equal(x, x0)              # a new buffer: a write would show
 
 
 @given(case=pool_cases(), layout=st.sampled_from(LAYOUTS), ceil_mode=st.booleans(),
-       exclusive=st.booleans())
-def test_avgpool_matches_loops(case, layout, ceil_mode, exclusive):
-    x0, k, s, p = case
-    k, s, p = (k[0],) * 2, (s[0],) * 2, (p[0],) * 2
-    assume(x0.shape[2] + 2 * p[0] >= k[0] and x0.shape[3] + 2 * p[1] >= k[1])
+       exclusive=st.booleans(), readonly=st.booleans())
+def test_avgpool_matches_loops(case, layout, ceil_mode, exclusive, readonly):
+    x0, k, s, p, _ = case
     x = in_layout(x0, layout)
-    x.flags.writeable = False
+    x.flags.writeable = not readonly
     y = avgpool2d(x, k, s, p, ceil_mode=ceil_mode, exclusive=exclusive)
     assert y.dtype == np.float64
-    assert_close(y, naive_pool(naive.avgpool2d, x0, k, s, p, ceil_mode=ceil_mode, exclusive=exclusive))
+    assert_close(y, naive.avgpool2d(x0, k, s, p, ceil_mode=ceil_mode, exclusive=exclusive))
     np.testing.assert_array_equal(x, x0)
 
 
-@given(case=pool_cases())
+@given(case=pool_cases(square=False))
 def test_pooling_non_square_windows_are_separable(case):
     """A kxl max/avg window equals a kx1 pass then a 1xl pass (no padding, floor mode)."""
-    x, k, s, _ = case
+    x, k, s, _, _ = case
     assume(x.shape[2] >= k[0] and x.shape[3] >= k[1])
     both = maxpool2d(x, k, s, 0)
     rows = maxpool2d(maxpool2d(x, (k[0], 1), (s[0], 1), 0), (1, k[1]), (1, s[1]), 0)

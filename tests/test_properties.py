@@ -9,10 +9,13 @@ falsifying example Hypothesis shrank it to.
    and ReLU included; C = 32, d = 4 (ResNeXt-50's first stage) explicitly.
 2. Grouped convolution == G convolutions on channel slices, concatenated; groups = 1 is the
    plain convolution; groups = C is depthwise; all == a SciPy (scipy.signal.correlate) oracle.
-3. im2col and col2im are adjoint.
+3. (im2col and col2im are adjoint: test_conv.py, on the same drawn cases.)
 4. Inference BN is a per-channel affine map; folding it into the conv before it is exact.
 5. Output-size laws; max-pool padding never wins; the vd average pool counts real pixels.
-6. No forward or backward function modifies its inputs.
+6. No forward or backward function modifies its inputs (checked on writable inputs against
+   copies taken before the call).
+
+Closeness is the toolkit's one measure (tests/_arrays.py), against the reference side.
 """
 
 import numpy as np
@@ -27,7 +30,7 @@ from numpy_resnext.batchnorm import (batchnorm, batchnorm_backward, batchnorm_tr
                                      batchnorm_train_backward, fold_bn)
 from numpy_resnext.branches import (block_branches, early_concat_form,   # noqa: E402
                                     find_block, grouped_form)
-from numpy_resnext.conv import col2im, conv2d, conv2d_backward, im2col   # noqa: E402
+from numpy_resnext.conv import conv2d, conv2d_backward                   # noqa: E402
 from numpy_resnext.grad import gradients                                 # noqa: E402
 from numpy_resnext.linear import linear, linear_backward                 # noqa: E402
 from numpy_resnext.loss import softmax_cross_entropy, softmax_cross_entropy_backward  # noqa: E402
@@ -35,16 +38,10 @@ from numpy_resnext.plan import make_block                               # noqa: 
 from numpy_resnext.pooling import (avgpool2d, avgpool2d_backward, global_avgpool,  # noqa: E402
                                    global_avgpool_backward, maxpool2d, maxpool2d_backward)
 
+from _arrays import assert_close, assert_unmodified, conv_cases, pool_cases  # noqa: E402
+
 # the heavier properties run fewer examples than the profile's default
 FEW = settings(max_examples=max(5, settings.default.max_examples // 3))
-
-
-def close(a, b, rtol=1e-12):
-    """Agreement relative to the larger array's largest magnitude."""
-    assert a.shape == b.shape, (a.shape, b.shape)
-    scale = max(float(np.abs(a).max(initial=0)), float(np.abs(b).max(initial=0)), 1e-300)
-    err = float(np.abs(a - b).max(initial=0)) / scale
-    assert err <= rtol, f"relative difference {err:.3e} > {rtol:g}"
 
 
 def random_bn(rng, params, name, C):
@@ -78,8 +75,8 @@ def assert_three_forms_agree(x, p, block, config):
     c = grouped_form(x, p, block, config)
     assert len(a.branches) == len(b.branches) == block.groups
     for field in ("total", "bn3", "shortcut", "output"):
-        close(getattr(a, field), getattr(c, field))
-        close(getattr(b, field), getattr(c, field))
+        assert_close(getattr(a, field), getattr(c, field))
+        assert_close(getattr(b, field), getattr(c, field))
     return a, c
 
 
@@ -122,9 +119,9 @@ def test_fig3_on_resnext50_first_stages(resnext50, block):
     if block == "layer1.0":
         _, acts = model.forward(rng.standard_normal((1, 3, 32, 32)), capture=["maxpool", "layer1.0*"])
         g = block_branches(acts["maxpool"], model.params, "layer1.0", model.config)
-        close(g.total, acts["layer1.0.conv3"])
-        close(g.bn3, acts["layer1.0.bn3"])
-        close(g.output, acts["layer1.0"])
+        assert_close(g.total, acts["layer1.0.conv3"])
+        assert_close(g.bn3, acts["layer1.0.bn3"])
+        assert_close(g.output, acts["layer1.0"])
 
 
 def test_fig3_bn3_shift_is_added_once(resnext50):
@@ -135,7 +132,7 @@ def test_fig3_bn3_shift_is_added_once(resnext50):
     p = {k[len("layer1.0.bn3."):]: v for k, v in resnext50.params.items() if k.startswith("layer1.0.bn3.")}
     per_branch = sum(batchnorm(t, p["weight"], p["bias"], p["running_mean"], p["running_var"]) for t in a.branches)
     scale, shift = nrx.bn_scale_shift(p["weight"], p["bias"], p["running_mean"], p["running_var"])
-    close(per_branch - 31 * shift.reshape(1, -1, 1, 1), a.bn3)
+    assert_close(per_branch - 31 * shift.reshape(1, -1, 1, 1), a.bn3)
     assert np.abs(per_branch - a.bn3).max() > 1e-3
 
 
@@ -159,60 +156,36 @@ def scipy_conv(x, w, stride, padding, groups):
     return np.array(out)
 
 
-conv_shapes = st.fixed_dictionaries(dict(
-    G=st.integers(1, 4), Cg=st.integers(1, 3), Kg=st.integers(1, 3), N=st.integers(1, 2),
-    R=st.integers(1, 4), S=st.integers(1, 4), H=st.integers(1, 8), W=st.integers(1, 8),
-    sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2),
-    seed=st.integers(0, 2**31)))
+# the scipy oracle affords wider cases than the loop twins: 4 groups, 3 channels, 4x4 kernels
+def oracle_cases(**pinned):
+    return conv_cases(max_hw=8, max_kernel=4, max_groups=4, max_group_channels=3, **pinned)
 
 
-def draw_conv(c):
-    assume(c["H"] + 2 * c["ph"] >= c["R"] and c["W"] + 2 * c["pw"] >= c["S"])
-    rng = np.random.default_rng(c["seed"])
-    x = rng.standard_normal((c["N"], c["G"] * c["Cg"], c["H"], c["W"]))
-    w = rng.standard_normal((c["G"] * c["Kg"], c["Cg"], c["R"], c["S"]))
-    return x, w, (c["sh"], c["sw"]), (c["ph"], c["pw"]), c["G"]
-
-
-@given(conv_shapes)
+@given(oracle_cases())
 def test_grouped_conv_is_g_convs_on_slices(c):
-    x, w, stride, padding, G = draw_conv(c)
-    Cg, Kg = c["Cg"], c["Kg"]
+    x, w, stride, padding, G, _ = c
+    Cg, Kg = x.shape[1] // G, w.shape[0] // G
     pieces = [conv2d(np.ascontiguousarray(x[:, g * Cg:(g + 1) * Cg]), w[g * Kg:(g + 1) * Kg], stride, padding, 1)
               for g in range(G)]
     out = conv2d(x, w, stride, padding, G)
-    close(out, np.concatenate(pieces, axis=1))
-    close(out, scipy_conv(x, w, stride, padding, G))
+    assert_close(out, np.concatenate(pieces, axis=1))
+    assert_close(out, scipy_conv(x, w, stride, padding, G))
 
 
-@given(conv_shapes)
+@given(oracle_cases(groups=1))
 def test_groups_one_is_plain_convolution(c):
-    c = dict(c, G=1)
-    x, w, stride, padding, _ = draw_conv(c)
-    close(conv2d(x, w, stride, padding, 1), scipy_conv(x, w, stride, padding, 1))
+    x, w, stride, padding, _, _ = c
+    assert_close(conv2d(x, w, stride, padding, 1), scipy_conv(x, w, stride, padding, 1))
 
 
-@given(conv_shapes)
+@given(oracle_cases(group_channels=1))
 def test_groups_equal_to_channels_is_depthwise(c):
-    c = dict(c, Cg=1, Kg=1)
-    x, w, stride, padding, G = draw_conv(c)
+    x, w, stride, padding, G, _ = c
     (sh, sw), (ph, pw) = stride, padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     depthwise = np.array([[scipy_signal.correlate(xp[n, ch], w[ch, 0], mode="valid", method="direct")[::sh, ::sw]
                            for ch in range(G)] for n in range(x.shape[0])])
-    close(conv2d(x, w, stride, padding, G), depthwise)
-
-
-# --- 3. im2col / col2im ------------------------------------------------------------------
-@given(conv_shapes)
-def test_im2col_and_col2im_are_adjoint(c):
-    x, w, stride, padding, G = draw_conv(c)
-    R, S = w.shape[2:]
-    cols = im2col(x, (R, S), stride, padding, G)
-    Y = np.random.default_rng(c["seed"] + 1).standard_normal(cols.shape)
-    lhs = float(np.sum(cols * Y))
-    rhs = float(np.sum(x * col2im(Y, x.shape, (R, S), stride, padding, G)))
-    assert abs(lhs - rhs) <= 1e-12 * max(1.0, np.abs(cols).sum() * np.abs(Y).max())
+    assert_close(conv2d(x, w, stride, padding, G), depthwise)
 
 
 # --- 4. BatchNorm ------------------------------------------------------------------------
@@ -224,22 +197,21 @@ def test_inference_bn_is_a_per_channel_affine_map(N, C, H, W, seed):
     x1, x2 = rng.standard_normal((2, N, C, H, W))
     t = rng.uniform(-2, 2)
     y = lambda x: batchnorm(x, w, b, m, v)
-    close(y(t * x1 + (1 - t) * x2), t * y(x1) + (1 - t) * y(x2), 1e-12)     # affine
+    assert_close(y(t * x1 + (1 - t) * x2), t * y(x1) + (1 - t) * y(x2), 1e-12)     # affine
     direct = (x1 - m[:, None, None]) / np.sqrt(v[:, None, None] + 1e-5) * w[:, None, None] + b[:, None, None]
-    close(y(x1), direct)                                                  # the claimed formula
+    assert_close(y(x1), direct)                                                  # the claimed formula
     x3 = x1.copy()
     x3[:, 0] += 5.0                                                       # channels do not mix
-    close(y(x3)[:, 1:], y(x1)[:, 1:], 0)
+    assert_close(y(x3)[:, 1:], y(x1)[:, 1:], 0)
 
 
-@given(conv_shapes)
+@given(oracle_cases())
 def test_folding_bn_into_the_conv_is_exact(c):
-    x, w, stride, padding, G = draw_conv(c)
+    x, w, stride, padding, G, rng = c
     K = w.shape[0]
-    rng = np.random.default_rng(c["seed"] + 2)
     bw, bb, m, v = rng.uniform(0.5, 1.5, K), rng.normal(0, 1, K), rng.normal(0, 1, K), rng.uniform(0.1, 3, K)
     wf, bf = fold_bn(w, bw, bb, m, v)
-    close(conv2d(x, wf, stride, padding, G) + bf[None, :, None, None],
+    assert_close(conv2d(x, wf, stride, padding, G) + bf[None, :, None, None],
           batchnorm(conv2d(x, w, stride, padding, G), bw, bb, m, v))
 
 
@@ -285,13 +257,12 @@ def clipped_pool(x, k, s, p, OH, OW, reduce):
     return out
 
 
-@given(H=st.integers(1, 9), W=st.integers(1, 9), k=st.integers(1, 4), s=st.integers(1, 3),
-       p=st.integers(0, 2), shift=st.floats(-50, 0), seed=st.integers(0, 2**31))
-def test_maxpool_padding_never_wins(H, W, k, s, p, shift, seed):
-    assume(2 * p <= k and H + 2 * p >= k and W + 2 * p >= k)
-    x = np.random.default_rng(seed).standard_normal((2, 2, H, W)) + shift   # mostly negative
+@given(case=pool_cases(max_hw=9), shift=st.floats(-50, 0))
+def test_maxpool_padding_never_wins(case, shift):
+    x, k, s, p, _ = case
+    x = x + shift                                                         # mostly negative
     y = maxpool2d(x, k, s, p)
-    close(y, clipped_pool(x, k, s, p, y.shape[2], y.shape[3], np.max), 0)
+    assert_close(y, clipped_pool(x, k, s, p, y.shape[2], y.shape[3], np.max), 0)
 
 
 @given(H=st.integers(1, 9), W=st.integers(1, 9), seed=st.integers(0, 2**31),
@@ -301,54 +272,42 @@ def test_vd_avgpool_counts_only_real_pixels(H, W, seed, ksp):
     assume(H + 2 * p >= k and W + 2 * p >= k)
     x = np.random.default_rng(seed).standard_normal((2, 3, H, W))
     y = avgpool2d(x, k, s, p, ceil_mode=True, exclusive=True)
-    close(y, clipped_pool(x, k, s, p, y.shape[2], y.shape[3], np.mean), 1e-14)
+    assert_close(y, clipped_pool(x, k, s, p, y.shape[2], y.shape[3], np.mean), 1e-14)
 
 
 # --- 6. no function modifies its inputs ---------------------------------------------------
-def frozen(*arrays):
-    """Read-only copies: any write into them raises instead of passing silently."""
-    out = []
-    for a in arrays:
-        a = np.array(a)
-        a.flags.writeable = False
-        out.append(a)
-    return out
-
-
-@given(conv_shapes)
+# Inputs stay writable (a read-only input would make a write raise, but may also take another
+# path than callers' arrays); assert_unmodified compares every array argument with a copy.
+@given(oracle_cases())
 def test_no_op_modifies_its_inputs(c):
-    x, w, stride, padding, G = draw_conv(c)
-    rng = np.random.default_rng(c["seed"])
-    x, w = frozen(x, w)
-    x0, w0 = x.copy(), w.copy()
-    y = conv2d(x, w, stride, padding, G)
-    dout, = frozen(rng.standard_normal(y.shape))
-    conv2d_backward(dout, x, w, stride, padding, G)
+    x, w, stride, padding, G, rng = c
+    same = assert_unmodified
+    y = same(conv2d, x, w, stride, padding, G)
+    dout = rng.standard_normal(y.shape)
+    same(conv2d_backward, dout, x, w, stride, padding, G)
     K = w.shape[0]
-    bw, bb, m, v = frozen(rng.uniform(0.5, 1.5, K), rng.normal(0, 1, K), rng.normal(0, 1, K), rng.uniform(0.5, 2, K))
-    y, = frozen(y)
-    batchnorm(y, bw, bb, m, v)
-    batchnorm_backward(dout, y, bw, m, v)
-    _, cache, _, _ = batchnorm_train(y, bw, bb, m, v)
-    batchnorm_train_backward(dout, cache)
-    fold_bn(w, bw, bb, m, v)
-    relu(y)
-    relu_backward(dout, y)
-    maxpool2d_backward(*frozen(maxpool2d(x, 1, 1, 0)), x, 1, 1, 0)
+    bw, bb, m, v = rng.uniform(0.5, 1.5, K), rng.normal(0, 1, K), rng.normal(0, 1, K), rng.uniform(0.5, 2, K)
+    same(batchnorm, y, bw, bb, m, v)
+    same(batchnorm_backward, dout, y, bw, m, v)
+    _, cache, _, _ = same(batchnorm_train, y, bw, bb, m, v)
+    same(batchnorm_train_backward, dout, cache)              # the cache's arrays are checked too
+    same(fold_bn, w, bw, bb, m, v)
+    same(relu, y)
+    same(relu_backward, dout, y)
+    same(maxpool2d_backward, same(maxpool2d, x, 1, 1, 0), x, 1, 1, 0)
     if x.shape[2] >= 2 and x.shape[3] >= 2:
-        yp, = frozen(maxpool2d(x, 2, 2, 1))
-        maxpool2d_backward(yp, x, 2, 2, 1)
-        ya, = frozen(avgpool2d(x))
-        avgpool2d_backward(ya, x.shape)
-    f, = frozen(global_avgpool(x))
-    global_avgpool_backward(f, x.shape)
-    fw, = frozen(rng.standard_normal((3, f.shape[1])))
-    z = linear(f, fw)
-    linear_backward(*frozen(z), f, fw)
-    labels, = frozen(np.zeros(z.shape[0], dtype=np.int64))
-    loss, probs = softmax_cross_entropy(*frozen(z), labels)
-    softmax_cross_entropy_backward(*frozen(probs), labels)
-    assert np.array_equal(x, x0) and np.array_equal(w, w0)
+        yp = same(maxpool2d, x, 2, 2, 1)
+        same(maxpool2d_backward, rng.standard_normal(yp.shape), x, 2, 2, 1)
+        ya = same(avgpool2d, x)
+        same(avgpool2d_backward, rng.standard_normal(ya.shape), x.shape)
+    f = same(global_avgpool, x)
+    same(global_avgpool_backward, rng.standard_normal(f.shape), x.shape)
+    fw = rng.standard_normal((3, f.shape[1]))
+    z = same(linear, f, fw)
+    same(linear_backward, rng.standard_normal(z.shape), f, fw)
+    labels = rng.integers(0, 3, z.shape[0])
+    _, probs = same(softmax_cross_entropy, z, labels)
+    same(softmax_cross_entropy_backward, probs, labels)
 
 
 @FEW
@@ -357,11 +316,10 @@ def test_network_forward_and_backward_modify_nothing(stem, train, seed):
     cfg = nrx.custom(depths=(1, 1), cardinality=2, base_width=2, stem=stem, num_classes=3,
                      stem_width=8, deep_stem_width=4)
     model = nrx.build(cfg, dtype="float64", seed=seed % 1000)
-    for k in model.params:
-        model.params[k], = frozen(model.params[k])
     rng = np.random.default_rng(seed)
-    x, d = frozen(rng.standard_normal((2, 3, 16, 16)), rng.standard_normal((2, 3)))
-    g = gradients(model, x, d, train=train)
+    x, d = rng.standard_normal((2, 3, 16, 16)), rng.standard_normal((2, 3))
+    # the model's parameters are passed along as a dict so that they are checked too
+    g = assert_unmodified(lambda params, *a, **k: gradients(model, *a, **k), model.params, x, d, train=train)
     assert g.grads["input"].shape == x.shape
-    a = block_branches(*frozen(rng.standard_normal((1, 8, 4, 4))), model.params, "layer1.0", cfg)
+    a = assert_unmodified(block_branches, rng.standard_normal((1, 8, 4, 4)), model.params, "layer1.0", cfg)
     assert len(a.branches) == 2
