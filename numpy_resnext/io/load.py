@@ -61,7 +61,10 @@ class LoadReport:
                        + "; ".join(f"{c} (file: {f}): {why}" for c, f, why in self.skipped))
         if self.unexpected:
             out.append(f"{len(self.unexpected)} unexpected, not loaded: " + ", ".join(self.unexpected))
-        if self.ignored:
+        if self.ignored and all(n.endswith(".num_batches_tracked") for n in self.ignored):
+            out.append(f"{len(self.ignored)} ignored: torch's BatchNorm step counters "
+                       "(num_batches_tracked, no model state)")
+        elif self.ignored:
             out.append(f"{len(self.ignored)} ignored (no model state): " + ", ".join(self.ignored))
         return out + list(self.notes)
 
