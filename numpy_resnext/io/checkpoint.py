@@ -61,6 +61,9 @@ def select_state_dict(obj, ema=None, source="<checkpoint>"):
             raise WeightsError(f"{source}: holds a {type(obj).__name__}, expected a state "
                                "dict {name: tensor} or a checkpoint dict around one")
         if _tensor_share(obj) >= 0.5:
+            if ema is True and not notes:
+                raise WeightsError(f"{source}: a bare state dict, no EMA copy to load "
+                                   f"(looked for {', '.join(EMA_KEYS)})")
             break
         plain = [k for k in PLAIN_KEYS if _tensor_share(obj.get(k)) > 0
                  or isinstance(obj.get(k), dict)]

@@ -151,7 +151,7 @@ def _read_hub_dir(path, ema):
     others = [f for f in HUB_FILES if (path / f).is_file() and f != chosen]
     notes.append(f"weights from {chosen}" + (f" ({', '.join(others)} also present, not read)"
                                              if others else ""))
-    tensors, more, _ = read_foreign(path / chosen, ema)
+    tensors, _, more = read_foreign(path / chosen, ema)
     return tensors, notes + more
 
 
