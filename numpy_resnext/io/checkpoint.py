@@ -46,7 +46,7 @@ def _tensor_share(d) -> float:
 
 
 def _describe_keys(d, skip) -> str:
-    return ", ".join(repr(k) for k in d if k != skip)
+    return ", ".join(repr(k) for k in d if k != skip) or "(none)"
 
 
 def select_state_dict(obj, ema=None, source="<checkpoint>"):
@@ -85,7 +85,7 @@ def select_state_dict(obj, ema=None, source="<checkpoint>"):
                                f"{_describe_keys(obj, None)[:300]}; expected tensors or one "
                                f"of {', '.join(PLAIN_KEYS + EMA_KEYS)}")
         others = _describe_keys(obj, key)
-        if others:
+        if others != "(none)":
             notes.append(f"other entries not read: {others[:300]}")
         obj = obj[key]
     else:

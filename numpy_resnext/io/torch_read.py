@@ -22,10 +22,12 @@ from __future__ import annotations
 import json
 import os
 import struct
+import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
-from ..errors import FormatError, WeightsError
+from ..errors import FormatError, ResNeXtError, WeightsError
 from .checkpoint import select_state_dict, strip_prefixes
 from .safetensors import read_safetensors, read_safetensors_header
 from .torch_file import is_torch_file, open_torch
@@ -174,6 +176,11 @@ def read_foreign(path, ema=None):
         else:
             raise FormatError(f"{path}: not a torch.save file, .safetensors, shard index or "
                               "Hugging Face-style directory")
+    except ResNeXtError:
+        raise
     except OSError as exc:
         raise FormatError(f"{path}: cannot read ({exc})") from None
+    except (ValueError, NotImplementedError, EOFError, zipfile.BadZipFile, struct.error,
+            zlib.error) as exc:     # zipfile's own checks (CRC, names, headers) on corrupt files
+        raise FormatError(f"{path}: corrupt file: {type(exc).__name__}: {str(exc)[:200]}") from None
     return tensors, label, notes
