@@ -47,6 +47,44 @@ ARCHS = {"resnext50_32x4d": ("ResNeXt50_32x4d", "torchvision", ("resnext", "ResN
 SHAPE = (1, 3, 37, 35)
 
 
+# PaddleClas's fixed ParamAttr names allow one model per process: Paddle runs in a subprocess
+PADDLE_RUN = """
+import importlib.util, json, sys
+import numpy as np
+import paddle
+spec = importlib.util.spec_from_file_location("pm", sys.argv[1])
+pm = importlib.util.module_from_spec(spec); spec.loader.exec_module(pm)
+kind, name, mode, weights, x, out = sys.argv[2:8]
+paddle.set_device("cpu")
+model = pm.full_model(kind, name)
+model.to(dtype="float64")
+model.eval()
+result = {"paddle": paddle.__version__}
+if mode == "save":                          # random weights and BN statistics, saved by Paddle
+    pm.randomize(model, 3)
+    paddle.save(model.state_dict(), weights)
+else:                                       # load a converted file
+    missing, unexpected = model.set_state_dict(paddle.load(weights))
+    result.update(missing=list(missing), unexpected=list(unexpected))
+with paddle.no_grad():
+    np.save(out, model(paddle.to_tensor(np.load(x))).numpy())
+print(json.dumps(result))
+"""
+
+
+def run_paddle(tmp_path, kind, name, mode, weights, x):
+    import subprocess
+    import sys
+    pytest.importorskip("paddle", reason="the Paddle half needs paddlepaddle==3.3.1")
+    xp, out = tmp_path / "x.npy", tmp_path / "paddle_logits.npy"
+    np.save(xp, x)
+    res = subprocess.run([sys.executable, "-c", PADDLE_RUN, str(ROOT / "reference" / "paddle_models.py"),
+                          kind, name, mode, str(weights), str(xp), str(out)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1]), np.load(out)
+
+
 def rel(a, b):
     return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
 
@@ -158,19 +196,12 @@ def test_destination_frameworks_load_converted_files(torch, saved, arch, tmp_pat
             got = fresh(x).numpy()
         np.testing.assert_array_equal(got, capture["fc"], err_msg=f"{arch} {ext}")
     # and Paddle: PaddleClas (or paddle.vision for ResNet50) accepts the .pdparams
-    paddle = pytest.importorskip("paddle", reason="the Paddle half needs paddlepaddle==3.3.1")
     pdp = tmp_path / "w.pdparams"
     assert main(["convert", "--weights", str(path), "--output", str(pdp)]) == 0
     printed = capsys.readouterr().out
     kind, name = ARCHS[arch][2]
-    pm = _script("paddle_models")
-    pmodel = pm.full_model(kind, name)
-    pmodel.to(dtype="float64")
-    pmodel.eval()
-    missing, unexpected = pmodel.set_state_dict(paddle.load(str(pdp)))
-    assert not missing and not unexpected, (missing, unexpected)
-    with paddle.no_grad():
-        plogits = pmodel(paddle.to_tensor(capture["input"])).numpy()
+    result, plogits = run_paddle(tmp_path, kind, name, "load", pdp, capture["input"])
+    assert not result["missing"] and not result["unexpected"], result
     err = rel(plogits, capture["fc"])
     print(f"\n{arch}: {printed.strip().splitlines()[-1]}\n  paddle vs torch logits {err:.1e}")
     assert err <= 1e-10
@@ -179,19 +210,10 @@ def test_destination_frameworks_load_converted_files(torch, saved, arch, tmp_pat
 @pytest.mark.torch
 @pytest.mark.paddle
 @pytest.mark.slow
-def test_paddle_wsl_to_torch_and_back(torch, paddle, tmp_path):
-    pm = _script("paddle_models")
-    paddle.set_device("cpu")
-    paddle.seed(3)
-    pmodel = pm.full_model("resnext101_wsl", "ResNeXt101_32x8d_wsl")
-    pmodel.to(dtype="float64")
-    pmodel.eval()
-    pm.randomize(pmodel, 3)
+def test_paddle_wsl_to_torch_and_back(torch, tmp_path):
     src = tmp_path / "wsl.pdparams"
-    paddle.save(pmodel.state_dict(), str(src))
     x = tc.make_input((2, 3, 35, 33), 4)
-    with paddle.no_grad():
-        plogits = pmodel(paddle.to_tensor(x)).numpy()
+    _, plogits = run_paddle(tmp_path, "resnext101_wsl", "ResNeXt101_32x8d_wsl", "save", src, x)
     pth = tmp_path / "wsl.pth"
     assert main(["convert", "--weights", str(src), "--output", str(pth)]) == 0
     tmodel = tc.build("resnext101_32x8d")
@@ -207,10 +229,8 @@ def test_paddle_wsl_to_torch_and_back(torch, paddle, tmp_path):
         tlogits = tmodel(torch.from_numpy(x)).numpy()
     back = tmp_path / "wsl_torch.pdparams"
     assert main(["convert", "--weights", str(tsrc), "--output", str(back)]) == 0
-    missing, unexpected = pmodel.set_state_dict(paddle.load(str(back)))
-    assert not missing and not unexpected
-    with paddle.no_grad():
-        plogits = pmodel(paddle.to_tensor(x)).numpy()
+    result, plogits = run_paddle(tmp_path, "resnext101_wsl", "ResNeXt101_32x8d_wsl", "load", back, x)
+    assert not result["missing"] and not result["unexpected"], result
     reverse = rel(plogits, tlogits)
     print(f"\nResNeXt101_32x8d_wsl float64: paddle->.pth->torch {forward:.1e}, "
           f"torch->.pdparams->paddle {reverse:.1e}")

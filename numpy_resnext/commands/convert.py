@@ -60,5 +60,5 @@ def run(args):
     for line in loaded.report.lines():
         print(f"  {line}")
     print(f"wrote {len(loaded.params)} tensors ({', '.join(dtypes)}) to {args.output}, "
-          f"names {scheme} ({why}); metadata in {where}")
+          f"names {scheme} ({why}); metadata {where}")
     return 0

@@ -137,12 +137,12 @@ def write_weights(path, params, config, scheme=None, metadata=None):
     meta = dict(metadata or {}, architecture=config.name, names=scheme)
     if ext == ".npz":
         save_npz(path, state)
-        return scheme, why, "nowhere (.npz holds arrays only)"
+        return scheme, why, "none written (.npz holds arrays only)"
     if ext == ".safetensors":
         write_safetensors(path, state, dict(meta, format="pt"))
-        return scheme, why, "the safetensors __metadata__"
+        return scheme, why, "in the safetensors __metadata__"
     if ext == ".pdparams":
         _paddle_pickle(path, state)
-        return scheme, why, "nowhere (.pdparams keys reach set_state_dict)"
+        return scheme, why, "none written (every .pdparams key reaches set_state_dict)"
     write_torch_zip(path, state, json.dumps(meta, sort_keys=True).encode("utf-8"))
-    return scheme, why, "the zip archive comment"
+    return scheme, why, "in the zip archive comment"
