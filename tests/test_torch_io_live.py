@@ -125,6 +125,7 @@ def test_file_read_without_torch_matches_torch_everywhere(saved, arch):
 
 def _layouts(torch, sd, tmp):
     """{label: path} of every layout and wrapper, written by torch / safetensors."""
+    pytest.importorskip("safetensors", reason="the layouts lane needs `pip install safetensors`")
     from safetensors.torch import save_file
     f32 = OrderedDict((k, v.float() if v.is_floating_point() else v) for k, v in sd.items())
     files = {}
@@ -183,6 +184,7 @@ def test_every_layout_written_by_torch_reads_bit_for_bit(torch, tmp_path, arch):
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_destination_frameworks_load_converted_files(torch, saved, arch, tmp_path, capsys):
+    pytest.importorskip("safetensors", reason="this lane needs `pip install safetensors`")
     from safetensors.torch import load_file
     path, capture, model = saved(arch)
     x = torch.from_numpy(capture["input"])
