@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickletools
 import struct
 import zipfile
 from collections import OrderedDict
@@ -29,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
-from .safe_pickle import BoundedReader
 from .torch_pickle import ITEMSIZE, load_torch_pickle, widen_bfloat16
 
 __all__ = ["TorchFile", "open_torch", "is_torch_file", "LEGACY_MAGIC", "LEGACY_HEAD"]
@@ -212,15 +212,37 @@ def _data_start(f, info, size, path) -> int:
 
 
 # --- legacy format ------------------------------------------------------------------------
+def _pickle_bytes(raw, pos, size):
+    """The bytes of the pickle starting at ``pos``: read 1 MB (a state dict's pickle is tens
+    of kB), more only while its STOP is not found, never past the end of the file."""
+    chunk = 1 << 20
+    while True:
+        raw.seek(pos)
+        data = raw.read(min(chunk, size - pos))
+        try:
+            for op, _, at in pickletools.genops(io.BytesIO(data)):
+                if op.name == "STOP":
+                    return data[:at + 1]
+        except ValueError:
+            pass                        # cut off by the chunk, or corrupt: decided below
+        if len(data) == size - pos:     # the whole rest of the file: let the reader say why
+            return data
+        chunk *= 4
+
+
 def _read_legacy(path: Path) -> TorchFile:
     size = os.path.getsize(path)
     src = str(path)
     with open(path, "rb") as raw:
-        f = BoundedReader(raw, size)
-        head = []
-        for what in ("magic number", "protocol version", "sys_info"):
-            obj, _ = load_torch_pickle(f, f"{src} ({what})", size)
-            head.append(obj)
+        pos = 0
+
+        def next_pickle(what, legacy=False):
+            nonlocal pos
+            data = _pickle_bytes(raw, pos, size)
+            pos += len(data)
+            return load_torch_pickle(io.BytesIO(data), f"{src}{what}", len(data), legacy)
+        head = [next_pickle(f" ({what})")[0]
+                for what in ("magic number", "protocol version", "sys_info")]
         magic, protocol, sys_info = head
         if magic != LEGACY_MAGIC or protocol != LEGACY_PROTOCOL:
             raise FormatError(f"{src}: legacy torch header {magic!r:.30}, {protocol!r:.20}; "
@@ -228,13 +250,13 @@ def _read_legacy(path: Path) -> TorchFile:
         if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
             raise FormatError(f"{src}: sys_info {sys_info!r:.80}: only little-endian files "
                               "are read")
-        obj, storages = load_torch_pickle(f, src, size, legacy=True)
-        keys, _ = load_torch_pickle(f, f"{src} (storage keys)", size)
+        obj, storages = next_pickle("", legacy=True)
+        keys, _ = next_pickle(" (storage keys)")
         if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)) \
                 or sorted(keys) != sorted(storages):
             raise FormatError(f"{src}: the storage key list {str(keys)[:80]} does not match "
                               f"the {len(storages)} storages the object names")
-        where, pos = {}, raw.tell()
+        where = {}
         for key in keys:
             info = storages[key]
             raw.seek(pos)
