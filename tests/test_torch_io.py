@@ -188,6 +188,12 @@ def test_finetuned_head_loads_under_the_named_architecture(tmp_path, capsys):
     assert "fine-tuned head: 10 classes taken from the file (ResNet50 has 1000)" in loaded.report.notes
     model = nrx.build("ResNet50", weights=src)
     assert model.config.num_classes == 10
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 3, 32, 32), np.float32))
+    assert main(["forward", "resnet50", "--weights", str(src), "--input", str(x),
+                 "--output", str(tmp_path / "y.npy")]) == 0
+    assert "note: fine-tuned head: 10 classes" in capsys.readouterr().err
+    assert np.load(tmp_path / "y.npy").shape == (1, 10)
     out = tmp_path / "ft.npz"
     assert main(["convert", "ResNet50", "--weights", str(src), "--output", str(out)]) == 0
     assert "fine-tuned head: 10 classes" in capsys.readouterr().out

@@ -42,6 +42,9 @@ def load_model(args):
     skipped = report.get("missing", []) + report.get("skipped", []) + report.get("unexpected", [])
     if skipped:
         print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
+    for note in report.get("notes", []):
+        if note.startswith(("fine-tuned head", "weights taken from")):
+            print(f"note: {note}", file=sys.stderr)
     return model
 
 
