@@ -62,7 +62,6 @@ def state(arch):
 
 
 def cast(sd, dtype, scale=1.0):
-    import torch
     return OrderedDict((k, (v * scale).to(dtype) if v.is_floating_point() else v.clone())
                        for k, v in sd.items())
 

@@ -33,7 +33,7 @@ def add_parser(sub):
     ema.add_argument("--ema", dest="ema", action="store_true", default=None,
                      help="load the EMA copy of a torch checkpoint (state_dict_ema, model_ema)")
     ema.add_argument("--no-ema", dest="ema", action="store_false",
-                     help="load the plain weights even when only an EMA copy is found: an error")
+                     help="never load an EMA copy (an error when it is the only state dict)")
     p.add_argument("--non-strict", action="store_true",
                    help="write what matches and list what was skipped, instead of failing on "
                         "missing or unexpected tensors")
