@@ -211,3 +211,35 @@ def test_every_error_is_a_resnext_error_on_truncation(tmp_path):
             p.write_bytes(data[:cut])
             with pytest.raises(ResNeXtError):
                 load_weights(p)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("ext", [".pth", ".safetensors"])
+def test_reduced_precision_writes_round_trip(tmp_path, ext, dtype):
+    from numpy_resnext.io.writers import write_weights
+    src = load_weights(FIX / "micro_zip.pth")
+    params = OrderedDict((k, v.astype(dtype)) for k, v in src.params.items())
+    write_weights(tmp_path / f"w{ext}", params, src.config)
+    _same(load_weights(tmp_path / f"w{ext}").params, params, dtype)
+
+
+def test_sharded_torch_bins_read_through_their_index(tmp_path):
+    """pytorch_model.bin.index.json: the same weight_map, .bin shards (torch.save files)."""
+    from numpy_resnext.io.writers import write_torch_zip
+    src = load_weights(FIX / "micro_zip.pth")
+    names = list(src.params)
+    shards = {"pytorch_model-00001-of-00002.bin": names[:10],
+              "pytorch_model-00002-of-00002.bin": names[10:]}
+    for shard, keys in shards.items():
+        write_torch_zip(tmp_path / shard, OrderedDict((k, src.params[k]) for k in keys))
+    index = {"weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
+    (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "micro"}))
+    for source in (tmp_path, tmp_path / "pytorch_model.bin.index.json"):
+        loaded = load_weights(source)
+        _same(loaded.params, src.params, "float64")
+        assert any("sharded: 27 tensors in 2 files" in n for n in loaded.report.notes)
+    index["weight_map"]["fc.bias"] = "pytorch_model-00001-of-00002.bin"     # not in that shard
+    (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    with pytest.raises(ResNeXtError, match=r"lacks \['fc.bias'\]"):
+        load_weights(tmp_path)
