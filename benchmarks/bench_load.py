@@ -1,7 +1,8 @@
-"""Time numpy_resnext.io.read_paddle on real ResNeXt50_32x4d weight files (~100 MB).
+"""Time numpy_resnext.io.read_paddle and the torch/safetensors readers on real ResNeXt50_32x4d weight files (~100 MB).
 
     python benchmarks/bench_load.py                 # files made in /tmp if missing
     python benchmarks/bench_load.py --repeats 9 --dir /tmp/bench_load --json out.json
+    python benchmarks/bench_load.py --only torch    # torch.save / safetensors files only
 
 What it does, so the figures can be judged:
 - Needs Paddle only to *write* the files: paddle.vision.models.resnext50_32x4d() saved with
@@ -16,6 +17,13 @@ What it does, so the figures can be judged:
 - Every read is checked against the first one (same names, bit-identical arrays), and the
   combined file's tensors (named through the sorted parameter names of the PIR program)
   against the .pdparams ones through its StructuredToParameterName@@ table.
+
+- torch/safetensors: torch_capture.py's plain-torch ResNeXt50_32x4d (float32) written by
+  torch.save (zip and legacy), as a checkpoint with an EMA copy (only one state dict is
+  read) and by safetensors.torch.save_file, in --dir/torch; read with numpy_resnext's
+  readers (``read_foreign``: tensors under the file's names; ``load_weights``: with name
+  mapping and checks) and, for comparison, torch.load(weights_only=True) and
+  safetensors.numpy.load_file.
 
 This is a hand-run script, never a test: timings on a shared machine are noisy.
 """
@@ -87,14 +95,73 @@ def check_same_model(pdparams: Path, prefix: Path) -> None:
           f"equal {pdparams.name} through its name table", file=sys.stderr)
 
 
+MAKE_TORCH = """
+import sys, torch
+from safetensors.torch import save_file
+sys.path.insert(0, sys.argv[2])
+import torch_capture as tc
+out = sys.argv[1]
+model = tc.build("resnext50_32x4d").float()
+tc.load_canonical(model, tc.make_weights(tc.canonical_shapes(model), 0))
+sd = model.state_dict()
+torch.save(sd, out + "/resnext50_32x4d.pth")
+torch.save(sd, out + "/resnext50_32x4d_legacy.pth", _use_new_zipfile_serialization=False)
+torch.save({"epoch": 1, "state_dict": sd, "state_dict_ema": sd}, out + "/checkpoint.pth.tar")
+save_file({k: v.contiguous() for k, v in sd.items()}, out + "/model.safetensors")
+"""
+
+
+def torch_readers(directory: Path, python: str):
+    """(readers, sizes, counts) for the torch.save / safetensors files of ResNeXt50_32x4d,
+    written once by torch (through ``python``) into ``directory``."""
+    from numpy_resnext.io import load_weights
+    from numpy_resnext.io.torch_read import read_foreign
+    if not (directory / "model.safetensors").is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        print(f"writing ResNeXt50_32x4d files with torch into {directory} ...", file=sys.stderr)
+        subprocess.run([python, "-c", MAKE_TORCH, str(directory),
+                        str(Path(__file__).resolve().parent.parent / "reference")], check=True)
+    readers, sizes, counts = {}, {}, {}
+    for label, name in [("torch.save zip", "resnext50_32x4d.pth"),
+                        ("torch.save legacy", "resnext50_32x4d_legacy.pth"),
+                        ("checkpoint + EMA (one read)", "checkpoint.pth.tar"),
+                        ("safetensors", "model.safetensors")]:
+        path = directory / name
+        tensors, _, _ = read_foreign(path)
+        readers[f"read_foreign: {label}"] = lambda path=path: read_foreign(path)
+        sizes[f"read_foreign: {label}"] = path.stat().st_size
+        counts[f"read_foreign: {label}"] = len(tensors)
+    for name in ("resnext50_32x4d.pth", "model.safetensors"):
+        path = directory / name
+        readers[f"load_weights (+ names, checks): {name}"] = lambda path=path: load_weights(path)
+        sizes[f"load_weights (+ names, checks): {name}"] = path.stat().st_size
+    try:
+        import torch
+        pth = directory / "resnext50_32x4d.pth"
+        readers["torch.load(weights_only=True): zip"] = lambda: torch.load(pth, weights_only=True)
+        sizes["torch.load(weights_only=True): zip"] = pth.stat().st_size
+        from safetensors.numpy import load_file
+        st = directory / "model.safetensors"
+        readers["safetensors.numpy.load_file"] = lambda: load_file(st)
+        sizes["safetensors.numpy.load_file"] = st.stat().st_size
+    except ImportError:
+        pass
+    return readers, sizes, counts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/numpy_resnext_bench_load"))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--python", default=sys.executable,
-                        help="interpreter with Paddle, used only to write the files")
+                        help="interpreter with Paddle (and torch), used only to write the files")
+    parser.add_argument("--only", choices=["paddle", "torch"],
+                        help="time only the Paddle files or only the torch/safetensors files")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.only == "torch":
+        readers, sizes, counts = torch_readers(args.dir / "torch", args.python)
+        return report_times(readers, sizes, counts, args)
     make_files(args.dir, args.python)
 
     layouts = [("pdparams (pickle 4)", args.dir / "resnext50_32x4d.pdparams"),
@@ -129,16 +196,24 @@ def main(argv=None) -> int:
         pass
     for label in readers:
         sizes.setdefault(label, pd4.stat().st_size)
+    if args.only is None:
+        more = torch_readers(args.dir / "torch", args.python)
+        for mine, theirs in zip((readers, sizes, counts), more):
+            mine.update(theirs)
+    return report_times(readers, sizes, counts, args)
+
+
+def report_times(readers, sizes, counts, args) -> int:
     times = time_rounds(readers, args.repeats)
     rows = [(label, sizes[label], times[label], counts.get(label)) for label in readers]
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"numpy {np.__version__}, {args.repeats} rounds after one warm-up")
-    print(f"{'what':42s} {'MB':>7s} {'median s':>9s} {'min s':>7s} {'MB/s':>7s} tensors")
+    print(f"{'what':52s} {'MB':>7s} {'median s':>9s} {'min s':>7s} {'MB/s':>7s} tensors")
     report = []
     for label, size, times, count in rows:
         median = statistics.median(times)
-        print(f"{label:42s} {size / 1e6:7.1f} {median:9.3f} {min(times):7.3f} "
+        print(f"{label:52s} {size / 1e6:7.1f} {median:9.3f} {min(times):7.3f} "
               f"{size / 1e6 / median:7.0f} {count or ''}")
         report.append({"what": label, "bytes": size, "median_s": median, "min_s": min(times),
                        "times_s": times, "tensors": count})

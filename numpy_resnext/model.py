@@ -117,7 +117,7 @@ class ResNeXt:
         return f"ResNeXt({self.config.name}, dtype={self.dtype}, params={self.num_params:,})"
 
 
-def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFAULT_INIT):
+def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFAULT_INIT, ema=None):
     """Build a model.
 
     arch:    a name from ``numpy-resnext archs`` (case-insensitive), an alias such as
@@ -129,6 +129,8 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
              a seeded calibration batch, see :mod:`numpy_resnext.init`) or "identity-bn"
              (BN scale 1, shift 0, mean 0, variance 1: :func:`params.init_params`).
     dtype:   "float32" or "float64"; weights are cast to it explicitly.
+    ema:     torch checkpoints holding an EMA copy: True loads it, False the plain weights,
+             None the plain ones unless the EMA copy is all there is (``load_report`` says).
     strict:  report every missing / unexpected / misshapen tensor as an error (default);
              non-strict loads fill missing tensors from the seeded initialisation and
              record what they skipped in ``model.load_report``.
@@ -138,7 +140,7 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
     if weights is not None and isinstance(weights, (str, os.PathLike)):
         from .io import load_weights
         # the loader checks a named architecture against the file and says how they differ
-        loaded = load_weights(weights, arch=arch, strict=strict)
+        loaded = load_weights(weights, arch=arch, strict=strict, ema=ema)
         config = loaded.config
         weights = loaded.params
     else:

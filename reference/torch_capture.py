@@ -57,6 +57,10 @@ ARCHS = {
     # deep one, the avg-pool shortcut)
     "tiny": ((1, 1), 4, 2, False, 16, 8, 10),
     "tiny_d": ((1, 1), 4, 2, True, 16, 8, 10),
+    # ResNet50 (C = 1, d = 64) and one-stage networks for the weight-file fixtures
+    "resnet50": ((3, 4, 6, 3), 1, 64, False, 64, 32, 1000),
+    "micro": ((1,), 2, 2, False, 8, 8, 3),
+    "micro_d": ((1,), 2, 2, True, 8, 4, 3),
 }
 
 # the committed fixtures: file -> (arch, input shape, weight seed, input seed)

@@ -171,11 +171,13 @@ def test_named_architecture_disagreeing_with_file():
     assert load_weights(tensors).config == config
     with pytest.raises(WeightsError, match=r"ResNeXt50_32x4d.*ResNeXt50_64x4d.*cardinality"):
         load_weights(tensors, arch="ResNeXt50_64x4d")
-    # the same net with another head: an error unless non-strict, which skips the head
-    with pytest.raises(WeightsError, match="num_classes"):
-        load_weights(tensors, arch=config.replace(num_classes=10))
-    partial = load_weights(tensors, arch=config.replace(num_classes=10), strict=False)
-    assert [c for c, _, _ in partial.report.skipped] == ["fc.weight", "fc.bias"]
+    # the same net with another head (fine-tuned) loads, takes the file's classes, says so
+    tuned = load_weights(tensors, arch=config.replace(num_classes=10))
+    assert tuned.config.num_classes == 1000 and "fc.weight" in tuned.params
+    assert any("fine-tuned head: 1000 classes" in n for n in tuned.report.notes)
+    # any other disagreement is still an error, listing every field, head included
+    with pytest.raises(WeightsError, match=r"cardinality.*num_classes"):
+        load_weights(tensors, arch=get_arch("ResNeXt50_64x4d").replace(num_classes=10))
 
 
 def test_finetuned_head_is_named_after_its_backbone():

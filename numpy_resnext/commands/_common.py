@@ -101,6 +101,12 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
     p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,
                    help="seeded weights: BN statistics calibrated on a seeded batch (default) or "
                         "identity BatchNorm (scale 1, shift 0, mean 0, variance 1)")
+    ema = p.add_mutually_exclusive_group()
+    ema.add_argument("--ema", dest="ema", action="store_true", default=None,
+                     help="load the EMA copy of a torch checkpoint (state_dict_ema, model_ema)")
+    ema.add_argument("--no-ema", dest="ema", action="store_false",
+                     help="load the plain weights of a checkpoint that also holds an EMA copy "
+                          "(default: the plain weights unless the EMA copy is all there is)")
     if non_strict:
         p.add_argument("--non-strict", action="store_true",
                        help="load what matches (e.g. a backbone without its head), keep seeded "
@@ -113,11 +119,14 @@ def load_model(args):
         raise ArchitectureError("name an architecture (see `numpy-resnext archs`) or give --weights")
     strict = not getattr(args, "non_strict", False)
     model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict,
-                  init=args.init)
+                  init=args.init, ema=args.ema)
     report = model.load_report
     skipped = report.get("missing", []) + report.get("skipped", []) + report.get("unexpected", [])
     if skipped:
         print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
+    for note in report.get("notes", []):
+        if note.startswith(("fine-tuned head", "weights taken from")):
+            print(f"note: {note}", file=sys.stderr)
     return model
 
 

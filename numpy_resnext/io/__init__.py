@@ -18,6 +18,11 @@ a directory with ``__params__`` or one       an exported model: that combined fi
 one tensor record (any other name)           ``paddle.save(t, use_binary_format=True)``
 ==========================================  ===========================================
 
+PyTorch-world files (torch.save zip and legacy files under any extension, .safetensors,
+shard indexes, Hugging Face-style directories) are read by :mod:`.torch_read`, also without
+the framework; :func:`load_weights` takes either kind, and :mod:`.writers` writes .npz,
+.safetensors, .pth and .pdparams.
+
 The kind is decided by the first bytes (a pickle starts with ``0x80``; a tensor record
 with the uint32 version ``0``) and, where bytes alone cannot tell, by the name (combined
 vs single record, program files, archives). Mapping the names found here

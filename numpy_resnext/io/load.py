@@ -61,7 +61,10 @@ class LoadReport:
                        + "; ".join(f"{c} (file: {f}): {why}" for c, f, why in self.skipped))
         if self.unexpected:
             out.append(f"{len(self.unexpected)} unexpected, not loaded: " + ", ".join(self.unexpected))
-        if self.ignored:
+        if self.ignored and all(n.endswith(".num_batches_tracked") for n in self.ignored):
+            out.append(f"{len(self.ignored)} ignored: torch's BatchNorm step counters "
+                       "(num_batches_tracked, no model state)")
+        elif self.ignored:
             out.append(f"{len(self.ignored)} ignored (no model state): " + ", ".join(self.ignored))
         return out + list(self.notes)
 
@@ -97,8 +100,10 @@ def _read_npz(path):
         raise FormatError(f"{path}: cannot read ({exc})") from None
 
 
-def read_tensors(source):
-    """(tensors, paddle_file, source label, {file name: other name}, notes) for ``source``."""
+def read_tensors(source, ema=None):
+    """(tensors, paddle_file, source label, {file name: other name}, notes) for ``source``.
+
+    ``ema`` chooses the EMA copy of a torch checkpoint (see :mod:`.checkpoint`)."""
     if hasattr(source, "items"):
         tensors = OrderedDict()
         for k, v in source.items():
@@ -110,6 +115,10 @@ def read_tensors(source):
         path = os.fspath(source)
         if path.endswith(".npz"):
             return _read_npz(path), False, path, {}, []
+        from .torch_read import foreign_kind, read_foreign
+        if foreign_kind(path):          # torch.save, safetensors, shard index, hub directory
+            tensors, label, notes = read_foreign(path, ema)
+            return tensors, False, label, {}, notes
         from . import read_paddle
         pf = read_paddle(path)
     table = dict(getattr(pf, "structured_to_param", None) or {})
@@ -157,10 +166,15 @@ def _resolve_config(tensors, scheme, arch, strict, report):
     if not diffs:
         return wanted, False
     head_only = all(d.startswith("num_classes") for d in diffs)
-    if head_only and not strict:
-        return wanted, True
-    hint = (" (load with strict=False to skip the head)" if head_only
-            else f"; leave the architecture out to load it as {found.name}")
+    if head_only:
+        # a fine-tuned head is the named network with another number of classes
+        report.notes.append(f"fine-tuned head: {found.num_classes} classes taken from the "
+                            f"file ({wanted.name} has {wanted.num_classes})")
+        name = found.name if found.name.startswith(wanted.name) else wanted.name
+        return wanted.replace(name=name, num_classes=found.num_classes,
+                              description=f"{wanted.description}, "
+                                          f"{found.num_classes}-class head"), False
+    hint = f"; leave the architecture out to load it as {found.name}"
     raise WeightsError(f"the weights hold {found.name}, which disagrees with the architecture "
                        f"named, {wanted.name}: " + "; ".join(diffs) + hint)
 
@@ -225,15 +239,17 @@ def _check_one(canonical, value, shape, scheme):
     return None, value
 
 
-def load_weights(source, arch=None, strict=True) -> LoadedWeights:
+def load_weights(source, arch=None, strict=True, ema=None) -> LoadedWeights:
     """Weights from ``source`` under canonical names; see the module docstring.
 
     arch:   None to infer the architecture from the file, or a name / ArchConfig; a named
             architecture that disagrees with the file is an error saying how.
     strict: every missing, unexpected or misshapen tensor is an error (all listed at
             once); with False, missing and unexpected tensors are reported, not raised.
+    ema:    torch checkpoints with an EMA copy: True loads it, False the plain weights,
+            None the plain ones unless the EMA copy is all there is (the report says which).
     """
-    tensors, paddle_file, label, table, notes = read_tensors(source)
+    tensors, paddle_file, label, table, notes = read_tensors(source, ema)
     report = LoadReport(notes=list(notes))
     report.ignored = [n for n in tensors if N.is_ignored(n)]
     tensors = OrderedDict((k, v) for k, v in tensors.items() if not N.is_ignored(k))

@@ -1,0 +1,144 @@
+"""``.safetensors`` read and written with NumPy only (no safetensors package).
+
+Layout (docs/torch_formats.md): an unsigned 64-bit little-endian header length N, then N
+bytes of UTF-8 JSON ``{name: {"dtype": "F32", "shape": [..], "data_offsets": [begin,
+end]}, "__metadata__": {str: str}}``, then the data buffer; offsets are relative to the
+buffer's start, tensors are C-contiguous little-endian, and the tensors tile the buffer
+without gaps or overlaps. Nothing is executed on reading: the header is JSON.
+
+Reading checks the whole header (dtype, shape, offsets inside the file, sizes, tiling)
+before any tensor is allocated, and reads only the tensors asked for. BF16 is widened
+exactly to float32 (its bits are float32's upper half).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from collections import OrderedDict
+
+import numpy as np
+
+from .._files import atomic_write
+from ..errors import FormatError
+from .torch_pickle import widen_bfloat16
+
+__all__ = ["read_safetensors_header", "read_safetensors", "write_safetensors", "DTYPES"]
+
+DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+          "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+          "U16": "uint16", "U32": "uint32", "U64": "uint64", "BOOL": "bool"}
+CODES = {v: k for k, v in DTYPES.items()}
+MAX_HEADER = 100 << 20             # the format's own limit on the JSON header
+
+
+def _itemsize(dtype):
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+
+
+def read_safetensors_header(path):
+    """(entries {name: (dtype, shape, begin, end)} in offset order, metadata, buffer start)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise FormatError(f"{path}: {size} bytes, too short for a safetensors header")
+        (n,) = struct.unpack("<Q", raw)
+        if n > MAX_HEADER or n > size - 8:
+            raise FormatError(f"{path}: header length {n} (at most {MAX_HEADER} and the "
+                              f"{size - 8} bytes after it)")
+        text = f.read(n)
+    try:
+        header = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{path}: header is not UTF-8 JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise FormatError(f"{path}: header is a JSON {type(header).__name__}, expected an object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not (isinstance(metadata, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                               for k, v in metadata.items())):
+        raise FormatError(f"{path}: __metadata__ must map strings to strings")
+    buffer = size - 8 - n
+    entries = {}
+    for name, e in header.items():
+        where = f"{path}: tensor {name!r}"
+        if not (isinstance(e, dict) and set(e) >= {"dtype", "shape", "data_offsets"}):
+            raise FormatError(f"{where}: expected {{dtype, shape, data_offsets}}, found {e!r:.80}")
+        dtype = DTYPES.get(e["dtype"])
+        shape, offs = e["shape"], e["data_offsets"]
+        if dtype is None:
+            raise FormatError(f"{where}: dtype {e['dtype']!r:.20} (known: {', '.join(DTYPES)})")
+        if not (isinstance(shape, list) and len(shape) <= 32
+                and all(type(d) is int and d >= 0 for d in shape)):
+            raise FormatError(f"{where}: shape {shape!r:.80} (a list of non-negative ints)")
+        if not (isinstance(offs, list) and len(offs) == 2 and all(type(o) is int for o in offs)
+                and 0 <= offs[0] <= offs[1] <= buffer):
+            raise FormatError(f"{where}: data_offsets {offs!r:.60} outside the {buffer}-byte "
+                              "data buffer")
+        need = math.prod(shape) * _itemsize(dtype)
+        if offs[1] - offs[0] != need:
+            raise FormatError(f"{where}: {dtype}{shape} needs {need} bytes, data_offsets "
+                              f"give {offs[1] - offs[0]}")
+        entries[name] = (dtype, tuple(shape), offs[0], offs[1])
+    ordered = sorted(entries.items(), key=lambda kv: (kv[1][2], kv[1][3]))
+    end = 0
+    for name, (_, _, begin, stop) in ordered:
+        if begin != end:
+            raise FormatError(f"{path}: tensor {name!r} starts at byte {begin} of the data "
+                              f"buffer, expected {end} (tensors must tile it: "
+                              f"{'overlap' if begin < end else 'gap'})")
+        end = stop
+    if end != buffer:
+        raise FormatError(f"{path}: tensors cover {end} of the {buffer} data bytes")
+    return OrderedDict(ordered), metadata, 8 + n
+
+
+def read_safetensors(path, names=None):
+    """({name: ndarray} in header order, metadata); only ``names`` when given."""
+    entries, metadata, start = read_safetensors_header(path)
+    wanted = entries if names is None else {k: entries[k] for k in names}
+    out = OrderedDict()
+    with open(path, "rb") as f:
+        for name, (dtype, shape, begin, stop) in wanted.items():
+            arr = np.empty(shape, "<u2" if dtype == "bfloat16" else np.dtype(dtype).newbyteorder("<"))
+            f.seek(start + begin)
+            if stop > begin and f.readinto(memoryview(arr.reshape(-1)).cast("B")) != stop - begin:
+                raise FormatError(f"{path}: tensor {name!r} cut off by the end of the file")
+            if dtype == "bfloat16":
+                arr = widen_bfloat16(arr)
+            out[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+    return out, metadata
+
+
+def encode_header(arrays, metadata=None):
+    """The header bytes (length + JSON padded with spaces to a multiple of 8) and the
+    arrays as little-endian C-contiguous buffers, in the given order."""
+    header, buffers, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, value in arrays.items():
+        a = np.ascontiguousarray(value)
+        if a.dtype.name not in CODES:
+            raise FormatError(f"tensor {name!r}: dtype {a.dtype} has no safetensors code")
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        header[name] = {"dtype": CODES[a.dtype.name], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+        buffers.append(a)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text, buffers
+
+
+def write_safetensors(path, arrays, metadata=None):
+    """Write ``{name: ndarray}`` as a .safetensors file, atomically."""
+    head, buffers = encode_header(arrays, metadata)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(head)
+            for a in buffers:
+                f.write(memoryview(a.reshape(-1)).cast("B") if a.size else b"")
+    atomic_write(path, write)

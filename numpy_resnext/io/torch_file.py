@@ -1,0 +1,296 @@
+"""``torch.save`` files without torch: the zip format and the legacy format.
+
+Both hold one pickle (read by :mod:`.torch_pickle`, which names storages and never reads
+them) and the raw bytes of every storage (docs/torch_formats.md has the byte layouts):
+
+- zip (torch >= 1.6, the default): an uncompressed zip archive ``<root>/data.pkl``,
+  ``<root>/data/<key>`` (one member per storage), ``<root>/byteorder``, ``<root>/version``;
+- legacy (``_use_new_zipfile_serialization=False``): the pickles of the magic number,
+  the protocol version (1001) and a sys_info dict, then the object's pickle, then the
+  pickle of the sorted list of storage keys, then each storage as an int64 element count
+  followed by its bytes.
+
+The extension says nothing (.pth .pt .bin .ckpt .tar are all used): the first bytes do.
+:func:`open_torch` returns a :class:`TorchFile` whose storages are read only when
+:meth:`TorchFile.arrays` asks for the tensors of one state dict. Every tensor is checked
+against its storage (offset + sum((size - 1) * stride) < numel) and every storage against
+the bytes the file really holds *before* anything is allocated.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickletools
+import struct
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError
+from .torch_pickle import ITEMSIZE, load_torch_pickle, widen_bfloat16
+
+__all__ = ["TorchFile", "open_torch", "is_torch_file", "LEGACY_MAGIC", "LEGACY_HEAD"]
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+# PROTO 2, LONG1 of 10 bytes, the magic number little-endian: how every legacy file starts
+LEGACY_HEAD = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
+ZIP_HEAD = b"PK\x03\x04"
+MAX_PICKLE = 256 << 20          # the object pickle of a state dict is kilobytes
+
+
+def is_torch_file(path) -> bool:
+    """True when ``path`` starts like a torch.save file (zip or legacy)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(LEGACY_HEAD))
+    except OSError:
+        return False
+    if head.startswith(LEGACY_HEAD):
+        return True
+    return head.startswith(ZIP_HEAD) and _zip_has_data_pkl(path)
+
+
+def _zip_has_data_pkl(path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+class TorchFile:
+    """The unpickled object of a torch.save file and lazy access to its storages.
+
+    obj:      the pickled object with :class:`~.torch_pickle.TensorRef` for every tensor
+    storages: storage key -> StorageInfo (dtype, numel)
+    kind:     "torch-zip" or "torch-legacy"
+    """
+
+    def __init__(self, source, obj, storages, kind, locate, big_endian=False):
+        self.source, self.obj, self.storages, self.kind = source, obj, storages, kind
+        self._locate = locate              # key -> (byte offset in the file, byte count)
+        self._big = big_endian
+
+    def arrays(self, refs) -> "OrderedDict[str, np.ndarray]":
+        """{name: ndarray} for {name: TensorRef}: checked first, then only the storages
+        these tensors use are read (each once), and bfloat16 is widened to float32."""
+        for name, ref in refs.items():
+            self._check(name, ref)
+        users = {}
+        for ref in refs.values():
+            users[ref.storage.key] = users.get(ref.storage.key, 0) + 1
+        cache, out = {}, OrderedDict()
+        with open(self.source, "rb") as f:
+            for name, ref in refs.items():
+                key = ref.storage.key
+                if key not in cache:
+                    cache[key] = self._read_storage(f, ref.storage)
+                out[name] = _view(cache[key], ref, copy=users[key] > 1 or ref.dtype == "bfloat16")
+                if ref.dtype == "bfloat16":
+                    out[name] = widen_bfloat16(out[name])
+        return out
+
+    def _check(self, name, ref):
+        info = ref.storage
+        where = f"{self.source}: tensor {name!r}"
+        if ref.extent() > info.numel:
+            raise FormatError(f"{where}: size {list(ref.size)}, stride {list(ref.stride)} at "
+                              f"offset {ref.offset} reaches element {ref.extent() - 1} of "
+                              f"storage {info.key!r}, which holds {info.numel}")
+        if ref.numel > max(info.numel, 1):
+            raise FormatError(f"{where}: {ref.numel} elements from a storage of {info.numel} "
+                              "(overlapping strides; a weight never repeats itself)")
+        start, nbytes = self._locate(info.key)
+        if nbytes != info.numel * ITEMSIZE[info.dtype]:
+            raise FormatError(f"{self.source}: storage {info.key!r} ({info.dtype}) should hold "
+                              f"{info.numel} elements = {info.numel * ITEMSIZE[info.dtype]} "
+                              f"bytes, the file holds {nbytes}")
+
+    def _read_storage(self, f, info) -> np.ndarray:
+        start, nbytes = self._locate(info.key)
+        dtype = np.dtype("uint16" if info.dtype == "bfloat16" else info.dtype)
+        buf = np.empty(info.numel, dtype)
+        f.seek(start)
+        if f.readinto(memoryview(buf).cast("B")) != nbytes:
+            raise FormatError(f"{self.source}: storage {info.key!r} is cut off by the end of "
+                              "the file")
+        if self._big and dtype.itemsize > 1:
+            buf = buf.byteswap()
+        return buf
+
+
+def _view(storage, ref, copy):
+    itemsize = storage.itemsize
+    contiguous = all(ref.stride[i] == int(np.prod(ref.size[i + 1:], dtype=np.int64))
+                     for i in range(len(ref.size)) if ref.size[i] > 1)
+    if contiguous:
+        flat = storage[ref.offset:ref.offset + ref.numel]
+        out = flat.reshape(ref.size)
+        return out.copy() if copy else out
+    base = storage[ref.offset:]
+    view = np.lib.stride_tricks.as_strided(base, shape=ref.size,
+                                           strides=[s * itemsize for s in ref.stride],
+                                           writeable=False)
+    return np.array(view)                 # (size) C-contiguous copy of the strided view
+
+
+# --- zip format ---------------------------------------------------------------------------
+def _read_zip(path: Path) -> TorchFile:
+    size = os.path.getsize(path)
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FormatError(f"{path}: not a readable zip archive ({exc})") from None
+    with z:
+        infos = {i.filename: i for i in z.infolist()}
+        pkls = [n for n in infos if n.endswith("/data.pkl") and n.count("/") == 1]
+        if len(pkls) != 1:
+            raise FormatError(f"{path}: a torch.save zip holds exactly one <root>/data.pkl, "
+                              f"found {pkls or 'none'} among {list(infos)[:6]}")
+        root = pkls[0][: -len("data.pkl")]
+        stray = [n for n in infos if not n.startswith(root)]
+        if stray:
+            raise FormatError(f"{path}: members outside {root!r}: {stray[:5]}")
+        big = False
+        if root + "byteorder" in infos:
+            order = _small_member(z, infos[root + "byteorder"], path)
+            if order not in (b"little", b"big"):
+                raise FormatError(f"{path}: byteorder {order[:20]!r}, expected little or big")
+            big = order == b"big"
+        pkl = infos[root + "data.pkl"]
+        _stored(pkl, path)
+        if pkl.file_size > MAX_PICKLE:
+            raise FormatError(f"{path}: data.pkl is {pkl.file_size} bytes (at most "
+                              f"{MAX_PICKLE} for a state dict's pickle)")
+        data = z.read(pkl)
+    obj, storages = load_torch_pickle(io.BytesIO(data), f"{path}:{root}data.pkl", len(data))
+    with open(path, "rb") as f:
+        where = {}
+        for key in storages:
+            info = infos.get(f"{root}data/{key}")
+            if info is None:
+                raise FormatError(f"{path}: storage {key!r} named in data.pkl has no member "
+                                  f"{root}data/{key}")
+            _stored(info, path)
+            where[key] = (_data_start(f, info, size, path), info.file_size)
+
+    def locate(key):
+        return where[key]
+    return TorchFile(str(path), obj, storages, "torch-zip", locate, big)
+
+
+def _stored(info, path):
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise FormatError(f"{path}: member {info.filename} is compressed (method "
+                          f"{info.compress_type}); torch.save stores members uncompressed")
+
+
+def _small_member(z, info, path):
+    _stored(info, path)
+    if info.file_size > 64:
+        raise FormatError(f"{path}: {info.filename} is {info.file_size} bytes, expected a word")
+    return z.read(info).strip()
+
+
+def _data_start(f, info, size, path) -> int:
+    """Where a stored member's bytes begin: after its local header (name and extra field)."""
+    f.seek(info.header_offset)
+    head = f.read(30)
+    if len(head) != 30 or head[:4] != ZIP_HEAD:
+        raise FormatError(f"{path}: member {info.filename}: no local header at byte "
+                          f"{info.header_offset}")
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    if start + info.file_size > size:
+        raise FormatError(f"{path}: member {info.filename} claims {info.file_size} bytes from "
+                          f"byte {start}; the file ends at {size}")
+    return start
+
+
+# --- legacy format ------------------------------------------------------------------------
+def _pickle_bytes(raw, pos, size):
+    """The bytes of the pickle starting at ``pos``: read 1 MB (a state dict's pickle is tens
+    of kB), more only while its STOP is not found, never past the end of the file."""
+    chunk = 1 << 20
+    while True:
+        raw.seek(pos)
+        data = raw.read(min(chunk, size - pos))
+        try:
+            for op, _, at in pickletools.genops(io.BytesIO(data)):
+                if op.name == "STOP":
+                    return data[:at + 1]
+        except ValueError:
+            pass                        # cut off by the chunk, or corrupt: decided below
+        if len(data) == size - pos:     # the whole rest of the file: let the reader say why
+            return data
+        chunk *= 4
+
+
+def _read_legacy(path: Path) -> TorchFile:
+    size = os.path.getsize(path)
+    src = str(path)
+    with open(path, "rb") as raw:
+        pos = 0
+
+        def next_pickle(what, legacy=False):
+            nonlocal pos
+            data = _pickle_bytes(raw, pos, size)
+            pos += len(data)
+            return load_torch_pickle(io.BytesIO(data), f"{src}{what}", len(data), legacy)
+        head = [next_pickle(f" ({what})")[0]
+                for what in ("magic number", "protocol version", "sys_info")]
+        magic, protocol, sys_info = head
+        if magic != LEGACY_MAGIC or protocol != LEGACY_PROTOCOL:
+            raise FormatError(f"{src}: legacy torch header {magic!r:.30}, {protocol!r:.20}; "
+                              f"expected magic {LEGACY_MAGIC:#x} and protocol {LEGACY_PROTOCOL}")
+        if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
+            raise FormatError(f"{src}: sys_info {sys_info!r:.80}: only little-endian files "
+                              "are read")
+        obj, storages = next_pickle("", legacy=True)
+        keys, _ = next_pickle(" (storage keys)")
+        if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)) \
+                or sorted(keys) != sorted(storages):
+            raise FormatError(f"{src}: the storage key list {str(keys)[:80]} does not match "
+                              f"the {len(storages)} storages the object names")
+        where = {}
+        for key in keys:
+            info = storages[key]
+            raw.seek(pos)
+            count = raw.read(8)
+            if len(count) != 8:
+                raise FormatError(f"{src}: storage {key!r}: element count cut off at byte {pos}")
+            (numel,) = struct.unpack("<q", count)
+            nbytes = numel * ITEMSIZE[info.dtype]
+            if numel != info.numel or pos + 8 + nbytes > size:
+                raise FormatError(f"{src}: storage {key!r} at byte {pos}: {numel} elements "
+                                  f"recorded, the pickle says {info.numel}; "
+                                  f"{size - pos - 8} bytes remain")
+            where[key] = (pos + 8, nbytes)
+            pos += 8 + nbytes
+        if pos != size:
+            raise FormatError(f"{src}: {size - pos} unexpected bytes after the last storage "
+                              f"(byte {pos})")
+
+    def locate(key):
+        return where[key]
+    return TorchFile(src, obj, storages, "torch-legacy", locate)
+
+
+def open_torch(path) -> TorchFile:
+    """Open a torch.save file (either format): its object, storages read lazily."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(len(LEGACY_HEAD))
+    if head.startswith(LEGACY_HEAD):
+        return _read_legacy(path)
+    if head.startswith(ZIP_HEAD):
+        return _read_zip(path)
+    if head[:1] == b"\x80":
+        raise FormatError(f"{path}: a pickle, but not a torch.save file (no legacy magic "
+                          "number); a Paddle .pdparams?")
+    raise FormatError(f"{path}: not a torch.save file: first bytes {head[:8].hex(' ')}, "
+                      "expected a zip archive (50 4b 03 04) or the legacy magic (80 02 8a 0a)")
