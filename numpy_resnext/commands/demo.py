@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from ..checksums import tensor_sha256
+from ..init import DEFAULT_INIT, INITS
 from ..model import build
 from ..shapes import totals
 from ._common import add_command
@@ -22,6 +23,8 @@ def add_parser(sub):
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="precision of weights and input (default float32)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and input (default 0)")
+    p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,
+                   help="seeded weights: calibrated BN statistics (default) or identity BatchNorm")
     p.add_argument("--repeat", type=int, default=3, help="timed runs after a warm-up (median shown)")
     return p
 
@@ -33,7 +36,7 @@ def checksum(a: np.ndarray) -> str:
 
 def run(args):
     t0 = time.perf_counter()
-    model = build(args.arch, seed=args.seed, dtype=args.dtype)
+    model = build(args.arch, seed=args.seed, dtype=args.dtype, init=args.init)
     t_build = time.perf_counter() - t0
     cfg = model.config
     rng = np.random.default_rng(args.seed)
@@ -43,7 +46,7 @@ def run(args):
     print(f"numpy-resnext demo: {cfg.name} ({cfg.description})")
     print(f"  architecture  depths {'-'.join(map(str, cfg.depths))}, cardinality {cfg.cardinality}, "
           f"base width {cfg.base_width}, {cfg.stem} stem{', avg-pool shortcut' if cfg.avg_down else ''}")
-    print(f"  parameters    {params:,} trainable, seeded (seed {args.seed}), built in {t_build:.2f} s")
+    print(f"  parameters    {params:,} trainable, seeded (seed {args.seed}, {args.init} init), built in {t_build:.2f} s")
     print(f"  input         {x.shape} {x.dtype}, standard normal (seed {args.seed}), sha256 {checksum(x)}")
     model(x)                                                   # warm-up
     times = []

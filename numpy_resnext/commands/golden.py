@@ -56,7 +56,7 @@ def run(args):
     if note:
         manifest["input"]["preprocessing"] = note + " (float32, then cast to the model dtype)"
     if args.weights is None:
-        manifest["weights"].update(source="seeded", seed=args.seed)
+        manifest["weights"].update(source="seeded", seed=args.seed, init=args.init)
     else:
         manifest["weights"].update(source=os.path.basename(os.path.normpath(args.weights)),
                                    file_sha256=file_sha256(args.weights))
