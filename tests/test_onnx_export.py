@@ -181,3 +181,18 @@ def test_a_failed_check_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(onnx.checker.ValidationError):
         save.export(nrx.build(nrx.custom()), tmp_path / "bad.onnx", size=(32, 32), progress=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_docs_state_the_opset_op_versions_and_epsilon():
+    """docs/onnx.md's opset paragraph and float32-epsilon figures, recomputed."""
+    onnx = need_onnx()
+    from pathlib import Path
+    from numpy_resnext.onnx_export import OPSET
+    from numpy_resnext.onnx_export.graph import EPS_FLOAT32_GAP
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "onnx.md").read_text(encoding="utf-8")
+    assert f"**Opset {OPSET}**" in doc
+    for op in ("Conv", "BatchNormalization", "Relu", "Add", "MaxPool", "AveragePool",
+               "GlobalAveragePool", "Flatten", "Gemm"):
+        assert f"{op}-{onnx.defs.get_schema(op, OPSET).since_version}" in doc, op
+    assert repr(float(np.float32(1e-5))) in doc
+    assert f"{EPS_FLOAT32_GAP:.1e}" in doc

@@ -25,10 +25,10 @@ is (N, C), which :func:`numpy_resnext.golden.compare` matches with the runtime's
 do not exist in the graph (the folded Conv computes the BN output directly).
 
 ONNX stores BatchNormalization's epsilon as a float32 attribute, so 1e-5 arrives as
-9.99999974737875e-06. In float32 that is the epsilon every float32 BN uses anyway; in a
+9.999999747378752e-06. In float32 that is the epsilon every float32 BN uses anyway; in a
 float64 graph it would shift each BN's output by about 3e-13 relative (measured with
 onnx.reference), 300 times the float64 agreement of the rest of the graph. A float64 export
-therefore stores each ``running_var`` plus the difference (2.5e-14), so that
+therefore stores each ``running_var`` plus the difference (2.5e-13), so that
 ``running_var + epsilon`` is the golden's ``running_var + 1e-5`` to the last bit or so.
 """
 
@@ -48,7 +48,7 @@ from ..walk import walk
 from . import OPSET, require_onnx
 
 BATCH = "N"                                 # the dynamic batch axis' symbolic name
-EPS_FLOAT32_GAP = EPS - float(np.float32(EPS))  # 2.5e-14: what a float32 epsilon attribute loses
+EPS_FLOAT32_GAP = EPS - float(np.float32(EPS))  # 2.5e-13: what a float32 epsilon attribute loses
 
 
 class OnnxOps:
@@ -88,7 +88,7 @@ class OnnxOps:
         inputs = [x] + [self._weight(f"{layer.bn}.{f}") for f in BN_FIELDS[:3]]
         var = f"{layer.bn}.running_var"
         if self.dtype == np.float64:
-            # ONNX holds epsilon as a float32 attribute (1e-5 -> 9.99999974737875e-06); the
+            # ONNX holds epsilon as a float32 attribute (1e-5 -> 9.999999747378752e-06); the
             # variance carries the difference so that var + epsilon is var + 1e-5 in float64
             inputs.append(self._weight(var, self.params[var] + EPS_FLOAT32_GAP))
         else:
