@@ -136,3 +136,19 @@ def test_export_errors_are_one_line(tmp_path, capsys):
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert cli.main(["export", "ResNeXt50_32x4d", "--onnx", str(tmp_path / "no" / "m.onnx")]) == 2
     assert not os.listdir(tmp_path)
+
+
+def test_openvino_float32_with_the_f32_hint(tmp_path):
+    """OpenVINO lane (skips unless `openvino` is installed; CI does not install it)."""
+    from _onnx_lane import optional
+    optional("openvino", "the OpenVINO lane needs `pip install openvino`")
+    from numpy_resnext.onnx_export import export_onnx
+    from numpy_resnext.onnx_export.runtimes import run
+    model = random_bn(nrx.build(nrx.custom(stem="deep"), dtype="float64"))
+    x = np.random.default_rng(0).standard_normal((2, 3, 37, 41))
+    logits, golden = model.forward(x, keep=True)
+    export_onnx(model, tmp_path / "m.onnx", size=(37, 41), intermediates=True, progress=False)
+    got = run("openvino", tmp_path / "m.onnx", x.astype(np.float32))
+    assert rel(got["fc"], logits) <= 1e-5
+    for name, ref in golden.items():
+        assert rel(got[name], ref) <= 1e-4, name

@@ -41,7 +41,8 @@ def add_parser(sub):
     p.add_argument("--input-seed", type=int, default=0, help="seed of the seeded input (default 0)")
     p.add_argument("--runtimes", default="onnxruntime,onnx-reference,openvino",
                    help="comma-separated runtimes, each optionally NAME:DTYPE (default "
-                        "onnxruntime,onnx-reference,openvino; e.g. onnxruntime:float64 to see it refused)")
+                        "onnxruntime,onnx-reference,openvino; also openvino-default, the device's own "
+                        "precision; e.g. onnxruntime:float64 to see it refused)")
     p.add_argument("--save-onnx", default=None, metavar="DIR",
                    help="keep the exported models in DIR (default: a temporary directory)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the result as JSON")

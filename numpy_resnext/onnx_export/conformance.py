@@ -24,7 +24,7 @@ import numpy as np
 
 from ..golden import LOGITS_NAME, SUGGESTED_TOLERANCES, compare
 from . import OPSET
-from .runtimes import RuntimeSkipped, parse_runtimes, run, version
+from .runtimes import RuntimeSkipped, parse_runtimes, precision, run, version
 from .save import export
 from .testdata import float64_twin
 
@@ -80,18 +80,18 @@ class Result:
                 "rows": [r.to_dict() for r in self.rows]}
 
     def format(self):
-        head = (f"{'runtime':<26} {'dtype':<8} {'status':<8} {'logits rel':>10} {'top-1':>7} "
+        head = (f"{'runtime':<36} {'dtype':<8} {'status':<8} {'logits rel':>10} {'top-1':>7} "
                 f"{'worst tensor':<30} {'first divergence (rtol)':<28}")
         lines = [f"{self.arch}, input {'x'.join(map(str, self.input_shape))}, golden: numpy-resnext "
                  f"float64; error = max|runtime - golden| / max|golden| per tensor", head]
         for r in self.rows:
             name = f"{r.runtime} {r.version}" if r.version else r.runtime
             if r.status in ("skipped", "error"):
-                lines.append(f"{name:<26} {r.dtype:<8} {r.status:<8} {r.reason}")
+                lines.append(f"{name:<36} {r.dtype:<8} {r.status:<8} {r.reason}")
                 continue
             worst = f"{r.worst_tensor} {r.worst_max_rel:.2g}"
             first = f"{r.first_divergence or 'none'} ({r.rtol:g})"
-            lines.append(f"{name:<26} {r.dtype:<8} {r.status:<8} {r.logits_max_rel:>10.2g} "
+            lines.append(f"{name:<36} {r.dtype:<8} {r.status:<8} {r.logits_max_rel:>10.2g} "
                          f"{r.top1_agree:>3}/{r.top1_total:<3} {worst:<30} {first:<28}")
         return "\n".join(lines)
 
@@ -131,7 +131,9 @@ def conformance(model, x, runtimes="onnxruntime,onnx-reference,openvino", workdi
     rows, paths = {}, {}
     for c in choices:
         try:
-            rows[c] = version(c.name)
+            rows[c] = version(c.name).split("-")[0]        # OpenVINO appends a build id
+            if precision(c.name):
+                rows[c] += f" [{precision(c.name).lower()}]"
         except RuntimeSkipped as exc:
             rows[c] = Row(c.name, c.dtype, "skipped", reason=str(exc))
     with tempfile.TemporaryDirectory(prefix="nrx-conformance-") as tmp:
