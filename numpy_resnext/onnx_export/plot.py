@@ -2,7 +2,7 @@
 
 x: every tensor the golden holds, in execution order (stage boundaries marked); y: the
 tensor's max |runtime - golden| / max |golden|, log scale; each runtime's tolerance drawn
-as a dashed line of its colour. An error of exactly 0 is drawn at the bottom of the axis.
+as a dashed line. An error of exactly 0 is drawn at the bottom of the axis.
 Needs matplotlib (``pip install 'numpy-resnext[plot]'``).
 """
 
@@ -44,9 +44,10 @@ def plot_conformance(result, path):
         ys = [max(e, FLOOR) if not math.isnan(e) else FLOOR for _, e in row.layers]
         label = f"{row.runtime} {row.version or ''} {row.dtype}: logits {row.logits_max_rel:.1g}, {row.status}"
         ax.semilogy(xs, ys, "-", color=colour, lw=1.3, marker=".", ms=3, label=label)
-        ax.axhline(row.rtol, color=colour, ls="--", lw=1, alpha=0.8)
-        ax.text(1, row.rtol * 1.4, f"{row.runtime} {row.dtype} tolerance {row.rtol:g}", color=colour,
-                ha="left", va="bottom", fontsize=8)
+    for dtype, rtol in sorted({(r.dtype, r.rtol) for r in ran}):
+        ax.axhline(rtol, color="0.2", ls="--", lw=1)
+        ax.text(1, rtol * 1.4, f"{dtype} tolerance {rtol:g}", color="0.2", ha="left", va="bottom",
+                fontsize=8)
     starts = []
     for i, n in enumerate(names):
         if not starts or _stage(n) != starts[-1][1]:
@@ -56,9 +57,10 @@ def plot_conformance(result, path):
             ax.axvline(i - 0.5, color="0.6", lw=0.8, ls=":")
         ax.text(i + 0.5, 1.02, stage, transform=ax.get_xaxis_transform(), fontsize=8, color="0.3")
     ax.set_xlim(-1, len(names))
-    lowest = min([max(e, FLOOR) for r in ran for _, e in r.layers if not math.isnan(e)] or [1e-16])
-    ax.set_ylim(bottom=10 ** math.floor(math.log10(lowest) - 0.5),
-                top=10 ** math.ceil(math.log10(max([r.rtol for r in ran] or [1e-4])) + 1))
+    errors = [max(e, FLOOR) for r in ran for _, e in r.layers if math.isfinite(e)] or [1e-16]
+    highest = max(errors + [r.rtol for r in ran])
+    ax.set_ylim(bottom=10 ** math.floor(math.log10(min(errors)) - 0.5),
+                top=10 ** math.ceil(math.log10(highest) + 0.7))
     ax.set_xlabel(f"tensor, in execution order ({len(names)} tensors: conv, BN, ReLU, add, "
                   f"block outputs, pooled features, logits)")
     ax.set_ylabel("max |runtime - golden| / max |golden|")
