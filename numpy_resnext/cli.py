@@ -15,7 +15,7 @@ import sys
 from .errors import ResNeXtError
 
 # command modules, in the order `--help` lists them
-COMMANDS = ["demo", "archs", "summary", "forward", "convert", "classify", "golden", "compare", "audit", "explain", "grad"]
+COMMANDS = ["demo", "archs", "summary", "forward", "convert", "classify", "golden", "compare", "audit", "explain", "grad", "export", "conformance"]
 
 
 def build_parser() -> argparse.ArgumentParser:
