@@ -83,10 +83,12 @@ def cast_input(x, dtype, what="input"):
 
 
 # --- the model options ------------------------------------------------------------------------
-def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False):
+def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False,
+                      with_dtype=True):
     """The options :func:`load_model` reads: ARCH (optional with --weights unless
     ``arch_required``), --weights, --dtype, --seed, --init and, where a command allows
-    partial loads, --non-strict."""
+    partial loads, --non-strict. A command whose precision is fixed (``with_dtype=False``)
+    sets ``args.dtype`` itself."""
     if arch_required:
         p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
     else:
@@ -94,8 +96,9 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
                        help="architecture name; may be left out when --weights names a file the "
                             "architecture can be inferred from")
     p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
-    p.add_argument("--dtype", default=default_dtype, choices=["float32", "float64"],
-                   help=dtype_help or f"precision of the model and its input (default {default_dtype})")
+    if with_dtype:
+        p.add_argument("--dtype", default=default_dtype, choices=["float32", "float64"],
+                       help=dtype_help or f"precision of the model and its input (default {default_dtype})")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initialisation when there is no --weights (default 0)")
     p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,

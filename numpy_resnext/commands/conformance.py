@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
-from ._common import add_command, atomic_write, check_output_path, load_input, load_model
+from ._common import add_command, add_model_options, atomic_write, check_output_path, load_input, load_model
 
 DESCRIPTION = """\
 export the model to ONNX once per dtype the runtimes need (float32 for onnxruntime, whose CPU
@@ -26,12 +26,7 @@ def add_parser(sub):
         sub, "conformance", "check ONNX runtimes against the float64 golden, one row per runtime",
         "numpy-resnext conformance ResNeXt50_vd_32x4d --size 97 113 --png conformance.png --json c.json",
         description=DESCRIPTION)
-    p.add_argument("arch", nargs="?", default=None,
-                   help="architecture name; may be left out when --weights names a file the "
-                        "architecture can be inferred from")
-    p.add_argument("--weights", default=None, help="weight file or directory (default: seeded weights)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the initialisation when there is no --weights (default 0)")
+    add_model_options(p, default_dtype="float64", with_dtype=False)     # the golden is float64
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", default=None,
                      help="(N, 3, H, W) float .npy or an image (preprocessed as PaddleClas evaluates)")
