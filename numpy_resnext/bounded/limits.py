@@ -121,10 +121,14 @@ def _hint() -> str:
             "numpy_resnext.bounded.set_limits(max_bytes=...) if the file is genuine")
 
 
+def _at(source) -> str:
+    return f"{source}: " if source else ""
+
+
 def check_nbytes(nbytes: int, what: str, source: str) -> int:
     """``nbytes`` if within the ceiling, else FormatError naming ``source`` and ``what``."""
     if nbytes > get_limits().max_bytes:
-        raise FormatError(f"{source}: {what} would need {human(nbytes)} ({nbytes} bytes); "
+        raise FormatError(f"{_at(source)}{what} would need {human(nbytes)} ({nbytes} bytes); "
                           + _hint())
     return nbytes
 
@@ -137,11 +141,11 @@ def check_shape(shape, itemsize: int, what: str, source: str) -> int:
     bytes but NumPy refuses to create it, and it is no weight either).
     """
     if not isinstance(shape, (tuple, list)) or len(shape) > MAX_NDIM:
-        raise FormatError(f"{source}: {what}: shape {short_repr(shape)} (expected at most "
+        raise FormatError(f"{_at(source)}{what}: shape {short_repr(shape)} (expected at most "
                           f"{MAX_NDIM} axes)")
     bad = [d for d in shape if type(d) is not int or not 0 <= d <= MAX_DIM]
     if bad:
-        raise FormatError(f"{source}: {what}: invalid axis {short_repr(bad[0])} in shape "
+        raise FormatError(f"{_at(source)}{what}: invalid axis {short_repr(bad[0])} in shape "
                           f"{short_repr(shape)} (axes must be integers from 0 to 2**40)")
     nonzero = 1
     for d in shape:
