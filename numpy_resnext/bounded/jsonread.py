@@ -52,7 +52,7 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not a JSON number (only finite numbers are accepted)")
 
 
-def loads_json(data, source: str, max_depth: int | None = None):
+def loads_json(data, source: str, max_depth: int | None = None, what: str = "JSON"):
     """Parse JSON bytes/str with the bounds above; FormatError naming ``source``."""
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
@@ -66,17 +66,17 @@ def loads_json(data, source: str, max_depth: int | None = None):
         return json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
                           parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
-        raise FormatError(f"{source}: not UTF-8 text (byte {exc.start}); expected JSON") from None
+        raise FormatError(f"{source}: not UTF-8 text (byte {exc.start}); expected {what}") from None
     except json.JSONDecodeError as exc:
-        raise FormatError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column "
+        raise FormatError(f"{source}: not valid {what}: {exc.msg} at line {exc.lineno} column "
                           f"{exc.colno}") from None
     except (ValueError, RecursionError) as exc:
-        raise FormatError(f"{source}: not acceptable JSON: {str(exc)[:200]}") from None
+        raise FormatError(f"{source}: not acceptable {what}: {str(exc)[:200]}") from None
 
 
-def load_json(path, what="JSON file", max_depth: int | None = None):
+def load_json(path, what="JSON", max_depth: int | None = None):
     """Read and parse a regular JSON file (size checked against the ceiling first)."""
-    return loads_json(read_bytes(path, what), str(path), max_depth)
+    return loads_json(read_bytes(path, what), str(path), max_depth, what)
 
 
 # --- structure checks --------------------------------------------------------------------

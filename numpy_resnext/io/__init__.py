@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounded import first_bytes
 from ..errors import FormatError
 from .pdparams import read_pdparams, unpickle_file
 from .program import persistable_variables
@@ -71,8 +72,7 @@ class PaddleFile:
 
 
 def _first_bytes(path: Path, n: int = 4) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
+    return first_bytes(path, n, "weight file")      # regular files only: a FIFO never blocks
 
 
 def _combined_params_in(directory: Path) -> Path | None:
