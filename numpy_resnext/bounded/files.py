@@ -16,7 +16,7 @@ import os
 import stat
 
 from ..errors import FormatError, InputError, OutputError
-from .limits import check_nbytes, get_limits, short_repr
+from .limits import check_nbytes, get_limits
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
@@ -31,22 +31,30 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
+def name_of(path) -> str:
+    """A path for a message: as given, cut to 300 characters."""
+    text = os.fspath(path)
+    text = text.decode("utf-8", "backslashreplace") if isinstance(text, bytes) else text
+    return text if len(text) <= 300 else text[:300] + f"... ({len(text)} characters)"
+
+
 def _stat(path, what):
     try:
         return os.stat(path)
     except FileNotFoundError:
-        raise InputError(f"{what} {short_repr(os.fspath(path), 200)} does not exist") from None
-    except OSError as exc:
-        raise InputError(f"{what} {short_repr(os.fspath(path), 200)}: cannot be read "
-                         f"({exc.strerror or exc})") from None
+        raise InputError(f"{name_of(path)}: cannot read the {what}: it does not exist") \
+            from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{name_of(path)}: cannot read the {what} "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def check_regular(path, what="file") -> int:
     """The size of ``path`` if it is a regular file (symlinks followed), else InputError."""
     st = _stat(path, what)
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{what} {short_repr(os.fspath(path), 200)} is {kind_of(st.st_mode)}, "
-                         "expected a regular file")
+        raise InputError(f"{name_of(path)}: cannot read the {what}: it is "
+                         f"{kind_of(st.st_mode)}, expected a regular file")
     return st.st_size
 
 
@@ -68,15 +76,16 @@ def is_dir(path) -> bool:
 def open_regular(path, what="file"):
     """(binary file object, size) for a regular file; never blocks on a FIFO or device."""
     check_regular(path, what)
-    name = short_repr(os.fspath(path), 200)
+    name = name_of(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise InputError(f"{what} {name}: cannot be opened ({exc.strerror or exc})") from None
+        raise InputError(f"{name}: cannot read the {what} ({exc.strerror or exc})") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{what} {name} is {kind_of(st.st_mode)}, expected a regular file")
+            raise InputError(f"{name}: cannot read the {what}: it is {kind_of(st.st_mode)}, "
+                             "expected a regular file")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb"), st.st_size
@@ -106,7 +115,7 @@ def first_bytes(path, n: int = 8, what="file") -> bytes:
 def check_walk_depth(depth: int, path) -> None:
     """Raise once a directory walk is ``depth`` levels deep beyond the limit."""
     if depth > get_limits().max_dir_depth:
-        raise FormatError(f"{short_repr(os.fspath(path), 200)}: directories nested more than "
+        raise FormatError(f"{name_of(path)}: directories nested more than "
                           f"{get_limits().max_dir_depth} levels deep; not a weight layout")
 
 
@@ -120,8 +129,8 @@ _WHY = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted
 def output_error(path, exc: OSError, what="output") -> OutputError:
     """An OutputError naming ``path`` and why ``exc`` happened, in plain words."""
     why = _WHY.get(exc.errno, exc.strerror or type(exc).__name__)
-    return OutputError(f"cannot write {what} {short_repr(os.fspath(path), 200)}: {why}; "
-                       "nothing was written")
+    return OutputError(f"{name_of(path)}: cannot write the {what}: {why}; nothing was "
+                       "written")
 
 
 @contextlib.contextmanager

@@ -261,13 +261,19 @@ def block_index(scheme, name):
     m = _BLOCK_RE[scheme].match(name)
     if not m:
         return None
-    stage = int(m.group(1)) - _STAGE_BASE[scheme]
+    stage = _index(m.group(1)) - _STAGE_BASE[scheme]
     if scheme == "ppcls_param":
         letter, number = m.group(2), m.group(3)
-        block = int(number) if number else ord(letter) - 97
+        block = _index(number) if number else ord(letter) - 97
     else:
-        block = int(m.group(2))
+        block = _index(m.group(2))
     return stage, block
+
+
+def _index(digits: str) -> int:
+    """A stage/block number; 10 or more digits read as 10**9 (far beyond any network, and
+    a 5,000-digit index would otherwise cost Python's int() its digit limit)."""
+    return int(digits) if len(digits) < 10 else 10 ** 9
 
 
 def stem_kind(scheme, names) -> str:
