@@ -253,7 +253,12 @@ def load_image(path, dtype="float32") -> np.ndarray:
     """A model-ready (3, H, W) float array: raw images are preprocessed (-> 3 x 224 x 224),
     float .npy arrays are returned as stored (their dtype is left to the caller)."""
     a = read_image(path)
-    return preprocess(a, dtype) if a.dtype == np.uint8 else a
+    if a.dtype != np.uint8:
+        return a
+    try:
+        return preprocess(a, dtype)
+    except InputError as exc:            # say which image (a resize may be refused)
+        raise InputError(f"image {os.fspath(path)!r}: {exc}") from None
 
 
 def describe() -> str:

@@ -23,8 +23,9 @@ from .files import open_regular
 from .limits import check_nbytes, get_limits, human, short_repr
 
 MAX_MEMBERS = 100_000
-_COMPRESSED = ((b"\x1f\x8b", "gzip", gzip.GzipFile), (b"BZh", "bzip2", bz2.BZ2File),
-               (b"\xfd7zXZ\x00", "xz", lzma.LZMAFile))
+_COMPRESSED = ((b"\x1f\x8b", "gzip", lambda f: gzip.GzipFile(fileobj=f, mode="rb")),
+               (b"BZh", "bzip2", lambda f: bz2.BZ2File(f, "rb")),
+               (b"\xfd7zXZ\x00", "xz", lambda f: lzma.LZMAFile(f, "rb")))
 ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError,
           OverflowError)
 
@@ -77,7 +78,7 @@ def open_tar(path, what="archive"):
         stream, method = f, "tar"
         for magic, name, opener in _COMPRESSED:
             if head.startswith(magic):
-                stream = _Bounded(opener(fileobj=f, mode="rb"), get_limits().expand_bound(size),
+                stream = _Bounded(opener(f), get_limits().expand_bound(size),
                                   where, name, size)
                 method = name
                 break

@@ -44,6 +44,7 @@ __all__ = ["PaddleFile", "read_paddle", "detect_kind", "LoadedWeights", "load_we
 PICKLE_EXTS = (".pdparams", ".pdopt", ".pdtensor", ".pkl", ".pickle")
 COMBINED_EXTS = (".pdiparams",)
 PROGRAM_EXTS = (".json", ".pdmodel")
+TAR_EXTS = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
 @dataclass
@@ -115,7 +116,7 @@ def detect_kind(path) -> str:
             return "prefix"
         raise FormatError(f"{path}: this is a program file, not weights; pass the "
                           f"{prefix.name}.pdiparams file or the prefix {prefix}")
-    if path.suffix == ".tar" or path.name.endswith((".tar.gz", ".tgz")):
+    if path.suffix == ".tar" or path.name.endswith(TAR_EXTS):
         return "record-tar"
     if is_record_start(head):
         if path.suffix in COMBINED_EXTS or path.name == "__params__":

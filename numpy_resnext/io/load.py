@@ -226,14 +226,15 @@ def _check_one(canonical, value, shape, scheme):
 SEED_ALLOWANCE = 64 << 20
 
 
-def _check_seeding(params, config, label):
+def _check_seeding(tensors, config, scheme, label):
     """A non-strict load leaves missing tensors to be seeded; refuse when they would
     outweigh what the file holds by more than 64 MiB (a file naming block 29,999 is not a
     partial checkpoint, and seeding its network would take gigabytes)."""
-    loaded = sum(int(v.nbytes) for v in params.values())
+    fmap = N.name_map(config, N.get_scheme(scheme))
+    loaded = sum(int(getattr(v, "nbytes", 0)) for v in tensors.values())
     seeded = 0
     for name, shape in param_shapes(config).items():
-        if name not in params:
+        if fmap.get(name) not in tensors:
             n = 4                                       # float32, the default dtype
             for d in shape:
                 n *= d
@@ -255,14 +256,24 @@ def load_weights(source, arch=None, strict=True) -> LoadedWeights:
             once); with False, missing and unexpected tensors are reported, not raised.
     """
     tensors, paddle_file, label, table, notes = read_tensors(source)
+    try:
+        return _load(tensors, paddle_file, label, table, notes, arch, strict)
+    except WeightsError as exc:
+        message = str(exc)
+        if label == "<dict>" or label in message:
+            raise
+        raise WeightsError(f"{label}: {message}") from None     # every message names the file
+
+
+def _load(tensors, paddle_file, label, table, notes, arch, strict):
     report = LoadReport(notes=list(notes))
     report.ignored = [n for n in tensors if N.is_ignored(n)]
     tensors = OrderedDict((k, v) for k, v in tensors.items() if not N.is_ignored(k))
     scheme, tensors = _choose_scheme(tensors, paddle_file, table)
     config, skip_head = _resolve_config(tensors, scheme, arch, strict, report)
+    if not strict:
+        _check_seeding(tensors, config, scheme, label)
     params, fmap, report = map_tensors(tensors, config, scheme, strict=strict,
                                        skip_head=skip_head, source=label, table=table,
                                        report=report)
-    if not strict:
-        _check_seeding(params, config, label)
     return LoadedWeights(params, config, scheme, fmap, report, label)

@@ -153,6 +153,6 @@ def persistable_variables(path) -> list[Variable]:
     """Saved variables of a program file (JSON or protobuf, told apart by content)."""
     path = Path(path)
     head = first_bytes(path, 1, "program file")
-    if head == b"{":
+    if head in (b"{", b"[") or path.suffix == ".json":
         return read_pir_json(path)
     return read_program_desc(path)
