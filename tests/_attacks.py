@@ -30,6 +30,16 @@ import numpy as np
 from numpy_resnext.io.tensor_record import encode_record
 
 P61 = (1 << 61) - 1
+try:
+    from numpy._core import multiarray as _MULTIARRAY       # NumPy 2
+except ImportError:                                          # NumPy 1
+    from numpy.core import multiarray as _MULTIARRAY
+try:
+    import PIL  # noqa: F401
+    HAVE_PIL = True
+except ImportError:
+    HAVE_PIL = False
+NO_PIL = r"needs Pillow"                # what a PNG gives where Pillow is not installed
 
 
 def _case(cases, cls, name, path, api, match, cli=True, **extra):
@@ -99,7 +109,7 @@ class _FakeArray:
         self.shape = shape
 
     def __reduce__(self):
-        return (np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+        return (_MULTIARRAY._reconstruct, (np.ndarray, (0,), b"b"),
                 (1, self.shape, np.dtype("float32"), False, bytes(8)))
 
 
@@ -465,17 +475,19 @@ def images(root):
         _case(cases, "image-resize-size", str(w), p, "image", r"pixels accepted", cli=False)
         p = root / f"strip_{w}.png"
         _png_write(p, 1, w)
-        _case(cases, "image-resize-size", f"{w}-png", p, "image", r"pixels accepted", cli=False)
+        _case(cases, "image-resize-size", f"{w}-png", p, "image",
+              r"pixels accepted" if HAVE_PIL else NO_PIL, cli=False)
     for w, h in ((30_000, 30_000), (100_000, 1000), (65_535, 65_535), (9000, 9000)):
         p = root / f"decl_{w}x{h}.png"
         p.write_bytes(_png_header(w, h))
         _case(cases, "image-declared-size", f"{w}x{h}", p, "image",
-              r"pixels accepted|too large to decode", cli=False)
+              r"pixels accepted|too large to decode" if HAVE_PIL else NO_PIL, cli=False)
     for name, data in (("garbage", b"\x89PNG\r\n\x1a\ngarbage"), ("empty", b""),
                        ("jpeg-cut", b"\xff\xd8\xff\xe0\x00\x10JFIF")):
         p = root / f"bad_{name}.png"
         p.write_bytes(data)
-        _case(cases, "image-damaged", name, p, "image", r"cannot decode", cli=False)
+        _case(cases, "image-damaged", name, p, "image",
+              r"cannot decode" if HAVE_PIL else NO_PIL, cli=False)
     return cases
 
 
@@ -553,5 +565,34 @@ def outputs(root):
     return cases
 
 
-GENERATORS = [pickles, code_execution, split_tensors, names, records, pir_json, tars, arrays,
+def corruption(root):
+    """A small valid weight file, cut short and bit-flipped at evenly spread positions:
+    each result must load or fail cleanly (a flip inside tensor data can still load)."""
+    from numpy_resnext.archs import ArchConfig
+    from numpy_resnext.params import init_params
+    cfg = ArchConfig(name="tiny", depths=(1, 1), cardinality=2, base_width=4, num_classes=3)
+    tensors = dict(init_params(cfg))
+    sources = {}
+    for proto in (2, 4):
+        sources[f"p{proto}"] = (pickle.dumps(tensors, proto), ".pdparams")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **tensors)
+    sources["npz"] = (buf.getvalue(), ".npz")
+    cases = []
+    for label, (blob, ext) in sources.items():
+        for i in range(12):
+            cut = len(blob) * i // 12
+            p = root / f"cut_{label}_{i}{ext}"
+            p.write_bytes(blob[:cut])
+            _case(cases, "corrupt-truncated", f"{label}-{i}", p, "weights", r".", may_load=False)
+            at = (len(blob) - 1) * i // 11
+            flipped = bytearray(blob)
+            flipped[at] ^= 0x5A
+            p = root / f"flip_{label}_{i}{ext}"
+            p.write_bytes(bytes(flipped))
+            _case(cases, "corrupt-bit-flip", f"{label}-{i}", p, "weights", r".", may_load=True)
+    return cases
+
+
+GENERATORS = [corruption, pickles, code_execution, split_tensors, names, records, pir_json, tars, arrays,
               images, special, outputs]

@@ -1,4 +1,4 @@
-"""The attack suite: ~160 generated hostile, malformed and oversized inputs (tests/_attacks.py),
+"""The attack suite: ~240 generated hostile, malformed and oversized inputs (tests/_attacks.py),
 each through the Python API and, for weight files, through ``numpy-resnext convert`` and
 ``forward``. Every one must end in a ResNeXtError whose message names the file and the
 problem (CLI: exit status 2, one line, no traceback), within 10 s, with no code executed,
@@ -28,7 +28,8 @@ CLASSES = ["pickle-shared-refs", "pickle-deep-key", "pickle-colliding-keys", "pi
            "npy-header-size", "npz-header-size", "npy-dtype", "npz-deflate-bomb",
            "npz-truncated", "npz-bit-flip", "npz-member-kind", "npz-not-zip",
            "image-resize-size", "image-declared-size", "image-damaged", "special-fifo",
-           "special-deep-dir", "special-symlink", "output"]
+           "special-deep-dir", "special-symlink", "output", "corrupt-truncated",
+           "corrupt-bit-flip"]
 
 
 def _limit_memory():
@@ -74,6 +75,8 @@ def _problems(case, result):
     name = os.path.basename(case["path"].rstrip("/"))[:40]
     for r in result["api"]:
         where = f"{case['id']} via {r['api']}"
+        if r["kind"] == "no-error" and case.get("may_load"):
+            continue
         if r["kind"] != "clean":
             out.append(f"{where}: {r['kind']} {r.get('type', '')} {r.get('msg', '')[-800:]}")
         elif not re.search(case["match"], r["msg"]):
@@ -83,6 +86,8 @@ def _problems(case, result):
     for r in result["cli"]:
         where = f"{case['id']} via numpy-resnext {r['argv'][0]}"
         lines = r["stderr"].splitlines()
+        if case.get("may_load") and r["kind"] == "exit" and r["rc"] == 0:
+            continue
         if r["kind"] != "exit" or r["rc"] != 2:
             out.append(f"{where}: {r['kind']} rc={r.get('rc')} {r.get('msg', '')[-800:]} "
                        f"{r['stderr'][-400:]}")
@@ -112,7 +117,7 @@ def test_attack_class_gets_clean_errors(outcome, cls):
 def test_every_generated_class_is_checked(outcome):
     cases, _ = outcome
     assert {c["cls"] for c, _ in cases.values()} == set(CLASSES)
-    assert len(cases) >= 150
+    assert len(cases) >= 200
 
 
 def test_peak_memory_stays_under_the_ceiling(outcome):

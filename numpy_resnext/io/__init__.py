@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounded import first_bytes
+from ..bounded import clip_list, first_bytes
 from ..errors import FormatError
 from .pdparams import read_pdparams, unpickle_file
 from .program import persistable_variables
@@ -87,7 +87,7 @@ def _combined_params_in(directory: Path) -> Path | None:
     found = sorted(p for p in directory.glob("*.pdiparams") if p.is_file())
     if len(found) > 1:
         raise FormatError(f"{directory}: holds {len(found)} .pdiparams files "
-                          f"({', '.join(p.name for p in found)}); pass one of them")
+                          f"({clip_list([p.name for p in found])}); pass one of them")
     return found[0] if found else None
 
 

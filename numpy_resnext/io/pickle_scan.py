@@ -127,6 +127,9 @@ class _Sim:
         elif name == "DUP":
             stack.append(self.pop(at, name))
             stack.append(stack[-1])
+        elif name == "BINPERSID":              # only reached when a caller allows it
+            self.pop(at, name)
+            stack.append([0, False])
         elif name == "STACK_GLOBAL":
             self.pop(at, name), self.pop(at, name)
             stack.append([0, False])
@@ -152,8 +155,12 @@ def _int_value(name, payload: bytes):
     return True if abs(value) >= BIG_INT else value
 
 
-def scan_opcodes(fileobj, size: int) -> None:
-    """Walk and simulate every opcode as described above; leaves the stream where it was."""
+def scan_opcodes(fileobj, size: int, forbidden=FORBIDDEN) -> None:
+    """Walk and simulate every opcode as described above; leaves the stream where it was.
+
+    ``forbidden``: opcode names refused outright (a reader of a format with persistent ids,
+    such as torch's, passes a set without PERSID/BINPERSID and resolves them itself).
+    """
     start = fileobj.tell()
     pos, count = start, 0
     sim = _Sim(get_limits().max_depth)
@@ -166,7 +173,7 @@ def scan_opcodes(fileobj, size: int) -> None:
         if op is None:
             raise Refused(f"invalid pickle opcode 0x{code.hex()} at byte {pos}")
         name = op.name
-        if name in FORBIDDEN:
+        if name in forbidden:
             raise Refused(f"opcode {name} at byte {pos} (not used by weight files)")
         at = pos
         pos += 1
