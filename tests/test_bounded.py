@@ -265,3 +265,19 @@ def test_cli_last_resort_handler(monkeypatch, capsys):
         raise KeyboardInterrupt
     monkeypatch.setattr(archs, "run", interrupt)
     assert cli.main(["archs"]) == 130
+
+
+def test_cli_unwritable_output_is_one_line_and_leaves_nothing(tmp_path):
+    from numpy_resnext.archs import ArchConfig
+    from numpy_resnext.params import init_params
+    cfg = ArchConfig(name="tiny", depths=(1, 1), cardinality=2, base_width=4, num_classes=3)
+    (tmp_path / "w.pdparams").write_bytes(pickle.dumps(dict(init_params(cfg)), 4))
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / ("o" * 300 + ".npz")
+    r = _cli("convert", "--weights", str(tmp_path / "w.pdparams"), "--output", str(target))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("numpy-resnext convert: error: ")
+    assert lines[0].endswith("cannot write the output: file name too long; nothing was written")
+    assert os.listdir(out) == []
