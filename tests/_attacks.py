@@ -188,6 +188,11 @@ def names(root):
         tensors.update((f"layer1.{i}.conv2.weight", one) for i in range(1, n))
         p.write_bytes(pickle.dumps(tensors, 4))
         _case(cases, "names-many-blocks", str(n), p, "weights", r"at most 8 stages of 256 blocks")
+    for n in (10_000, 1_000_000, 5_000_000):         # one enormous name, reported briefly
+        p = root / f"longname_{n}.pdparams"
+        p.write_bytes(pickle.dumps({"a_1" * (n // 3) + ".w_0": np.zeros(1, np.float32)}, 4))
+        _case(cases, "names-long", str(n), p, "weights",
+              r"unrecognised tensor names \(e\.g\. 'a_1a_1.*\.\.\. \(\d+ characters\)\)")
     for card in (256, 1024, 4096):                  # tiny file, enormous implied network
         p = root / f"wide_{card}.pdparams"
         one = np.zeros(1, np.float32)

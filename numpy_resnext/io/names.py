@@ -30,6 +30,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from ..archs import ArchConfig, block_plan
+from ..bounded import clip_list
 from ..errors import WeightsError
 from ..params import BN_FIELDS, shortcut_names, stem_layers
 
@@ -208,9 +209,10 @@ def detect_scheme(names, fc_weight_shape=None, fc_bias_shape=None, paddle_file=F
     scores = scheme_scores(names)
     best = max(scores.values())
     if best == 0:
-        sample = ", ".join(names[:6])
+        sample = clip_list(names[:6], 6)
         hint = ""
-        if sum(1 for n in names if _GENERATED.match(n)) > len(names) // 2:
+        # (length-capped: the pattern's two adjacent digit runs backtrack on long names)
+        if sum(1 for n in names if len(n) < 200 and _GENERATED.match(n)) > len(names) // 2:
             # paddle.vision layers get names from a per-process counter (conv2d_0.w_0)
             hint = ("; these are names Paddle generated per process, which do not say which "
                     "layer a tensor belongs to: load the .pdparams written by "
