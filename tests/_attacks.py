@@ -150,6 +150,12 @@ def split_tensors(root):
         p.write_bytes(pickle.dumps({"w@@.0": part, "UnpackBigParamInfor@@": info}, 2))
         _case(cases, "split-tensor", f"repeat-{n}", p, "weights",
               r"split into \d+ slices|used twice")
+    for name, table in (("array", {"w": np.zeros(3)}), ("list", {"w": ["x"]}),
+                        ("int-keys", {1: "w"}), ("string", "w")):
+        p = root / f"nametable_{name}.pdparams"
+        p.write_bytes(pickle.dumps({"w": part, "StructuredToParameterName@@": table}, 4))
+        _case(cases, "name-table", name, p, "weights",
+              r"StructuredToParameterName@@ is .*, expected a dict \{key: parameter name\}")
     for name, shape, why in (("negative", [-1000], "not a list of non-negative"),
                              ("enormous", [2 ** 62], "invalid axis"),
                              ("large", [2 ** 35], "would need|hold 1000 elements"),

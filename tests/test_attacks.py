@@ -21,7 +21,7 @@ import _attacks  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = int(1.2 * 2 ** 30)
 CLASSES = ["pickle-shared-refs", "pickle-deep-key", "pickle-colliding-keys", "pickle-huge-key",
-           "pickle-bad-shape", "pickle-length", "pickle-code-execution", "split-tensor",
+           "pickle-bad-shape", "pickle-length", "pickle-code-execution", "split-tensor", "name-table",
            "names-block-index", "names-many-blocks", "names-long", "names-implied-size", "record-dims",
            "record-dims-in-tar", "pir-structure", "pir-long-int", "pir-non-finite", "pir-deep",
            "tar-compression-bomb", "tar-member-size", "tar-sparse", "tar-damaged",

@@ -63,10 +63,14 @@ def infer_depths(scheme, names) -> tuple:
     return tuple(depths)
 
 
-def _shape(tensors, name, what):
+def _shape(tensors, name, what, ndim=None):
     if name not in tensors:
         raise WeightsError(f"cannot infer the {what}: tensor {name!r} is missing")
-    return tuple(tensors[name].shape)
+    shape = tuple(getattr(tensors[name], "shape", ()))
+    if ndim is not None and (len(shape) != ndim or min(shape) < 1):
+        raise WeightsError(f"cannot infer the {what}: tensor {name!r} has shape {shape}, "
+                           f"expected {ndim} axes of at least 1")
+    return shape
 
 
 def infer_config(tensors, scheme, num_classes_default=None) -> tuple:
@@ -93,13 +97,13 @@ def infer_config(tensors, scheme, num_classes_default=None) -> tuple:
     base_width = width0 // cardinality
     stem_names = [fmap[f"{conv}.weight"] for conv in
                   (["conv1"] if stem == "plain" else ["conv1.0", "conv1.6"])]
-    stem_width = _shape(tensors, stem_names[-1], "stem width")[0]
-    deep_stem_width = _shape(tensors, stem_names[0], "stem width")[0] if stem == "deep" else 32
+    stem_width = _shape(tensors, stem_names[-1], "stem width", 4)[0]
+    deep_stem_width = _shape(tensors, stem_names[0], "stem width", 4)[0] if stem == "deep" else 32
     fc_w, fc_b = fmap["fc.weight"], fmap["fc.bias"]
     if fc_b in tensors:
-        num_classes = _shape(tensors, fc_b, "number of classes")[0]
+        num_classes = _shape(tensors, fc_b, "number of classes", 1)[0]
     elif fc_w in tensors:
-        shape = _shape(tensors, fc_w, "number of classes")
+        shape = _shape(tensors, fc_w, "number of classes", 2)
         num_classes = shape[1] if scheme.fc_layout == "in_out" else shape[0]
     elif num_classes_default is not None:
         num_classes = num_classes_default

@@ -174,9 +174,10 @@ def read_pdparams(path) -> PdparamsContent:
         entries = reassemble_split(entries, split_info, str(path))
         notes.append(f"reassembled {len(split_info)} tensor(s) split by paddle.save: "
                      f"{', '.join(split_info)}")
-    if name_table is not None and not isinstance(name_table, dict):
-        raise FormatError(f"{path}: {NAME_TABLE_KEY} is a {type(name_table).__name__}, "
-                          "expected a dict {key: parameter name}")
+    if name_table is not None and not (isinstance(name_table, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in name_table.items())):
+        raise FormatError(f"{path}: {NAME_TABLE_KEY} is {short_repr(name_table)}, "
+                          "expected a dict {key: parameter name} of strings")
     tensors, extras = OrderedDict(), {}
     for key, value in entries.items():
         if isinstance(value, np.ndarray):
