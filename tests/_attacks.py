@@ -150,6 +150,12 @@ def split_tensors(root):
         p.write_bytes(pickle.dumps({"w@@.0": part, "UnpackBigParamInfor@@": info}, 2))
         _case(cases, "split-tensor", f"repeat-{n}", p, "weights",
               r"split into \d+ slices|used twice")
+    for name, info in (("empty-array", np.zeros(0)), ("list", [1, 2]), ("int", 7),
+                       ("entry-array", {"w": np.zeros(2)})):
+        p = root / f"splitinfo_{name}.pdparams"
+        p.write_bytes(pickle.dumps({"w@@.0": part, "UnpackBigParamInfor@@": info}, 2))
+        _case(cases, "split-tensor", f"info-{name}", p, "weights",
+              r"UnpackBigParamInfor@@(\['w'\] is malformed| is a)")
     for name, table in (("array", {"w": np.zeros(3)}), ("list", {"w": ["x"]}),
                         ("int-keys", {1: "w"}), ("string", "w")):
         p = root / f"nametable_{name}.pdparams"

@@ -170,7 +170,7 @@ def read_pdparams(path) -> PdparamsContent:
     entries = OrderedDict((k, _unwrap_tensor(v)) for k, v in obj.items()
                           if k not in BOOKKEEPING_KEYS)
     notes = []
-    if split_info:
+    if split_info is not None and not (isinstance(split_info, dict) and not split_info):
         entries = reassemble_split(entries, split_info, str(path))
         notes.append(f"reassembled {len(split_info)} tensor(s) split by paddle.save: "
                      f"{', '.join(split_info)}")
