@@ -446,6 +446,12 @@ def arrays(root):
         p.write_bytes(bytes(raw))
         _case(cases, "npz-member-kind", name, p, "weights",
               r"encrypted|uses compression method")
+    raw = bytearray(blob)                            # "needs zip version 9.9 to extract"
+    at = raw.index(b"PK\x01\x02")
+    raw[at + 6:at + 8] = struct.pack("<H", 99)
+    p = root / "npz_version.npz"
+    p.write_bytes(bytes(raw))
+    _case(cases, "npz-member-kind", "version", p, "weights", r"zip file version 9\.9")
     for name, members in (("text", {"notes.txt": b"hello"}), ("pickle", {"w.pkl": b"\x80\x04N."}),
                           ("dir", {"w/": b""})):
         p = root / f"npz_member_{name}.npz"
@@ -608,6 +614,27 @@ def corruption(root):
             p = root / f"flip_{label}_{i}{ext}"
             p.write_bytes(bytes(flipped))
             _case(cases, "corrupt-bit-flip", f"{label}-{i}", p, "weights", r".", may_load=True)
+    for mode in ("", "gz", "xz"):                    # record tars, flipped and cut
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode=f"w:{mode}") as tar:
+            for name, array in tensors.items():
+                data = encode_record(array)
+                info = tarfile.TarInfo(f"tiny/{name}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        blob = buf.getvalue()
+        for i in range(8):
+            flipped = bytearray(blob)
+            for k in range(3):
+                flipped[(len(blob) - 1) * (i * 3 + k + 1) // 25] ^= 0xA5
+            p = root / f"flip_tar_{mode or 'plain'}_{i}.tar{'.' + mode if mode else ''}"
+            p.write_bytes(bytes(flipped))
+            _case(cases, "corrupt-tar", f"{mode or 'plain'}-flip-{i}", p, "paddle", r".",
+                  may_load=True)
+            p = root / f"cut_tar_{mode or 'plain'}_{i}.tar{'.' + mode if mode else ''}"
+            p.write_bytes(blob[:len(blob) * i // 8])
+            _case(cases, "corrupt-tar", f"{mode or 'plain'}-cut-{i}", p, "paddle", r".",
+                  may_load=True)
     return cases
 
 

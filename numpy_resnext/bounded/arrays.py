@@ -17,6 +17,7 @@ zlib.error or a CRC error from deep inside zipfile. Here:
 
 from __future__ import annotations
 
+import struct
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -126,7 +127,8 @@ def read_npz(path, what="array archive") -> "OrderedDict[str, np.ndarray]":
         f.seek(0)
         try:
             z = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, OverflowError) as exc:
+        except Exception as exc:  # zipfile parses the directory of a hostile file: BadZipFile,
+            # NotImplementedError (version), UnicodeDecodeError (names), struct.error ...
             raise FormatError(f"{where}: not a readable .npz (zip) archive: "
                               f"{str(exc)[:200]}") from None
         with z:
@@ -150,7 +152,7 @@ def read_npz(path, what="array archive") -> "OrderedDict[str, np.ndarray]":
                 except FormatError:
                     raise
                 except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
-                        NotImplementedError, RuntimeError) as exc:
+                        NotImplementedError, RuntimeError, struct.error) as exc:
                     raise FormatError(f"{member}: damaged archive member: "
                                       f"{type(exc).__name__}: {str(exc)[:200]}") from None
             return out
