@@ -68,8 +68,10 @@ class _Bounded:
 
 @contextlib.contextmanager
 def open_tar(path, what="archive"):
-    """``with open_tar(p) as (tar, members): ...``: members are the regular files, each
-    with its declared size checked; errors become FormatError naming ``path``."""
+    """``with open_tar(p) as (tar, members): ...``: members are the regular files in
+    archive order (read them in that order: a compressed stream seeks backwards by
+    decompressing again from the start), each with its declared size checked; a compressed
+    stream's checksum is verified; errors become FormatError naming ``path``."""
     where = str(path)
     f, size = open_regular(path, what)
     with f:
@@ -84,7 +86,13 @@ def open_tar(path, what="archive"):
                 break
         try:
             with tarfile.open(fileobj=stream, mode="r:") as tar:
-                yield tar, _members(tar, where, size if method == "tar" else None)
+                members = _members(tar, where, size if method == "tar" else None)
+                if method != "tar":
+                    # read to the end of the compressed stream, so that its checksum is
+                    # verified (tarfile stops at the end-of-archive blocks, before it)
+                    while stream.read(1 << 20):
+                        pass
+                yield tar, members
         except FormatError:
             raise
         except ERRORS as exc:

@@ -245,7 +245,7 @@ def read_record_tar(path) -> tuple["OrderedDict[str, np.ndarray]", list]:
     path = Path(path)
     tensors, notes = OrderedDict(), []
     with open_tar(path, "weight archive") as (tar, members):
-        for member in sorted(members, key=lambda m: m.name):
+        for member in members:                      # archive order: no backward seeks
             base = member.name.rsplit("/", 1)[-1]
             where = f"{path}:{short_repr(member.name, 80)}"
             data = read_member(tar, member, where)
