@@ -293,6 +293,11 @@ def pir_json(root):
         text = good % (b'{"#":"p","A":["w"],"O":{"TT":{"D":[%s,[2,2]]}}}' % const)
         _case(cases, "pir-non-finite", name, _pir(root, name, text), "paddle",
               r"not a JSON number|overflows a double")
+    for n in (10_000, 1_000_000, 4_000_000):        # escapes that make a string regex backtrack
+        for name, body in (("quote-escapes", b'"\\' * n), ("open-string", b'"' + b"a" * n)):
+            text = b'{"base_code":{"magic":"pir"},"program":[' + body
+            _case(cases, "pir-hostile-text", f"{name}-{n}", _pir(root, f"{name}{n}", text),
+                  "paddle", r"not valid PIR JSON")
     for depth in (101, 1000, 100_000, 1_000_000):
         text = b'{"base_code":{"magic":"pir"},"program":' + b"[" * depth + b"]" * depth + b"}"
         _case(cases, "pir-deep", str(depth), _pir(root, f"deep{depth}", text), "paddle",

@@ -23,7 +23,7 @@ LIMIT = int(1.2 * 2 ** 30)
 CLASSES = ["pickle-shared-refs", "pickle-deep-key", "pickle-colliding-keys", "pickle-huge-key",
            "pickle-bad-shape", "pickle-length", "pickle-code-execution", "split-tensor", "name-table",
            "names-block-index", "names-many-blocks", "names-long", "names-implied-size", "record-dims",
-           "record-dims-in-tar", "pir-structure", "pir-long-int", "pir-non-finite", "pir-deep",
+           "record-dims-in-tar", "pir-structure", "pir-long-int", "pir-non-finite", "pir-deep", "pir-hostile-text",
            "tar-compression-bomb", "tar-member-size", "tar-sparse", "tar-damaged",
            "npy-header-size", "npz-header-size", "npy-dtype", "npz-deflate-bomb",
            "npz-truncated", "npz-bit-flip", "npz-member-kind", "npz-not-zip",

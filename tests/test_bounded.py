@@ -58,6 +58,21 @@ def test_loads_json_agrees_with_json(value):
     assert B.loads_json(text, "x") == json.loads(text)
 
 
+def _depth(value):
+    if isinstance(value, (list, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return 1 + max((_depth(v) for v in items), default=0)
+    return 0
+
+
+@given(st.recursive(st.none() | st.text("[]{}\\\"a", max_size=6),
+                    lambda c: st.lists(c, max_size=3)
+                    | st.dictionaries(st.text("[]{\\\"", max_size=3), c, max_size=3),
+                    max_leaves=25))
+def test_json_depth_equals_the_parsed_depth(value):
+    assert B.json_depth(json.dumps(value).encode()) == _depth(value)
+
+
 def test_json_depth_ignores_brackets_in_strings():
     assert B.json_depth(b'[{"a": "[[[[\\"]]"}, [1]]') == 2
 
