@@ -48,7 +48,7 @@ class Limits:
         return min(self.max_bytes, max(self.min_expand, self.max_ratio * compressed))
 
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^(\d{1,20}) ?([kmgt]?)(i?b?)$", re.IGNORECASE)   # no adjacent repeats
 
 
 def parse_size(text, what="size") -> int:
@@ -56,7 +56,7 @@ def parse_size(text, what="size") -> int:
     if isinstance(text, int):
         value = text
     else:
-        m = _SIZE.match(str(text))
+        m = _SIZE.match(str(text).strip()[:40])
         if not m:
             raise InputError(f"{what}: cannot read {short_repr(text)} as a size; expected a "
                              "number of bytes with an optional K, M, G or T suffix, e.g. 16G")
