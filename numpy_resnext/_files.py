@@ -2,7 +2,9 @@
 
 The data goes to a temporary file in the target's directory, which is then renamed onto the
 target (``os.replace``, atomic on POSIX and Windows), so a crash or an error never leaves a
-half-written file behind and a reader sees either the old file or the new one.
+half-written file behind and a reader sees either the old file or the new one. Any
+``OSError`` on the way (permission, read-only file system, a name longer than NAME_MAX, a
+full disk) becomes an :class:`~numpy_resnext.errors.OutputError` naming the path.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import tempfile
 
 import numpy as np
 
-from .errors import InputError
+from .bounded.files import output_error
+from .errors import InputError, OutputError
 
 
 def check_output_path(path, what="output"):
@@ -41,16 +44,23 @@ def atomic_write(path, write, mode=None):
     """
     path = check_output_path(path)
     directory = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
+    suffix = os.path.splitext(path)[1][:16]            # a long suffix must not break mkstemp
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+        os.close(fd)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     try:
         write(tmp)
         os.chmod(tmp, _umask_mode() if mode is None else mode)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise output_error(path, exc) from None
         raise
 
 

@@ -32,3 +32,11 @@ class WeightsError(ResNeXtError, ValueError):
 
 class FormatError(ResNeXtError, ValueError):
     """A weight or data file that cannot be read (truncated, wrong magic, unsafe)."""
+
+
+class OutputError(ResNeXtError, OSError):
+    """An output file that cannot be written (permission, read-only file system, name too
+    long, disk full); nothing half-written is left behind."""
+
+    def __str__(self):  # OSError would format (errno, strerror); show the message plainly
+        return str(self.args[0]) if self.args else ""

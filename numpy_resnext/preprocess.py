@@ -19,15 +19,22 @@ The bilinear resize is OpenCV's for uint8 images, fixed-point rounding included,
 model sees the same pixels here as in PaddleClas (see :func:`resize_bilinear`). Decoding
 other than .npy needs Pillow (``pip install numpy-resnext[image]``); JPEG decoders may
 differ from OpenCV's by a grey level on some pixels, which this module cannot control.
+
+Image area is bounded by ``Limits.max_image_pixels`` (default 2**26, 8192 x 8192): a PNG
+header declaring 30000 x 30000 pixels is refused before decoding, as is an .npy image or a
+resize whose output would exceed it (a (1, 100000, 3) image resized to a short side of 256
+would be 25.6 million pixels wide). See docs/formats.md, "Reading limits".
 """
 
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 
 from ._checks import float_dtype
+from .bounded import check_regular, get_limits, read_npy
 from .errors import FormatError, InputError, InputTypeError
 
 RESIZE_SHORT = 256
@@ -50,7 +57,18 @@ def short_side_size(height: int, width: int, short: int = RESIZE_SHORT):
     if height < 1 or width < 1:
         raise InputError(f"resize: image size must be at least 1x1, found {height}x{width}")
     percent = float(short) / min(width, height)
-    return int(round(height * percent)), int(round(width * percent))
+    out = int(round(height * percent)), int(round(width * percent))
+    check_pixels(out[0], out[1], f"resize of a {height}x{width} image to short side {short}")
+    return out
+
+
+def check_pixels(height: int, width: int, what: str) -> None:
+    """Refuse an image area above ``Limits.max_image_pixels`` before allocating it."""
+    limit = get_limits().max_image_pixels
+    if height * width > limit:
+        raise InputError(f"{what}: {height}x{width} = {height * width} pixels, more than the "
+                         f"{limit} pixels accepted (an image this size is no classifier "
+                         "input; crop or shrink it first)")
 
 
 def _taps(src: int, dst: int, clamp_weights: bool):
@@ -96,6 +114,7 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
     H, W, C = image.shape
     if height < 1 or width < 1:
         raise InputError(f"resize: output size must be at least 1x1, found {height}x{width}")
+    check_pixels(height, width, "resize output")
     x0, x1, a0, a1 = _taps(W, width, clamp_weights=True)
     y0, y1, b0, b1 = _taps(H, height, clamp_weights=False)
     img = image.astype(np.int64)
@@ -178,18 +197,24 @@ def _decode_with_pillow(path: str) -> np.ndarray:
                          f"(or save the image as a uint8 (H, W, 3) RGB .npy file)") from None
     try:
         with Image.open(path) as im:
+            # the header's size, checked before a pixel is decoded (decode bombs)
+            check_pixels(im.size[1], im.size[0], f"image {path!r}")
             # like OpenCV's IMREAD_COLOR: grey is replicated, alpha is dropped (not blended)
             rgb = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise FormatError(f"cannot decode {path!r} as an image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image {path!r} is too large to decode safely ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
+            IndexError, TypeError, KeyError, ZeroDivisionError, MemoryError) as exc:
+        raise FormatError(f"cannot decode {path!r} as an image "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
     return np.array(rgb, dtype=np.uint8)
 
 
 def _from_npy(path: str) -> np.ndarray:
-    try:
-        a = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise FormatError(f"{path!r} is not a plain .npy array ({exc})") from None
+    a = read_npy(path, "image")                   # header sizes checked before allocation
+    if a.ndim >= 2:
+        h, w = (a.shape[-2:] if a.dtype.kind == "f" else a.shape[:2])
+        check_pixels(int(h), int(w), f"image {path!r}")
     if a.dtype == np.uint8:
         if a.ndim == 3 and a.shape[2] == 3:
             return a
@@ -218,6 +243,7 @@ def read_image(path) -> np.ndarray:
         raise InputError(f"image {path!r} does not exist")
     if os.path.isdir(path):
         raise InputError(f"image {path!r} is a directory, expected an image or .npy file")
+    check_regular(path, "image")                  # a FIFO would block the open
     if path.lower().endswith(".npy"):
         return _from_npy(path)
     return _decode_with_pillow(path)
@@ -227,7 +253,12 @@ def load_image(path, dtype="float32") -> np.ndarray:
     """A model-ready (3, H, W) float array: raw images are preprocessed (-> 3 x 224 x 224),
     float .npy arrays are returned as stored (their dtype is left to the caller)."""
     a = read_image(path)
-    return preprocess(a, dtype) if a.dtype == np.uint8 else a
+    if a.dtype != np.uint8:
+        return a
+    try:
+        return preprocess(a, dtype)
+    except InputError as exc:            # say which image (a resize may be refused)
+        raise InputError(f"image {os.fspath(path)!r}: {exc}") from None
 
 
 def describe() -> str:

@@ -49,7 +49,7 @@ def test_registry_fields_match_the_name(name):
 
 
 def test_stage_widths_follow_the_paper():
-    # PaddleClas' num_filters for cardinality 32 / 64 (FACTS §1), and d=8..48 for WSL
+    # PaddleClas' num_filters for cardinality 32 / 64 (docs/architectures.md), and d=8..48 for WSL
     assert [ARCHS["ResNeXt50_32x4d"].stage_width(s) for s in range(4)] == [128, 256, 512, 1024]
     assert [ARCHS["ResNeXt101_64x4d"].stage_width(s) for s in range(4)] == [256, 512, 1024, 2048]
     assert [ARCHS["ResNeXt101_32x8d_wsl"].stage_width(s) for s in range(4)] == [256, 512, 1024, 2048]

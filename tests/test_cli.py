@@ -55,7 +55,7 @@ def test_archs_json(capsys):
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
     assert len(rows) == 17
-    assert rows["ResNeXt101_32x48d_wsl"]["params"] == 828_411_176          # FACTS §1
+    assert rows["ResNeXt101_32x48d_wsl"]["params"] == 828_411_176          # docs/architectures.md
     assert rows["ResNeXt50_vd_32x4d"]["macs"] == 4_470_120_448
     assert rows["ResNeXt50_vd_32x4d"]["stem"] == "deep" and rows["ResNeXt50_vd_32x4d"]["avg_down"]
     assert rows["ResNeXt101_32x8d_wsl"]["aliases"] == ["resnext101_32x8d"]

@@ -12,7 +12,7 @@ from numpy_resnext.errors import WeightsError
 from numpy_resnext.params import (check_params, count_params, init_params, is_trainable,
                                   param_shapes)
 
-# FACTS.md §1, trainable parameters (BN running statistics excluded), checked with Paddle and torch
+# docs/architectures.md, trainable parameters (BN running statistics excluded), checked with Paddle and torch
 FACTS_PARAMS = {
     "ResNet50": 25_557_032,
     "ResNeXt50_32x4d": 25_028_904,

@@ -1,4 +1,4 @@
-"""summary.py and `numpy-resnext summary`: parameter and MAC totals against FACTS.md §1 (counted
+"""summary.py and `numpy-resnext summary`: parameter and MAC totals against docs/architectures.md (counted
 with Paddle and torch), per-layer rows, the text table, and other input sizes.
 """
 
@@ -11,7 +11,7 @@ from numpy_resnext.archs import ARCHS
 from numpy_resnext.params import count_params
 from numpy_resnext.summary import format_summary, summarize
 
-# FACTS.md §1: (trainable parameters, MACs at 224x224 for conv + fc), all 13 rows
+# docs/architectures.md: (trainable parameters, MACs at 224x224 for conv + fc), all 13 rows
 FACTS = {
     "ResNet50": (25_557_032, 4_089_184_256),
     "ResNeXt50_32x4d": (25_028_904, 4_230_479_872),

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounded import clip_list, first_bytes
 from ..errors import FormatError
 from .pdparams import read_pdparams, unpickle_file
 from .program import persistable_variables
@@ -48,6 +49,7 @@ __all__ = ["PaddleFile", "read_paddle", "detect_kind", "LoadedWeights", "load_we
 PICKLE_EXTS = (".pdparams", ".pdopt", ".pdtensor", ".pkl", ".pickle")
 COMBINED_EXTS = (".pdiparams",)
 PROGRAM_EXTS = (".json", ".pdmodel")
+TAR_EXTS = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
 @dataclass
@@ -76,8 +78,7 @@ class PaddleFile:
 
 
 def _first_bytes(path: Path, n: int = 4) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
+    return first_bytes(path, n, "weight file")      # regular files only: a FIFO never blocks
 
 
 def _combined_params_in(directory: Path) -> Path | None:
@@ -91,7 +92,7 @@ def _combined_params_in(directory: Path) -> Path | None:
     found = sorted(p for p in directory.glob("*.pdiparams") if p.is_file())
     if len(found) > 1:
         raise FormatError(f"{directory}: holds {len(found)} .pdiparams files "
-                          f"({', '.join(p.name for p in found)}); pass one of them")
+                          f"({clip_list([p.name for p in found])}); pass one of them")
     return found[0] if found else None
 
 
@@ -120,7 +121,7 @@ def detect_kind(path) -> str:
             return "prefix"
         raise FormatError(f"{path}: this is a program file, not weights; pass the "
                           f"{prefix.name}.pdiparams file or the prefix {prefix}")
-    if path.suffix == ".tar" or path.name.endswith((".tar.gz", ".tgz")):
+    if path.suffix == ".tar" or path.name.endswith(TAR_EXTS):
         return "record-tar"
     if is_record_start(head):
         if path.suffix in COMBINED_EXTS or path.name == "__params__":

@@ -17,8 +17,14 @@ The result is a registry entry when one has exactly these fields, else a custom
 from __future__ import annotations
 
 from ..archs import ARCHS, ArchConfig
+from ..bounded import clip_list
 from ..errors import WeightsError
 from . import names as N
+
+# far beyond any published ResNeXt (ResNeXt152 has 8 and 36 blocks in its longest stages);
+# bounds an index like 99999999999 before any range over it is made
+MAX_STAGES = 8
+MAX_BLOCKS = 256
 
 # the fields that make two architectures compute the same function
 MATH_FIELDS = ("depths", "cardinality", "base_width", "stem", "avg_down", "num_classes",
@@ -35,24 +41,36 @@ def infer_depths(scheme, names) -> tuple:
     if not seen:
         raise WeightsError(f"no bottleneck blocks found among the {len(names)} tensor names "
                            f"(scheme {scheme})")
+    too_far = [(s, max(b)) for s, b in sorted(seen.items())
+               if not 0 <= s < MAX_STAGES or max(b) >= MAX_BLOCKS]
+    if too_far:
+        s, b = too_far[0]
+        raise WeightsError(f"stage {s + 1}, block {b} found in the tensor names; at most "
+                           f"{MAX_STAGES} stages of {MAX_BLOCKS} blocks are accepted (a "
+                           "ResNeXt has 4 stages of at most 36 blocks)")
     stages = sorted(seen)
     if stages != list(range(len(stages))):
-        raise WeightsError(f"stages {[s + 1 for s in stages]} found; stages must run 1, 2, ... "
+        raise WeightsError(f"stages {clip_list([s + 1 for s in stages])} found; stages must run 1, 2, ... "
                            "without gaps")
     depths = []
     for s in stages:
         blocks = sorted(seen[s])
         if blocks != list(range(len(blocks))):
             missing = sorted(set(range(blocks[-1] + 1)) - set(blocks))
-            raise WeightsError(f"stage {s + 1} has blocks {blocks[0]}..{blocks[-1]} but not {missing}")
+            raise WeightsError(f"stage {s + 1} has blocks {blocks[0]}..{blocks[-1]} but not "
+                               f"{clip_list(missing)}")
         depths.append(len(blocks))
     return tuple(depths)
 
 
-def _shape(tensors, name, what):
+def _shape(tensors, name, what, ndim=None):
     if name not in tensors:
         raise WeightsError(f"cannot infer the {what}: tensor {name!r} is missing")
-    return tuple(tensors[name].shape)
+    shape = tuple(getattr(tensors[name], "shape", ()))
+    if ndim is not None and (len(shape) != ndim or min(shape) < 1):
+        raise WeightsError(f"cannot infer the {what}: tensor {name!r} has shape {shape}, "
+                           f"expected {ndim} axes of at least 1")
+    return shape
 
 
 def infer_config(tensors, scheme, num_classes_default=None) -> tuple:
@@ -79,13 +97,13 @@ def infer_config(tensors, scheme, num_classes_default=None) -> tuple:
     base_width = width0 // cardinality
     stem_names = [fmap[f"{conv}.weight"] for conv in
                   (["conv1"] if stem == "plain" else ["conv1.0", "conv1.6"])]
-    stem_width = _shape(tensors, stem_names[-1], "stem width")[0]
-    deep_stem_width = _shape(tensors, stem_names[0], "stem width")[0] if stem == "deep" else 32
+    stem_width = _shape(tensors, stem_names[-1], "stem width", 4)[0]
+    deep_stem_width = _shape(tensors, stem_names[0], "stem width", 4)[0] if stem == "deep" else 32
     fc_w, fc_b = fmap["fc.weight"], fmap["fc.bias"]
     if fc_b in tensors:
-        num_classes = _shape(tensors, fc_b, "number of classes")[0]
+        num_classes = _shape(tensors, fc_b, "number of classes", 1)[0]
     elif fc_w in tensors:
-        shape = _shape(tensors, fc_w, "number of classes")
+        shape = _shape(tensors, fc_w, "number of classes", 2)
         num_classes = shape[1] if scheme.fc_layout == "in_out" else shape[0]
     elif num_classes_default is not None:
         num_classes = num_classes_default

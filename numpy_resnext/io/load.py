@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..archs import ArchConfig, get_arch
-from ..errors import FormatError, WeightsError
+from ..bounded import clip_list, human, read_npz
+from ..errors import WeightsError
 from ..params import param_shapes
 from . import infer as I
 from . import names as N
@@ -55,17 +56,19 @@ class LoadReport:
         out = []
         if self.missing:
             out.append(f"{len(self.missing)} missing: "
-                       + ", ".join(f"{c} (file: {f})" for c, f in self.missing))
+                       + clip_list([f"{c} (file: {f})" for c, f in self.missing], 40))
         if self.skipped:
-            out.append(f"{len(self.skipped)} skipped: "
-                       + "; ".join(f"{c} (file: {f}): {why}" for c, f, why in self.skipped))
+            out.append(f"{len(self.skipped)} skipped: " + clip_list(
+                [f"{c} (file: {f}): {why}" for c, f, why in self.skipped], 40, "; "))
         if self.unexpected:
-            out.append(f"{len(self.unexpected)} unexpected, not loaded: " + ", ".join(self.unexpected))
+            out.append(f"{len(self.unexpected)} unexpected, not loaded: "
+                       + clip_list(self.unexpected, 40))
         if self.ignored and all(n.endswith(".num_batches_tracked") for n in self.ignored):
             out.append(f"{len(self.ignored)} ignored: torch's BatchNorm step counters "
                        "(num_batches_tracked, no model state)")
         elif self.ignored:
-            out.append(f"{len(self.ignored)} ignored (no model state): " + ", ".join(self.ignored))
+            out.append(f"{len(self.ignored)} ignored (no model state): "
+                       + clip_list(self.ignored, 40))
         return out + list(self.notes)
 
 
@@ -91,13 +94,7 @@ class LoadedWeights:
 
 # --- reading ------------------------------------------------------------------------------
 def _read_npz(path):
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return OrderedDict((k, z[k]) for k in z.files)
-    except ValueError as exc:
-        raise FormatError(f"{path}: not a plain .npz of arrays ({exc})") from None
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot read ({exc})") from None
+    return read_npz(path, "weight file")     # every member's size checked before reading
 
 
 def read_tensors(source, ema=None):
@@ -212,11 +209,12 @@ def map_tensors(tensors, config, scheme, strict=True, skip_head=False, source="<
     problems = []
     if strict and report.missing:
         problems.append(f"{len(report.missing)} missing: "
-                        + ", ".join(f"{c} (file: {f})" for c, f in report.missing))
+                        + clip_list([f"{c} (file: {f})" for c, f in report.missing], 40))
     if strict and report.unexpected:
-        problems.append(f"{len(report.unexpected)} unexpected: " + ", ".join(report.unexpected))
+        problems.append(f"{len(report.unexpected)} unexpected: "
+                        + clip_list(report.unexpected, 40))
     if wrong:
-        problems.append(f"{len(wrong)} wrong: " + "; ".join(wrong))
+        problems.append(f"{len(wrong)} wrong: " + clip_list(wrong, 40, "; "))
     if problems:
         raise WeightsError(
             f"weights {source} (naming scheme {scheme.name}) do not match {config.name} "
@@ -239,6 +237,30 @@ def _check_one(canonical, value, shape, scheme):
     return None, value
 
 
+SEED_ALLOWANCE = 64 << 20
+
+
+def _check_seeding(tensors, config, scheme, label):
+    """A non-strict load leaves missing tensors to be seeded; refuse when they would
+    outweigh what the file holds by more than 64 MiB (a file naming block 29,999 is not a
+    partial checkpoint, and seeding its network would take gigabytes)."""
+    fmap = N.name_map(config, N.get_scheme(scheme))
+    loaded = sum(int(getattr(v, "nbytes", 0)) for v in tensors.values())
+    seeded = 0
+    for name, shape in param_shapes(config).items():
+        if fmap.get(name) not in tensors:
+            n = 4                                       # float32, the default dtype
+            for d in shape:
+                n *= d
+            seeded += n
+    if seeded > loaded + SEED_ALLOWANCE:
+        raise WeightsError(f"weights {label}: the file holds {human(loaded)} of "
+                           f"{config.name} but the missing tensors would need "
+                           f"{human(seeded)} of seeded values (at most the loaded size plus "
+                           f"{human(SEED_ALLOWANCE)} under strict=False); name the "
+                           "architecture or load a complete file")
+
+
 def load_weights(source, arch=None, strict=True, ema=None) -> LoadedWeights:
     """Weights from ``source`` under canonical names; see the module docstring.
 
@@ -250,11 +272,23 @@ def load_weights(source, arch=None, strict=True, ema=None) -> LoadedWeights:
             None the plain ones unless the EMA copy is all there is (the report says which).
     """
     tensors, paddle_file, label, table, notes = read_tensors(source, ema)
+    try:
+        return _load(tensors, paddle_file, label, table, notes, arch, strict)
+    except WeightsError as exc:
+        message = str(exc)
+        if label == "<dict>" or label in message:
+            raise
+        raise WeightsError(f"{label}: {message}") from None     # every message names the file
+
+
+def _load(tensors, paddle_file, label, table, notes, arch, strict):
     report = LoadReport(notes=list(notes))
     report.ignored = [n for n in tensors if N.is_ignored(n)]
     tensors = OrderedDict((k, v) for k, v in tensors.items() if not N.is_ignored(k))
     scheme, tensors = _choose_scheme(tensors, paddle_file, table)
     config, skip_head = _resolve_config(tensors, scheme, arch, strict, report)
+    if not strict:
+        _check_seeding(tensors, config, scheme, label)
     params, fmap, report = map_tensors(tensors, config, scheme, strict=strict,
                                        skip_head=skip_head, source=label, table=table,
                                        report=report)

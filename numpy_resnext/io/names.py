@@ -30,6 +30,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from ..archs import ArchConfig
+from ..bounded import clip_list
 from ..errors import WeightsError
 from ..plan import BN_FIELDS, layer_plan
 
@@ -206,9 +207,10 @@ def detect_scheme(names, fc_weight_shape=None, fc_bias_shape=None, paddle_file=F
     scores = scheme_scores(names)
     best = max(scores.values())
     if best == 0:
-        sample = ", ".join(names[:6])
+        sample = clip_list(names[:6], 6)
         hint = ""
-        if sum(1 for n in names if _GENERATED.match(n)) > len(names) // 2:
+        # (length-capped: the pattern's two adjacent digit runs backtrack on long names)
+        if sum(1 for n in names if len(n) < 200 and _GENERATED.match(n)) > len(names) // 2:
             # paddle.vision layers get names from a per-process counter (conv2d_0.w_0)
             hint = ("; these are names Paddle generated per process, which do not say which "
                     "layer a tensor belongs to: load the .pdparams written by "
@@ -259,13 +261,19 @@ def block_index(scheme, name):
     m = _BLOCK_RE[scheme].match(name)
     if not m:
         return None
-    stage = int(m.group(1)) - _STAGE_BASE[scheme]
+    stage = _index(m.group(1)) - _STAGE_BASE[scheme]
     if scheme == "ppcls_param":
         letter, number = m.group(2), m.group(3)
-        block = int(number) if number else ord(letter) - 97
+        block = _index(number) if number else ord(letter) - 97
     else:
-        block = int(m.group(2))
+        block = _index(m.group(2))
     return stage, block
+
+
+def _index(digits: str) -> int:
+    """A stage/block number; 10 or more digits read as 10**9 (far beyond any network, and
+    a 5,000-digit index would otherwise cost Python's int() its digit limit)."""
+    return int(digits) if len(digits) < 10 else 10 ** 9
 
 
 def stem_kind(scheme, names) -> str:

@@ -1,6 +1,6 @@
 """Read ``paddle.save`` pickles (``.pdparams``, ``.pdopt``) without Paddle.
 
-Layout (FACTS.md §4): a pickle, protocol 4 by default (2 or 3 when asked), of a plain dict
+Layout (docs/formats.md, "Paddle's pickles"): a pickle, protocol 4 by default (2 or 3 when asked), of a plain dict
 ``{key: ndarray, ...}`` in the layer's state_dict order, plus two bookkeeping entries:
 
 - ``"StructuredToParameterName@@"``: ``{key: parameter name}``, e.g.
@@ -19,13 +19,13 @@ returned in ``extras``, never mixed into the tensors. ``paddle.save(tensor)`` pi
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..bounded import check_nbytes, check_shape, clip_list, open_regular, short_repr
 from ..errors import FormatError
 from .safe_pickle import BoundedReader, safe_load
 
@@ -51,8 +51,8 @@ class PdparamsContent:
 def unpickle_file(path) -> object:
     """Unpickle ``path`` with the allow-list (see :mod:`.safe_pickle`)."""
     path = Path(path)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    f, size = open_regular(path, "weight file")
+    with f:
         head = f.read(1)
         if head != b"\x80":
             raise FormatError(f"{path}: wrong magic: byte 0 is {head.hex() or 'missing'}, "
@@ -88,31 +88,53 @@ def reassemble_split(entries: dict, split_info: dict, source: str) -> "OrderedDi
     if not isinstance(split_info, dict):
         raise FormatError(f"{source}: {SPLIT_INFO_KEY} is a {type(split_info).__name__}, "
                           "expected a dict {key: {'OriginShape', 'slices'}}")
-    first_slice, parts_of = {}, {}
+    first_slice, parts_of, claimed = {}, {}, set()
+    total_bytes = 0
     for key, info in split_info.items():
-        try:
-            shape = tuple(int(d) for d in info["OriginShape"])
-            slices = list(info["slices"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{source}: {SPLIT_INFO_KEY}[{key!r}] is malformed ({exc}); "
-                              "expected {'OriginShape': shape, 'slices': [keys]}") from None
+        label = short_repr(key)
+        if not (isinstance(key, str) and isinstance(info, dict) and "OriginShape" in info
+                and "slices" in info and isinstance(info["OriginShape"], (list, tuple))
+                and isinstance(info["slices"], (list, tuple))):
+            raise FormatError(f"{source}: {SPLIT_INFO_KEY}[{label}] is malformed ("
+                              f"{short_repr(info)}); expected {{'OriginShape': shape, "
+                              "'slices': [keys]}")
+        shape, slices = tuple(info["OriginShape"]), list(info["slices"])
+        bad = [s for s in slices if not isinstance(s, str)]
+        if bad or len(slices) > len(entries):
+            raise FormatError(f"{source}: tensor {label} is split into {len(slices)} slices "
+                              f"({short_repr(slices)}); expected distinct slice names among "
+                              f"the file's {len(entries)} entries")
+        seen = set()
+        reused = [s for s in slices if s in claimed or s in seen or seen.add(s)]
+        if reused:
+            raise FormatError(f"{source}: tensor {label}: slice {short_repr(reused[0])} is "
+                              "used twice; each slice belongs to one tensor once")
+        claimed.update(slices)
         missing = [s for s in slices if s not in entries]
         if not slices or missing:
-            raise FormatError(f"{source}: tensor {key!r} is split into {slices}, but "
-                              f"slices {missing or slices} are missing from the file")
+            raise FormatError(f"{source}: tensor {label} is split into {clip_list(slices, 5)}, "
+                              f"but slices {clip_list(missing or slices, 5)} are missing from "
+                              "the file")
         parts = [entries[s] for s in slices]
-        bad = [f"{s}: {_describe(p)}" for s, p in zip(slices, parts)
+        bad = [f"{s[:80]}: {_describe(p)}" for s, p in zip(slices, parts)
                if not (isinstance(p, np.ndarray) and p.ndim == 1)]
         if bad:
-            raise FormatError(f"{source}: slices of tensor {key!r} must be 1-D arrays, "
-                              f"found {'; '.join(bad)}")
+            raise FormatError(f"{source}: slices of tensor {label} must be 1-D arrays, "
+                              f"found {clip_list(bad, 5, '; ')}")
         if len({p.dtype for p in parts}) != 1:
-            raise FormatError(f"{source}: slices of tensor {key!r} have mixed dtypes "
-                              f"{sorted(str(p.dtype) for p in parts)}")
+            raise FormatError(f"{source}: slices of tensor {label} have mixed dtypes "
+                              f"{sorted({str(p.dtype) for p in parts})}")
+        if not all(type(d) is int and d >= 0 for d in shape):
+            raise FormatError(f"{source}: {SPLIT_INFO_KEY}[{label}]: OriginShape "
+                              f"{short_repr(shape)} is not a list of non-negative integers")
+        nbytes = check_shape(shape, parts[0].dtype.itemsize, f"tensor {label}", source)
         total = sum(p.size for p in parts)
-        if total != int(np.prod(shape, dtype=np.int64)):
-            raise FormatError(f"{source}: slices of tensor {key!r} hold {total} elements, "
-                              f"but OriginShape {shape} needs {int(np.prod(shape))}")
+        if total * parts[0].dtype.itemsize != nbytes:
+            raise FormatError(f"{source}: slices of tensor {label} hold {total} elements, "
+                              f"but OriginShape {short_repr(list(shape))} needs "
+                              f"{nbytes // parts[0].dtype.itemsize}")
+        total_bytes += nbytes
+        check_nbytes(total_bytes, "the reassembled split tensors together", source)
         parts_of[key] = (shape, slices)
         first_slice[slices[0]] = key
     consumed = {s for _, slices in parts_of.values() for s in slices}
@@ -141,19 +163,21 @@ def read_pdparams(path) -> PdparamsContent:
                           "{name: array} as written by paddle.save(layer.state_dict())")
     for key in obj:
         if not isinstance(key, str):
-            raise FormatError(f"{path}: key {key!r} is a {type(key).__name__}, expected str")
+            raise FormatError(f"{path}: key {short_repr(key)} is a {type(key).__name__}, "
+                              "expected str")
     name_table = obj.get(NAME_TABLE_KEY)
     split_info = obj.get(SPLIT_INFO_KEY)
     entries = OrderedDict((k, _unwrap_tensor(v)) for k, v in obj.items()
                           if k not in BOOKKEEPING_KEYS)
     notes = []
-    if split_info:
+    if split_info is not None and not (isinstance(split_info, dict) and not split_info):
         entries = reassemble_split(entries, split_info, str(path))
         notes.append(f"reassembled {len(split_info)} tensor(s) split by paddle.save: "
                      f"{', '.join(split_info)}")
-    if name_table is not None and not isinstance(name_table, dict):
-        raise FormatError(f"{path}: {NAME_TABLE_KEY} is a {type(name_table).__name__}, "
-                          "expected a dict {key: parameter name}")
+    if name_table is not None and not (isinstance(name_table, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in name_table.items())):
+        raise FormatError(f"{path}: {NAME_TABLE_KEY} is {short_repr(name_table)}, "
+                          "expected a dict {key: parameter name} of strings")
     tensors, extras = OrderedDict(), {}
     for key, value in entries.items():
         if isinstance(value, np.ndarray):
@@ -162,6 +186,6 @@ def read_pdparams(path) -> PdparamsContent:
             extras[key] = value
     if extras:
         notes.append(f"{len(extras)} non-array entr{'y' if len(extras) == 1 else 'ies'} "
-                     f"kept aside: {', '.join(list(extras)[:5])}")
+                     f"kept aside: {clip_list(extras, 5)}")
     return PdparamsContent(tensors, None if name_table is None else dict(name_table),
                            split_info, extras, notes)

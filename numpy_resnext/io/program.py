@@ -24,10 +24,10 @@ their names (Python string order), whichever format the program is in;
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bounded import expect, first_bytes, load_json, read_bytes, short_repr
 from ..errors import FormatError
 from ._protobuf import LENGTH, VARINT, as_int64, iter_fields
 
@@ -81,7 +81,7 @@ def _var_desc(buf, start, end, where):
 def read_program_desc(path) -> list[Variable]:
     """Persistable, saved variables of a legacy ProgramDesc file, sorted by name."""
     path = Path(path)
-    buf = path.read_bytes()
+    buf = read_bytes(path, "program file")
     where = str(path)
     found = {}
     blocks = 0
@@ -101,53 +101,58 @@ def read_program_desc(path) -> list[Variable]:
 
 
 def _walk_ops(node):
-    """Every op dict of a PIR JSON program, in any region/block nesting."""
-    if isinstance(node, dict):
-        if "#" in node and "A" in node:
-            yield node
-        for value in node.values():
-            yield from _walk_ops(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk_ops(value)
+    """Every op dict of a PIR JSON program, in any region/block nesting (the nesting is
+    bounded by :func:`load_json`; the walk uses its own stack, not recursion)."""
+    todo = [node]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if "#" in node and "A" in node:
+                yield node
+            todo.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            todo.extend(reversed(node))
 
 
-def _pir_dims(op):
+def _pir_dims(op, path, name):
+    """Declared dims of a parameter op, None when the op does not say."""
     try:
         dims = op["O"]["TT"]["D"][1]
-        return tuple(int(d) for d in dims)
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (KeyError, IndexError, TypeError):
         return None
+    if not (isinstance(dims, list) and len(dims) <= 32
+            and all(type(d) is int and -1 <= d < 2 ** 40 for d in dims)):
+        raise FormatError(f"{path}: parameter {short_repr(name)} declares dims "
+                          f"{short_repr(dims)}; expected a list of at most 32 integers")
+    return tuple(dims)
 
 
 def read_pir_json(path) -> list[Variable]:
     """Parameters of a Paddle 3 PIR JSON program, sorted by name."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: not a readable PIR JSON program: {exc}") from None
-    magic = doc.get("base_code", {}).get("magic") if isinstance(doc, dict) else None
+    doc = load_json(path, "PIR JSON program")
+    base = doc.get("base_code") if isinstance(doc, dict) else None
+    magic = base.get("magic") if isinstance(base, dict) else None
     if magic != "pir":
         raise FormatError(f"{path}: JSON without the PIR header base_code.magic == 'pir' "
-                          f"(found {magic!r}); not a Paddle 3 program")
+                          f"(found {short_repr(magic)}); not a Paddle 3 program")
+    program = expect(doc.get("program"), (dict, list), "program", str(path))
     found = {}
-    for op in _walk_ops(doc.get("program")):
-        if op["#"] not in PARAMETER_OPS:
+    for op in _walk_ops(program):
+        if not isinstance(op["#"], str) or op["#"] not in PARAMETER_OPS:
             continue
         attrs = op["A"]
         if not (isinstance(attrs, list) and attrs and isinstance(attrs[-1], str)):
-            raise FormatError(f"{path}: parameter op with attributes {attrs!r}; expected "
-                              "[.., .., .., name]")
-        found.setdefault(attrs[-1], Variable(attrs[-1], _pir_dims(op)))
+            raise FormatError(f"{path}: parameter op with attributes {short_repr(attrs)}; "
+                              "expected [.., .., .., name]")
+        found.setdefault(attrs[-1], Variable(attrs[-1], _pir_dims(op, path, attrs[-1])))
     return [found[name] for name in sorted(found)]
 
 
 def persistable_variables(path) -> list[Variable]:
     """Saved variables of a program file (JSON or protobuf, told apart by content)."""
     path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(1)
-    if head == b"{":
+    head = first_bytes(path, 1, "program file")
+    if head in (b"{", b"[") or path.suffix == ".json":
         return read_pir_json(path)
     return read_program_desc(path)

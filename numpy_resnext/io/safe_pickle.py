@@ -7,7 +7,7 @@ handful of callables NumPy uses to rebuild arrays, so :class:`SafeUnpickler` res
 those and raises :class:`FormatError` for any other name *before* it is looked up, so the
 refused callable is never imported, let alone called.
 
-Allowed globals (see FACTS.md §4 for where each one comes from):
+Allowed globals (docs/formats.md says where each one comes from):
 
 ==============================================  ==============================================
 ``numpy._core.multiarray._reconstruct``          ndarray.__reduce__ under NumPy 2
@@ -38,12 +38,13 @@ import _codecs
 import collections
 import io
 import pickle
-import pickletools
 import re
 
 import numpy as np
 
+from ..bounded import check_shape, short_repr
 from ..errors import FormatError
+from .pickle_scan import Refused, Truncated, scan_opcodes
 
 __all__ = ["SafeUnpickler", "BoundedReader", "safe_load", "safe_loads", "ALLOWED_GLOBALS"]
 
@@ -61,8 +62,8 @@ _MA = _multiarray()
 _SIMPLE_DTYPE = re.compile(r"^[biufc]\d{1,2}$")  # 'f4', 'i8', 'b1', 'u1', 'c16' ...
 
 
-class _Refused(Exception):
-    """Raised inside the unpickler; turned into FormatError with the file name outside."""
+# raised inside the unpickler and the opcode scan; turned into FormatError outside
+_Refused, _Truncated = Refused, Truncated
 
 
 class _Allowed:
@@ -90,14 +91,14 @@ class _DtypeStub:
 
     def __init__(self, spec, align=False, copy=True):
         if not (isinstance(spec, str) and _SIMPLE_DTYPE.match(spec)):
-            raise _Refused(f"dtype {spec!r} (only plain numeric dtypes are allowed; "
+            raise _Refused(f"dtype {short_repr(spec)} (only plain numeric dtypes are allowed; "
                            "object, string and structured dtypes are not weights)")
         self.spec, self.order = spec, "="
 
     def __setstate__(self, state):
         if not (isinstance(state, tuple) and len(state) >= 5 and state[1] in ("<", ">", "|",
                 "=") and state[2] is None and state[3] is None and state[4] is None):
-            raise _Refused(f"dtype state {state!r:.80} (expected a plain numeric dtype)")
+            raise _Refused(f"dtype state {short_repr(state, 80)} (expected a plain numeric dtype)")
         self.order = state[1]
 
     def resolve(self) -> np.dtype:
@@ -111,7 +112,7 @@ class _DtypeStub:
 def _as_dtype(value) -> np.dtype:
     if isinstance(value, _DtypeStub):
         return value.resolve()
-    raise _Refused(f"array dtype {value!r:.60} (expected a numpy.dtype)")
+    raise _Refused(f"array dtype {short_repr(value)} (expected a numpy.dtype)")
 
 
 class _ArrayStub:
@@ -127,10 +128,13 @@ class _ArrayStub:
             raise _Refused(f"array state of type {type(state).__name__} "
                            "(expected (1, shape, dtype, is_fortran, data))")
         _, shape, dtype, fortran, data = state
-        if not (isinstance(shape, tuple) and len(shape) <= 32
-                and all(type(d) is int and d >= 0 for d in shape)):
-            raise _Refused(f"array shape {shape!r:.60}")
+        if not isinstance(shape, tuple):
+            raise _Refused(f"array shape {short_repr(shape)} (expected a tuple)")
         dtype = _as_dtype(dtype)
+        try:   # each axis bounded before anything is multiplied or allocated
+            check_shape(shape, dtype.itemsize, "array", None)
+        except FormatError as exc:
+            raise _Refused(str(exc)) from None
         if isinstance(data, str):  # protocol 2 from Python 2: latin-1 text
             data = data.encode("latin1")
         if not isinstance(data, (bytes, bytearray)) or type(fortran) is not bool:
@@ -147,7 +151,7 @@ class _ArrayStub:
 def _reconstruct(subtype, shape, typecode):
     # ndarray.__reduce__ always passes ndarray itself; a subclass could run its own code.
     if subtype is not _NDARRAY:
-        raise _Refused(f"_reconstruct of {subtype!r} (only numpy.ndarray is allowed)")
+        raise _Refused(f"_reconstruct of {short_repr(subtype)} (only numpy.ndarray is allowed)")
     return _ArrayStub()
 
 
@@ -162,7 +166,7 @@ def _encode(text, encoding="utf-8", *rest):
     # Protocol 2 writes bytes as _codecs.encode(str, 'latin1'); nothing else is needed.
     if not (isinstance(text, str) and isinstance(encoding, str)) or encoding.replace(
             "-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
-        raise _Refused(f"_codecs.encode with encoding {encoding!r:.40} (only latin1)")
+        raise _Refused(f"_codecs.encode with encoding {short_repr(encoding, 40)} (only latin1)")
     return _codecs.encode(text, "latin1")
 
 
@@ -210,109 +214,43 @@ ALLOWED_GLOBALS = _allow({
 ALLOWED_GLOBALS[("numpy", "ndarray")] = _NDARRAY
 
 
-def _finish(obj, depth=0):
-    """Replace the stand-ins by the arrays/dtypes they hold, through plain containers."""
+def _finish(obj, depth=0, done=None):
+    """Replace the stand-ins by the arrays/dtypes they hold, through plain containers.
+
+    An object the pickle shares (memoised once, referenced many times) is converted once
+    and the result shared the same way (``done``, by id), as pickle itself does: a
+    312-byte pickle nesting a list by reference would otherwise expand to gigabytes.
+    """
+    done = {} if done is None else done
+    key = id(obj)
+    if key in done:
+        return done[key]
     if depth > 100:
         raise _Refused("containers nested more than 100 deep")
     kind = type(obj)
     if kind is _ArrayStub:
         if obj.array is None:
             raise _Refused("an array without its data (no BUILD state)")
-        return obj.array
-    if kind is _DtypeStub:
-        return obj.resolve()
-    if kind is _Allowed:
+        out = obj.array
+    elif kind is _DtypeStub:
+        out = obj.resolve()
+    elif kind is _Allowed:
         raise _Refused(f"a bare reference to the global {obj.name}")
-    if kind in (dict, collections.OrderedDict):
-        return kind((_finish(k, depth + 1), _finish(v, depth + 1)) for k, v in obj.items())
-    if kind in (list, tuple, set, frozenset):
-        return kind(_finish(v, depth + 1) for v in obj)
-    return obj
-
-
-# Opcodes no weight file needs: external storage (torch) and protocol 5 out-of-band buffers.
-_FORBIDDEN_OPCODES = {"PERSID", "BINPERSID", "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}
-_LENGTH_PREFIX = {pickletools.TAKEN_FROM_ARGUMENT1: (1, False),
-                  pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
-                  pickletools.TAKEN_FROM_ARGUMENT4U: (4, False),
-                  pickletools.TAKEN_FROM_ARGUMENT8U: (8, False)}
-
-
-def scan_opcodes(fileobj, size: int) -> None:
-    """Walk the opcodes once, checking every length field against the bytes left.
-
-    The C unpickler allocates a counted string *before* reading it, so a corrupt length
-    (BINBYTES of 4 GB in a 2 kB file) would ask for gigabytes; FRAME does the same, and a
-    memo index (PUT n) grows the memo table to 2n entries. Lengths must fit in the file and
-    memo indices can be at most the number of opcodes before them (picklers number memo
-    entries 0, 1, 2 ...). Payloads are skipped with seek(), so the walk costs little even
-    for a 100 MB file. The stream is left where it started.
-    """
-    start = fileobj.tell()
-    pos, count = start, 0
-    while True:
-        count += 1
-        code = fileobj.read(1)
-        if not code:
-            raise _Truncated(f"the pickle ends at byte {pos} without its STOP opcode")
-        op = pickletools.code2op.get(code.decode("latin1"))
-        if op is None:
-            raise _Refused(f"invalid pickle opcode 0x{code.hex()} at byte {pos}")
-        if op.name in _FORBIDDEN_OPCODES:
-            raise _Refused(f"opcode {op.name} at byte {pos} (not used by weight files)")
-        at = pos
-        pos += 1
-        arg = op.arg
-        if op.name == "STOP":
-            break
-        if arg is None:
-            continue
-        if arg.n >= 0:
-            payload = fileobj.read(arg.n)
-            if len(payload) != arg.n:
-                raise _Truncated(f"opcode {op.name} at byte {at} is cut off by the end of "
-                                 f"the file (byte {size})")
-            pos += arg.n
-            if op.name in ("BINPUT", "LONG_BINPUT"):
-                _check_memo(int.from_bytes(payload, "little"), count, op.name, at)
-            if op.name == "FRAME":
-                frame = int.from_bytes(payload, "little")
-                if frame > size - pos:
-                    raise _Truncated(f"FRAME at byte {at} claims {frame} bytes, only "
-                                     f"{size - pos} remain")
-        elif arg.n == pickletools.UP_TO_NEWLINE:
-            for _ in range(2 if arg.name.endswith("_pair") else 1):  # GLOBAL: module, name
-                line = fileobj.readline()
-                if not line.endswith(b"\n"):
-                    raise _Truncated(f"opcode {op.name} at byte {at} has no end of line")
-                pos += len(line)
-            if op.name == "PUT":
-                try:
-                    _check_memo(int(line), count, op.name, at)
-                except ValueError:
-                    raise _Refused(f"PUT at byte {at} with index {line[:20]!r}") from None
-        else:
-            width, signed = _LENGTH_PREFIX[arg.n]
-            raw = fileobj.read(width)
-            if len(raw) != width:
-                raise _Truncated(f"length of {op.name} at byte {at} is cut off")
-            length = int.from_bytes(raw, "little", signed=signed)
-            pos += width
-            if length < 0 or length > size - pos:
-                raise _Truncated(f"{op.name} at byte {at} claims {length} bytes, only "
-                                 f"{size - pos} remain in the file")
-            pos = fileobj.seek(pos + length)
-    fileobj.seek(start)
-
-
-def _check_memo(index: int, count: int, name: str, at: int) -> None:
-    if index > count:
-        raise _Refused(f"{name} at byte {at} uses memo index {index} after only {count} "
-                       "opcodes (a corrupt or hostile index would grow the memo table)")
-
-
-class _Truncated(Exception):
-    """A length or opcode that runs past the end of the file."""
+    elif kind in (dict, collections.OrderedDict):
+        out = done[key] = kind()            # registered first: a cycle ends here
+        for k, v in obj.items():
+            out[_finish(k, depth + 1, done)] = _finish(v, depth + 1, done)
+        return out
+    elif kind is list:
+        out = done[key] = []
+        out.extend(_finish(v, depth + 1, done) for v in obj)
+        return out
+    elif kind in (tuple, set, frozenset):
+        out = kind(_finish(v, depth + 1, done) for v in obj)
+    else:
+        return obj
+    done[key] = out
+    return out
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -326,7 +264,7 @@ class SafeUnpickler(pickle.Unpickler):
             raise _Refused(f"global {module}.{name} is not on the allow-list") from None
 
     def persistent_load(self, pid):
-        raise _Refused(f"persistent id {pid!r} (external storage is not a Paddle format)")
+        raise _Refused(f"persistent id {short_repr(pid)} (external storage is not a Paddle format)")
 
 
 class BoundedReader:
@@ -395,4 +333,4 @@ def safe_load(fileobj, source: str = "<stream>", size: int | None = None):
             AttributeError, MemoryError, OverflowError, UnicodeError, RecursionError) as exc:
         at = fileobj.tell() if hasattr(fileobj, "tell") else "?"
         raise FormatError(f"{source}: not a readable pickle (stopped near byte {at}): "
-                          f"{type(exc).__name__}: {exc}") from None
+                          f"{type(exc).__name__}: {str(exc)[:200]}") from None

@@ -1,6 +1,6 @@
 """Paddle's binary tensor record: legacy per-parameter files and combined ``.pdiparams``.
 
-One record, little-endian (FACTS.md §4)::
+One record, little-endian (docs/formats.md, "Tensor records")::
 
     uint32  version            0
     uint64  lod_level          L (0 for weights)
@@ -21,12 +21,13 @@ it; errors name the file, the tensor (when known) and the byte offset.
 
 from __future__ import annotations
 
-import tarfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from ..bounded import (check_shape, check_walk_depth, is_dir, is_regular, open_regular,
+                       open_tar, read_member, short_repr)
 from ..errors import FormatError
 from ._protobuf import LENGTH, VARINT, as_int64, iter_fields, read_varint
 
@@ -131,7 +132,7 @@ def parse_tensor_desc(buf, start: int, end: int, where: str,
         raise FormatError(f"{where}: unknown data type code {code} in TensorDesc at byte "
                           f"{base + start}; expected one of {sorted(DTYPES)} (FP32 is 5)")
     if len(dims) > MAX_NDIM or any(d < 0 for d in dims):
-        raise FormatError(f"{where}: invalid dims {dims} in TensorDesc at byte "
+        raise FormatError(f"{where}: invalid dims {short_repr(dims)} in TensorDesc at byte "
                           f"{base + start}")
     return DTYPES[code], tuple(dims)
 
@@ -164,13 +165,16 @@ def _decode(src: _Bytes, offset: int, source: str, name: str | None):
     dtype, dims = parse_tensor_desc(desc, 0, len(desc), where, base=pos)
     nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize if dims else dtype.itemsize
     data = pos + desc_size
-    end = src.check(data, nbytes, f"the data of a {dtype} tensor of shape {list(dims)}", where)
+    end = src.check(data, nbytes, f"the data of a {dtype} tensor of shape "
+                    f"{short_repr(list(dims))}", where)
+    # enormous dims with a zero among them hold no data, yet NumPy refuses to make them
+    check_shape(dims, dtype.itemsize, "the tensor", where)
     return src.array(data, dtype, dims, where), end
 
 
 def _open_sized(path: Path):
-    f = open(path, "rb")
-    return f, _Bytes(fileobj=f, size=f.seek(0, 2))
+    f, size = open_regular(path, "tensor record file")
+    return f, _Bytes(fileobj=f, size=size)
 
 
 def read_record_file(path, name: str | None = None) -> np.ndarray:
@@ -186,15 +190,19 @@ def read_record_file(path, name: str | None = None) -> np.ndarray:
 
 
 def _record_files(directory: Path, notes: list) -> list[Path]:
-    """Files of ``directory`` that start like a record; note the ones skipped."""
+    """Regular files of ``directory`` that start like a record; note the ones skipped."""
     found = []
     for path in sorted(directory.iterdir()):
         if path.name.startswith("."):
             continue
-        if not path.is_file():
+        if is_dir(path):
             notes.append(f"skipped {path.name}/ (a directory)")
             continue
-        with open(path, "rb") as f:
+        if not is_regular(path):        # a FIFO would block the open; a device is no weight
+            notes.append(f"skipped {path.name} (not a regular file)")
+            continue
+        f, _ = open_regular(path, "tensor record file")
+        with f:
             head = f.read(4)
         if is_record_start(head):
             found.append(path)
@@ -207,52 +215,50 @@ def read_record_dir(directory) -> tuple["OrderedDict[str, np.ndarray]", list]:
     """Read a legacy one-file-per-parameter directory: (name -> array sorted, notes).
 
     A directory that only wraps one sub-directory (how a ``.tar`` often unpacks) is
-    descended into.
+    descended into, at most ``Limits.max_dir_depth`` levels.
     """
     directory = Path(directory)
-    notes = []
-    files = _record_files(directory, notes)
-    subdirs = [p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if not files and len(subdirs) == 1:
-        tensors, sub_notes = read_record_dir(subdirs[0])
-        return tensors, [f"read the single sub-directory {subdirs[0].name}/"] + sub_notes
+    prefix = []
+    for depth in range(10 ** 6):
+        check_walk_depth(depth, directory)
+        notes = []
+        files = _record_files(directory, notes)
+        subdirs = [p for p in directory.iterdir() if is_dir(p) and not p.name.startswith(".")]
+        if files or len(subdirs) != 1:
+            break
+        prefix.append(f"read the single sub-directory {subdirs[0].name}/")
+        directory = subdirs[0]
     if not files:
         raise FormatError(f"{directory}: no tensor record files found (each file of a legacy "
                           "parameter directory starts with 4 zero bytes); "
-                          + ("; ".join(notes) if notes else "the directory is empty"))
+                          + ("; ".join(notes[:10]) if notes else "the directory is empty"))
     tensors = OrderedDict((p.name, read_record_file(p, p.name)) for p in files)
-    return tensors, notes
+    return tensors, prefix + notes
 
 
 def read_record_tar(path) -> tuple["OrderedDict[str, np.ndarray]", list]:
     """Read a legacy parameter directory packed as a ``.tar`` (never extracted to disk).
 
-    Members are read as bytes, so hostile member paths (``../x``) are harmless.
+    Members are read as bytes, so hostile member paths (``../x``) are harmless; gzip, bzip2
+    and xz archives are decompressed with the bounds of :mod:`numpy_resnext.bounded`.
     """
     path = Path(path)
     tensors, notes = OrderedDict(), []
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            members = sorted((m for m in tar.getmembers() if m.isfile()),
-                             key=lambda m: m.name)
-            for member in members:
-                stream = tar.extractfile(member)
-                head = stream.read(4)
-                base = member.name.rsplit("/", 1)[-1]
-                if base.startswith(".") or not is_record_start(head):
-                    notes.append(f"skipped {member.name} (not a tensor record)")
-                    continue
-                data = head + stream.read()
-                if base in tensors:
-                    raise FormatError(f"{path}: two members are named {base!r}")
-                where = f"{path}:{member.name}"
-                array, end = read_record(data, 0, where, base)
-                if end != len(data):
-                    raise FormatError(f"{where}: {len(data) - end} unexpected bytes after "
-                                      f"the tensor (record ends at byte {end})")
-                tensors[base] = array
-    except (tarfile.TarError, EOFError) as exc:
-        raise FormatError(f"{path}: not a readable tar archive: {exc}") from None
+    with open_tar(path, "weight archive") as (tar, members):
+        for member in members:                      # archive order: no backward seeks
+            base = member.name.rsplit("/", 1)[-1]
+            where = f"{path}:{short_repr(member.name, 80)}"
+            data = read_member(tar, member, where)
+            if base.startswith(".") or not is_record_start(data[:4]):
+                notes.append(f"skipped {short_repr(member.name, 80)} (not a tensor record)")
+                continue
+            if base in tensors:
+                raise FormatError(f"{path}: two members are named {short_repr(base)}")
+            array, end = read_record(data, 0, where, base)
+            if end != len(data):
+                raise FormatError(f"{where}: {len(data) - end} unexpected bytes after "
+                                  f"the tensor (record ends at byte {end})")
+            tensors[base] = array
     if not tensors:
         raise FormatError(f"{path}: the archive holds no tensor record files")
     return OrderedDict(sorted(tensors.items())), notes

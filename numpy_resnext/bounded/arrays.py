@@ -1,0 +1,171 @@
+"""``.npy`` and ``.npz`` reading with every declared size checked before allocation.
+
+``np.load`` trusts the header: a 100-byte ``.npy`` declaring 10**12 elements asks for the
+memory first and fails (or succeeds, and swaps) afterwards; a 2 MB ``.npz`` whose deflated
+member expands to 2 GiB is decompressed in full; a damaged zip surfaces as BadZipFile,
+zlib.error or a CRC error from deep inside zipfile. Here:
+
+- the header is parsed by NumPy's own header reader (bounded to 10,000 bytes), the dtype
+  must be plain numeric (bool, int, uint, float, complex; no objects, strings, records);
+- shape x itemsize must equal the bytes the file (or zip member) really holds, and be
+  within :attr:`Limits.max_bytes`; only then is the array allocated and filled with
+  ``readinto``;
+- in a ``.npz``: members must be ``.npy`` files, stored or deflated (no other method, no
+  encryption), each declared size within the ceiling, and a deflated member may expand at
+  most :meth:`Limits.expand_bound` of its compressed size; a CRC mismatch is an error.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from ..errors import FormatError
+from .files import open_regular
+from .limits import check_nbytes, check_shape, clip_list, get_limits, short_repr
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+MAX_MEMBERS = 10_000   # a ResNeXt has at most ~1,600 tensors; a golden dump fewer
+
+
+def _header(f, where: str):
+    """(shape, fortran, dtype, header length) of the .npy stream ``f`` at its start."""
+    magic = f.read(8)
+    if len(magic) < 8 or magic[:6] != NPY_MAGIC:
+        raise FormatError(f"{where}: not an .npy array (first bytes "
+                          f"{magic[:8].hex(' ') or 'missing: the file is empty'}; expected "
+                          "93 4e 55 4d 50 59 = \\x93NUMPY)")
+    major = magic[6]
+    reader = {1: npformat.read_array_header_1_0, 2: npformat.read_array_header_2_0,
+              3: npformat.read_array_header_2_0}.get(major)
+    if reader is None:
+        raise FormatError(f"{where}: .npy format version {major}.{magic[7]} is unknown "
+                          "(expected 1, 2 or 3)")
+    try:
+        shape, fortran, dtype = reader(f, max_header_size=10_000)
+    except Exception as exc:   # NumPy parses the text with tokenize + literal_eval: any error
+        # there (TokenError, SyntaxError, ValueError, RecursionError ...) means a bad header
+        raise FormatError(f"{where}: unreadable .npy header: {str(exc)[:200]}") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None \
+            or dtype.kind not in "biufc":
+        raise FormatError(f"{where}: .npy dtype {short_repr(str(dtype), 40)} is not a plain "
+                          "numeric dtype (objects, strings and records are refused)")
+    return tuple(shape), bool(fortran), dtype, f.tell()
+
+
+def _fill(f, array: np.ndarray, where: str, what: str) -> None:
+    view = memoryview(array.reshape(-1).view(np.uint8))          # (nbytes,) bytes
+    done = 0
+    while done < len(view):
+        got = f.readinto(view[done:])
+        if not got:
+            raise FormatError(f"{where}: truncated: {what} needs {len(view)} bytes of data, "
+                              f"the file holds {done}")
+        done += got
+
+
+def read_npy_stream(f, size: int, where: str) -> np.ndarray:
+    """The array of an .npy stream of ``size`` bytes, checked before allocation."""
+    shape, fortran, dtype, start = _header(f, where)
+    nbytes = check_shape(shape, dtype.itemsize, f"a {dtype} array", where)
+    if nbytes != size - start:
+        problem = "truncated" if nbytes > size - start else f"{size - start - nbytes} bytes too many"
+        raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
+                          f"{list(shape)} ({nbytes} bytes of data), the file holds "
+                          f"{size - start} after the header")
+    out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+    _fill(f, out, where, f"the {dtype} array of shape {list(shape)}")
+    out = out.T if fortran else out
+    return out.astype(dtype.newbyteorder("="), copy=False)
+
+
+def read_npy(path, what="array file") -> np.ndarray:
+    """One .npy file (a regular file, checked as above)."""
+    f, size = open_regular(path, what)
+    with f:
+        return read_npy_stream(f, size, str(path))
+
+
+def _check_member(info: zipfile.ZipInfo, where: str) -> None:
+    name = short_repr(info.filename, 80)
+    if info.flag_bits & 0x1:
+        raise FormatError(f"{where}: member {name} is encrypted; .npz members are plain")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise FormatError(f"{where}: member {name} uses compression method "
+                          f"{info.compress_type}; .npz members are stored (0) or deflated (8)")
+    if not info.filename.endswith(".npy"):
+        raise FormatError(f"{where}: member {name} is not an .npy array; an .npz holds only "
+                          "<name>.npy members")
+    check_nbytes(info.file_size, f"member {name}", where)
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise FormatError(f"{where}: stored member {name} declares {info.file_size} bytes "
+                          f"but occupies {info.compress_size}")
+    bound = get_limits().expand_bound(info.compress_size)
+    if info.file_size > bound:
+        raise FormatError(f"{where}: member {name} would expand from {info.compress_size} "
+                          f"to {info.file_size} bytes, more than the {bound} bytes allowed "
+                          f"(at most {get_limits().max_ratio} times, or 64 MiB); a "
+                          "decompression bomb or a damaged archive")
+
+
+def read_npz(path, what="array archive") -> "OrderedDict[str, np.ndarray]":
+    """Every array of a .npz (name without .npy -> array), each member checked first."""
+    where = str(path)
+    f, size = open_regular(path, what)
+    with f:
+        head = f.read(8)
+        if head[:6] == NPY_MAGIC:
+            raise FormatError(f"{where}: this is a single .npy array, not an .npz archive")
+        if not head:
+            raise FormatError(f"{where}: the file is empty; expected an .npz archive")
+        f.seek(0)
+        try:
+            z = zipfile.ZipFile(f)
+        except Exception as exc:  # zipfile parses the directory of a hostile file: BadZipFile,
+            # NotImplementedError (version), UnicodeDecodeError (names), struct.error ...
+            raise FormatError(f"{where}: not a readable .npz (zip) archive: "
+                              f"{str(exc)[:200]}") from None
+        with z:
+            infos = z.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise FormatError(f"{where}: {len(infos)} members; at most {MAX_MEMBERS}")
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                dup = sorted({n for n in names if names.count(n) > 1})
+                raise FormatError(f"{where}: members named twice: {clip_list(dup, 5)}")
+            for info in infos:
+                _check_member(info, where)
+            check_nbytes(sum(i.file_size for i in infos), "the archive's members together",
+                         where)
+            out = OrderedDict()
+            for info in infos:
+                member = f"{where}:{short_repr(info.filename, 80)}"
+                try:
+                    with z.open(info) as m:
+                        out[info.filename[:-4]] = read_npy_stream(m, info.file_size, member)
+                except FormatError:
+                    raise
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
+                        NotImplementedError, RuntimeError, struct.error) as exc:
+                    raise FormatError(f"{member}: damaged archive member: "
+                                      f"{type(exc).__name__}: {str(exc)[:200]}") from None
+            return out
+
+
+def read_array_file(path, what="array file"):
+    """An .npy (-> ndarray) or .npz (-> OrderedDict), told apart by content, as np.load."""
+    f, _ = open_regular(path, what)
+    with f:
+        head = f.read(8)
+    if head[:6] == NPY_MAGIC:
+        return read_npy(path, what)
+    if head[:4] in ZIP_MAGICS:
+        return read_npz(path, what)
+    raise FormatError(f"{path}: neither an .npy array nor an .npz archive (first bytes "
+                      f"{head.hex(' ') or 'missing: the file is empty'})")

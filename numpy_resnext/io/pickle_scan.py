@@ -1,0 +1,237 @@
+"""The pass over a pickle's opcodes that runs before the unpickler sees a byte of it.
+
+The C unpickler is fast and never calls anything we did not allow (see
+:mod:`.safe_pickle`), but some harm needs no call at all:
+
+- a counted string allocates its declared length first (BINBYTES of 4 GB in a 2 kB file),
+  FRAME does the same, and ``PUT n`` grows the memo table to 2n entries;
+- every dict key and set item is hashed while loading: a tuple nested a million deep used
+  as a key overflows the C stack, and thousands of integer keys sharing one hash (all
+  multiples of 2**61 - 1 hash alike) make loading quadratic.
+
+So this pass walks the opcodes once, checks every length against the bytes left and every
+memo index against the opcodes seen, and simulates the unpickler's stack with one small
+cell per object: how deeply it nests (updated when APPEND/SETITEM/BUILD add to it, and
+shared through the memo exactly as the objects are) and whether it holds an integer of
+2**61 or more. A container deeper than :attr:`Limits.max_depth`, a key or set item that
+holds such an integer, or an allowed callable given one, is refused before loading.
+Payloads are skipped with ``seek``: the pass costs about a millisecond per thousand
+opcodes whatever the tensor sizes.
+"""
+
+from __future__ import annotations
+
+import pickletools
+
+from ..bounded import get_limits
+
+BIG_INT = (1 << 61) - 1  # CPython's hash modulus: below it, integers hash to themselves
+FORBIDDEN = {"PERSID", "BINPERSID", "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}
+_PREFIX = {pickletools.TAKEN_FROM_ARGUMENT1: (1, False),
+           pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
+           pickletools.TAKEN_FROM_ARGUMENT4U: (4, False),
+           pickletools.TAKEN_FROM_ARGUMENT8U: (8, False)}
+_INT_OPS = {"BININT": True, "BININT1": False, "BININT2": False}
+_FROM_MARK = {"TUPLE", "LIST", "DICT", "FROZENSET", "INST", "OBJ"}
+_KEYED = {"DICT": 2, "SETITEMS": 2, "FROZENSET": 1, "ADDITEMS": 1}
+_CALLS = {"REDUCE": 2, "NEWOBJ": 2, "NEWOBJ_EX": 3}
+
+
+class Refused(Exception):
+    """The pickle asks for something a weight file never needs."""
+
+
+class Truncated(Exception):
+    """A length or opcode that runs past the end of the file."""
+
+
+class _Sim:
+    """The unpickler's stack and memo, one ``[depth, has_big_int]`` cell per object."""
+
+    def __init__(self, max_depth: int):
+        self.stack, self.memo, self.max_depth = [], {}, max_depth
+
+    def pop(self, at, name):
+        if not self.stack or self.stack[-1] is None:
+            raise Refused(f"{name} at byte {at} pops from an empty stack (corrupt pickle)")
+        return self.stack.pop()
+
+    def pop_mark(self, at, name):
+        stack = self.stack
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i] is None:
+                items = stack[i + 1:]
+                del stack[i:]
+                return items
+        raise Refused(f"{name} at byte {at} without a MARK before it (corrupt pickle)")
+
+    def new(self, items, at):
+        depth = 1 + max((c[0] for c in items), default=0)
+        if depth > self.max_depth:
+            raise Refused(f"containers nested more than {self.max_depth} deep at byte {at}")
+        return [depth, any(c[1] for c in items)]
+
+    def add_to(self, items, at, name):
+        if not self.stack or self.stack[-1] is None:
+            raise Refused(f"{name} at byte {at} has no object to add to (corrupt pickle)")
+        target = self.stack[-1]
+        for c in items:
+            target[0] = max(target[0], c[0] + 1)
+            target[1] = target[1] or c[1]
+        if target[0] > self.max_depth:
+            raise Refused(f"containers nested more than {self.max_depth} deep at byte {at}")
+
+    @staticmethod
+    def check_keys(keys, at, name):
+        if any(c[1] for c in keys):
+            raise Refused(f"{name} at byte {at}: a dict key or set item holds an integer of "
+                          "2**61 or more (such keys can be made to share one hash and make "
+                          "loading quadratic; weight files key by name)")
+
+    def step(self, name, at, value):
+        """Apply opcode ``name`` (``value``: its int argument, or a big-int flag)."""
+        stack = self.stack
+        if name == "MARK":
+            stack.append(None)
+        elif name in _FROM_MARK:
+            items = self.pop_mark(at, name)
+            if name in _KEYED:
+                self.check_keys(items[::_KEYED[name]], at, name)
+            stack.append(self.new(items, at))
+        elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
+            items = self.pop_mark(at, name)
+            if name in _KEYED:
+                self.check_keys(items[::_KEYED[name]], at, name)
+            self.add_to(items, at, name)
+        elif name in ("APPEND", "BUILD"):
+            self.add_to([self.pop(at, name)], at, name)
+        elif name == "SETITEM":
+            v, k = self.pop(at, name), self.pop(at, name)
+            self.check_keys([k], at, name)
+            self.add_to([k, v], at, name)
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            items = [self.pop(at, name) for _ in range(int(name[-1]))]
+            stack.append(self.new(items, at))
+        elif name in _CALLS:
+            items = [self.pop(at, name) for _ in range(_CALLS[name])]
+            if any(c[1] for c in items):
+                raise Refused(f"{name} at byte {at} passes an integer of 2**61 or more to "
+                              "a constructor (no weight file does)")
+            stack.append(self.new(items[:-1], at))
+        elif name == "POP":
+            if not stack:
+                raise Refused(f"POP at byte {at} on an empty stack (corrupt pickle)")
+            stack.pop()
+        elif name == "POP_MARK":
+            self.pop_mark(at, name)
+        elif name == "DUP":
+            stack.append(self.pop(at, name))
+            stack.append(stack[-1])
+        elif name == "BINPERSID":              # only reached when a caller allows it
+            self.pop(at, name)
+            stack.append([0, False])
+        elif name == "STACK_GLOBAL":
+            self.pop(at, name), self.pop(at, name)
+            stack.append([0, False])
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            if not stack or stack[-1] is None:
+                raise Refused(f"{name} at byte {at} with nothing to memoise (corrupt pickle)")
+            self.memo[len(self.memo) if name == "MEMOIZE" else value] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(self.memo.get(value) or [0, False])
+        elif name in ("PROTO", "FRAME", "STOP"):
+            pass
+        else:                                    # every other opcode pushes one new object
+            stack.append([0, bool(value is True)])
+
+
+def _int_value(name, payload: bytes):
+    """The int a pushing opcode carries, or True for 'an integer of 2**61 or more'."""
+    if name in _INT_OPS:
+        return int.from_bytes(payload, "little", signed=_INT_OPS[name])
+    if len(payload) > 9:
+        return True
+    value = int.from_bytes(payload, "little", signed=True)
+    return True if abs(value) >= BIG_INT else value
+
+
+def scan_opcodes(fileobj, size: int, forbidden=FORBIDDEN) -> None:
+    """Walk and simulate every opcode as described above; leaves the stream where it was.
+
+    ``forbidden``: opcode names refused outright (a reader of a format with persistent ids,
+    such as torch's, passes a set without PERSID/BINPERSID and resolves them itself).
+    """
+    start = fileobj.tell()
+    pos, count = start, 0
+    sim = _Sim(get_limits().max_depth)
+    while True:
+        count += 1
+        code = fileobj.read(1)
+        if not code:
+            raise Truncated(f"the pickle ends at byte {pos} without its STOP opcode")
+        op = pickletools.code2op.get(code.decode("latin1"))
+        if op is None:
+            raise Refused(f"invalid pickle opcode 0x{code.hex()} at byte {pos}")
+        name = op.name
+        if name in forbidden:
+            raise Refused(f"opcode {name} at byte {pos} (not used by weight files)")
+        at = pos
+        pos += 1
+        arg, value = op.arg, None
+        if arg is None:
+            pass
+        elif arg.n >= 0:
+            payload = fileobj.read(arg.n)
+            if len(payload) != arg.n:
+                raise Truncated(f"opcode {name} at byte {at} is cut off by the end of "
+                                f"the file (byte {size})")
+            pos += arg.n
+            value = int.from_bytes(payload, "little")
+            if name in _INT_OPS:
+                value = _int_value(name, payload)
+            if name in ("BINPUT", "LONG_BINPUT"):
+                _check_memo(value, count, name, at)
+            if name == "FRAME" and value > size - pos:
+                raise Truncated(f"FRAME at byte {at} claims {value} bytes, only "
+                                f"{size - pos} remain")
+        elif arg.n == pickletools.UP_TO_NEWLINE:
+            for _ in range(2 if arg.name.endswith("_pair") else 1):  # GLOBAL: module, name
+                line = fileobj.readline()
+                if not line.endswith(b"\n"):
+                    raise Truncated(f"opcode {name} at byte {at} has no end of line")
+                pos += len(line)
+            if name in ("PUT", "GET", "INT", "LONG"):
+                text = line.strip().rstrip(b"L")
+                if len(text) > 19 or not text.lstrip(b"-").isdigit():
+                    if name in ("PUT", "GET") or len(text) <= 19:
+                        raise Refused(f"{name} at byte {at} with argument {line[:20]!r}")
+                    value = True                 # a decimal integer of 20+ digits
+                else:
+                    value = int(text)
+                    if name in ("INT", "LONG"):
+                        value = True if abs(value) >= BIG_INT else value
+                if name == "PUT":
+                    _check_memo(value, count, name, at)
+        else:
+            width, signed = _PREFIX[arg.n]
+            raw = fileobj.read(width)
+            if len(raw) != width:
+                raise Truncated(f"length of {name} at byte {at} is cut off")
+            length = int.from_bytes(raw, "little", signed=signed)
+            pos += width
+            if length < 0 or length > size - pos:
+                raise Truncated(f"{name} at byte {at} claims {length} bytes, only "
+                                f"{size - pos} remain in the file")
+            if name in ("LONG1", "LONG4"):
+                value = _int_value(name, fileobj.read(min(length, 10)))
+            pos = fileobj.seek(pos + length)
+        sim.step(name, at, value)
+        if name == "STOP":
+            break
+    fileobj.seek(start)
+
+
+def _check_memo(index: int, count: int, name: str, at: int) -> None:
+    if index > count:
+        raise Refused(f"{name} at byte {at} uses memo index {index} after only {count} "
+                      "opcodes (a corrupt or hostile index would grow the memo table)")
