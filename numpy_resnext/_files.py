@@ -9,6 +9,7 @@ full disk) becomes an :class:`~numpy_resnext.errors.OutputError` naming the path
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -79,4 +80,14 @@ def save_npz(path, arrays, compressed=False, mode=None):
     def write(tmp):
         with open(tmp, "wb") as f:
             save(f, **arrays)
+    atomic_write(path, write, mode)
+
+
+def save_json(path, data, mode=None):
+    """Write ``data`` as indented JSON text (UTF-8), atomically."""
+    text = json.dumps(data, indent=1)
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
     atomic_write(path, write, mode)

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from .._checks import as_float_array
-from .._files import atomic_write, check_output_path, save_npy  # noqa: F401  (the commands import them from here)
+from .._files import atomic_write, check_output_path, save_json, save_npy  # noqa: F401  (the commands import them from here)
 from ..errors import ArchitectureError, InputError
 from ..init import DEFAULT_INIT, INITS
 from ..model import build

@@ -1,9 +1,8 @@
 """``numpy-resnext compare``: per-tensor errors of a candidate against a golden dump."""
 
-import json
 
 from ..golden import SHIPPED_MAPS, compare
-from ._common import add_command, atomic_write, check_output_path
+from ._common import add_command, check_output_path, save_json
 
 DESCRIPTION = f"""\
 compare a candidate's tensors with a reference golden dump, tensor by tensor, in the
@@ -52,9 +51,5 @@ def run(args):
     else:
         print(report.format(show=args.show))
     if args.json:
-        text = json.dumps(report.to_dict(), indent=1)
-        def write(tmp):
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-        atomic_write(args.json, write)
+        save_json(args.json, report.to_dict())
     return 0 if report.passed else 1

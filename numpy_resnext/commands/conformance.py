@@ -1,13 +1,12 @@
 """``numpy-resnext conformance``: ONNX runtimes against the float64 golden, one row each."""
 
-import json
 import os
 import sys
 
 import numpy as np
 
 from ..errors import InputError
-from ._common import add_command, add_model_options, atomic_write, check_output_path, load_input, load_model
+from ._common import add_command, add_model_options, check_output_path, save_json, load_input, load_model
 
 DESCRIPTION = """\
 export the model to ONNX once per dtype the runtimes need (float32 for onnxruntime, whose CPU
@@ -72,12 +71,7 @@ def run(args):
                          log=lambda s: print(s, file=sys.stderr, flush=True))
     print(result.format())
     if args.json:
-        text = json.dumps(result.to_dict(), indent=1)
-
-        def write(tmp):
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-        atomic_write(args.json, write)
+        save_json(args.json, result.to_dict())
     if args.png:
         from ..onnx_export.plot import plot_conformance
         plot_conformance(result, args.png)

@@ -48,31 +48,40 @@ class Scheme(NamedTuple):
 
 _TV_LAYER = r"(conv1(\.\d)?|bn1|layer\d+\.\d+\.(conv[123]|bn[123]|downsample\.\d))"
 
+
+def _torchvision_style(name, description, fc_layout, bn_fields) -> Scheme:
+    """A scheme with torchvision's layer names and its own BN field names."""
+    fields = "|".join(bn_fields)
+    return Scheme(name, description, fc_layout, bn_fields,
+                  re.compile(rf"^{_TV_LAYER}\.({fields})$|^fc\.(weight|bias)$"))
+
+
+def _paddleclas_style(name, description, layers, bn_module, head) -> Scheme:
+    """A PaddleClas structured-key scheme: LAYER._conv.weight, LAYER.<bn_module>.<field>
+    (Paddle's BN field names) and <head>.weight / .bias (a Paddle Linear, [in, out])."""
+    fields = ("weight", "bias", "_mean", "_variance")
+    return Scheme(name, description, "in_out", fields, re.compile(
+        rf"^({layers})\.(_conv\.weight|{bn_module}\.({'|'.join(fields)}))$|^{head}\.(weight|bias)$"))
+
+
 SCHEMES = OrderedDict((s.name, s) for s in [
-    Scheme("canonical", "torchvision/timm names, fc.weight [out, in]", "out_in",
-           ("weight", "bias", "running_mean", "running_var"),
-           re.compile(rf"^{_TV_LAYER}\.(weight|bias|running_mean|running_var)$|^fc\.(weight|bias)$")),
-    Scheme("paddle_vision", "paddle.vision.models resnext*/resnet* state_dict keys", "in_out",
-           ("weight", "bias", "_mean", "_variance"),
-           re.compile(rf"^{_TV_LAYER}\.(weight|bias|_mean|_variance)$|^fc\.(weight|bias)$")),
-    Scheme("ppcls", "PaddleClas resnext.py / resnext_vd.py state_dict keys", "in_out",
-           ("weight", "bias", "_mean", "_variance"),
-           re.compile(r"^(conv|conv1_[123]|bb_\d+_\d+\.(conv[012]|short))\."
-                      r"(_conv\.weight|_batch_norm\.(weight|bias|_mean|_variance))$|^out\.(weight|bias)$")),
+    _torchvision_style("canonical", "torchvision/timm names, fc.weight [out, in]", "out_in",
+                       ("weight", "bias", "running_mean", "running_var")),
+    _torchvision_style("paddle_vision", "paddle.vision.models resnext*/resnet* state_dict keys",
+                       "in_out", ("weight", "bias", "_mean", "_variance")),
+    _paddleclas_style("ppcls", "PaddleClas resnext.py / resnext_vd.py state_dict keys",
+                      r"conv|conv1_[123]|bb_\d+_\d+\.(conv[012]|short)", "_batch_norm", "out"),
     Scheme("ppcls_param", "PaddleClas resnext.py / resnext_vd.py ParamAttr names "
            "(legacy .tar files)", "in_out",
            ("scale", "offset", "mean", "variance"),
            re.compile(r"^(res_conv1|conv1_[123]|res\d+[a-z]\d*_branch(2[abc]|1))_weights$"
                       r"|^bn(_conv1|v1_[123]|\d+[a-z]\d*_branch(2[abc]|1))_(scale|offset|mean|variance)$"
                       r"|^fc_(weights|offset)$")),
-    Scheme("ppcls_wsl", "PaddleClas resnext101_wsl.py state_dict keys", "in_out",
-           ("weight", "bias", "_mean", "_variance"),
-           re.compile(r"^(_conv_stem|_conv\d+_\d+\.(_conv[012]|_short\._conv))\."
-                      r"(_conv\.weight|_bn\.(weight|bias|_mean|_variance))$|^_out\.(weight|bias)$")),
-    Scheme("ppcls_wsl_param", "PaddleClas resnext101_wsl.py ParamAttr names (torch's names, "
-           "fc.weight [in, out])", "in_out",
-           ("weight", "bias", "running_mean", "running_var"),
-           re.compile(rf"^{_TV_LAYER}\.(weight|bias|running_mean|running_var)$|^fc\.(weight|bias)$")),
+    _paddleclas_style("ppcls_wsl", "PaddleClas resnext101_wsl.py state_dict keys",
+                      r"_conv_stem|_conv\d+_\d+\.(_conv[012]|_short\._conv)", "_bn", "_out"),
+    _torchvision_style("ppcls_wsl_param", "PaddleClas resnext101_wsl.py ParamAttr names (torch's "
+                       "names, fc.weight [in, out])", "in_out",
+                       ("weight", "bias", "running_mean", "running_var")),
 ])
 
 
