@@ -13,7 +13,7 @@ from numpy_resnext.params import (check_params, count_params, init_params, is_tr
                                   param_shapes)
 
 # docs/architectures.md, trainable parameters (BN running statistics excluded), checked with Paddle and torch
-FACTS_PARAMS = {
+PUBLISHED_PARAMS = {
     "ResNet50": 25_557_032,
     "ResNeXt50_32x4d": 25_028_904,
     "ResNeXt50_64x4d": 45_192_488,
@@ -33,7 +33,7 @@ TINY = custom(depths=(1, 2), cardinality=2, base_width=4, num_classes=5, name="t
 TINY_VD = custom(depths=(1, 1), cardinality=2, base_width=4, stem="deep", num_classes=5, name="tiny_vd")
 
 
-@pytest.mark.parametrize("name,expected", FACTS_PARAMS.items())
+@pytest.mark.parametrize("name,expected", PUBLISHED_PARAMS.items())
 def test_count_params_matches_facts(name, expected):
     assert count_params(ARCHS[name]) == expected
 

@@ -12,7 +12,7 @@ from numpy_resnext.params import count_params
 from numpy_resnext.summary import format_summary, summarize
 
 # docs/architectures.md: (trainable parameters, MACs at 224x224 for conv + fc), all 13 rows
-FACTS = {
+PUBLISHED = {
     "ResNet50": (25_557_032, 4_089_184_256),
     "ResNeXt50_32x4d": (25_028_904, 4_230_479_872),
     "ResNeXt50_64x4d": (45_192_488, 7_981_236_224),
@@ -35,7 +35,7 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("name,facts", FACTS.items())
+@pytest.mark.parametrize("name,facts", PUBLISHED.items())
 def test_summary_json_matches_facts(capsys, name, facts):
     code, out, err = run_cli(capsys, "summary", name, "--json")
     assert code == 0, err
@@ -89,7 +89,7 @@ def test_summary_odd_input_size(capsys):
     assert rows["maxpool"]["shape"] == [64, 10, 12]
     assert rows["layer3.0.downsample.0"]["shape"] == [512, 3, 3]            # ceil-mode pool of 5x6
     assert rows["layer4.2"]["shape"] == [2048, 2, 2]
-    assert s["params"] == FACTS["ResNeXt50_vd_32x4d"][0]                    # size-independent
+    assert s["params"] == PUBLISHED["ResNeXt50_vd_32x4d"][0]                    # size-independent
 
 
 @pytest.mark.parametrize("argv,pattern", [
