@@ -252,3 +252,26 @@ def test_compare_help_defines_the_error_and_has_an_example(capsys):
     out = capsys.readouterr().out
     assert "example:" in out and "--map torchvision" in out
     assert "max_abs <= atol + rtol * max |r|" in out
+
+
+def test_single_array_candidate_lists_only_its_row(tmp_path, golden, capsys):
+    """A logits .npy is compared with ``fc`` only: the table has that one row and a count of
+    the other reference tensors, not one "missing" row per tensor before the verdict."""
+    tensors, manifest = golden
+    write_golden(tmp_path / "ref.npz", tensors, manifest)
+    np.save(tmp_path / "logits.npy", tensors["fc"])
+    n_ref = len(tensors)
+    assert main(["compare", str(tmp_path / "ref.npz"), str(tmp_path / "logits.npy")]) == 0
+    out = capsys.readouterr().out
+    table = out.split("\n(")[0].splitlines()[1:]
+    assert [line.split()[0] for line in table] == ["fc"]
+    assert "missing" not in out
+    assert f"({n_ref - 1} other reference tensors are not in the candidate" in out
+    assert "PASS" in out.splitlines()[-1]
+    # --strict still names every missing tensor (as failures)
+    assert main(["compare", "--strict", str(tmp_path / "ref.npz"), str(tmp_path / "logits.npy")]) == 1
+    assert capsys.readouterr().out.count("missing") >= n_ref - 1
+    # a many-tensor candidate keeps its per-row listing of what it lacks
+    partial = OrderedDict((k, v) for k, v in tensors.items() if not k.endswith(".add"))
+    report = compare(tensors, partial)
+    assert report.format().count("missing") == len(report.missing) > 0

@@ -82,16 +82,25 @@ class Report:
                           for k, v in vars(r).items()} for r in self.rows]}
 
     def format(self, show="all"):
-        """A table (``show``: "all" rows, "fail" only failing ones) and the verdict."""
-        width = max([28] + [len(r.name) + len(r.candidate_name or "") + 4 for r in self.rows])
+        """A table (``show``: "all" rows, "fail" only failing ones) and the verdict.
+
+        A candidate of one tensor (a logits .npy) is compared with one reference tensor:
+        the table then lists that row only, and the reference tensors it lacks are one
+        count line instead of a row each (``strict`` lists them, as failures)."""
+        single = not self.strict and len(self.compared) + len(self.extra) + len(self.ignored) == 1
+        rows = [r for r in self.rows if not (single and r.status == "missing")]
+        width = max([28] + [len(r.name) + len(r.candidate_name or "") + 4 for r in rows])
         lines = [f"{'tensor':<{width}} {'shape':<18} {'max_abs':>10} {'max_rel':>10} {'|ref|max':>10}  status"]
-        for r in self.rows:
+        for r in rows:
             if show == "fail" and (r.status == "pass" or (r.status == "missing" and not self.strict)):
                 continue
             name = r.name if r.candidate_name in (None, r.name) else f"{r.name} <- {r.candidate_name}"
             shape = "x".join(map(str, r.ref_shape)) or "scalar"
             lines.append(f"{name:<{width}} {shape:<18} {_num(r.max_abs):>10} {_num(r.max_rel):>10} "
                          f"{_num(r.ref_abs_max):>10}  {r.status}{'  ' + r.note if r.note else ''}")
+        if single and self.missing:
+            lines.append(f"({len(self.missing)} other reference tensors are not in the candidate: "
+                         f"a single array is compared with {self.compared[0].name if self.compared else 'one tensor'} only)")
         lines.append(self.verdict())
         return "\n".join(lines)
 
