@@ -17,7 +17,8 @@ import sys
 from .errors import ResNeXtError
 
 # command modules, in the order `--help` lists them
-COMMANDS = ["demo", "archs", "summary", "forward", "convert", "classify", "golden", "compare", "audit", "explain", "grad", "export", "conformance"]
+COMMANDS = ["demo", "archs", "summary", "forward", "convert", "classify", "golden", "compare", "audit", "explain", "grad", "export", "conformance",
+            "train_demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
