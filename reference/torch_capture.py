@@ -47,8 +47,9 @@ from numpy_resnext.golden import params_sha256  # noqa: E402
 
 MANIFEST_PREFIX = "torch/"
 
-# name: (depths, cardinality, base_width, deep stem + avg-down shortcut, stem_width,
-#        deep_stem_width, num_classes)
+# name: (depths, cardinality, base_width, stem, stem_width, deep_stem_width, num_classes);
+# stem True: the deep stem + avg-down shortcut (timm's names), False: the plain 7x7/2 stem,
+# "cifar": one 3x3/1 conv without max-pool (the paper's CIFAR form, torchvision's names)
 ARCHS = {
     "resnext50_32x4d": ((3, 4, 6, 3), 32, 4, False, 64, 32, 1000),
     "resnext101_32x8d": ((3, 4, 23, 3), 32, 8, False, 64, 32, 1000),
@@ -61,6 +62,8 @@ ARCHS = {
     "resnet50": ((3, 4, 6, 3), 1, 64, False, 64, 32, 1000),
     "micro": ((1,), 2, 2, False, 8, 8, 3),
     "micro_d": ((1,), 2, 2, True, 8, 4, 3),
+    # train-demo's network (numpy_resnext.digits.DIGITS_CONFIG)
+    "digits_cifar": ((1, 1, 1), 4, 4, "cifar", 16, 8, 10),
 }
 
 # the committed fixtures: file -> (arch, input shape, weight seed, input seed)
@@ -115,8 +118,9 @@ def build(arch: str, depths=None):
     import torch
     from torch import nn
 
-    depths_, groups, base_width, deep, stem_width, deep_w, num_classes = ARCHS[arch]
+    depths_, groups, base_width, stem, stem_width, deep_w, num_classes = ARCHS[arch]
     depths = depths or depths_
+    deep, cifar = stem is True, stem == "cifar"
     timm = deep
 
     def conv(cin, cout, k, stride=1, g=1):
@@ -166,9 +170,9 @@ def build(arch: str, depths=None):
                     conv(deep_w, stem_width, 3))
                 self.bn1, self.act1 = nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True)
             else:
-                self.conv1 = conv(3, stem_width, 7, 2)
+                self.conv1 = conv(3, stem_width, 3, 1) if cifar else conv(3, stem_width, 7, 2)
                 self.bn1, self.relu = nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True)
-            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            self.maxpool = nn.Identity() if cifar else nn.MaxPool2d(3, 2, 1)
             cin = stem_width
             for s, depth in enumerate(depths):
                 planes, blocks = 64 * 2 ** s, []
