@@ -5,8 +5,16 @@ bottleneck base width d (the paper's "32x4d" is C=32, d=4), the stem kind and th
 shortcut kind. Nothing else in the package branches on an architecture's *name*;
 it only reads these fields.
 
-    width of stage s (s = 0..3) = floor(64 * 2**s * d / 64) * C      (torchvision's rule)
-    output channels of stage s  = 64 * 2**s * 4                      (expansion 4)
+Stages are layer1 .. layer4 (stage N is layerN, the paper's conv(N+1); see
+:data:`numpy_resnext.plan.PAPER_STAGE_NAMES`). Python's 0-based index i of a tuple such
+as ``depths`` or ``STAGE_PLANES`` is the stage layer{i+1}:
+
+    planes of layerN             = 64 * 2**(N-1)                     (64, 128, 256, 512)
+    width of layerN (3x3 conv)   = floor(planes * d / 64) * C        (torchvision's rule)
+    output channels of layerN    = planes * 4                        (expansion 4)
+
+so the channels per branch are d' = width / C = d * 2**(N-1): d in layer1, doubled by
+every later stage.
 
 :func:`numpy_resnext.plan.layer_plan` expands a config into every layer, once, in
 execution order; parameter shapes, output shapes, the forward and the backward all read
@@ -29,9 +37,10 @@ DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 class ArchConfig:
     """One ResNeXt (or ResNet) architecture.
 
-    depths:      bottleneck blocks per stage, e.g. (3, 4, 6, 3) for a 50-layer net.
+    depths:      bottleneck blocks of layer1, layer2, ..., e.g. (3, 4, 6, 3) for a 50-layer net.
     cardinality: C, the number of groups of the 3x3 convolution (1 = ResNet).
-    base_width:  d, channels per group in the first stage (the "4d" of "32x4d").
+    base_width:  d, channels per group in layer1 (the paper's conv2; the "4d" of "32x4d");
+                 layerN has d' = d * 2**(N-1) channels per group.
     stem:        "plain" (7x7/2 conv, then max-pool), "deep" (three 3x3 convs, the vd
                  stem, then max-pool) or "cifar" (one 3x3/1 conv and no max-pool: the
                  paper's CIFAR networks, Sec. 5.3, for small images).
@@ -75,17 +84,18 @@ class ArchConfig:
         for s in range(len(self.depths)):
             if self.stage_width(s) < self.cardinality:
                 raise ArchitectureError(
-                    f"invalid architecture {self.name!r}: stage {s} width "
+                    f"invalid architecture {self.name!r}: layer{s + 1} width "
                     f"{self.stage_width(s)} is smaller than cardinality {self.cardinality}")
 
     # --- derived quantities -------------------------------------------------------
     def stage_width(self, stage: int) -> int:
-        """Channels of the grouped 3x3 convolution in ``stage`` (0-based)."""
+        """Channels of the grouped 3x3 convolution of layer{stage+1}: ``stage`` is the
+        0-based index i of layer{i+1} (0 for layer1), as in ``depths[i]``."""
         planes = STAGE_PLANES[stage]
         return (planes * self.base_width // 64) * self.cardinality
 
     def stage_out(self, stage: int) -> int:
-        """Output channels of every block in ``stage``."""
+        """Output channels of every block of layer{stage+1} (``stage``: index i of layer{i+1})."""
         return STAGE_PLANES[stage] * EXPANSION
 
     @property

@@ -24,14 +24,15 @@ from .archs import ARCHS, STAGE_PLANES, ArchConfig, custom, get_arch
 from .branches import block_branches, early_concat_form, grouped_form
 from .model import build
 from .params import count_params, param_shapes
-from .plan import layer_plan
+from .plan import PAPER_STAGE_NAMES, layer_plan
 from .shapes import output_shapes
 
 # (name in the paper, architecture, params in M, GFLOPs) -- Table 1
 PAPER_TABLE1 = (("ResNet-50", "ResNet50", 25.5, 4.1),
                 ("ResNeXt-50 (32x4d)", "ResNeXt50_32x4d", 25.0, 4.2))
-# Table 1's conv2..conv5 columns: width of the 3x3 conv and block output per stage, and
-# the spatial output size of conv1, conv2 .. conv5 at 224 x 224
+# Table 1's conv2..conv5 rows (our layer1..layer4, plan.PAPER_STAGE_NAMES): width of the
+# 3x3 conv and block output per stage, and the spatial output size of conv1 (the stem's
+# conv), conv2 .. conv5 at 224 x 224
 PAPER_STAGE_WIDTHS = {"ResNet50": (64, 128, 256, 512), "ResNeXt50_32x4d": (128, 256, 512, 1024)}
 PAPER_STAGE_OUTS = (256, 512, 1024, 2048)
 PAPER_OUTPUT_SIZES = (112, 56, 28, 14, 7)
@@ -108,7 +109,9 @@ def _stage_check(config: ArchConfig, label: str) -> Check:
     paper = (PAPER_STAGE_WIDTHS[config.name], PAPER_STAGE_OUTS, PAPER_OUTPUT_SIZES)
     found = (widths, outs, sizes)
     fmt = "3x3 widths {}, outputs {}, sizes {}".format
-    return Check("Table 1", f"{label} stages conv2..conv5 (and conv1's size)",
+    last = len(config.depths)
+    return Check("Table 1", f"{label} stages layer1..layer{last} (the paper's "
+                            f"{PAPER_STAGE_NAMES[1]}..{PAPER_STAGE_NAMES[last]}) and the stem's output size",
                  fmt(*paper), fmt(*found), "exact", found == paper)
 
 
@@ -274,7 +277,7 @@ def fig3_check(arch="ResNeXt50_32x4d", block="layer1.1", weights=None, seed=0) -
            "(b) vs (c), block output": _rel(b.output, c.output)}
     where = "loaded weights" if weights is not None else "seeded weights, BN statistics randomised"
     return Check(
-        "Fig. 3", f"{config.name} {plan.name}: {plan.groups} branches of d={plan.width // plan.groups}, "
+        "Fig. 3", f"{config.name} {plan.name}: {plan.groups} branches of d'={plan.group_width} channels, "
                   f"stride {plan.stride}, {plan.shortcut} shortcut; float64, {where}",
         "(a) sum of branches = (b) early concatenation = (c) grouped conv",
         "; ".join(f"{k} {v:.1e}" for k, v in rel.items()) + " (max relative difference)",

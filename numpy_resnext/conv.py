@@ -1,9 +1,9 @@
 """Grouped 2-D convolution by im2col and one batched matrix multiply.
 
 Shapes: activations are (N, C, H, W) at the API; weights are (K, C/G, R, S) as Paddle and
-torch store them. G is the number of groups (the paper's cardinality C for the 3x3
-convolution of a ResNeXt block), K the output channels, R x S the kernel, OH x OW the
-output size:
+torch store them. In this module C always counts channels and G is the number of groups
+(in a ResNeXt block's 3x3, G is the cardinality, which the paper writes C); K counts the
+output channels, R x S is the kernel, OH x OW the output size:
 
     OH = floor((H + 2*ph - R) / sh) + 1        OW = floor((W + 2*pw - S) / sw) + 1
 
@@ -35,11 +35,11 @@ How :func:`conv2d` runs it fast (same columns, same matmul; measured in benchmar
   its (G, P, Kg) result straight into the (P, G, Kg) = channels-last output: no transpose
   copy on either side.
 - The gather copies a group's Cg channels as one opaque item (:func:`_group_items`), one
-  strided copy per kernel tap; for the 4-channel groups of stage 1 this is 3-5x faster
+  strided copy per kernel tap; for the 4-channel groups of layer1 this is 3-5x faster
   than letting NumPy copy 4-element runs.
 - conv2d gathers blocks of output rows (about ``COLUMN_BLOCK_BYTES``) into one reused
   buffer and runs the batched matmul block by block. The full column matrix is R*S times
-  the input (115 MB for a stage-1 3x3 at batch 8); a block stays in cache between the
+  the input (115 MB for a layer1 3x3 at batch 8); a block stays in cache between the
   gather that writes it and the matmul that reads it. A loop over row blocks, not groups.
 - An ungrouped 1x1 convolution without padding skips the gather: its column matrix is
   the channels-last input itself (every sh-th row and sw-th column), so it is one GEMM.

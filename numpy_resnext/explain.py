@@ -1,7 +1,8 @@
 """One block's split-transform-merge, laid out for a reader with the paper open.
 
 :func:`block_layout` describes a bottleneck of an architecture as the paper draws it (Fig.
-3a): C branches, each a 1x1 conv in -> d, a 3x3 conv d -> d and a 1x1 conv d -> out, with
+3a): C branches, each a 1x1 conv in -> d', a 3x3 conv d' -> d' and a 1x1 conv d' -> out
+(d' = d in layer1, doubled by every later stage; d is the paper's bottleneck width), with
 each branch's tensor shapes, parameters and multiply-accumulates (MACs), then the
 aggregation (a sum of C tensors), and finally how the engine actually runs the same
 arithmetic: the C first convs as one 1x1 conv, the C 3x3 convs as one grouped convolution

@@ -1,0 +1,108 @@
+"""One stage numbering and one meaning per symbol, in the prose a learner reads.
+
+Stage N is layerN (1-based, as the tensor names count); the paper's conv2..conv5 are
+matched to it once, in docs/README.md, from plan.PAPER_STAGE_NAMES. C is the cardinality;
+d the paper's bottleneck width (layer1's), d' the channels per branch of a stage. Each test
+below fails on a wording this package once had (0-based "stage s = 0..3", "stage 0", the
+paper's names used for the engine's stages without the mapping, d printed for d', a
+cardinality C beside a channel C)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import numpy_resnext as nrx
+from numpy_resnext import archs, audit, conv, explain
+from numpy_resnext.plan import PAPER_STAGE_NAMES, layer_plan
+from numpy_resnext.shapes import output_shapes
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+# The learner-facing prose: README, docs/, and the docstrings / messages of these modules.
+# (numpy_resnext/io/ describes Paddle's file layouts, whose own names count res2..res5.)
+PROSE_MODULES = ["archs.py", "audit.py", "explain.py", "conv.py", "branches.py", "shapes.py",
+                 "summary.py", "naive.py", "digits.py", "figures.py", "plan.py", "walk.py",
+                 "grad.py", "train.py"]
+
+
+def prose_files():
+    files = [ROOT / "README.md"] + sorted(DOCS.glob("*.md"))
+    files += [ROOT / "numpy_resnext" / m for m in PROSE_MODULES if (ROOT / "numpy_resnext" / m).exists()]
+    return files
+
+
+ZERO_BASED = [
+    (r"\bs\s*=\s*0\s*\.\.\s*3", "s = 0..3"),
+    (r"\bstage\s+0\b", "stage 0"),
+    (r"\bstage\s+s\b", "stage s"),
+    (r"\bstages?\s+[0-3]\s*\.\.\s*[0-3]\b", "a 0-based stage range (stages 1..3 meaning layer2..layer4)"),
+    (r"\bfirst stage\b", "'first stage' (say layer1)"),
+]
+
+
+@pytest.mark.parametrize("path", prose_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_stages_are_counted_as_the_names_count_them(path):
+    text = path.read_text(encoding="utf-8")
+    found = [(what, text[max(m.start() - 40, 0):m.end() + 40].replace("\n", " "))
+             for pattern, what in ZERO_BASED for m in re.finditer(pattern, text, re.IGNORECASE)]
+    assert not found, f"{path.name}: {found}"
+
+
+def test_the_paper_mapping_is_stated_once_and_matches_the_plan():
+    """docs/README.md's table is the only place 'layerN | convM' is written; each row is
+    recomputed from the plan (PAPER_STAGE_NAMES, output sizes, d' of ResNeXt-50 32x4d)."""
+    text = (DOCS / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| layer(\d) \| (conv\d) \| (\d+)x(\d+) \| (\d+) \|$", text, re.M)
+    assert len(rows) == 4, rows
+    config = nrx.get_arch("ResNeXt50_32x4d")
+    shapes = {r["name"]: r["shape"] for r in output_shapes(config, 224, 224)}
+    blocks = {b.layer: b for b in layer_plan(config).blocks}
+    for n, paper, h, w, dp in rows:
+        n = int(n)
+        assert PAPER_STAGE_NAMES[n] == paper
+        assert shapes[blocks[n].name][1:] == (int(h), int(w))
+        assert blocks[n].group_width == int(dp)
+    others = [p.name for p in prose_files() if p != DOCS / "README.md"
+              and re.search(r"\|\s*layer\d\s*\|\s*conv\d\s*\|", p.read_text(encoding="utf-8"))]
+    assert not others, f"a second copy of the stage table in {others}"
+
+
+def test_paper_stage_names_are_always_given_with_ours():
+    """Where the explain and audit output name a paper stage (convN), the layerN it is sits
+    beside it."""
+    text = explain.format_layout(explain.block_layout(nrx.get_arch("ResNeXt50_32x4d"), "layer3.2"))
+    assert "layer3 = the paper's conv4" in text
+    claims = [c.claim for c in audit.table1_checks()]
+    stage_claims = [c for c in claims if "conv2" in c]
+    assert stage_claims and all("layer1..layer4 (the paper's conv2..conv5)" in c for c in stage_claims)
+
+
+def test_archs_docstrings_say_which_index_is_which_stage():
+    assert "index i of layer{i+1}" in archs.ArchConfig.stage_width.__doc__
+    assert "layer1" in archs.ArchConfig.__doc__ and "first stage" not in archs.ArchConfig.__doc__
+    assert archs.custom(depths=(1, 1), cardinality=4, base_width=4).stage_width(1) == 32  # layer2: d' = 8
+
+
+def test_d_prime_is_not_printed_as_d():
+    """A block beyond layer1 has d' = d * 2**(N-1) channels per branch; audit's Fig. 3
+    claim and explain's layout must call that d', not d."""
+    check = audit.fig3_check("ResNeXt50_32x4d", "layer2.0")
+    assert "branches of d'=8" in check.claim and "d=8" not in check.claim
+    text = explain.format_layout(explain.block_layout(nrx.get_arch("ResNeXt50_32x4d"), "layer2.0"))
+    assert "bottleneck width d = 4" in text and "d' = 8" in text and "d = 8" not in text
+
+
+def test_cardinality_and_channels_are_told_apart():
+    """The convolution pages use C for channels: wherever they mention the cardinality they
+    say it is the group count G, and explain's grouped-conv formulas use Cg, never C/G right
+    after 'cardinality C'."""
+    for text in (conv.__doc__, (DOCS / "grouped_convolution.md").read_text(encoding="utf-8")):
+        for line in text.splitlines():
+            if "cardinality" in line:
+                assert "G" in line or "groups" in line, line
+        assert re.search(r"C (is )?always (counts )?channels|C always counts channels|C is always channels",
+                         text), "the page must say what its C means"
+    text = explain.format_layout(explain.block_layout(nrx.get_arch("ResNeXt50_32x4d"), "layer1.0"))
+    assert "C/G" not in text and "R*S*C)" not in text and "(G, P, R*S*Cg)" in text
