@@ -224,39 +224,73 @@ def require_matplotlib():
     return plt
 
 
+def synthetic_image(height, width, seed=0) -> np.ndarray:
+    """A seeded (H, W, 3) uint8 picture with structure to respond to: a few discs, bars and
+    a ring of random colours on a smooth two-colour gradient. explain uses it when no
+    --input is given, so the branch maps show where each branch reacts to edges and
+    colours instead of the speckle a noise input gives."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)             # H, W in [0, 1)
+    c0, c1 = rng.uniform(40, 215, (2, 3))
+    t = (xx + yy)[..., None] / 2                                          # H, W, 1
+    img = c0 * (1 - t) + c1 * t                                           # H, W, 3
+    for _ in range(3):                                                    # discs
+        cy, cx, r = rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.85), rng.uniform(0.08, 0.2)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    for _ in range(2):                                                    # bars
+        y0, x0 = rng.uniform(0, 0.8, 2)
+        img[(yy > y0) & (yy < y0 + 0.06) & (xx > x0) & (xx < x0 + 0.5)] = rng.uniform(0, 255, 3)
+    cy, cx = rng.uniform(0.3, 0.7, 2)
+    d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+    img[(d2 > 0.05 ** 2) & (d2 < 0.08 ** 2)] = rng.uniform(0, 255, 3)    # a ring
+    return (img + 0.5).astype(np.uint8)
+
+
+def image_to_input(img, dtype="float32") -> np.ndarray:
+    """An (H, W, 3) uint8 picture as a (1, 3, H, W) network input: /255, ImageNet mean and
+    standard deviation, channels first (the normalisation of preprocess, without resizing)."""
+    from .preprocess import MEAN, STD
+    x = (img.astype(np.float64) / 255 - np.asarray(MEAN)) / np.asarray(STD)   # H, W, 3
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=dtype)   # 1, 3, H, W
+
+
 def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note=""):
-    """A PNG: the input crop, each branch's share as bars, and each branch's per-pixel
-    contribution map beside the total's. Needs matplotlib."""
+    """A PNG at lecture size: the input, each branch's share as bars, and each branch's
+    per-pixel contribution map beside the total's (one colour scale). Needs matplotlib."""
     plt = require_matplotlib()
     C = len(c.shares)
     cols = 8 if C >= 16 else max(C, 2)
     grid_rows = -(-C // cols)
-    # wide enough for the titles even with few branches (ResNet: one)
-    fig = plt.figure(figsize=(max(2.0 * cols, 11.0), 4.0 + 2.0 * grid_rows), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[3.6, 2.0 * grid_rows])
+    fs = 13                                                              # points
+    fig = plt.figure(figsize=(max(2.1 * cols, 12.0), 5.2 + 2.3 * grid_rows), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[4.6, 2.3 * grid_rows])
     b = lay["block"]
-    fig.suptitle(f"{lay['config'].name} {b.name}: {C} branch{'es' if C != 1 else ''} of d' = {lay['dp']} "
-                 f"(in {_shape(lay['in_shape'])}, out {_shape(lay['out_shape'])}){title_note}",
-                 fontsize=12)
-    axes = top.subplots(1, 2, width_ratios=[1, 3]) if image is not None else [None, top.subplots()]
+    fig.suptitle(f"{lay['config'].name} {b.name} (stage layer{b.layer}, the paper's "
+                 f"{PAPER_STAGE_NAMES.get(b.layer, '-')}): {C} branch{'es' if C != 1 else ''} of "
+                 f"d' = {lay['dp']} channels; in {_shape(lay['in_shape'])}, out "
+                 f"{_shape(lay['out_shape'])}{title_note}", fontsize=fs + 2)
+    axes = top.subplots(1, 3, width_ratios=[1, 1, 3.2]) if image is not None else [None, None, top.subplots()]
     if image is not None:
         axes[0].imshow(image)
-        axes[0].set_title("input (preprocessed crop)", fontsize=9)
+        axes[0].set_title("input image", fontsize=fs)
         axes[0].axis("off")
-    ax = axes[1]
+        im = axes[1].imshow(c.total_map, cmap="magma")
+        axes[1].set_title("||T|| per pixel\n(all branches summed)", fontsize=fs)
+        axes[1].axis("off")
+    ax = axes[2]
     colors = ["tab:blue" if s >= 0 else "tab:red" for s in c.shares]
     ax.bar(np.arange(C), c.shares * 100, color=colors)
-    ax.axhline(100 / C, color="grey", lw=0.8, ls="--", label=f"equal share (100/{C} %)")
-    ax.set_xlabel("branch i")
-    ax.set_ylabel("share of T (%)")
-    ax.set_title("each branch's share <T_i, T> / <T, T> of the aggregated transform "
-                 "T = sum_i T_i (shares sum to 100 %)", fontsize=9)
+    ax.axhline(100 / C, color="grey", lw=1.0, ls="--", label=f"equal share, 100/{C} %")
+    ax.set_xlabel("branch i", fontsize=fs)
+    ax.set_ylabel("share of T (%)", fontsize=fs)
+    ax.set_title("share of each branch: <T_i, T> / <T, T>, with T = sum of the T_i\n"
+                 "(the shares add up to 100 %; red: a branch working against the sum)", fontsize=fs)
     ax.set_xlim(-0.6, C - 0.4)
-    if C <= 16:
-        ax.set_xticks(np.arange(C))
-    ax.legend(fontsize=8, loc="upper right")
-    bottom.suptitle("where each branch contributes: per-pixel norm of T_i over its "
-                    f"{lay['out_shape'][0]} output channels (one colour scale)", fontsize=9)
+    ax.tick_params(labelsize=fs - 1)
+    ax.set_xticks(np.arange(0, C, 1 if C <= 16 else 4))
+    ax.legend(fontsize=fs - 1, loc="upper right")
+    bottom.suptitle(f"where each branch contributes: the size of T_i at each pixel (norm over its "
+                    f"{lay['out_shape'][0]} output channels), one colour scale for all", fontsize=fs)
     vmax = float(c.maps.max()) or 1.0
     grid = np.atleast_2d(bottom.subplots(grid_rows, cols))
     for i, ax in enumerate(grid.flat):
@@ -266,11 +300,13 @@ def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note
             ax.axis("off")
             continue
         im = ax.imshow(c.maps[i], cmap="magma", vmin=0, vmax=vmax)
-        ax.set_title(f"T_{i}  {c.shares[i]:+.1%}", fontsize=8)
-    bottom.colorbar(im, ax=grid, shrink=0.8, label="||T_i|| per pixel")
+        ax.set_title(f"branch {i}: {c.shares[i]:+.0%}", fontsize=fs - 1)
+    cb = bottom.colorbar(im, ax=grid, shrink=0.8)
+    cb.set_label("||T_i|| at the pixel", fontsize=fs)
+    cb.ax.tick_params(labelsize=fs - 2)
 
     def write(tmp):
-        fig.savefig(tmp, dpi=80, format="png")
+        fig.savefig(tmp, dpi=90, format="png")
     try:
         atomic_write(path, write)
     finally:

@@ -132,3 +132,28 @@ def test_explain_help_has_an_example(capsys):
 def test_layout_rejects_unknown_blocks():
     with pytest.raises(InputError, match="blocks are layer1.0 .. layer4.2"):
         block_layout(ARCHS["ResNeXt50_32x4d"], "layer1.9")
+
+
+def test_png_without_input_uses_a_seeded_picture_and_the_seeded_model(tmp_path, capsys, monkeypatch):
+    """No --input: the maps are drawn for a synthetic picture (edges and colour regions, not
+    noise) through the model build(seed) gives, and the title says both."""
+    from numpy_resnext import explain as ex
+    from numpy_resnext.commands import explain as cmd
+    seen = {}
+
+    def fake_plot(c, lay, path, image=None, title_note=""):
+        seen.update(image=image, note=title_note, shares=c.shares)
+    monkeypatch.setattr(cmd, "plot_contributions", fake_plot)
+    monkeypatch.setattr(cmd, "require_matplotlib", lambda: None)
+    status, out, _ = _run(["explain", "ResNeXt50_32x4d", "--block", "layer1.0", "--seed", "3",
+                           "--input-size", "40", "48", "--png", str(tmp_path / "b.png")], capsys)
+    assert status == 0
+    img = ex.synthetic_image(40, 48, 3)
+    assert np.array_equal(seen["image"], img) and img.shape == (40, 48, 3) and img.dtype == np.uint8
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) < 40 * 48 / 2         # regions, not noise
+    assert not np.array_equal(img, ex.synthetic_image(40, 48, 4))
+    assert "synthetic input (seed 3)" in seen["note"] and "build(seed=3)" in seen["note"]
+    # the shares are those of build(seed=3) on that picture
+    model = build("ResNeXt50_32x4d", seed=3)
+    expected = ex.branch_contributions(model, ex.image_to_input(img), "layer1.0").shares
+    np.testing.assert_allclose(seen["shares"], expected, rtol=1e-6, atol=1e-7)

@@ -7,7 +7,8 @@ import numpy as np
 from ..archs import get_arch
 from ..errors import InputError
 from ..explain import (block_layout, branch_contributions, denormalize, format_contributions,
-                       format_layout, plot_contributions, require_matplotlib)
+                       format_layout, image_to_input, plot_contributions, require_matplotlib,
+                       synthetic_image)
 from ..plan import layer_plan
 from ..shapes import min_input_size, valid_size
 from ._common import Progress, add_command, add_model_options, load_input, load_model
@@ -31,7 +32,7 @@ def add_parser(sub):
                         "float (3, H, W) / (N, 3, H, W) .npy")
     p.add_argument("--png", default=None, metavar="OUT.png",
                    help="write a figure of the branches' contributions (with no --input the "
-                        "input is seeded noise)")
+                        "input is a seeded synthetic picture of discs and bars, --input-size)")
     p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=(224, 224),
                    help="input size for the tables when there is no --input (default 224 224)")
     p.add_argument("--top", type=int, default=0,
@@ -63,18 +64,20 @@ def run(args):
         return 0
     progress = Progress("explain", total=2)
     model = load_model(args)
-    note = ""
+    note, image = "", None
     if x is None:
-        x = np.random.default_rng(args.seed).standard_normal((1, 3, h, w)).astype(args.dtype)
-        note = "; seeded noise input"
+        image = synthetic_image(h, w, args.seed)           # shapes to react to, not noise
+        x = image_to_input(image, args.dtype)
+        note = f"\nsynthetic input (seed {args.seed})"
+    elif args.input:
+        image = denormalize(x[0])
     if args.weights is None:
-        note += "; seeded weights"
+        note += ("; " if note else "\n") + (f"weights of build(seed={args.seed}), untrained")
     progress.update(1, "running the branches")
     contrib = branch_contributions(model, x, args.block)
     print()
     print(format_contributions(contrib, args.block, args.top))
     if args.png:
-        image = denormalize(x[0]) if args.input else None
         plot_contributions(contrib, lay, args.png, image=image, title_note=note)
         print(f"\nwrote {args.png}")
     progress.done()
