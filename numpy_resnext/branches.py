@@ -1,29 +1,30 @@
 """The paper's three equivalent views of a ResNeXt block (Fig. 3), computed on a real block.
 
-A bottleneck of cardinality C and bottleneck width d (width = C*d channels in the middle)
+A bottleneck of cardinality C with d' channels per branch (width = C*d' channels in the
+middle; d' is the paper's bottleneck width d in layer1 and doubles with every later stage)
 can be read three ways, and all three give the same numbers:
 
 (a) split-transform-merge, :func:`block_branches`: C independent branches, branch i being
 
-        1x1 conv in -> d    (rows i*d .. i*d+d-1 of conv1's weight)
-        BN (the same d channels of bn1), ReLU
-        3x3 conv d -> d     (rows i*d .. of conv2's weight; stride on this conv)
-        BN (the same d channels of bn2), ReLU
-        1x1 conv d -> out   (columns i*d .. i*d+d-1 of conv3's weight: its *input* channels)
+        1x1 conv in -> d'    (rows i*d' .. i*d'+d'-1 of conv1's weight)
+        BN (the same d' channels of bn1), ReLU
+        3x3 conv d' -> d'     (rows i*d' .. of conv2's weight; stride on this conv)
+        BN (the same d' channels of bn2), ReLU
+        1x1 conv d' -> out   (columns i*d' .. i*d'+d'-1 of conv3's weight: its *input* channels)
 
     and the block aggregates them by summing: T = sum_i T_i.
 (b) early concatenation, :func:`early_concat_form`: each of the C branches keeps its own
-    first 1x1 conv in -> d and its own 3x3 conv d -> d; their outputs are concatenated
-    (C*d channels) before the last layer, which is one 1x1 conv C*d -> out instead of C
+    first 1x1 conv in -> d' and its own 3x3 conv d' -> d'; their outputs are concatenated
+    (C*d' channels) before the last layer, which is one 1x1 conv C*d' -> out instead of C
     last 1x1 convs summed.
 (c) grouped convolution: the block itself, :func:`numpy_resnext.walk.bottleneck`, where
-    (b)'s C first 1x1 convolutions are one 1x1 conv in -> C*d (output channel j reads
+    (b)'s C first 1x1 convolutions are one 1x1 conv in -> C*d' (output channel j reads
     only row j of the weight) and its C separate 3x3 convolutions are one convolution
     with groups = C.
 
 Why the equality holds with BN and ReLU included, not only for the linear part:
 - bn1, relu1, bn2, relu2 act per channel. Channel j of the middle activations belongs to
-  exactly one branch (i = j // d), so applying BN channel slice i*d..i*d+d-1 inside branch
+  exactly one branch (i = j // d'), so applying BN channel slice i*d'..i*d'+d'-1 inside branch
   i is the same arithmetic as applying BN to the concatenation. (This holds for inference
   BN, an affine map per channel, and equally for training BN, whose batch statistics are
   computed per channel.)
