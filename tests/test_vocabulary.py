@@ -106,3 +106,46 @@ def test_cardinality_and_channels_are_told_apart():
                          text), "the page must say what its C means"
     text = explain.format_layout(explain.block_layout(nrx.get_arch("ResNeXt50_32x4d"), "layer1.0"))
     assert "C/G" not in text and "R*S*C)" not in text and "(G, P, R*S*Cg)" in text
+
+
+# --- names the docs point to exist ----------------------------------------------------------
+MODULES = {p.stem for p in (ROOT / "numpy_resnext").glob("*.py")} | {"io", "golden", "commands"}
+
+
+def _resolve(dotted):
+    import importlib
+    parts = dotted.split(".")
+    if parts[0] == "numpy_resnext":
+        parts = parts[1:]
+    if not parts or parts[0] not in MODULES:
+        return True                                       # not a reference to this package
+    obj = importlib.import_module(f"numpy_resnext.{parts[0]}")
+    for part in parts[1:]:
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md"] + sorted(DOCS.glob("*.md")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_code_names_in_the_docs_exist(path):
+    """`module.name` references (`grad.stem_backward`, `blocks.stem`, ...) and links to
+    numpy_resnext/*.py files resolve in the package as it is."""
+    text = path.read_text(encoding="utf-8")
+    refs = set(re.findall(r"`((?:numpy_resnext\.)?[a-z_]+(?:\.[A-Za-z_][A-Za-z_0-9]*)+)`", text))
+    refs |= set(re.findall(r"`((?:numpy_resnext\.)?[a-z_]+\.[A-Za-z_][A-Za-z_0-9]*)\(", text))
+    stale = sorted(r for r in refs if not r.endswith((".py", ".md", ".npz", ".npy", ".json", ".png"))
+                   and not _resolve(r))
+    files = re.findall(r"(?:\.\./)?(numpy_resnext/[\w/]+\.py)", text)
+    missing = sorted({f for f in files if not (ROOT / f).exists()})
+    assert not stale and not missing, f"{path.name}: unknown names {stale}, missing files {missing}"
+
+
+def test_readme_layout_table_names_existing_modules():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("## How the code is laid out", 1)[1].split("\n\n", 2)[1]
+    names = re.findall(r"`([\w]+(?:\.py|/))`", table)
+    assert len(names) > 15
+    missing = [n for n in names if not (ROOT / "numpy_resnext" / n.rstrip("/")).exists()]
+    assert not missing, f"README's module table names {missing}, which do not exist"
