@@ -24,7 +24,7 @@ def add_parser(sub):
         "numpy-resnext train-demo --epochs 10 --seed 0 --json digits.json --png digits.png",
         description="Train DigitsResNeXt_4x4d (3x3/1 stem without max-pool, three stages of one "
                     "bottleneck, C = 4, d = 4) on the 1,797 digits scikit-learn ships (no "
-                    f"download; {DIGITS_HINT}), holding out a stratified, seeded 20 %% split. "
+                    f"download; {DIGITS_HINT}), holding out a stratified, seeded 20 % split. "
                     "Momentum SGD with weight decay and a cosine learning rate, BatchNorm "
                     "with batch statistics, one-pixel random shifts. Progress goes to stderr; "
                     "the result to stdout.")
