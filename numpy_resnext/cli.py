@@ -16,9 +16,9 @@ import sys
 
 from .errors import ResNeXtError
 
-# command modules, in the order `--help` lists them
+# commands, in the order `--help` lists them (module: the name with "-" as "_")
 COMMANDS = ["demo", "archs", "summary", "forward", "convert", "classify", "golden", "compare", "audit", "explain", "grad", "export", "conformance",
-            "train_demo"]
+            "train-demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "8G, or $NUMPY_RESNEXT_MAX_BYTES); see docs/formats.md")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f".commands.{name}", __package__)
+        module = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
     return parser
