@@ -148,6 +148,17 @@ class DemoResult(NamedTuple):
     split: Split
 
 
+INIT = "identity-bn"
+
+
+def initial_model(config=DIGITS_CONFIG, seed=0, dtype="float32"):
+    """The untrained network: He-normal convolutions and BatchNorm at scale 1, shift 0
+    (``build(init="identity-bn")``), the usual start of training from scratch. (build()'s
+    default calibrated weights set BN statistics for inference-mode forward passes; training
+    normalises with batch statistics and replaces the running ones as it goes.)"""
+    return build(config, seed=seed, dtype=dtype, init=INIT)
+
+
 def train_digits(epochs=DEFAULTS["epochs"], seed=0, batch_size=DEFAULTS["batch_size"],
                  lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"],
                  weight_decay=DEFAULTS["weight_decay"], dtype="float32",
@@ -159,13 +170,13 @@ def train_digits(epochs=DEFAULTS["epochs"], seed=0, batch_size=DEFAULTS["batch_s
     used (shifted by :func:`shift_augment` when ``augment``); on_epoch(epoch, history)
     after every epoch.
     max_steps stops early (the torch comparison runs 20 steps). The seed draws the split,
-    the initialisation (:func:`numpy_resnext.build` with ``seed``) and the batch order.
+    the initialisation (:func:`initial_model`) and the batch order.
     """
     if epochs < 1 or batch_size < 2:
         raise InputError(f"epochs must be >= 1 and batch_size >= 2, found {epochs} and {batch_size}")
     t0 = time.perf_counter()
     split = split if split is not None else make_split(seed, test_fraction, dtype)
-    model = build(config, seed=seed, dtype=dtype)
+    model = initial_model(config, seed, dtype)
     rng = np.random.default_rng([seed, 1])                               # batch order, shifts
     n = len(split.x_train)
     per_epoch = len(epoch_batches(n, batch_size, np.random.default_rng(0)))

@@ -152,7 +152,7 @@ def test_png_without_input_uses_a_seeded_picture_and_the_seeded_model(tmp_path, 
     assert np.array_equal(seen["image"], img) and img.shape == (40, 48, 3) and img.dtype == np.uint8
     assert len(np.unique(img.reshape(-1, 3), axis=0)) < 40 * 48 / 2         # regions, not noise
     assert not np.array_equal(img, ex.synthetic_image(40, 48, 4))
-    assert "synthetic input (seed 3)" in seen["note"] and "build(seed=3)" in seen["note"]
+    assert "synthetic input (seed 3)" in seen["note"] and "build(seed=3, init='calibrated')" in seen["note"]
     # the shares are those of build(seed=3) on that picture
     model = build("ResNeXt50_32x4d", seed=3)
     expected = ex.branch_contributions(model, ex.image_to_input(img), "layer1.0").shares

@@ -59,7 +59,7 @@ def test_first_20_steps_match_torch_float64(torch1):
     torch = torch1
     tc = _torch_capture()
     # the NumPy run, recording what each step saw
-    initial = digits.build(digits.DIGITS_CONFIG, seed=0, dtype="float64").state_dict()
+    initial = digits.initial_model(seed=0, dtype="float64").state_dict()
     record = []
 
     def on_step(step, x, y, lr, res):

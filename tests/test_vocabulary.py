@@ -121,6 +121,11 @@ def _resolve(dotted):
         return True                                       # not a reference to this package
     obj = importlib.import_module(f"numpy_resnext.{parts[0]}")
     for part in parts[1:]:
+        if not hasattr(obj, part) and hasattr(obj, "__path__"):        # a subpackage's module
+            try:
+                importlib.import_module(f"{obj.__name__}.{part}")
+            except ImportError:
+                return False
         if not hasattr(obj, part):
             return False
         obj = getattr(obj, part)
@@ -135,8 +140,9 @@ def test_code_names_in_the_docs_exist(path):
     text = path.read_text(encoding="utf-8")
     refs = set(re.findall(r"`((?:numpy_resnext\.)?[a-z_]+(?:\.[A-Za-z_][A-Za-z_0-9]*)+)`", text))
     refs |= set(re.findall(r"`((?:numpy_resnext\.)?[a-z_]+\.[A-Za-z_][A-Za-z_0-9]*)\(", text))
-    stale = sorted(r for r in refs if not r.endswith((".py", ".md", ".npz", ".npy", ".json", ".png"))
-                   and not _resolve(r))
+    file_exts = (".py", ".md", ".npz", ".npy", ".json", ".png", ".jpg", ".safetensors", ".bin", ".pth",
+                 ".pt", ".pdparams", ".pdiparams", ".pdmodel", ".tar", ".txt", ".info", ".record", ".pdopt")
+    stale = sorted(r for r in refs if not r.endswith(file_exts) and not _resolve(r))
     files = re.findall(r"(?:\.\./)?(numpy_resnext/[\w/]+\.py)", text)
     missing = sorted({f for f in files if not (ROOT / f).exists()})
     assert not stale and not missing, f"{path.name}: unknown names {stale}, missing files {missing}"

@@ -72,7 +72,8 @@ def run(args):
     elif args.input:
         image = denormalize(x[0])
     if args.weights is None:
-        note += ("; " if note else "\n") + (f"weights of build(seed={args.seed}), untrained")
+        note += ("; " if note else "\n") + (f"untrained weights of build(seed={args.seed}, "
+                                             f"init={getattr(args, 'init', 'calibrated')!r})")
     progress.update(1, "running the branches")
     contrib = branch_contributions(model, x, args.block)
     print()

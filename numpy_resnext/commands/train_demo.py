@@ -109,7 +109,7 @@ def run(args):
                          "lr": args.lr, "momentum": DEFAULTS["momentum"],
                          "weight_decay": DEFAULTS["weight_decay"], "schedule": "cosine to 0",
                          "augmentation": "random shift of up to 1 pixel", "dtype": args.dtype,
-                         "blas_threads": args.threads or "default"},
+                         "blas_threads": args.threads or "default", "init": "identity-bn (He-normal convs, BN 1/0)"},
             "data": {"train": int(len(split.y_train)), "test": int(len(split.y_test)),
                      "split": "stratified, seeded", "input": "8x8 grey repeated on 3 channels"},
             "architecture": cfg.to_dict(),
