@@ -1,19 +1,17 @@
 """``numpy-resnext train-demo``: train a tiny ResNeXt on scikit-learn's digits with the NumPy backward."""
 
 import contextlib
-import json
 import os
 import platform
 import sys
 
 import numpy as np
 
-from .._files import atomic_write
 from ..digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, train_digits
 from ..errors import InputError
 from ..explain import require_matplotlib
 from ..shapes import totals
-from ._common import add_command, check_output_path
+from ._common import add_command, check_output_path, save_json
 
 
 def add_parser(sub):
@@ -117,12 +115,7 @@ def run(args):
             "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                         "python": platform.python_version(), "numpy": np.__version__},
         }
-        text = json.dumps(report, indent=1)
-
-        def write(tmp):
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-        atomic_write(args.json, write)
+        save_json(args.json, report)
         print(f"wrote {args.json}")
     if args.png:
         from ..digits import plot_curves
