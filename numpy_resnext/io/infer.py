@@ -5,8 +5,8 @@ What each field is read from:
 - depths:       the block indices present per stage (names only)
 - stem:         "deep" when the vd stem's first 3x3 conv is present; a deep stem implies
                 the vd average-pool shortcut (``avg_down``), which has no tensor of its own
-- cardinality:  stage 0's grouped 3x3 weight is (width, width / C, 3, 3), so C = width / shape[1]
-- base_width:   d = width / C (stage 0 has 64 planes, so width = floor(64 * d / 64) * C)
+- cardinality:  layer1's grouped 3x3 weight is (width, width / C, 3, 3), so C = width / shape[1]
+- base_width:   d = width / C (layer1 has 64 planes, so width = floor(64 * d / 64) * C)
 - stem widths:  the stem convs' output channels
 - num_classes:  the head's bias length
 

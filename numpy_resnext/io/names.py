@@ -3,7 +3,7 @@
 A weight file names the same tensors in one of six *schemes*:
 
 ===============  ===========================================  ================================
-scheme           example (stage 0, block 0, grouped 3x3)      written by
+scheme           example (layer1, block 0, grouped 3x3)        written by
 ===============  ===========================================  ================================
 canonical        ``layer1.0.conv2.weight``                    torchvision / timm / ``convert``
 paddle_vision    ``layer1.0.conv2.weight``, BN ``_mean``      paddle.vision.models resnext*
@@ -125,7 +125,8 @@ _WSL_ROLE = {"conv1": "_conv0", "conv2": "_conv1", "conv3": "_conv2", "short": "
 def ppcls_block_name(config: ArchConfig, stage: int, block: int) -> str:
     """PaddleClas's ParamAttr block name: res2a, res2b, ...; res4a, res4b1 ... in 101/152.
 
-    PaddleClas numbers stage 3's blocks (res4b1..res4b22) for 101 and 152 layers, where
+    ``stage`` is the 0-based index of layer{stage+1}; PaddleClas calls layerN "res{N+1}".
+    PaddleClas numbers layer3's blocks (res4b1..res4b22) for 101 and 152 layers, where
     letters would run out; it uses letters everywhere else. A custom depth above 6 in that
     stage is numbered too, and any stage deeper than 26 blocks, so names stay unique.
     """
