@@ -3,7 +3,7 @@
 A weight file names the same tensors in one of six *schemes*:
 
 ===============  ===========================================  ================================
-scheme           example (layer1, block 0, grouped 3x3)        written by
+scheme           example (layer1, block 0, grouped 3x3)       written by
 ===============  ===========================================  ================================
 canonical        ``layer1.0.conv2.weight``                    torchvision / timm / ``convert``
 paddle_vision    ``layer1.0.conv2.weight``, BN ``_mean``      paddle.vision.models resnext*
