@@ -345,6 +345,7 @@ NOT_EXERCISED = {
     "avgpool-floor-mode": "floor and ceil mode agree: no average pool (not vd) or every pooled size is even",
     "vd-shortcut-without-pool": "no average-pool shortcut (not a vd model)",
     "maxpool-no-padding": "no stem max-pool",
+    "global-max-pool": "the last feature map is 1x1: its maximum is its mean",
 }
 
 CATALOGUE = (
@@ -397,7 +398,8 @@ CATALOGUE = (
     Mutant("bf16-one-layer", "precision", "one layer (the middle block's grouped conv) computed in bfloat16",
            lambda p, ci: (bf16_layer(p),), ops=Bfloat16Layer),
     Mutant("fc-bias-dropped", "head", "fc bias dropped", _fixed("fc"), ops=FcBiasDropped),
-    Mutant("global-max-pool", "head", "global max pool instead of average", _fixed("avgpool"), ops=GlobalMaxPool),
+    Mutant("global-max-pool", "head", "global max pool instead of average",
+           lambda p, ci: (p.head.pool,) if tuple(ci[p.head.pool]) != (1, 1) else (), ops=GlobalMaxPool),
 )
 
 MUTANTS = {m.name: m for m in CATALOGUE}

@@ -83,9 +83,14 @@ class _RecordingShapeOps(ShapeOps):
         self.inputs[pool.name] = x.shape[1:]
         return super().pool(x, pool)
 
+    def global_pool(self, x, head):
+        self.inputs[head.pool] = x.shape[1:]
+        return super().global_pool(x, head)
+
 
 def layer_inputs(plan, height, width) -> dict:
-    """{conv or pool name: (H, W) of its input} for the unmutated plan at this size."""
+    """{conv or pool name (global pool included): (H, W) of its input} for the unmutated
+    plan at this size."""
     from .shapes import _Value
     ops = _RecordingShapeOps()
     walk(plan, _Value((3, height, width), "input"), ops)
@@ -123,8 +128,9 @@ def run_mutants(arch=DEFAULT_ARCH, size=DEFAULT_SIZE, init="calibrated", dtypes=
     models = {"float64": golden_model}
     results = []
     for dt in dtypes:
-        if dt not in models:
-            models[dt] = build(arch, seed=seed, dtype=dt, init=init)
+        if dt not in models:     # the float64 weights cast: what build(dtype=dt) makes, without recalibrating
+            models[dt] = build(golden_model.config, weights={k: v.astype(dt) for k, v in golden_model.params.items()},
+                               dtype=dt)
         tol = SUGGESTED_TOLERANCES[dt]
         for i, m in enumerate(mutants):
             if progress is not None:
