@@ -77,39 +77,27 @@ def _shift(b, m, scale):
 
 
 class EpsOutsideSqrt(_FormulaBN):
-    @staticmethod
-    def scale_shift(w, b, m, v):
-        return _shift(b, m, w / (np.sqrt(v) + EPS))
+    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, m, w / (np.sqrt(v) + EPS)))
 
 
 class Eps1e3(_FormulaBN):
-    @staticmethod
-    def scale_shift(w, b, m, v):
-        return _shift(b, m, w / np.sqrt(v + 1e-3))
+    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, m, w / np.sqrt(v + 1e-3)))
 
 
 class NoEps(_FormulaBN):
-    @staticmethod
-    def scale_shift(w, b, m, v):
-        return _shift(b, m, w / np.sqrt(v))
+    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, m, w / np.sqrt(v)))
 
 
 class VarianceAsStd(_FormulaBN):
-    @staticmethod
-    def scale_shift(w, b, m, v):
-        return _shift(b, m, w / (v + EPS))
+    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, m, w / (v + EPS)))
 
 
 class MeanVarSwapped(_FormulaBN):
-    @staticmethod
-    def scale_shift(w, b, m, v):
-        return _shift(b, v, w / np.sqrt(m + EPS))
+    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, v, w / np.sqrt(m + EPS)))
 
 
 class ScaleShiftSwapped(_FormulaBN):
-    @staticmethod
-    def scale_shift(w, b, m, v):
-        return _shift(w, m, b / np.sqrt(v + EPS))
+    scale_shift = staticmethod(lambda w, b, m, v: _shift(w, m, b / np.sqrt(v + EPS)))
 
 
 class TrainingModeBN(MutantOps):
@@ -341,7 +329,8 @@ NOT_EXERCISED = {
     "grouped-conv-interleaved": "no grouped convolution (cardinality 1)",
     "stride-on-conv1": "no strided block",
     "tf-same-padding": "every strided convolution sees odd sizes: 'SAME' padding is symmetric there",
-    "avgpool-full-window": "no ceil-mode window hangs over an edge: no average pool (not vd) or every pooled size is even",
+    "avgpool-full-window": "no ceil-mode window hangs over an edge: no average pool (not vd) "
+                           "or every pooled size is even",
     "avgpool-floor-mode": "floor and ceil mode agree: no average pool (not vd) or every pooled size is even",
     "vd-shortcut-without-pool": "no average-pool shortcut (not a vd model)",
     "maxpool-no-padding": "no stem max-pool",
@@ -379,12 +368,14 @@ CATALOGUE = (
            lambda p, ci: ("maxpool",), ops=MaxPoolZeroPadding,
            always_equivalent="its input is a ReLU output (>= 0) and every window holds a real pixel"),
     Mutant("avgpool-count-include-pad", "pool", "vd shortcut avg-pool counting padding "
-           "(count_include_pad=True / exclusive=False)", _first_avg_pool, plan=lambda p: _map_avg_pools(p, exclusive=False),
+           "(count_include_pad=True / exclusive=False)", _first_avg_pool,
+           plan=lambda p: _map_avg_pools(p, exclusive=False),
            always_equivalent="the pool has padding 0, and neither Paddle nor torch counts a ceil-mode overhang"),
     Mutant("avgpool-full-window", "pool", "vd shortcut avg-pool dividing by k*k where a ceil-mode window "
            "hangs over the edge (zero-padded to whole windows)", _first_overhanging_pool, ops=AvgPoolFullWindow),
     Mutant("avgpool-floor-mode", "pool", "vd shortcut avg-pool without ceil_mode (odd sizes lose a row: "
-           "the add then fails on the shapes)", _first_overhanging_pool, plan=lambda p: _map_avg_pools(p, ceil_mode=False)),
+           "the add then fails on the shapes)", _first_overhanging_pool,
+           plan=lambda p: _map_avg_pools(p, ceil_mode=False)),
     Mutant("vd-shortcut-without-pool", "pool", "vd shortcut as a strided 1x1 projection, its avg-pool left out",
            _first_vd_projection, plan=vd_without_pool),
     Mutant("relu-before-add", "block", "residual branch ReLU'd before the add", lambda p, ci: (p.blocks[0].add,),
