@@ -53,6 +53,7 @@ class Result(NamedTuple):
     located: bool             # first in expected
     equivalent: str | None    # reason it cannot change any output here
     note: str                 # e.g. the error that stopped the forward
+    worst_rel: float = math.nan   # largest relative error over every compared tensor
 
     @property
     def ok(self) -> bool:
@@ -144,7 +145,8 @@ def run_mutants(arch=DEFAULT_ARCH, size=DEFAULT_SIZE, init="calibrated", dtypes=
                 first.name if first else None, first.max_rel if first else math.nan,
                 expected, bool(first and first.name in expected),
                 m.equivalent(golden_model.plan, ci) if m else None,
-                note or (first.note if first and first.status == "shape" else "")))
+                note or (first.note if first and first.status == "shape" else ""),
+                max((r.max_rel for r in report.compared if math.isfinite(r.max_rel)), default=math.nan)))
     return results
 
 
@@ -180,7 +182,7 @@ def format_table(results, title="") -> str:
         for d in dts:
             r = by[(n, d)]
             if not r.caught:
-                cell = "passes"
+                cell = f"passes (worst {_rel(r.worst_rel)})"
             else:
                 cell = f"{r.first} ({_rel(r.max_rel) if not math.isnan(r.max_rel) else 'shape'})"
                 if not r.located and not r.equivalent and n != "none":

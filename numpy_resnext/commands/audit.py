@@ -2,6 +2,7 @@
 with ``--mutants``, the mutation audit of golden comparisons (:mod:`numpy_resnext.mutation_audit`)."""
 
 import json
+import math
 import os
 
 from ..audit import format_audit, run_audit
@@ -66,9 +67,10 @@ def run_mutation_audit(args):
                           progress=lambda note: progress.update(0, note))
     progress.done()
     if args.json:
-        rows = [dict(r._asdict(), ok=r.ok, expected=list(r.expected),
-                     max_rel=None if r.max_rel != r.max_rel or r.max_rel == float("inf") else r.max_rel)
-                for r in results]
+        def number(v):
+            return v if math.isfinite(v) else None       # JSON has no NaN or infinity
+        rows = [dict(r._asdict(), ok=r.ok, expected=list(r.expected), max_rel=number(r.max_rel),
+                     worst_rel=number(r.worst_rel)) for r in results]
         print(json.dumps({"arch": arch, "size": list(size), "init": init, "seed": args.seed,
                           "summary": summary(results), "results": rows}, indent=1))
     else:
