@@ -13,8 +13,8 @@ float32, as accelerators accumulate in float32):
   calibration set: the scale is taken from the tensor itself, the most favourable case).
 
 :func:`precision_profile` compares each with the float64 golden and reports the relative
-error (``compare``'s norm-wise max_rel) at the stem output, at the end of every stage, at
-the pooled features and at the logits.
+error (``compare``'s norm-wise max_rel), the largest over the stem's tensors, over each
+stage's tensors, at the pooled features and at the logits.
 """
 
 from __future__ import annotations
@@ -88,18 +88,20 @@ class Int8Ops(MutantOps):
 OPS = {"float32": ArrayOps, "float16": Float16Ops, "bfloat16": Bfloat16Ops, "int8": Int8Ops}
 
 
-def depth_names(plan):
-    """(label, tensor) pairs: the stem's output, each stage's last block, pooled features, logits."""
-    last = {}
+def depth_groups(plan):
+    """{label: tensor names}: the stem, each stage (every tensor of its blocks), the head's
+    pooled features and the logits."""
+    groups = {"stem": [n for layer in plan.stem for n in layer.emits]
+              + ([plan.stem_pool.name] if plan.stem_pool else [])}
     for b in plan.blocks:
-        last[b.layer] = b.name
-    return ([("stem", plan.stem_output)] + [(f"layer{k}", v) for k, v in sorted(last.items())]
-            + [("avgpool", plan.head.pool), ("logits", plan.head.fc)])
+        groups.setdefault(f"layer{b.layer}", []).extend(b.emits)
+    groups.update(avgpool=[plan.head.pool], logits=[plan.head.fc])
+    return groups
 
 
 def precision_profile(arch, size=DEFAULT_SIZE, init="calibrated", seed=0, formats=FORMATS) -> dict:
-    """{format: {label: max_rel}} against the float64 golden, plus "worst" (over every
-    tensor) and "worst_at"."""
+    """{format: {label: largest max_rel over the label's tensors}} against the float64
+    golden (labels of :func:`depth_groups`), plus "worst" (over every tensor) and "worst_at"."""
     image = audit_image(*size, seed)
     g_model = build(arch, seed=seed, dtype="float64", init=init)
     golden, _ = golden_dump(g_model, prepare(image, "float64")[None])
@@ -114,6 +116,6 @@ def precision_profile(arch, size=DEFAULT_SIZE, init="calibrated", seed=0, format
         report = compare(golden, {"input": x, **kept.tensors}, rtol=0.0, atol=0.0)
         rows = {r.name: r.max_rel for r in report.rows if r.name != "input"}
         worst = max(rows, key=rows.get)
-        out[fmt] = {label: rows[name] for label, name in depth_names(model.plan)}
+        out[fmt] = {label: max(rows[n] for n in names) for label, names in depth_groups(model.plan).items()}
         out[fmt].update(worst=rows[worst], worst_at=worst)
     return out

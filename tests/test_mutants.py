@@ -147,3 +147,19 @@ def test_cli_mutant_options_need_mutants(capsys):
     assert "only with --mutants" in capsys.readouterr().err
     assert main(["audit", "--mutants", "--mutant", "no-such-bug"]) == 2
     assert "unknown mutant" in capsys.readouterr().err
+
+
+def test_int8_quantise_by_hand():
+    from numpy_resnext.precision import quantise
+    a = np.array([[1.0, -0.5, 0.2], [0.0, 0.0, 0.0]])
+    s = 1 / 127
+    assert np.allclose(quantise(a), np.array([[127, -64, 25], [0, 0, 0]]) * s, rtol=0, atol=1e-15)
+    assert np.array_equal(quantise(a, axis=0)[1], np.zeros(3))        # an all-zero row stays zero
+
+
+def test_precision_profile_orders_the_formats():
+    from numpy_resnext.precision import precision_profile
+    p = precision_profile(TINY_VD, (33, 29))
+    assert p["float32"]["worst"] < 1e-5                                # within the float32 tolerance
+    assert 1e-4 < p["float16"]["worst"] < p["bfloat16"]["worst"] < p["int8"]["worst"] < 1
+    assert set(p["bfloat16"]) >= {"stem", "layer1", "layer4", "avgpool", "logits"}
