@@ -91,3 +91,15 @@ def save_json(path, data, mode=None):
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
     atomic_write(path, write, mode)
+
+
+def save_figure(path, fig, dpi=None):
+    """Write a matplotlib figure as PNG, atomically, and close it (also on failure)."""
+    import matplotlib.pyplot as plt          # only callers that already drew a figure get here
+
+    def write(tmp):
+        fig.savefig(tmp, dpi=dpi, format="png")
+    try:
+        atomic_write(path, write)
+    finally:
+        plt.close(fig)

@@ -216,7 +216,7 @@ def train_digits(epochs=DEFAULTS["epochs"], seed=0, batch_size=DEFAULTS["batch_s
 
 def plot_curves(history, path, title=""):
     """A PNG of the training loss and the train / held-out accuracy per epoch (matplotlib)."""
-    from ._files import atomic_write
+    from ._files import save_figure
     from .explain import require_matplotlib
     plt = require_matplotlib()
     epochs = np.arange(1, len(history["train_loss"]) + 1)
@@ -237,9 +237,4 @@ def plot_curves(history, path, title=""):
     if title:
         fig.suptitle(title)
 
-    def write(tmp):
-        fig.savefig(tmp, dpi=100, format="png")
-    try:
-        atomic_write(path, write)
-    finally:
-        plt.close(fig)
+    save_figure(path, fig, dpi=100)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import save_figure
 from .archs import ArchConfig
 from .branches import block_branches, grouped_form
 from .errors import InputError
@@ -305,12 +305,7 @@ def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note
     cb.set_label("||T_i|| at the pixel", fontsize=fs)
     cb.ax.tick_params(labelsize=fs - 2)
 
-    def write(tmp):
-        fig.savefig(tmp, dpi=90, format="png")
-    try:
-        atomic_write(path, write)
-    finally:
-        plt.close(fig)
+    save_figure(path, fig, dpi=90)
 
 
 def denormalize(x_chw: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._files import atomic_write
+from ._files import save_figure
 from .plan import PAPER_STAGE_NAMES, layer_plan
 from .shapes import output_shapes, totals
 
@@ -37,13 +37,7 @@ def _plt():
 
 
 def _save(fig, path, dpi=100):
-    def write(tmp):
-        fig.savefig(tmp, dpi=dpi, format="png")
-    try:
-        atomic_write(path, write)
-    finally:
-        import matplotlib.pyplot as plt
-        plt.close(fig)
+    save_figure(path, fig, dpi)
 
 
 def _labels(fig) -> list:
@@ -163,7 +157,7 @@ def fig3_forms(path, arch="ResNeXt50_32x4d", block=FIG_BLOCK) -> list:
     branch = [conv_label(b.conv1, width_out=dp), conv_label(b.conv2, dp, dp, 1),
               conv_label(b.conv3, width_in=dp)]
     xs = [1.2, 3.2, None, 5.6]
-    titles = [f"(a) {C} branches, summed", f"(b) early concatenation", f"(c) grouped convolution"]
+    titles = [f"(a) {C} branches, summed", "(b) early concatenation", "(c) grouped convolution"]
     for k, ax in enumerate(axes):
         _canvas(ax, 7 if k < 2 else 4, 10)
         ax.set_title(titles[k], fontsize=FONT + 1)

@@ -4,7 +4,7 @@
 from ..golden import SHIPPED_MAPS, compare
 from ._common import add_command, check_output_path, save_json
 
-DESCRIPTION = f"""\
+DESCRIPTION = """\
 compare a candidate's tensors with a reference golden dump, tensor by tensor, in the
 reference's execution order; exit status 0 when every compared tensor passes, 1 otherwise
 (2 on bad files or options).

@@ -2,7 +2,6 @@
 
 import os
 
-import numpy as np
 
 from ..archs import get_arch
 from ..errors import InputError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .._files import atomic_write
+from .._files import save_figure
 from . import MissingExtraError
 
 FLOOR = 1e-18                       # where exact agreement (error 0) is drawn
@@ -74,9 +74,4 @@ def plot_conformance(result, path):
         fig.text(0.01, 0.01, "skipped: " + "; ".join(skipped), fontsize=7, color="0.35")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
 
-    def write(tmp):
-        fig.savefig(tmp, format="png")
-    try:
-        atomic_write(path, write)
-    finally:
-        plt.close(fig)
+    save_figure(path, fig)
