@@ -206,10 +206,59 @@ def _row_blocks(N, OH, row_bytes, budget):
                 yield n, n + 1, oh0, min(OH, oh0 + rows)
 
 
-# Column bytes gathered per batched matmul. The full column matrix is R*S times the input
-# (115 MB for a stage-1 3x3 at batch 8); blocks of ~4 MB stay in cache between the gather
-# and the matmul that reads them, which made the grouped 3x3s 3-4x faster at batch 8.
-COLUMN_BLOCK_BYTES = 4 << 20
+def cache_size(level, default):
+    """Bytes of the per-core data (or unified) cache at ``level`` (Linux sysfs), else ``default``."""
+    import glob
+    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            with open(f"{d}/level") as f:
+                lv = int(f.read())
+            with open(f"{d}/type") as f:
+                kind = f.read().strip()
+            with open(f"{d}/size") as f:
+                text = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        if lv == level and kind in ("Data", "Unified") and text[:-1].isdigit():
+            return int(text[:-1]) << {"K": 10, "M": 20}.get(text[-1], 0)
+    return default
+
+
+# Settable for experiments (benchmarks/bench_conv.py tries values and prints the choice):
+# the column bytes gathered per batched matmul (None: half the per-core L2 cache, read from
+# sysfs, 1 MB if unknown) and the minimum rows per group and block (None: K = R*S*Cg).
+COLUMN_BLOCK_BYTES = None
+MIN_ROWS = None
+
+
+def column_budget():
+    """Column bytes per block: half the per-core L2 cache (the rest holds weights and output)."""
+    return COLUMN_BLOCK_BYTES or cache_size(2, 2 << 20) // 2
+
+
+def column_blocks(N, OH, OW, G, K, Kg, itemsize):
+    """(Gc, row blocks): groups per chunk and the (n0, n1, oh0, oh1) output-row blocks.
+
+    Each block's columns (P rows x Gc groups x K) are gathered into one buffer and read by
+    one batched matmul of Gc (P, K) x (K, Kg) products while they are still in cache:
+
+    - the block's columns fit :func:`column_budget` (the gather writes them, the matmul
+      reads them back from cache);
+    - each product has at least min(K, N*OH*OW) rows, so it is at least as tall as it is
+      deep: a product of a few rows against a deep (K, Kg) weight matrix spends its time
+      packing weights and waking BLAS threads (with 48-channel groups one output row of
+      all 32 groups is 3.1 MB, and the 56-row products ran at ~10 GFLOP/s). When all G
+      groups with that many rows do not fit, the groups go in equal chunks of Gc, as
+      many as fit (narrow groups keep all G: the gather copies G adjacent items per pixel).
+    """
+    budget = column_budget()
+    row = OW * K * itemsize                                              # one output row, one group
+    min_rows = min(MIN_ROWS or K, N * OH * OW)
+    rows = min(N * OH, -(-min_rows // OW))                               # output rows for min_rows
+    Gc = G
+    while Gc > 1 and Gc * rows * row > budget:
+        Gc = max(d for d in range(1, Gc) if G % d == 0)                  # chunks of equal size
+    return Gc, list(_row_blocks(N, OH, Gc * row, budget))
 
 
 def conv2d(x, weight, stride=1, padding=0, groups=1):
@@ -231,18 +280,19 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
     # im2col block by block: the same columns as im2col(x), one batched matmul per block
     xv = _group_items(pad_channels_last(channels_last(x), ph, pw), Cg)   # N, H', W', G items
     wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
-    row_bytes = OW * G * R * S * Cg * x.itemsize                         # columns of one output row
-    blocks = list(_row_blocks(N, OH, row_bytes, COLUMN_BLOCK_BYTES))
+    Gc, blocks = column_blocks(N, OH, OW, G, R * S * Cg, Kg, x.itemsize)
     n_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)        # 0 for an empty batch
     rows_max = max((oh1 - oh0 for _, _, oh0, oh1 in blocks), default=0)
-    buf = np.empty((n_max, rows_max, OW, G, R, S, Cg), dtype=x.dtype)    # reused by every block
-    for n0, n1, oh0, oh1 in blocks:
-        cols = buf[:n1 - n0, :oh1 - oh0]                                 # n, rows, OW, G, R, S, Cg
-        _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1], (R, S), (sh, sw), oh0)
-        P = cols.shape[0] * cols.shape[1] * OW
-        o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)                         # P, G, Kg (a view)
-        np.matmul(cols.reshape(P, G, R * S * Cg).transpose(1, 0, 2), wmat,
-                  out=o.transpose(1, 0, 2))                              # G, P, Kg
+    buf = np.empty((n_max, rows_max, OW, Gc, R, S, Cg), dtype=x.dtype)   # reused by every block
+    for g0 in range(0, G, Gc):          # groups in chunks: a chunk's weights stay in cache
+        g1 = min(G, g0 + Gc)
+        for n0, n1, oh0, oh1 in blocks:
+            cols = buf[:n1 - n0, :oh1 - oh0, :, :g1 - g0]                # n, rows, OW, g, R, S, Cg
+            _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1, :, :, g0:g1], (R, S), (sh, sw), oh0)
+            P = cols.shape[0] * cols.shape[1] * OW
+            o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1]          # P, g, Kg (a view)
+            np.matmul(cols.reshape(P, g1 - g0, R * S * Cg).transpose(1, 0, 2), wmat[g0:g1],
+                      out=o.transpose(1, 0, 2))                          # g, P, Kg
     return from_channels_last(out)
 
 
