@@ -333,10 +333,31 @@ def conv2d_backward(dout, x, weight, stride=1, padding=0, groups=1):
         dxh = np.zeros((N, H, W, C), dtype=x.dtype)                     # stride s: only every s-th pixel was read
         dxh[:, ::sh, ::sw, :] = dxs
         return from_channels_last(dxh), dw
-    d = d.transpose(1, 0, 2)                                            # G, P, Kg
-    cols = im2col(x, (R, S), (sh, sw), (ph, pw), G)                     # G, P, R*S*Cg
-    dw = weight_from_matrix(np.matmul(cols.transpose(0, 2, 1), d), w.shape)  # K, Cg, R, S
-    del cols
-    dcols = np.matmul(d, weight_matrix(w, G).transpose(0, 2, 1))        # G, P, R*S*Cg
-    dx = col2im(dcols, x.shape, (R, S), (sh, sw), (ph, pw), G)          # N, C, H, W
-    return dx, dw
+    dh = d.reshape(N, OH, OW, K)                                        # channels-last dout
+    xv = _group_items(pad_channels_last(channels_last(x), ph, pw), Cg)   # N, H', W', G items
+    wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
+    dwmat = np.zeros_like(wmat)                                          # G, R*S*Cg, Kg
+    dxp = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)        # padded channels-last dx
+    Kd, Kg = R * S * Cg, K // G
+    # the forward's blocks: per block, gather the columns, dWmat += cols^T dout, then the
+    # same buffer takes dcols = dout Wmat^T, scattered back tap by tap (col2im of a block)
+    Gc, blocks = column_blocks(N, OH, OW, G, Kd, Kg, x.itemsize)
+    n_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)
+    rows_max = max((oh1 - oh0 for _, _, oh0, oh1 in blocks), default=0)
+    buf = np.empty((n_max, rows_max, OW, Gc, R, S, Cg), dtype=x.dtype)
+    for g0 in range(0, G, Gc):
+        g1 = min(G, g0 + Gc)
+        for n0, n1, oh0, oh1 in blocks:
+            cols = buf[:n1 - n0, :oh1 - oh0]                                 # n, rows, OW, g, R, S, Cg
+            _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1, :, :, g0:g1], (R, S), (sh, sw), oh0)
+            P = cols.shape[0] * cols.shape[1] * OW
+            cm = cols.reshape(P, g1 - g0, Kd).transpose(1, 0, 2)             # g, P, R*S*Cg
+            db = dh[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1].transpose(1, 0, 2)  # g, P, Kg
+            dwmat[g0:g1] += np.matmul(cm.transpose(0, 2, 1), db)            # g, R*S*Cg, Kg
+            np.matmul(db, wmat[g0:g1].transpose(0, 2, 1), out=cm)           # g, P, R*S*Cg: dcols
+            dxg = dxp[n0:n1, :, :, g0 * Cg:g1 * Cg]                          # n, H', W', g*Cg
+            dxg = dxg.reshape(dxg.shape[:3] + (g1 - g0, Cg))                 # n, H', W', g, Cg
+            for r in range(R):       # R*S strided adds; overlapping windows accumulate
+                for s in range(S):
+                    dxg[:, oh0 * sh + r:(oh1 - 1) * sh + r + 1:sh, s:s + (OW - 1) * sw + 1:sw] += cols[..., r, s, :]
+    return from_channels_last(dxp[:, ph:ph + H, pw:pw + W, :]), weight_from_matrix(dwmat, w.shape)
