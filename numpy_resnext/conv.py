@@ -47,6 +47,9 @@ How :func:`conv2d` runs it fast (same columns, same matmul; measured in benchmar
 
 from __future__ import annotations
 
+import functools
+import glob
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -206,9 +209,9 @@ def _row_blocks(N, OH, row_bytes, budget):
                 yield n, n + 1, oh0, min(OH, oh0 + rows)
 
 
+@functools.lru_cache(maxsize=None)
 def cache_size(level, default):
     """Bytes of the per-core data (or unified) cache at ``level`` (Linux sysfs), else ``default``."""
-    import glob
     for d in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
         try:
             with open(f"{d}/level") as f:
@@ -224,16 +227,20 @@ def cache_size(level, default):
     return default
 
 
-# Settable for experiments (benchmarks/bench_conv.py tries values and prints the choice):
-# the column bytes gathered per batched matmul (None: half the per-core L2 cache, read from
-# sysfs, 1 MB if unknown) and the minimum rows per group and block (None: K = R*S*Cg).
-COLUMN_BLOCK_BYTES = None
-MIN_ROWS = None
+# None: derived (below). Settable for experiments; benchmarks/bench_conv.py tries values,
+# and benchmarks/bench_forward.py prints the choice for every grouped convolution.
+COLUMN_BLOCK_BYTES = None       # column bytes per block
+MIN_ROWS = None                 # rows per group product once groups go in chunks
+
+
+def l2_bytes():
+    """The per-core L2 cache (2 MB when the system does not say)."""
+    return cache_size(2, 2 << 20)
 
 
 def column_budget():
     """Column bytes per block: half the per-core L2 cache (the rest holds weights and output)."""
-    return COLUMN_BLOCK_BYTES or cache_size(2, 2 << 20) // 2
+    return COLUMN_BLOCK_BYTES or l2_bytes() // 2
 
 
 def column_blocks(N, OH, OW, G, K, Kg, itemsize):
@@ -244,20 +251,23 @@ def column_blocks(N, OH, OW, G, K, Kg, itemsize):
 
     - the block's columns fit :func:`column_budget` (the gather writes them, the matmul
       reads them back from cache);
-    - each product has at least min(K, N*OH*OW) rows, so it is at least as tall as it is
-      deep: a product of a few rows against a deep (K, Kg) weight matrix spends its time
-      packing weights and waking BLAS threads (with 48-channel groups one output row of
-      all 32 groups is 3.1 MB, and the 56-row products ran at ~10 GFLOP/s). When all G
-      groups with that many rows do not fit, the groups go in equal chunks of Gc, as
-      many as fit (narrow groups keep all G: the gather copies G adjacent items per pixel).
+    - when the weights of all G groups are larger than the L2 cache, every block would
+      read them all from memory again; the groups then go in equal chunks, one chunk's
+      blocks after another, and a chunk holds as many groups as fit with at least
+      min(K, N*OH*OW) rows each: a product of a few rows against a deep (K, Kg) weight
+      matrix spends its time packing weights and waking BLAS threads (with 48-channel
+      groups one output row of all 32 groups is 3.1 MB of columns, and the 56-row
+      products ran at ~10 GFLOP/s). Narrower groups keep all G per block: the gather
+      then copies G adjacent items per pixel.
     """
     budget = column_budget()
     row = OW * K * itemsize                                              # one output row, one group
-    min_rows = min(MIN_ROWS or K, N * OH * OW)
-    rows = min(N * OH, -(-min_rows // OW))                               # output rows for min_rows
     Gc = G
-    while Gc > 1 and Gc * rows * row > budget:
-        Gc = max(d for d in range(1, Gc) if G % d == 0)                  # chunks of equal size
+    if G * K * Kg * itemsize > l2_bytes():
+        min_rows = min(MIN_ROWS or K, N * OH * OW)
+        rows = min(N * OH, -(-min_rows // OW))                           # output rows for min_rows
+        while Gc > 1 and Gc * rows * row > budget:
+            Gc = max(d for d in range(1, Gc) if G % d == 0)              # chunks of equal size
     return Gc, list(_row_blocks(N, OH, Gc * row, budget))
 
 
