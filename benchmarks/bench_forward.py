@@ -366,9 +366,12 @@ def run(args):
     what = "forward + backward (training BN)" if args.backward else "forward"
     print(f"bench_forward: {config.name} {what}, {args.dtype}, {args.size}x{args.size}, batches {args.batches}, "
           f"{args.repeats} timed runs after {args.warmup} warm-up, {args.threads} threads per lane")
-    print(f"  CPU           {cpu_model()}; L2 {conv.cache_size(2, 0) >> 10} KB per core (sysfs)")
-    for line in block_choices(config, args):
-        print(f"  blocks        {line}")
+    if hasattr(conv, "column_blocks"):
+        print(f"  CPU           {cpu_model()}; L2 {conv.cache_size(2, 0) >> 10} KB per core (sysfs)")
+        for line in block_choices(config, args):
+            print(f"  blocks        {line}")
+    else:       # an older engine (timing the code before a change)
+        print(f"  CPU           {cpu_model()}; blocks of {conv.COLUMN_BLOCK_BYTES >> 10} KB (fixed)")
     removed = os.environ.get(REEXEC_MARK)
     kept = {k: os.environ[k] for k in PINNED_ENV if k in os.environ}
     print(f"  env           {'removed ' + removed if removed else 'nothing removed'}"

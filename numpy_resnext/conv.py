@@ -37,10 +37,15 @@ How :func:`conv2d` runs it fast (same columns, same matmul; measured in benchmar
 - The gather copies a group's Cg channels as one opaque item (:func:`_group_items`), one
   strided copy per kernel tap; for the 4-channel groups of stage 1 this is 3-5x faster
   than letting NumPy copy 4-element runs.
-- conv2d gathers blocks of output rows (about ``COLUMN_BLOCK_BYTES``) into one reused
-  buffer and runs the batched matmul block by block. The full column matrix is R*S times
-  the input (115 MB for a stage-1 3x3 at batch 8); a block stays in cache between the
-  gather that writes it and the matmul that reads it. A loop over row blocks, not groups.
+- conv2d gathers blocks of output rows into one reused buffer and runs the batched matmul
+  block by block (:func:`column_blocks`). The full column matrix is R*S times the input
+  (115 MB for a stage-1 3x3 at batch 8); a block of half the L2 cache (read from sysfs)
+  stays in cache between the gather that writes it and the matmul that reads it. When
+  the weights of all groups exceed L2 (the wide WSL models: 2.6 MB for 48-channel
+  groups), the groups go in equal chunks with at least K rows per product, so each
+  chunk's weights are read once and each product is tall enough for BLAS.
+- :func:`conv2d_backward` walks the same blocks: it gathers a block's columns, adds their
+  part of dWmat, computes the block's dcols into the same buffer and scatters them back.
 - An ungrouped 1x1 convolution without padding skips the gather: its column matrix is
   the channels-last input itself (every sh-th row and sw-th column), so it is one GEMM.
 """
