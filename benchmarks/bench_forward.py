@@ -226,10 +226,11 @@ def _lane(conn, framework, arch, dtype, batch, size, seed, threads, backward=Fal
     conn.send(("ready", {"versions": versions, "blas": _blas_info()}))
     while True:
         cmd = conn.recv()
-        if cmd == "time":
-            t = time.perf_counter()
+        if cmd in ("time", "cpu"):      # wall time, or this process's CPU time (all threads)
+            clock = time.perf_counter if cmd == "time" else time.process_time
+            t = clock()
             fwd()
-            conn.send(time.perf_counter() - t)
+            conn.send(clock() - t)
         elif cmd == "logits":
             conn.send(logits)
         elif cmd == "memory":
@@ -376,6 +377,7 @@ def run(args):
     kept = {k: os.environ[k] for k in PINNED_ENV if k in os.environ}
     print(f"  env           {'removed ' + removed if removed else 'nothing removed'}"
           f"{'; kept ' + str(kept) if kept else ''}")
+    print(f"  clock         {'CPU time of each lane process' if args.clock == 'cpu' else 'wall time'}")
     print(f"  machine       {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f} at start")
     if removed and "paddle" in frameworks:
@@ -418,7 +420,7 @@ def run(args):
             time.sleep(args.pause)
             for _ in range(args.settle):
                 lane.ask("time")
-            lane.times.append(lane.ask("time"))
+            lane.times.append(lane.ask(args.clock))
     for lane in live:
         lane.info.update(lane.ask("memory"))
         lane.close()
@@ -519,6 +521,9 @@ def parse_args(argv):
                    help="untimed forwards right before each timed one, same lane (default 1)")
     p.add_argument("--skip", default="", help="comma-separated frameworks not to run: torch,paddle")
     p.add_argument("--no-dtype-ratio", action="store_true", help="do not time NumPy in the other dtype")
+    p.add_argument("--clock", choices=["time", "cpu"], default="time",
+                   help="time: wall time (default); cpu: each lane's CPU time, steadier on a busy "
+                        "machine but only comparable with --threads 1 (spinning BLAS/OpenMP threads count)")
     p.add_argument("--keep-env", action="store_true", help=f"keep {' and '.join(PINNED_ENV)} if set")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
