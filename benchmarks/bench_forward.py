@@ -451,7 +451,7 @@ def run(args):
                 json.dump(doc, f, indent=1)
         atomic_write(args.json, write)
         print(f"  wrote {args.json}")
-    return 0
+    return dict(rows=rows, ratios=ratios)
 
 
 def _ratios(rows, dtype, other):
@@ -526,6 +526,9 @@ def parse_args(argv):
                         "machine but only comparable with --threads 1 (spinning BLAS/OpenMP threads count)")
     p.add_argument("--keep-env", action="store_true", help=f"keep {' and '.join(PINNED_ENV)} if set")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--targets", action="store_true",
+                   help="run every target of the speed issue in turn (ResNeXt50 float32/float64, the "
+                        "two WSL models, the backward) and print a summary; other options apply to each")
     args = p.parse_args(argv)
     if args.repeats < 5:
         p.error("--repeats must be at least 5 (the figures are medians)")
@@ -537,15 +540,54 @@ def parse_args(argv):
     return args
 
 
+# The issue's targets: (label, bench_forward arguments, numpy/torch ratio at most, what is
+# compared). One command runs them all: python benchmarks/bench_forward.py --targets
+TARGETS = [
+    ("ResNeXt50_32x4d float32 forward", "--batches 1,8 --skip paddle --no-dtype-ratio", 1.25),
+    ("ResNeXt50_32x4d float64 forward", "--batches 1,8 --dtype float64 --skip paddle --no-dtype-ratio", 1.0),
+    ("ResNeXt101_32x8d_wsl float32 forward", "--arch ResNeXt101_32x8d_wsl --batches 1 --skip paddle "
+     "--no-dtype-ratio", 1.0),
+    ("ResNeXt101_32x48d_wsl float32 forward", "--arch ResNeXt101_32x48d_wsl --batches 1 --settle 0 "
+     "--layouts nchw --skip paddle --no-dtype-ratio", 0.5),
+    ("ResNeXt50_32x4d float32 forward+backward", "--backward --batches 4 --no-dtype-ratio", 2.0),
+    ("ResNeXt50_32x4d float64 forward+backward", "--backward --batches 4 --dtype float64 --no-dtype-ratio", 2.0),
+]
+
+
+def run_targets(extra):
+    """Every target in turn (each a bench_forward run), then one summary table."""
+    summary = []
+    for label, argv, limit in TARGETS:
+        print(f"=== {label} (target numpy/torch <= {limit}x)")
+        result = run(parse_args(argv.split() + extra))
+        for q in result["ratios"]:
+            if q["what"].startswith("numpy/torch"):
+                summary.append((label, q["batch"], q["ratio"], q["paired_ratio"], limit))
+    print(f"=== targets on {cpu_model()}")
+    for label, b, ratio, paired, limit in summary:
+        print(f"  {label:42s} batch {b:<2d} {ratio:6.2f}x (per-round {paired:5.2f}x)  target <= {limit}x: "
+              f"{'met' if ratio <= limit else 'not met'}")
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if "--targets" in argv:
+        extra = [a for a in argv if a != "--targets"]
+        pinned = [k for k in PINNED_ENV if k in os.environ]
+        if pinned and "--keep-env" not in extra:
+            env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
+            env[REEXEC_MARK] = ", ".join(f"{k}={os.environ[k]}" for k in pinned)
+            os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(argv), env)
+        return run_targets(extra)
     args = parse_args(argv)
     pinned = [k for k in PINNED_ENV if k in os.environ]
     if pinned and not args.keep_env:
         env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
         env[REEXEC_MARK] = ", ".join(f"{k}={os.environ[k]}" for k in pinned)
         os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(argv), env)
-    return run(args)
+    run(args)
+    return 0
 
 
 if __name__ == "__main__":
