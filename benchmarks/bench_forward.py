@@ -45,6 +45,7 @@ import resource
 import sys
 import time
 
+import numpy_resnext.conv as conv
 from numpy_resnext.archs import block_plan, get_arch
 
 PINNED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -127,34 +128,63 @@ def _blas_info():
     return "; ".join(parts) or "none found"
 
 
-def _build(framework, arch, dtype, batch, size, seed, threads):
-    """Return (forward() -> logits as a NumPy array, versions string)."""
+def _build(framework, arch, dtype, batch, size, seed, threads, backward=False):
+    """Return (run() -> logits as a NumPy array, versions string).
+
+    backward: run() is a forward and backward pass with training-mode BatchNorm
+    (numpy_resnext.grad.gradients against torch autograd), for a fixed dloss/dlogits."""
     import numpy as np
 
     from numpy_resnext.model import build
 
     model = build(arch, seed=seed, dtype=dtype)
-    x = np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(dtype)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 3, size, size)).astype(dtype)
+    dlogits = rng.standard_normal((batch, model.config.num_classes)).astype(dtype)
     if framework == "numpy":
         try:
             from threadpoolctl import threadpool_limits
             threadpool_limits(threads)
         except ImportError:
             pass
+        if backward:
+            from numpy_resnext.grad import gradients
+            return (lambda: gradients(model, x, dlogits, train=True).logits), f"numpy {np.__version__}"
         return (lambda: model(x)), f"numpy {np.__version__}"
     if framework in ("torch", "torch-cl"):
         import torch
         torch.set_num_threads(threads)
-        net = torch_resnext(model.config)
-        state = {k: torch.from_numpy(v.copy()) for k, v in model.params.items()}
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        with torch.device("meta"):      # no second copy of the weights: the torch
+            net = torch_resnext(model.config)     # parameters share the NumPy arrays' memory
+        state = {k: torch.from_numpy(v) for k, v in model.params.items()}
+        missing, unexpected = net.load_state_dict(state, strict=False, assign=True)
         if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
             raise RuntimeError(f"torch model does not match: missing {missing}, unexpected {unexpected}")
-        net = net.to(getattr(torch, dtype)).eval()
+        for name, buf in list(net.named_buffers()):
+            if buf.is_meta:             # num_batches_tracked: a counter torch keeps
+                mod = net.get_submodule(name.rpartition(".")[0])
+                setattr(mod, name.rpartition(".")[2], torch.zeros((), dtype=torch.long))
+        net = net.to(getattr(torch, dtype))
         xt = torch.from_numpy(x)
         if framework == "torch-cl":     # channels-last memory, NumPy's own layout
             net = net.to(memory_format=torch.channels_last)
             xt = xt.contiguous(memory_format=torch.channels_last)
+        if backward:
+            net.train()
+            import copy
+            running = copy.deepcopy({k: v for k, v in net.state_dict().items() if "running" in k})
+            xg = xt.clone().requires_grad_(True)
+            dl = torch.from_numpy(dlogits)
+
+            def fwd_bwd():
+                net.load_state_dict(running, strict=False)   # same statistics every run
+                net.zero_grad(set_to_none=True)
+                xg.grad = None
+                y = net(xg)
+                y.backward(dl)
+                return y.detach().numpy()
+            return fwd_bwd, f"torch {torch.__version__} autograd (intra-op threads {torch.get_num_threads()})"
+        net.eval()
 
         def fwd():
             with torch.no_grad():
@@ -182,12 +212,12 @@ def _build(framework, arch, dtype, batch, size, seed, threads):
     raise ValueError(framework)
 
 
-def _lane(conn, framework, arch, dtype, batch, size, seed, threads):
+def _lane(conn, framework, arch, dtype, batch, size, seed, threads, backward=False):
     """Child process: build, then answer 'time' / 'logits' / 'memory' / 'quit' requests."""
     if framework == "paddle":     # Paddle's CPU kernels take their thread count from OpenMP
         os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
-        fwd, versions = _build(framework, arch, dtype, batch, size, seed, threads)
+        fwd, versions = _build(framework, arch, dtype, batch, size, seed, threads, backward)
         rss_before = _rss_bytes()                                # model and input built
         logits = fwd()                                           # warm-up
     except Exception as e:   # report, don't hang the parent
@@ -196,10 +226,11 @@ def _lane(conn, framework, arch, dtype, batch, size, seed, threads):
     conn.send(("ready", {"versions": versions, "blas": _blas_info()}))
     while True:
         cmd = conn.recv()
-        if cmd == "time":
-            t = time.perf_counter()
+        if cmd in ("time", "cpu"):      # wall time, or this process's CPU time (all threads)
+            clock = time.perf_counter if cmd == "time" else time.process_time
+            t = clock()
             fwd()
-            conn.send(time.perf_counter() - t)
+            conn.send(clock() - t)
         elif cmd == "logits":
             conn.send(logits)
         elif cmd == "memory":
@@ -223,7 +254,7 @@ class Lane:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_lane, args=(child, framework, args.arch, dtype, batch, args.size,
-                                                    args.seed, args.threads), daemon=True)
+                                                    args.seed, args.threads, args.backward), daemon=True)
         restore = removed_pins() if framework == "paddle" else {}
         os.environ.update(restore)           # a spawned child copies the parent's environment
         try:
@@ -260,6 +291,46 @@ def removed_pins():
     return dict(item.split("=", 1) for item in text.split(", ") if "=" in item)
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (and lscpu's count), or platform's guess."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() + f", {os.cpu_count()} CPUs"
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def block_choices(config, args):
+    """conv2d's block choice (numpy_resnext.conv.column_blocks) for each distinct grouped
+    convolution of the network at the first batch size, as printable lines."""
+    import numpy as np
+
+    from numpy_resnext.plan import layer_plan
+    from numpy_resnext.shapes import output_shapes
+
+    out_hw = {r["name"]: r["shape"][1:] for r in output_shapes(config, args.size, args.size) if len(r["shape"]) == 3}
+    seen = []
+    N = args.batches[0]
+    for layer in layer_plan(config).convs():
+        if layer.groups == 1:
+            continue
+        OH, OW = out_hw[layer.name]
+        K = layer.kernel * layer.kernel * layer.in_channels // layer.groups
+        key = (layer.in_channels, OH, layer.stride)
+        if key in seen:
+            continue
+        seen.append(key)
+        Gc, blocks = conv.column_blocks(N, OH, OW, layer.groups, K, layer.out_channels // layer.groups,
+                                        np.dtype(args.dtype).itemsize)
+        n0, n1, oh0, oh1 = blocks[0]
+        yield (f"{layer.name} ({layer.in_channels} channels, {layer.groups} groups, output {OH}x{OW}, "
+               f"batch {N}): {layer.groups // Gc} chunk(s) of {Gc} groups x {len(blocks)} blocks of "
+               f"{(n1 - n0) * (oh1 - oh0) * OW} rows (column budget {conv.column_budget() >> 10} KB)")
+
+
 def importable(name):
     import importlib.util
     return importlib.util.find_spec(name) is not None
@@ -287,18 +358,26 @@ def run(args):
         elif fw == "paddle" and args.arch not in PADDLE_MODELS:
             skipped[fw] = f"paddle.vision has no {args.arch}"
         else:
-            frameworks += ["torch", "torch-cl"] if fw == "torch" else [fw]
+            frameworks += [{"nchw": "torch", "cl": "torch-cl"}[l] for l in args.layouts] if fw == "torch" else [fw]
     specs = [(fw, args.dtype, b) for b in args.batches for fw in frameworks]
     other = "float64" if args.dtype == "float32" else "float32"
     if not args.no_dtype_ratio:
         specs += [("numpy", other, b) for b in args.batches]
 
-    print(f"bench_forward: {config.name} forward, {args.size}x{args.size}, batches {args.batches}, "
+    what = "forward + backward (training BN)" if args.backward else "forward"
+    print(f"bench_forward: {config.name} {what}, {args.dtype}, {args.size}x{args.size}, batches {args.batches}, "
           f"{args.repeats} timed runs after {args.warmup} warm-up, {args.threads} threads per lane")
+    if hasattr(conv, "column_blocks"):
+        print(f"  CPU           {cpu_model()}; L2 {conv.cache_size(2, 0) >> 10} KB per core (sysfs)")
+        for line in block_choices(config, args):
+            print(f"  blocks        {line}")
+    else:       # an older engine (timing the code before a change)
+        print(f"  CPU           {cpu_model()}; blocks of {conv.COLUMN_BLOCK_BYTES >> 10} KB (fixed)")
     removed = os.environ.get(REEXEC_MARK)
     kept = {k: os.environ[k] for k in PINNED_ENV if k in os.environ}
     print(f"  env           {'removed ' + removed if removed else 'nothing removed'}"
           f"{'; kept ' + str(kept) if kept else ''}")
+    print(f"  clock         {'CPU time of each lane process' if args.clock == 'cpu' else 'wall time'}")
     print(f"  machine       {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f} at start")
     if removed and "paddle" in frameworks:
@@ -341,7 +420,7 @@ def run(args):
             time.sleep(args.pause)
             for _ in range(args.settle):
                 lane.ask("time")
-            lane.times.append(lane.ask("time"))
+            lane.times.append(lane.ask(args.clock))
     for lane in live:
         lane.info.update(lane.ask("memory"))
         lane.close()
@@ -372,7 +451,7 @@ def run(args):
                 json.dump(doc, f, indent=1)
         atomic_write(args.json, write)
         print(f"  wrote {args.json}")
-    return 0
+    return dict(rows=rows, ratios=ratios)
 
 
 def _ratios(rows, dtype, other):
@@ -391,8 +470,8 @@ def _ratios(rows, dtype, other):
 
     out = []
     for (fw, dt, b), r in by.items():
-        if fw == "torch-cl":
-            continue
+        if fw == "torch-cl" and ("torch", dt, b) in by:
+            continue                    # handled with the NCHW lane: the faster one counts
         cl = by.get(("torch-cl", dt, b))
         if fw == "torch" and cl is not None and cl["median_ms"] < r["median_ms"]:
             fw, r = "torch-cl", cl
@@ -426,6 +505,11 @@ def parse_args(argv):
     p.add_argument("--batches", type=lambda s: [int(b) for b in s.split(",")], default=[1, 8],
                    help="comma-separated batch sizes (default 1,8)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--backward", action="store_true",
+                   help="time forward + backward with training-mode BN (numpy_resnext.grad.gradients "
+                        "against torch autograd) instead of the inference forward")
+    p.add_argument("--layouts", default="nchw,cl",
+                   help="torch memory layouts to run: nchw, cl (channels-last) or both (default)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--repeats", type=int, default=7, help="timed runs per lane (default 7, at least 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per lane first (default 1)")
@@ -437,25 +521,73 @@ def parse_args(argv):
                    help="untimed forwards right before each timed one, same lane (default 1)")
     p.add_argument("--skip", default="", help="comma-separated frameworks not to run: torch,paddle")
     p.add_argument("--no-dtype-ratio", action="store_true", help="do not time NumPy in the other dtype")
+    p.add_argument("--clock", choices=["time", "cpu"], default="time",
+                   help="time: wall time (default); cpu: each lane's CPU time, steadier on a busy "
+                        "machine but only comparable with --threads 1 (spinning BLAS/OpenMP threads count)")
     p.add_argument("--keep-env", action="store_true", help=f"keep {' and '.join(PINNED_ENV)} if set")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--targets", action="store_true",
+                   help="run every target of the speed issue in turn (ResNeXt50 float32/float64, the "
+                        "two WSL models, the backward) and print a summary; other options apply to each")
     args = p.parse_args(argv)
     if args.repeats < 5:
         p.error("--repeats must be at least 5 (the figures are medians)")
     args.warmup = max(1, args.warmup)
     args.skip = [s for s in args.skip.split(",") if s]
+    args.layouts = [l for l in args.layouts.split(",") if l]
+    if args.backward:
+        args.skip = sorted(set(args.skip) | {"paddle"})
     return args
+
+
+# The issue's targets: (label, bench_forward arguments, numpy/torch ratio at most, what is
+# compared). One command runs them all: python benchmarks/bench_forward.py --targets
+TARGETS = [
+    ("ResNeXt50_32x4d float32 forward", "--batches 1,8 --skip paddle --no-dtype-ratio", 1.25),
+    ("ResNeXt50_32x4d float64 forward", "--batches 1,8 --dtype float64 --skip paddle --no-dtype-ratio", 1.0),
+    ("ResNeXt101_32x8d_wsl float32 forward", "--arch ResNeXt101_32x8d_wsl --batches 1 --skip paddle "
+     "--no-dtype-ratio", 1.0),
+    ("ResNeXt101_32x48d_wsl float32 forward", "--arch ResNeXt101_32x48d_wsl --batches 1 --settle 0 "
+     "--layouts nchw --skip paddle --no-dtype-ratio", 0.5),
+    ("ResNeXt50_32x4d float32 forward+backward", "--backward --batches 4 --no-dtype-ratio", 2.0),
+    ("ResNeXt50_32x4d float64 forward+backward", "--backward --batches 4 --dtype float64 --no-dtype-ratio", 2.0),
+]
+
+
+def run_targets(extra):
+    """Every target in turn (each a bench_forward run), then one summary table."""
+    summary = []
+    for label, argv, limit in TARGETS:
+        print(f"=== {label} (target numpy/torch <= {limit}x)")
+        result = run(parse_args(argv.split() + extra))
+        for q in result["ratios"]:
+            if q["what"].startswith("numpy/torch"):
+                summary.append((label, q["batch"], q["ratio"], q["paired_ratio"], limit))
+    print(f"=== targets on {cpu_model()}")
+    for label, b, ratio, paired, limit in summary:
+        print(f"  {label:42s} batch {b:<2d} {ratio:6.2f}x (per-round {paired:5.2f}x)  target <= {limit}x: "
+              f"{'met' if ratio <= limit else 'not met'}")
+    return 0
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if "--targets" in argv:
+        extra = [a for a in argv if a != "--targets"]
+        pinned = [k for k in PINNED_ENV if k in os.environ]
+        if pinned and "--keep-env" not in extra:
+            env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
+            env[REEXEC_MARK] = ", ".join(f"{k}={os.environ[k]}" for k in pinned)
+            os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(argv), env)
+        return run_targets(extra)
     args = parse_args(argv)
     pinned = [k for k in PINNED_ENV if k in os.environ]
     if pinned and not args.keep_env:
         env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV}
         env[REEXEC_MARK] = ", ".join(f"{k}={os.environ[k]}" for k in pinned)
         os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(argv), env)
-    return run(args)
+    run(args)
+    return 0
 
 
 if __name__ == "__main__":

@@ -100,8 +100,9 @@ def batchnorm_train(x, weight, bias, running_mean, running_var, momentum=0.9, ep
     xc = x - mu.reshape(b)                                              # N, C, H, W
     var = (xc * xc).mean(axis=axes)                                     # C, biased
     inv_std = 1.0 / np.sqrt(var + eps)                                  # C
-    xhat = xc * inv_std.reshape(b)
-    y = xhat * weight.reshape(b) + bias.reshape(b)
+    xhat = np.multiply(xc, inv_std.reshape(b), out=xc)                  # in place: xc is ours
+    y = xhat * weight.reshape(b)
+    y += bias.reshape(b)                                                # one array, not two
     new_mean = momentum * running_mean + (1 - momentum) * mu
     new_var = momentum * running_var + (1 - momentum) * var
     return y, BNTrainCache(xhat, inv_std, weight), new_mean, new_var
@@ -120,7 +121,9 @@ def batchnorm_train_backward(dout, cache: BNTrainCache):
     dbias = _channel_sum(dout)
     dweight = _channel_sum(dout * xhat)
     # mean(g) = weight * dbias / M and mean(g * xhat) = weight * dweight / M
-    dx = (dout - (dbias / M).reshape(b) - xhat * (dweight / M).reshape(b)) * (weight * inv_std).reshape(b)
+    dx = dout - (dbias / M).reshape(b)                                  # N, C, H, W
+    dx -= xhat * (dweight / M).reshape(b)                               # in place: dx is ours
+    dx *= (weight * inv_std).reshape(b)
     return dx, dweight, dbias
 
 

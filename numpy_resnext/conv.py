@@ -37,15 +37,23 @@ How :func:`conv2d` runs it fast (same columns, same matmul; measured in benchmar
 - The gather copies a group's Cg channels as one opaque item (:func:`_group_items`), one
   strided copy per kernel tap; for the 4-channel groups of layer1 this is 3-5x faster
   than letting NumPy copy 4-element runs.
-- conv2d gathers blocks of output rows (about ``COLUMN_BLOCK_BYTES``) into one reused
-  buffer and runs the batched matmul block by block. The full column matrix is R*S times
-  the input (115 MB for a layer1 3x3 at batch 8); a block stays in cache between the
-  gather that writes it and the matmul that reads it. A loop over row blocks, not groups.
+- conv2d gathers blocks of output rows into one reused buffer and runs the batched matmul
+  block by block (:func:`column_blocks`). The full column matrix is R*S times the input
+  (115 MB for a layer1 3x3 at batch 8); a block of half the L2 cache (read from sysfs)
+  stays in cache between the gather that writes it and the matmul that reads it. When
+  the weights of all groups exceed L2 (the wide WSL models: 2.6 MB for 48-channel
+  groups), the groups go in equal chunks with at least K rows per product, so each
+  chunk's weights are read once and each product is tall enough for BLAS.
+- :func:`conv2d_backward` walks the same blocks: it gathers a block's columns, adds their
+  part of dWmat, computes the block's dcols into the same buffer and scatters them back.
 - An ungrouped 1x1 convolution without padding skips the gather: its column matrix is
   the channels-last input itself (every sh-th row and sw-th column), so it is one GEMM.
 """
 
 from __future__ import annotations
+
+import functools
+import glob
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -206,10 +214,66 @@ def _row_blocks(N, OH, row_bytes, budget):
                 yield n, n + 1, oh0, min(OH, oh0 + rows)
 
 
-# Column bytes gathered per batched matmul. The full column matrix is R*S times the input
-# (115 MB for a stage-1 3x3 at batch 8); blocks of ~4 MB stay in cache between the gather
-# and the matmul that reads them, which made the grouped 3x3s 3-4x faster at batch 8.
-COLUMN_BLOCK_BYTES = 4 << 20
+@functools.lru_cache(maxsize=None)
+def cache_size(level, default):
+    """Bytes of the per-core data (or unified) cache at ``level`` (Linux sysfs), else ``default``."""
+    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            with open(f"{d}/level") as f:
+                lv = int(f.read())
+            with open(f"{d}/type") as f:
+                kind = f.read().strip()
+            with open(f"{d}/size") as f:
+                text = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        if lv == level and kind in ("Data", "Unified") and text[:-1].isdigit():
+            return int(text[:-1]) << {"K": 10, "M": 20}.get(text[-1], 0)
+    return default
+
+
+# None: derived (below). Settable for experiments; benchmarks/bench_conv.py tries values,
+# and benchmarks/bench_forward.py prints the choice for every grouped convolution.
+COLUMN_BLOCK_BYTES = None       # column bytes per block
+MIN_ROWS = None                 # rows per group product once groups go in chunks
+
+
+def l2_bytes():
+    """The per-core L2 cache (2 MB when the system does not say)."""
+    return cache_size(2, 2 << 20)
+
+
+def column_budget():
+    """Column bytes per block: half the per-core L2 cache (the rest holds weights and output)."""
+    return COLUMN_BLOCK_BYTES or l2_bytes() // 2
+
+
+def column_blocks(N, OH, OW, G, K, Kg, itemsize):
+    """(Gc, row blocks): groups per chunk and the (n0, n1, oh0, oh1) output-row blocks.
+
+    Each block's columns (P rows x Gc groups x K) are gathered into one buffer and read by
+    one batched matmul of Gc (P, K) x (K, Kg) products while they are still in cache:
+
+    - the block's columns fit :func:`column_budget` (the gather writes them, the matmul
+      reads them back from cache);
+    - when the weights of all G groups are larger than the L2 cache, every block would
+      read them all from memory again; the groups then go in equal chunks, one chunk's
+      blocks after another, and a chunk holds as many groups as fit with at least
+      min(K, N*OH*OW) rows each: a product of a few rows against a deep (K, Kg) weight
+      matrix spends its time packing weights and waking BLAS threads (with 48-channel
+      groups one output row of all 32 groups is 3.1 MB of columns, and the 56-row
+      products ran at ~10 GFLOP/s). Narrower groups keep all G per block: the gather
+      then copies G adjacent items per pixel.
+    """
+    budget = column_budget()
+    row = OW * K * itemsize                                              # one output row, one group
+    Gc = G
+    if G * K * Kg * itemsize > l2_bytes():
+        min_rows = min(MIN_ROWS or K, N * OH * OW)
+        rows = min(N * OH, -(-min_rows // OW))                           # output rows for min_rows
+        while Gc > 1 and Gc * rows * row > budget:
+            Gc = max(d for d in range(1, Gc) if G % d == 0)              # chunks of equal size
+    return Gc, list(_row_blocks(N, OH, Gc * row, budget))
 
 
 def conv2d(x, weight, stride=1, padding=0, groups=1):
@@ -231,18 +295,19 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
     # im2col block by block: the same columns as im2col(x), one batched matmul per block
     xv = _group_items(pad_channels_last(channels_last(x), ph, pw), Cg)   # N, H', W', G items
     wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
-    row_bytes = OW * G * R * S * Cg * x.itemsize                         # columns of one output row
-    blocks = list(_row_blocks(N, OH, row_bytes, COLUMN_BLOCK_BYTES))
+    Gc, blocks = column_blocks(N, OH, OW, G, R * S * Cg, Kg, x.itemsize)
     n_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)        # 0 for an empty batch
     rows_max = max((oh1 - oh0 for _, _, oh0, oh1 in blocks), default=0)
-    buf = np.empty((n_max, rows_max, OW, G, R, S, Cg), dtype=x.dtype)    # reused by every block
-    for n0, n1, oh0, oh1 in blocks:
-        cols = buf[:n1 - n0, :oh1 - oh0]                                 # n, rows, OW, G, R, S, Cg
-        _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1], (R, S), (sh, sw), oh0)
-        P = cols.shape[0] * cols.shape[1] * OW
-        o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)                         # P, G, Kg (a view)
-        np.matmul(cols.reshape(P, G, R * S * Cg).transpose(1, 0, 2), wmat,
-                  out=o.transpose(1, 0, 2))                              # G, P, Kg
+    buf = np.empty((n_max, rows_max, OW, Gc, R, S, Cg), dtype=x.dtype)   # reused by every block
+    for g0 in range(0, G, Gc):          # groups in chunks: a chunk's weights stay in cache
+        g1 = min(G, g0 + Gc)
+        for n0, n1, oh0, oh1 in blocks:
+            cols = buf[:n1 - n0, :oh1 - oh0, :, :g1 - g0]                # n, rows, OW, g, R, S, Cg
+            _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1, :, :, g0:g1], (R, S), (sh, sw), oh0)
+            P = cols.shape[0] * cols.shape[1] * OW
+            o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1]          # P, g, Kg (a view)
+            np.matmul(cols.reshape(P, g1 - g0, R * S * Cg).transpose(1, 0, 2), wmat[g0:g1],
+                      out=o.transpose(1, 0, 2))                          # g, P, Kg
     return from_channels_last(out)
 
 
@@ -283,10 +348,31 @@ def conv2d_backward(dout, x, weight, stride=1, padding=0, groups=1):
         dxh = np.zeros((N, H, W, C), dtype=x.dtype)                     # stride s: only every s-th pixel was read
         dxh[:, ::sh, ::sw, :] = dxs
         return from_channels_last(dxh), dw
-    d = d.transpose(1, 0, 2)                                            # G, P, Kg
-    cols = im2col(x, (R, S), (sh, sw), (ph, pw), G)                     # G, P, R*S*Cg
-    dw = weight_from_matrix(np.matmul(cols.transpose(0, 2, 1), d), w.shape)  # K, Cg, R, S
-    del cols
-    dcols = np.matmul(d, weight_matrix(w, G).transpose(0, 2, 1))        # G, P, R*S*Cg
-    dx = col2im(dcols, x.shape, (R, S), (sh, sw), (ph, pw), G)          # N, C, H, W
-    return dx, dw
+    dh = d.reshape(N, OH, OW, K)                                        # channels-last dout
+    xv = _group_items(pad_channels_last(channels_last(x), ph, pw), Cg)   # N, H', W', G items
+    wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
+    dwmat = np.zeros_like(wmat)                                          # G, R*S*Cg, Kg
+    dxp = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)        # padded channels-last dx
+    Kd, Kg = R * S * Cg, K // G
+    # the forward's blocks: per block, gather the columns, dWmat += cols^T dout, then the
+    # same buffer takes dcols = dout Wmat^T, scattered back tap by tap (col2im of a block)
+    Gc, blocks = column_blocks(N, OH, OW, G, Kd, Kg, x.itemsize)
+    n_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)
+    rows_max = max((oh1 - oh0 for _, _, oh0, oh1 in blocks), default=0)
+    buf = np.empty((n_max, rows_max, OW, Gc, R, S, Cg), dtype=x.dtype)
+    for g0 in range(0, G, Gc):
+        g1 = min(G, g0 + Gc)
+        for n0, n1, oh0, oh1 in blocks:
+            cols = buf[:n1 - n0, :oh1 - oh0]                                 # n, rows, OW, g, R, S, Cg
+            _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1, :, :, g0:g1], (R, S), (sh, sw), oh0)
+            P = cols.shape[0] * cols.shape[1] * OW
+            cm = cols.reshape(P, g1 - g0, Kd).transpose(1, 0, 2)             # g, P, R*S*Cg
+            db = dh[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1].transpose(1, 0, 2)  # g, P, Kg
+            dwmat[g0:g1] += np.matmul(cm.transpose(0, 2, 1), db)            # g, R*S*Cg, Kg
+            np.matmul(db, wmat[g0:g1].transpose(0, 2, 1), out=cm)           # g, P, R*S*Cg: dcols
+            dxg = dxp[n0:n1, :, :, g0 * Cg:g1 * Cg]                          # n, H', W', g*Cg
+            dxg = dxg.reshape(dxg.shape[:3] + (g1 - g0, Cg))                 # n, H', W', g, Cg
+            for r in range(R):       # R*S strided adds; overlapping windows accumulate
+                for s in range(S):
+                    dxg[:, oh0 * sh + r:(oh1 - 1) * sh + r + 1:sh, s:s + (OW - 1) * sw + 1:sw] += cols[..., r, s, :]
+    return from_channels_last(dxp[:, ph:ph + H, pw:pw + W, :]), weight_from_matrix(dwmat, w.shape)

@@ -278,3 +278,77 @@ def test_conv2d_realistic_sizes(shape, K, R, stride, padding, groups, dtype, rng
 def test_einsum_oracle_agrees_with_the_loops(rng):
     x, w = rng.standard_normal((2, 6, 7, 5)), rng.standard_normal((4, 3, 3, 3))
     assert_close(einsum_conv(x, w, 2, 1, 2), naive.conv2d(x, w, 2, 1, 2))
+
+
+# --- block choice: groups in chunks, rows in blocks (column_blocks) ----------------------------
+from numpy_resnext import conv as conv_module  # noqa: E402
+
+
+@pytest.mark.parametrize("budget,min_rows", [(None, None), (3000, None), (3000, 10**6), (1, 1)])
+def test_conv2d_blocks_and_group_chunks_give_the_same_result(budget, min_rows, rng, monkeypatch):
+    """Wide groups with a small cache budget run in chunks of groups: same values."""
+    monkeypatch.setattr(conv_module, "l2_bytes", lambda: 4096)         # weights "exceed L2"
+    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", budget)
+    monkeypatch.setattr(conv_module, "MIN_ROWS", min_rows)
+    x = rng.standard_normal((2, 48, 9, 11))
+    w = rng.standard_normal((24, 6, 3, 3))
+    out = conv2d(x, w, stride=2, padding=1, groups=8)
+    assert_close(out, einsum_conv(x, w, 2, 1, 8), rtol=1e-12)
+
+
+@pytest.mark.parametrize("N,OH,OW,G,K,Kg,budget", [
+    (1, 56, 56, 32, 36, 4, 1 << 20),        # ResNeXt50 stage 1: every group, blocks of rows
+    (1, 56, 56, 32, 432, 48, 1 << 20),      # 48-channel groups: one group at a time
+    (8, 7, 7, 32, 576, 64, 1 << 20),        # several images per block
+    (1, 7, 7, 32, 3456, 384, 1 << 20),      # one group's columns exceed the budget
+])
+def test_column_blocks_cover_every_row_once_and_respect_the_rules(N, OH, OW, G, K, Kg, budget, monkeypatch):
+    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", budget)
+    Gc, blocks = conv_module.column_blocks(N, OH, OW, G, K, Kg, 4)
+    assert G % Gc == 0
+    covered = np.zeros((N, OH), int)
+    for n0, n1, oh0, oh1 in blocks:
+        covered[n0:n1, oh0:oh1] += 1
+        P = (n1 - n0) * (oh1 - oh0) * OW
+        assert Gc * P * K * 4 <= budget or oh1 - oh0 == 1          # a single row may exceed it
+    assert np.all(covered == 1)
+    if Gc < G:          # chunking only when the weights exceed L2 and K rows of all groups do not fit
+        assert G * K * Kg * 4 > conv_module.l2_bytes()
+        assert G * min(K, N * OH * OW) * K * 4 > budget
+
+
+def test_an_inf_in_one_group_stays_in_that_group_when_chunked(rng, monkeypatch):
+    """Chunks of groups never mix groups: inf in group 0's input, no NaN in other groups."""
+    monkeypatch.setattr(conv_module, "l2_bytes", lambda: 1024)
+    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", 2000)
+    G, Cg, Kg = 4, 6, 3
+    x = rng.standard_normal((1, G * Cg, 8, 8))
+    x[0, 2, 4, 4] = np.inf
+    w = rng.standard_normal((G * Kg, Cg, 3, 3))
+    out = conv2d(x, w, padding=1, groups=G).reshape(1, G, Kg, 8, 8)
+    assert np.isfinite(out[:, 1:]).all()
+    assert not np.isfinite(out[:, 0]).all()
+
+
+@pytest.mark.parametrize("budget,min_rows", [(None, None), (3000, None), (1, 1)])
+def test_conv2d_backward_blocks_and_group_chunks_match_the_loops(budget, min_rows, rng, monkeypatch):
+    """The backward gathers the forward's blocks: its gradients match the loop twin's."""
+    monkeypatch.setattr(conv_module, "l2_bytes", lambda: 4096)
+    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", budget)
+    monkeypatch.setattr(conv_module, "MIN_ROWS", min_rows)
+    x = rng.standard_normal((2, 24, 7, 9))
+    w = rng.standard_normal((16, 6, 3, 3))
+    dout = rng.standard_normal((2, 16, 4, 9))
+    dx, dw = conv_module.conv2d_backward(dout, x, w, (2, 1), 1, 4)
+    ndx, ndw = naive.conv2d_backward(dout, x, w, (2, 1), 1, 4)
+    assert_close(dx, ndx, rtol=1e-12)
+    assert_close(dw, ndw, rtol=1e-12)
+
+
+def test_chunking_really_happens_in_the_chunk_tests(monkeypatch):
+    """The monkeypatched cache sizes above do produce chunks of groups (else those tests
+    would only check the unchunked path)."""
+    monkeypatch.setattr(conv_module, "l2_bytes", lambda: 4096)
+    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", 3000)
+    Gc, _ = conv_module.column_blocks(2, 4, 9, 8, 54, 3, 8)
+    assert Gc < 8

@@ -1,0 +1,111 @@
+"""Time single grouped 3x3 convolutions (the shapes of the ResNeXt models) in NumPy, and
+in torch when it can be imported, and print GFLOP/s and the block choice of conv2d.
+
+    python benchmarks/bench_conv.py                        # every shape below, float32
+    python benchmarks/bench_conv.py --shapes 48d.1,8d.1 --budgets 1,2 --min-rows 0,512
+
+Each round times every variant (NumPy block settings, torch) once, in turn; the table
+shows medians over --repeats rounds. Hand-run, never a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+import numpy_resnext.conv as conv
+
+# name: (C = K, G, H = W of the input, stride, batch)
+SHAPES = {
+    "4d.1": (128, 32, 56, 1, 1), "4d.1b8": (128, 32, 56, 1, 8), "4d.3": (512, 32, 14, 1, 1),
+    "4d.3b8": (512, 32, 14, 1, 8), "4d.4": (1024, 32, 7, 1, 1), "4d.4b8": (1024, 32, 7, 1, 8),
+    "8d.1": (256, 32, 56, 1, 1), "8d.2": (512, 32, 28, 1, 1), "8d.4": (2048, 32, 7, 1, 1),
+    "48d.1": (1536, 32, 56, 1, 1), "48d.2": (3072, 32, 28, 1, 1), "48d.3": (6144, 32, 14, 1, 1),
+    "48d.4": (12288, 32, 7, 1, 1), "48d.2s": (3072, 32, 56, 2, 1),
+}
+
+
+def threads_setter():
+    try:
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits
+    except ImportError:
+        return None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--shapes", default=",".join(SHAPES))
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--budgets", default="0", help="column block MB to try, 0 = derived (default)")
+    p.add_argument("--min-rows", default="0", help="minimum rows per matmul to try, 0 = derived")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: process CPU time, steadier on a busy machine, meaningful with --threads 1")
+    args = p.parse_args(argv)
+    limit = threads_setter()
+    if limit:
+        limit(args.threads)
+    torch = None
+    if not args.skip_torch:
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"bench_conv: {args.clock} time, {args.dtype}, {args.threads} threads, L2 {conv.cache_size(2, 0) >> 10} KB "
+          f"(sysfs), medians of {args.repeats}, load average {os.getloadavg()[0]:.1f}")
+    rng = np.random.default_rng(0)
+    budgets = [float(b) for b in args.budgets.split(",")]
+    min_rows = [int(m) for m in args.min_rows.split(",")]
+    for name in args.shapes.split(","):
+        C, G, H, s, N = SHAPES[name]
+        x = rng.standard_normal((N, H, H, C), dtype=np.float64).astype(args.dtype).transpose(0, 3, 1, 2)
+        w = (rng.standard_normal((C, C // G, 3, 3)) * 0.05).astype(args.dtype)
+        OH = (H + 2 - 3) // s + 1
+        flop = 2 * N * OH * OH * C * (C // G) * 9
+        variants = []
+        for b in budgets:
+            for m in min_rows:
+                def run(b=b, m=m):
+                    conv.COLUMN_BLOCK_BYTES = int(b * 2**20) or None
+                    conv.MIN_ROWS = m or None
+                    return conv.conv2d(x, w, s, 1, G)
+                conv.COLUMN_BLOCK_BYTES, conv.MIN_ROWS = int(b * 2**20) or None, m or None
+                Gc, blocks = conv.column_blocks(N, OH, OH, G, 9 * (C // G), C // G, x.itemsize)
+                P = (blocks[0][1] - blocks[0][0]) * (blocks[0][3] - blocks[0][2]) * OH
+                variants.append((f"numpy budget {b or 'auto'} min_rows {m or 'auto'}: {G // Gc} chunks of "
+                                 f"{Gc} groups, {len(blocks)} blocks of {P} rows", run))
+        if torch is not None:
+            xt = torch.from_numpy(np.ascontiguousarray(x)).contiguous(memory_format=torch.channels_last)
+            wt = torch.from_numpy(w)
+
+            def trun():
+                with torch.no_grad():
+                    return torch.nn.functional.conv2d(xt, wt, None, s, 1, 1, G)
+            variants.append(("torch channels-last", trun))
+        times = [[] for _ in variants]
+        for _, f in variants:
+            f()
+        for _ in range(args.repeats):
+            for i, (_, f) in enumerate(variants):
+                t = clock()
+                f()
+                times[i].append(clock() - t)
+        conv.COLUMN_BLOCK_BYTES = conv.MIN_ROWS = None
+        print(f"{name}: C={C} G={G} Cg={C // G} {H}x{H} stride {s} batch {N}, {flop / 1e9:.2f} GFLOP")
+        for (label, _), ts in zip(variants, times):
+            med = float(np.median(ts))
+            print(f"   {med * 1e3:9.2f} ms {flop / med / 1e9:7.1f} GFLOP/s  {label}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
