@@ -94,7 +94,9 @@ class Capture:
 
     def __call__(self, name, value):
         if self.selection.matches(name):
-            self.tensors[name] = value.copy()
+            # a copy in the array's own memory order (channels-last for the walk's arrays),
+            # so that the backward reading it needs no second copy to get back there
+            self.tensors[name] = value.copy(order="K")
 
 
 def _ignore(name, value):
