@@ -11,13 +11,13 @@ import time
 import numpy as np
 
 from .._checks import as_float_array
-from ..bounded import check_regular, clip_list, first_bytes, read_npy, read_npz
-from ..bounded.arrays import ZIP_MAGICS
 from .._files import atomic_write, check_output_path, save_npy  # noqa: F401  (the commands import them from here)
 from ..errors import ArchitectureError, InputError
 from ..init import DEFAULT_INIT, INITS
 from ..model import build
 from ..preprocess import describe, load_image, preprocess
+from ..bounded import check_regular, clip_list, first_bytes, read_npy, read_npz
+from ..bounded.arrays import ZIP_MAGICS
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
