@@ -2,8 +2,8 @@
 for weight files, images and outputs; tests/_attacks_io.py for --input / --dout arrays,
 compare's files, name patterns, torch and safetensors files and every command's output),
 each through the Python API and through the commands that read it (``convert`` and
-``forward`` for weight files, the command templates a case names otherwise). Every one must end in a ResNeXtError whose message names the file and the
-problem (CLI: exit status 2, one line, no traceback), within 10 s, with no code executed,
+``forward`` for weight files, the command templates a case names otherwise). Every one
+must end in a ResNeXtError whose message names the file and the problem (CLI: exit status 2, one line, no traceback), within 10 s, with no code executed,
 and the workers' peak memory under 1.2 GiB (they run under RLIMIT_AS of that size, so a
 regression fails with MemoryError instead of exhausting the machine).
 """
