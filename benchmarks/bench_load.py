@@ -149,19 +149,48 @@ def torch_readers(directory: Path, python: str):
     return readers, sizes, counts
 
 
+def array_readers(directory: Path):
+    """(readers, sizes, counts) for the array files compare and --input read: an .npz of
+    ResNeXt50_32x4d-sized tensors (read_golden, as compare reads a dump or a candidate) and
+    a (16, 3, 224, 224) float32 .npy (load_npy, as --input / --dout), against np.load."""
+    from numpy_resnext.commands._common import load_npy
+    from numpy_resnext.golden import read_golden
+    from numpy_resnext.params import init_params
+    from numpy_resnext.archs import get_arch
+    directory.mkdir(parents=True, exist_ok=True)
+    npz, npy = directory / "resnext50_32x4d.npz", directory / "batch16.npy"
+    if not npz.is_file():
+        np.savez(npz, **dict(init_params(get_arch("ResNeXt50_32x4d"))))
+        np.save(npy, np.random.default_rng(0).standard_normal((16, 3, 224, 224), np.float32))
+
+    def np_load_npz():
+        with np.load(npz) as z:
+            return {k: z[k] for k in z.files}
+    readers = {"read_golden (compare): .npz": lambda: read_golden(npz),
+               "np.load, every member: .npz": np_load_npz,
+               "load_npy (--input): .npy": lambda: load_npy(npy),
+               "np.load: .npy": lambda: np.load(npy)}
+    sizes = {k: (npz if ".npz" in k else npy).stat().st_size for k in readers}
+    counts = {"read_golden (compare): .npz": len(read_golden(npz)[0])}
+    return readers, sizes, counts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/numpy_resnext_bench_load"))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter with Paddle (and torch), used only to write the files")
-    parser.add_argument("--only", choices=["paddle", "torch"],
-                        help="time only the Paddle files or only the torch/safetensors files")
+    parser.add_argument("--only", choices=["paddle", "torch", "arrays"],
+                        help="time only the Paddle files, the torch/safetensors files or the "
+                             ".npz/.npy array files")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if args.only == "torch":
         readers, sizes, counts = torch_readers(args.dir / "torch", args.python)
         return report_times(readers, sizes, counts, args)
+    if args.only == "arrays":
+        return report_times(*array_readers(args.dir / "arrays"), args)
     make_files(args.dir, args.python)
 
     layouts = [("pdparams (pickle 4)", args.dir / "resnext50_32x4d.pdparams"),
@@ -197,9 +226,10 @@ def main(argv=None) -> int:
     for label in readers:
         sizes.setdefault(label, pd4.stat().st_size)
     if args.only is None:
-        more = torch_readers(args.dir / "torch", args.python)
-        for mine, theirs in zip((readers, sizes, counts), more):
-            mine.update(theirs)
+        for more in (torch_readers(args.dir / "torch", args.python),
+                     array_readers(args.dir / "arrays")):
+            for mine, theirs in zip((readers, sizes, counts), more):
+                mine.update(theirs)
     return report_times(readers, sizes, counts, args)
 
 

@@ -3,12 +3,14 @@
 
 A selection is None or False (nothing), True (everything), one pattern or an iterable of
 patterns; a pattern is an exact name or a shell-style glob (``*`` any run of characters,
-``?`` one character, ``[...]`` a character class), matched against the whole name.
+``?`` one character, ``[...]`` a character class), matched against the whole name, as
+``fnmatch.fnmatchcase`` would, but in linear time (:mod:`numpy_resnext.bounded.glob`:
+fnmatch's regular expression backtracks on a long name and a pattern with several ``*``).
 """
 
 from __future__ import annotations
 
-import fnmatch
+from .bounded import glob_match as _bounded_match
 
 
 def patterns(keep):
@@ -22,7 +24,7 @@ def patterns(keep):
 
 def glob_match(name: str, pattern: str) -> bool:
     """Whether ``name`` matches the shell-style ``pattern`` as a whole."""
-    return fnmatch.fnmatchcase(name, pattern)
+    return _bounded_match(pattern, name)
 
 
 class Selection:

@@ -12,6 +12,7 @@ this process, stderr captured).
 import contextlib
 import io
 import json
+import os
 import resource
 import signal
 import sys
@@ -21,9 +22,15 @@ import numpy as np
 
 from numpy_resnext import build
 from numpy_resnext._files import save_npy
+from numpy_resnext._select import Selection
+from numpy_resnext.bounded import read_array_file
 from numpy_resnext.cli import main
+from numpy_resnext.commands._common import load_input, load_npy
 from numpy_resnext.errors import ResNeXtError
+from numpy_resnext.golden import compare, golden_dump, load_map, read_golden, write_golden
 from numpy_resnext.io import load_weights, read_paddle
+from numpy_resnext.io.safetensors import read_safetensors
+from numpy_resnext.io.torch_read import read_foreign
 from numpy_resnext.preprocess import load_image
 
 TIMEOUT = 10
@@ -45,7 +52,53 @@ API = {
     "paddle": [("read_paddle", lambda p: read_paddle(p)), ("load_weights", lambda p: load_weights(p))],
     "image": [("load_image", lambda p: load_image(p))],
     "save": [("save_npy", lambda p: save_npy(p, np.zeros(3)))],
+    # phase 2: arrays given as inputs, compare's files, torch and safetensors
+    "input": [("load_input", lambda p: load_input(p, "float32")),
+              ("load_npy", lambda p: load_npy(p, "--dout"))],
+    "reference": [("compare(reference=)", lambda p: compare(p, FILES["dump"])),
+                  ("read_golden", lambda p: read_golden(p))],
+    "candidate": [("compare(candidate=)", lambda p: compare(FILES["dump"], p)),
+                  ("read_array_file", lambda p: read_array_file(p))],
+    "map": [("load_map", lambda p: load_map(p)),
+            ("compare(name_map=)", lambda p: compare(FILES["dump"], FILES["dump"], name_map=p))],
+    "torch": [("read_foreign", lambda p: read_foreign(p)), ("load_weights", lambda p: load_weights(p))],
+    "safetensors": [("read_safetensors", lambda p: read_safetensors(p)),
+                    ("load_weights", lambda p: load_weights(p))],
+    "glob": [("Selection.matches", lambda p: _glob_case(p))],
 }
+FILES = {}
+
+
+def _glob_case(path):
+    """A --keep / forward(keep=) pattern against a long name (both in the JSON file): must
+    finish fast; the case expects the clean "no match" error raised here."""
+    spec = json.load(open(path))
+    if Selection(spec["pattern"]).matches(spec["name"]):
+        raise AssertionError("the pathological pattern matched")
+    from numpy_resnext.golden.names import parse_map
+    nm = parse_map({spec["map_key"]: "x"}, "(attack map)")
+    if nm.translate(spec["name"]) != spec["name"]:
+        raise AssertionError("the pathological map key matched")
+    raise ResNeXtError(f"{path}: no match, as expected")
+
+
+def _setup(workdir):
+    """A tiny weight file, an input, a d(logits) and a reference dump made from them."""
+    from numpy_resnext.archs import ArchConfig
+    from numpy_resnext.io.writers import write_weights
+    from numpy_resnext.params import init_params
+    cfg = ArchConfig(name="tiny", depths=(1, 1), cardinality=2, base_width=4, num_classes=3)
+    FILES["w"] = f"{workdir}/tiny.npz"
+    write_weights(FILES["w"], dict(init_params(cfg)), cfg)
+    FILES["x"] = f"{workdir}/x.npy"
+    np.save(FILES["x"], np.random.default_rng(0).standard_normal((1, 3, 32, 32), np.float32))
+    FILES["dout"] = f"{workdir}/dout.npy"
+    np.save(FILES["dout"], np.ones((1, 3), np.float32))
+    model = build(None, weights=FILES["w"])
+    FILES["dump"] = f"{workdir}/dump.npz"
+    tensors, manifest = golden_dump(model, np.zeros((1, 3, 32, 32), np.float32))
+    write_golden(FILES["dump"], tensors, manifest)
+    FILES["work"] = workdir
 
 
 def run_one(func):
@@ -88,17 +141,27 @@ def run_cli(argv):
 def main_worker(cases_path, results_path, workdir):
     signal.signal(signal.SIGALRM, _alarm)
     cases = json.load(open(cases_path))
-    x = f"{workdir}/x.npy"
-    np.save(x, np.zeros((1, 3, 32, 32), np.float32))
+    _setup(workdir)
+    x = FILES["x"]
     results = []
     for case in cases:
         path = case["path"]
         api = [dict(run_one(lambda f=f: f(path)), api=name) for name, f in API[case["api"]]]
         cli = []
-        if case["cli"]:
+        if case["cli"] is True:
             cli.append(run_cli(["convert", "--weights", path, "--output", f"{workdir}/o.npz"]))
             cli.append(run_cli(["forward", "--weights", path, "--input", x,
                                 "--output", f"{workdir}/o.npy"]))
+        elif case["cli"]:                  # argv templates: {path}, {x}, {w}, {dout}, {dump}, {work}
+            for argv in case["cli"]:
+                cli.append(run_cli([a.format(path=path, **FILES) for a in argv]))
+        if case.get("leftovers"):          # an output that failed leaves no temporary file
+            left = [f for d in {os.path.dirname(path), workdir} if os.path.isdir(d)
+                    for f in os.listdir(d) if f.startswith(".tmp-")]
+            if os.path.exists(path):
+                left.append(path)
+            for r in cli:
+                r["leftovers"] = left
         results.append({"id": case["id"], "api": api, "cli": cli})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     json.dump({"results": results, "peak_rss": peak}, open(results_path, "w"))

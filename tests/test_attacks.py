@@ -1,7 +1,9 @@
-"""The attack suite: ~310 generated hostile, malformed and oversized inputs (tests/_attacks.py),
-each through the Python API and, for weight files, through ``numpy-resnext convert`` and
-``forward``. Every one must end in a ResNeXtError whose message names the file and the
-problem (CLI: exit status 2, one line, no traceback), within 10 s, with no code executed,
+"""The attack suite: ~500 generated hostile, malformed and oversized inputs (tests/_attacks.py
+for weight files, images and outputs; tests/_attacks_io.py for --input / --dout arrays,
+compare's files, name patterns, torch and safetensors files and every command's output),
+each through the Python API and through the commands that read it (``convert`` and
+``forward`` for weight files, the command templates a case names otherwise). Every one
+must end in a ResNeXtError whose message names the file and the problem (CLI: exit status 2, one line, no traceback), within 10 s, with no code executed,
 and the workers' peak memory under 1.2 GiB (they run under RLIMIT_AS of that size, so a
 regression fails with MemoryError instead of exhausting the machine).
 """
@@ -17,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _attacks  # noqa: E402
+import _attacks_io  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = int(1.2 * 2 ** 30)
@@ -29,7 +32,14 @@ CLASSES = ["pickle-shared-refs", "pickle-deep-key", "pickle-colliding-keys", "pi
            "npz-truncated", "npz-bit-flip", "npz-member-kind", "npz-not-zip",
            "image-resize-size", "image-declared-size", "image-damaged", "special-fifo",
            "special-deep-dir", "special-symlink", "output", "corrupt-truncated", "corrupt-tar",
-           "corrupt-bit-flip"]
+           "corrupt-bit-flip",
+           # inputs beyond weight files, torch and safetensors, every command's output
+           "input-npy", "dout-npy", "compare-candidate-npz", "compare-reference-npz",
+           "compare-manifest-json", "map-json", "glob-backtracking", "special-fifo-inputs",
+           "torch-pickle-shared-refs", "torch-pickle-deep", "torch-pickle-int-keys",
+           "torch-pickle-huge-key", "torch-storage-size", "torch-zip-damaged",
+           "safetensors-header-size", "safetensors-json", "safetensors-damaged",
+           "output-commands"]
 
 
 def _limit_memory():
@@ -40,7 +50,7 @@ def _limit_memory():
 def outcome(tmp_path_factory):
     root = tmp_path_factory.mktemp("attacks")
     try:
-        cases = [c for gen in _attacks.GENERATORS for c in gen(root)]
+        cases = [c for gen in _attacks.GENERATORS + _attacks_io.GENERATORS for c in gen(root)]
     except BaseException:
         _attacks.remove_deep_dirs(root)
         raise
@@ -75,7 +85,7 @@ def _problems(case, result):
     name = os.path.basename(case["path"].rstrip("/"))[:40]
     for r in result["api"]:
         where = f"{case['id']} via {r['api']}"
-        if r["kind"] == "no-error" and case.get("may_load"):
+        if r["kind"] == "no-error" and (case.get("may_load") or case.get("completes")):
             continue
         if r["kind"] != "clean":
             out.append(f"{where}: {r['kind']} {r.get('type', '')} {r.get('msg', '')[-800:]}")
@@ -86,13 +96,23 @@ def _problems(case, result):
     for r in result["cli"]:
         where = f"{case['id']} via numpy-resnext {r['argv'][0]}"
         lines = r["stderr"].splitlines()
+        if r.get("leftovers"):
+            out.append(f"{where}: left behind {r['leftovers'][:3]}")
         if case.get("may_load") and r["kind"] == "exit" and r["rc"] == 0:
+            continue
+        if case.get("completes") and r["kind"] == "exit" and r["rc"] in (0, 1) \
+                and "Traceback" not in r["stderr"]:
             continue
         if r["kind"] != "exit" or r["rc"] != 2:
             out.append(f"{where}: {r['kind']} rc={r.get('rc')} {r.get('msg', '')[-800:]} "
                        f"{r['stderr'][-400:]}")
         elif "Traceback" in r["stderr"] or "internal error" in r["stderr"]:
             out.append(f"{where}: {r['stderr'][-800:]}")
+        elif case.get("progress") and lines and lines[-1].startswith(
+                f"numpy-resnext {r['argv'][0]}: error: "):
+            lines = lines[-1:]             # progress lines before the one error line
+            if name not in lines[0]:
+                out.append(f"{where}: stderr {r['stderr'][:300]!r} does not name {name}")
         elif not lines or not lines[0].startswith(f"numpy-resnext {r['argv'][0]}: error: "):
             out.append(f"{where}: stderr {r['stderr'][:300]!r}")
         elif case.get("may_load") and "not finite" in r["stderr"]:
@@ -121,7 +141,7 @@ def test_attack_class_gets_clean_errors(outcome, cls):
 def test_every_generated_class_is_checked(outcome):
     cases, _ = outcome
     assert {c["cls"] for c, _ in cases.values()} == set(CLASSES)
-    assert len(cases) >= 250
+    assert len(cases) >= 450
 
 
 def test_peak_memory_stays_under_the_ceiling(outcome):

@@ -150,7 +150,7 @@ def test_forward_errors(capsys, tmp_path, x_file):
                  "--input", flat, "--output", out_path)
     pickled = tmp_path / "obj.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    expect_error(capsys, "forward", "is not a plain .npy array", "ResNeXt50_32x4d", "--input", pickled,
+    expect_error(capsys, "forward", "is not a plain numeric dtype", "ResNeXt50_32x4d", "--input", pickled,
                  "--output", out_path)
     archive = tmp_path / "archive.npy"                                # an .npz under a .npy name
     with open(archive, "wb") as f:

@@ -232,10 +232,10 @@ def test_compare_command_exit_status_and_json(tmp_path, golden, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["{d}/nope.npz", "{d}/ref.npz"], "reference: file"),
-    (["{d}/ref.npz", "{d}/nope.npz"], "candidate: file"),
+    (["{d}/nope.npz", "{d}/ref.npz"], "cannot read the reference: it does not exist"),
+    (["{d}/ref.npz", "{d}/nope.npz"], "cannot read the candidate: it does not exist"),
     (["{d}/ref.npz", "{d}/ref.npz", "--map", "nosuchmap"], "neither a shipped map"),
-    (["{d}/ref.npz", "{d}/junk.npz"], "not a readable"),
+    (["{d}/ref.npz", "{d}/junk.npz"], "neither an .npy array nor an .npz archive"),
     (["{d}/ref.npz", "{d}/ref.npz", "--json", "{d}/no/such/dir/r.json"], "--json"),
 ])
 def test_compare_command_errors_exit_2(tmp_path, golden, capsys, args, message):

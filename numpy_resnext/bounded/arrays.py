@@ -114,6 +114,40 @@ def _check_member(info: zipfile.ZipInfo, where: str) -> None:
                           "decompression bomb or a damaged archive")
 
 
+def _read_stored(f, info: zipfile.ZipInfo, size: int, where: str) -> np.ndarray:
+    """A stored (uncompressed) member read straight from the file into the array, as
+    np.load reads a plain .npy: no intermediate copy through zipfile's buffers. The local
+    header is checked, and the CRC-32 computed over the bytes read, as zipfile would."""
+    f.seek(info.header_offset)
+    head = f.read(30)
+    if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        raise FormatError(f"{where}: no local zip header at byte {info.header_offset}")
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    if start + info.file_size > size:
+        raise FormatError(f"{where}: truncated: the member's {info.file_size} bytes from byte "
+                          f"{start} run past the end of the file ({size} bytes)")
+    f.seek(start)
+    shape, fortran, dtype, data_at = _header(f, where)
+    nbytes = check_shape(shape, dtype.itemsize, f"a {dtype} array", where)
+    held = start + info.file_size - data_at
+    if nbytes != held:
+        problem = "truncated" if nbytes > held else f"{held - nbytes} bytes too many"
+        raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
+                          f"{list(shape)} ({nbytes} bytes of data), the member holds {held} "
+                          "after the header")
+    out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+    _fill(f, out, where, f"the {dtype} array of shape {list(shape)}")
+    f.seek(start)
+    crc = zlib.crc32(f.read(data_at - start))
+    crc = zlib.crc32(memoryview(out.reshape(-1).view(np.uint8)), crc)
+    if crc != info.CRC:
+        raise FormatError(f"{where}: damaged archive member: CRC-32 {crc:08x}, the archive "
+                          f"records {info.CRC:08x}")
+    out = out.T if fortran else out
+    return out.astype(dtype.newbyteorder("="), copy=False)
+
+
 def read_npz(path, what="array archive") -> "OrderedDict[str, np.ndarray]":
     """Every array of a .npz (name without .npy -> array), each member checked first."""
     where = str(path)
@@ -147,6 +181,9 @@ def read_npz(path, what="array archive") -> "OrderedDict[str, np.ndarray]":
             for info in infos:
                 member = f"{where}:{short_repr(info.filename, 80)}"
                 try:
+                    if info.compress_type == zipfile.ZIP_STORED:
+                        out[info.filename[:-4]] = _read_stored(f, info, size, member)
+                        continue
                     with z.open(info) as m:
                         out[info.filename[:-4]] = read_npy_stream(m, info.file_size, member)
                 except FormatError:

@@ -16,6 +16,8 @@ from ..errors import ArchitectureError, InputError
 from ..init import DEFAULT_INIT, INITS
 from ..model import build
 from ..preprocess import describe, load_image, preprocess
+from ..bounded import check_regular, clip_list, first_bytes, read_npy, read_npz
+from ..bounded.arrays import ZIP_MAGICS
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -51,22 +53,17 @@ class Progress:
 
 
 def load_npy(path, what="input"):
-    """A .npy array, never unpickling objects; clear errors for missing or bad files."""
+    """A .npy array, read as :func:`numpy_resnext.bounded.read_npy` reads: a regular file
+    (a FIFO is refused, never waited on), a plain numeric dtype (nothing unpickled), the
+    header's shape checked against the file's size and the reading ceiling first."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{what}: file {path!r} does not exist")
-    try:
-        value = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise InputError(f"{what}: {path!r} is not a plain .npy array ({exc})") from None
-    except OSError as exc:
-        raise InputError(f"{what}: cannot read {path!r} ({exc})") from None
-    if not isinstance(value, np.ndarray):         # np.load opens a .npz archive whatever the name
-        names = list(value.files)
-        value.close()
+    if first_bytes(path, 4, what) in ZIP_MAGICS:      # an .npz, whatever its name
+        names = list(read_npz(path, what))
         raise InputError(f"{what}: expected a plain .npy array, found an .npz archive {path!r} "
-                         f"holding {names}; save the one array with numpy.save")
-    return value
+                         f"holding {clip_list(names, 8)}; save the one array with numpy.save")
+    return read_npy(path, what)
 
 
 def cast_input(x, dtype, what="input"):
@@ -145,6 +142,7 @@ def load_input(path, dtype, what="--input"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{what}: file {path!r} does not exist")
+    check_regular(path, what)                         # a directory, a FIFO: say so
     if path.lower().endswith(IMAGE_EXTS):
         x, note = load_image(path, dtype="float32"), describe()
     else:

@@ -10,7 +10,8 @@ from ..explain import (block_layout, branch_contributions, denormalize, format_c
                        synthetic_image)
 from ..plan import layer_plan
 from ..shapes import min_input_size, valid_size
-from ._common import Progress, add_command, add_model_options, load_input, load_model
+from ._common import (Progress, add_command, add_model_options, check_output_path, load_input,
+                      load_model)
 
 
 def add_parser(sub):
@@ -49,6 +50,7 @@ def run(args):
         raise InputError(f"--png: expected a file name ending in .png, found {args.png!r}")
     if args.png is not None:
         require_matplotlib()                 # fail before the slow part, not after
+        check_output_path(args.png, "--png")
     config = get_arch(args.arch)
     layer_plan(config).block(args.block)            # a clear error for an unknown block, early
     x = load_input(args.input, args.dtype)[0] if args.input else None

@@ -15,6 +15,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .._files import atomic_write
+from ..bounded import expect, expect_keys, expect_shape, loads_json, read_array_file, short_repr
 from ..checksums import params_sha256, tensor_sha256
 from ..errors import FormatError, InputError
 
@@ -111,41 +112,46 @@ def read_golden(path, verify=True, what="golden file"):
     Object arrays are refused (nothing is ever unpickled).
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"{what}: file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise InputError(f"{what}: {path!r} is a directory; expected an .npz or .npy file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise FormatError(f"{what}: {path!r} is not a readable .npz/.npy file ({exc})") from None
+    loaded = read_array_file(path, what)        # regular files only, sizes checked first
     if isinstance(loaded, np.ndarray):
         return OrderedDict([(LOGITS_NAME, loaded)]), None
     tensors, manifest = OrderedDict(), None
-    with loaded:
-        for name in loaded.files:
-            try:
-                value = loaded[name]
-            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-                raise FormatError(f"{what}: member {name!r} of {path!r} cannot be read ({exc})") from None
-            if name == MANIFEST_KEY:
-                manifest = _parse_manifest(value, path, what)
-            else:
-                tensors[name] = value
+    for name, value in loaded.items():
+        if name == MANIFEST_KEY:
+            manifest = _parse_manifest(value, path, what)
+        else:
+            tensors[name] = value
     if manifest is not None and verify:
         verify_manifest(tensors, manifest, f"{what} {path!r}")
     return tensors, manifest
 
 
 def _parse_manifest(value, path, what):
-    try:
-        manifest = json.loads(value.astype(np.uint8).tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{what}: the manifest of {path!r} is not valid JSON ({exc})") from None
+    """The manifest, parsed with a depth bound and checked against the structure the
+    readers use: a wrong type is named by its JSON path, never met as a KeyError later."""
+    source = f"{what} {path}: {MANIFEST_KEY}"
+    if value.dtype != np.uint8 or value.ndim != 1:
+        raise FormatError(f"{source}: expected the uint8 bytes of a JSON text, found "
+                          f"{value.dtype} of shape {list(value.shape)}")
+    manifest = loads_json(value.tobytes(), source, what="JSON manifest")
     found = manifest.get("format") if isinstance(manifest, dict) else None
     if found != FORMAT:
         raise FormatError(f"{what}: {path!r} has a {MANIFEST_KEY} member that is not a "
-                          f"{FORMAT} manifest (format={found!r})")
+                          f"{FORMAT} manifest (format={short_repr(found)})")
+    for i, rec in enumerate(expect(manifest.get("tensors", []), list, "tensors", source)):
+        where = f"tensors[{i}]"
+        expect_keys(rec, ("name", "shape", "dtype", "sha256"), where, source, optional=None)
+        for key in ("name", "dtype", "sha256"):
+            expect(rec[key], str, f"{where}.{key}", source)
+        expect_shape(rec["shape"], f"{where}.shape", source)
+    tolerances = manifest.get("suggested_tolerances")
+    if tolerances is not None:
+        expect(tolerances, dict, "suggested_tolerances", source)
+        for key, tol in tolerances.items():
+            where = f"suggested_tolerances[{short_repr(key, 40)}]"
+            expect_keys(tol, ("rtol", "atol"), where, source, optional=None)
+            for k in ("rtol", "atol"):
+                expect(tol[k], (int, float), f"{where}.{k}", source)
     return manifest
 
 

@@ -24,6 +24,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..bounded import clip_list, short_repr
 from ..errors import WeightsError
 from .torch_pickle import TensorRef
 
@@ -46,7 +47,8 @@ def _tensor_share(d) -> float:
 
 
 def _describe_keys(d, skip) -> str:
-    return ", ".join(repr(k) for k in d if k != skip) or "(none)"
+    """The keys for a message, each cut before repr, at most ten of them."""
+    return clip_list([short_repr(k, 60) for k in d if k != skip]) or "(none)"
 
 
 def select_state_dict(obj, ema=None, source="<checkpoint>"):
@@ -93,11 +95,11 @@ def select_state_dict(obj, ema=None, source="<checkpoint>"):
     tensors = OrderedDict((k, v) for k, v in obj.items() if is_tensor(v))
     bad_keys = [k for k in tensors if not isinstance(k, str)]
     if bad_keys:
-        raise WeightsError(f"{source}: state dict keys must be strings, found {bad_keys[:5]}")
+        raise WeightsError(f"{source}: state dict keys must be strings, found {clip_list([short_repr(k, 60) for k in bad_keys], 5)}")
     rest = [k for k in obj if not is_tensor(obj[k])]
     if rest:
         notes.append(f"{len(rest)} non-tensor entr{'y' if len(rest) == 1 else 'ies'} in the "
-                     f"state dict not read: {', '.join(map(repr, rest[:8]))}")
+                     f"state dict not read: {clip_list([short_repr(k, 60) for k in rest], 8)}")
     tensors, stripped = strip_prefixes(tensors)
     notes.extend(stripped)
     return tensors, notes

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 from collections import OrderedDict
 
 import numpy as np
 
 from .._files import atomic_write
+from ..bounded import check_shape, loads_json, open_regular, short_repr
 from ..errors import FormatError
 from .torch_pickle import widen_bfloat16
 
@@ -40,8 +40,8 @@ def _itemsize(dtype):
 
 def read_safetensors_header(path):
     """(entries {name: (dtype, shape, begin, end)} in offset order, metadata, buffer start)."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    f, size = open_regular(path, "safetensors file")
+    with f:
         raw = f.read(8)
         if len(raw) != 8:
             raise FormatError(f"{path}: {size} bytes, too short for a safetensors header")
@@ -50,10 +50,8 @@ def read_safetensors_header(path):
             raise FormatError(f"{path}: header length {n} (at most {MAX_HEADER} and the "
                               f"{size - 8} bytes after it)")
         text = f.read(n)
-    try:
-        header = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: header is not UTF-8 JSON ({exc})") from None
+    # depth-bounded, finite numbers, integers of at most 40 digits (bounded.jsonread)
+    header = loads_json(text, f"{path}: header", what="UTF-8 JSON")
     if not isinstance(header, dict):
         raise FormatError(f"{path}: header is a JSON {type(header).__name__}, expected an object")
     metadata = header.pop("__metadata__", None) or {}
@@ -63,20 +61,23 @@ def read_safetensors_header(path):
     buffer = size - 8 - n
     entries = {}
     for name, e in header.items():
-        where = f"{path}: tensor {name!r}"
+        where = f"{path}: tensor {short_repr(name)}"
         if not (isinstance(e, dict) and set(e) >= {"dtype", "shape", "data_offsets"}):
-            raise FormatError(f"{where}: expected {{dtype, shape, data_offsets}}, found {e!r:.80}")
-        dtype = DTYPES.get(e["dtype"])
+            raise FormatError(f"{where}: expected {{dtype, shape, data_offsets}}, found "
+                              f"{short_repr(e, 80)}")
+        dtype = DTYPES.get(e["dtype"]) if isinstance(e["dtype"], str) else None
         shape, offs = e["shape"], e["data_offsets"]
         if dtype is None:
-            raise FormatError(f"{where}: dtype {e['dtype']!r:.20} (known: {', '.join(DTYPES)})")
+            raise FormatError(f"{where}: dtype {short_repr(e['dtype'], 20)} (known: "
+                              f"{', '.join(DTYPES)})")
         if not (isinstance(shape, list) and len(shape) <= 32
                 and all(type(d) is int and d >= 0 for d in shape)):
-            raise FormatError(f"{where}: shape {shape!r:.80} (a list of non-negative ints)")
+            raise FormatError(f"{where}: shape {short_repr(shape, 80)} (a list of non-negative ints)")
         if not (isinstance(offs, list) and len(offs) == 2 and all(type(o) is int for o in offs)
                 and 0 <= offs[0] <= offs[1] <= buffer):
-            raise FormatError(f"{where}: data_offsets {offs!r:.60} outside the {buffer}-byte "
-                              "data buffer")
+            raise FormatError(f"{where}: data_offsets {short_repr(offs, 60)} outside the "
+                              f"{buffer}-byte data buffer")
+        check_shape(shape, _itemsize(dtype), f"a {dtype} tensor", where)   # before multiplying
         need = math.prod(shape) * _itemsize(dtype)
         if offs[1] - offs[0] != need:
             raise FormatError(f"{where}: {dtype}{shape} needs {need} bytes, data_offsets "
@@ -86,7 +87,7 @@ def read_safetensors_header(path):
     end = 0
     for name, (_, _, begin, stop) in ordered:
         if begin != end:
-            raise FormatError(f"{path}: tensor {name!r} starts at byte {begin} of the data "
+            raise FormatError(f"{path}: tensor {short_repr(name)} starts at byte {begin} of the data "
                               f"buffer, expected {end} (tensors must tile it: "
                               f"{'overlap' if begin < end else 'gap'})")
         end = stop
@@ -100,12 +101,13 @@ def read_safetensors(path, names=None):
     entries, metadata, start = read_safetensors_header(path)
     wanted = entries if names is None else {k: entries[k] for k in names}
     out = OrderedDict()
-    with open(path, "rb") as f:
+    f, _ = open_regular(path, "safetensors file")
+    with f:
         for name, (dtype, shape, begin, stop) in wanted.items():
             arr = np.empty(shape, "<u2" if dtype == "bfloat16" else np.dtype(dtype).newbyteorder("<"))
             f.seek(start + begin)
             if stop > begin and f.readinto(memoryview(arr.reshape(-1)).cast("B")) != stop - begin:
-                raise FormatError(f"{path}: tensor {name!r} cut off by the end of the file")
+                raise FormatError(f"{path}: tensor {short_repr(name)} cut off by the end of the file")
             if dtype == "bfloat16":
                 arr = widen_bfloat16(arr)
             out[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError
+from ..bounded import check_nbytes, clip_list, first_bytes, get_limits, open_regular, short_repr
+from ..errors import FormatError, ResNeXtError
 from .torch_pickle import ITEMSIZE, load_torch_pickle, widen_bfloat16
 
 __all__ = ["TorchFile", "open_torch", "is_torch_file", "LEGACY_MAGIC", "LEGACY_HEAD"]
@@ -40,14 +41,14 @@ LEGACY_PROTOCOL = 1001
 LEGACY_HEAD = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
 ZIP_HEAD = b"PK\x03\x04"
 MAX_PICKLE = 256 << 20          # the object pickle of a state dict is kilobytes
+WHAT = "torch checkpoint"
 
 
 def is_torch_file(path) -> bool:
     """True when ``path`` starts like a torch.save file (zip or legacy)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(LEGACY_HEAD))
-    except OSError:
+        head = first_bytes(path, len(LEGACY_HEAD), WHAT)
+    except ResNeXtError:                 # missing, a FIFO, a directory: not a torch file
         return False
     if head.startswith(LEGACY_HEAD):
         return True
@@ -56,10 +57,11 @@ def is_torch_file(path) -> bool:
 
 def _zip_has_data_pkl(path) -> bool:
     try:
-        with zipfile.ZipFile(path) as z:
+        f, _ = open_regular(path, WHAT)
+        with f, zipfile.ZipFile(f) as z:
             return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False
+    except Exception:                    # noqa: BLE001 - any damage: not recognised here;
+        return False                     # the reader that claims the file says why
 
 
 class TorchFile:
@@ -84,7 +86,8 @@ class TorchFile:
         for ref in refs.values():
             users[ref.storage.key] = users.get(ref.storage.key, 0) + 1
         cache, out = {}, OrderedDict()
-        with open(self.source, "rb") as f:
+        f, _ = open_regular(self.source, WHAT)
+        with f:
             for name, ref in refs.items():
                 key = ref.storage.key
                 if key not in cache:
@@ -96,19 +99,20 @@ class TorchFile:
 
     def _check(self, name, ref):
         info = ref.storage
-        where = f"{self.source}: tensor {name!r}"
+        where = f"{self.source}: tensor {short_repr(name)}"
         if ref.extent() > info.numel:
             raise FormatError(f"{where}: size {list(ref.size)}, stride {list(ref.stride)} at "
                               f"offset {ref.offset} reaches element {ref.extent() - 1} of "
-                              f"storage {info.key!r}, which holds {info.numel}")
+                              f"storage {short_repr(info.key)}, which holds {info.numel}")
         if ref.numel > max(info.numel, 1):
             raise FormatError(f"{where}: {ref.numel} elements from a storage of {info.numel} "
                               "(overlapping strides; a weight never repeats itself)")
         start, nbytes = self._locate(info.key)
         if nbytes != info.numel * ITEMSIZE[info.dtype]:
-            raise FormatError(f"{self.source}: storage {info.key!r} ({info.dtype}) should hold "
+            raise FormatError(f"{self.source}: storage {short_repr(info.key)} ({info.dtype}) should hold "
                               f"{info.numel} elements = {info.numel * ITEMSIZE[info.dtype]} "
                               f"bytes, the file holds {nbytes}")
+        check_nbytes(nbytes, f"storage {short_repr(info.key)}", self.source)  # the ceiling
 
     def _read_storage(self, f, info) -> np.ndarray:
         start, nbytes = self._locate(info.key)
@@ -116,7 +120,7 @@ class TorchFile:
         buf = np.empty(info.numel, dtype)
         f.seek(start)
         if f.readinto(memoryview(buf).cast("B")) != nbytes:
-            raise FormatError(f"{self.source}: storage {info.key!r} is cut off by the end of "
+            raise FormatError(f"{self.source}: storage {short_repr(info.key)} is cut off by the end of "
                               "the file")
         if self._big and dtype.itemsize > 1:
             buf = buf.byteswap()
@@ -140,21 +144,25 @@ def _view(storage, ref, copy):
 
 # --- zip format ---------------------------------------------------------------------------
 def _read_zip(path: Path) -> TorchFile:
-    size = os.path.getsize(path)
+    fz, size = open_regular(path, WHAT)
     try:
-        z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise FormatError(f"{path}: not a readable zip archive ({exc})") from None
-    with z:
+        z = zipfile.ZipFile(fz)
+    except Exception as exc:   # noqa: BLE001 - zipfile on a hostile directory: BadZipFile,
+        fz.close()             # NotImplementedError, UnicodeDecodeError, struct.error ...
+        raise FormatError(f"{path}: not a readable zip archive: {type(exc).__name__}: "
+                          f"{str(exc)[:200]}") from None
+    with fz, z:
         infos = {i.filename: i for i in z.infolist()}
         pkls = [n for n in infos if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pkls) != 1:
             raise FormatError(f"{path}: a torch.save zip holds exactly one <root>/data.pkl, "
-                              f"found {pkls or 'none'} among {list(infos)[:6]}")
+                              f"found {clip_list([short_repr(n) for n in pkls], 3) or 'none'} among "
+                              f"{clip_list([short_repr(n) for n in infos], 6)}")
         root = pkls[0][: -len("data.pkl")]
         stray = [n for n in infos if not n.startswith(root)]
         if stray:
-            raise FormatError(f"{path}: members outside {root!r}: {stray[:5]}")
+            raise FormatError(f"{path}: members outside {short_repr(root)}: "
+                              f"{clip_list([short_repr(n) for n in stray], 5)}")
         big = False
         if root + "byteorder" in infos:
             order = _small_member(z, infos[root + "byteorder"], path)
@@ -163,17 +171,19 @@ def _read_zip(path: Path) -> TorchFile:
             big = order == b"big"
         pkl = infos[root + "data.pkl"]
         _stored(pkl, path)
-        if pkl.file_size > MAX_PICKLE:
-            raise FormatError(f"{path}: data.pkl is {pkl.file_size} bytes (at most "
-                              f"{MAX_PICKLE} for a state dict's pickle)")
+        limit = min(MAX_PICKLE, get_limits().max_bytes)
+        if pkl.file_size > limit or pkl.file_size > size:
+            raise FormatError(f"{path}: data.pkl declares {pkl.file_size} bytes (at most "
+                              f"{limit} for a state dict's pickle, and the file holds {size})")
         data = z.read(pkl)
     obj, storages = load_torch_pickle(io.BytesIO(data), f"{path}:{root}data.pkl", len(data))
-    with open(path, "rb") as f:
+    f, _ = open_regular(path, WHAT)
+    with f:
         where = {}
         for key in storages:
             info = infos.get(f"{root}data/{key}")
             if info is None:
-                raise FormatError(f"{path}: storage {key!r} named in data.pkl has no member "
+                raise FormatError(f"{path}: storage {short_repr(key)} named in data.pkl has no member "
                                   f"{root}data/{key}")
             _stored(info, path)
             where[key] = (_data_start(f, info, size, path), info.file_size)
@@ -231,9 +241,9 @@ def _pickle_bytes(raw, pos, size):
 
 
 def _read_legacy(path: Path) -> TorchFile:
-    size = os.path.getsize(path)
+    raw, size = open_regular(path, WHAT)
     src = str(path)
-    with open(path, "rb") as raw:
+    with raw:
         pos = 0
 
         def next_pickle(what, legacy=False):
@@ -245,16 +255,17 @@ def _read_legacy(path: Path) -> TorchFile:
                 for what in ("magic number", "protocol version", "sys_info")]
         magic, protocol, sys_info = head
         if magic != LEGACY_MAGIC or protocol != LEGACY_PROTOCOL:
-            raise FormatError(f"{src}: legacy torch header {magic!r:.30}, {protocol!r:.20}; "
+            raise FormatError(f"{src}: legacy torch header {short_repr(magic, 30)}, "
+                              f"{short_repr(protocol, 20)}; "
                               f"expected magic {LEGACY_MAGIC:#x} and protocol {LEGACY_PROTOCOL}")
         if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
-            raise FormatError(f"{src}: sys_info {sys_info!r:.80}: only little-endian files "
+            raise FormatError(f"{src}: sys_info {short_repr(sys_info, 80)}: only little-endian files "
                               "are read")
         obj, storages = next_pickle("", legacy=True)
         keys, _ = next_pickle(" (storage keys)")
         if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)) \
                 or sorted(keys) != sorted(storages):
-            raise FormatError(f"{src}: the storage key list {str(keys)[:80]} does not match "
+            raise FormatError(f"{src}: the storage key list {short_repr(keys, 80)} does not match "
                               f"the {len(storages)} storages the object names")
         where = {}
         for key in keys:
@@ -262,11 +273,11 @@ def _read_legacy(path: Path) -> TorchFile:
             raw.seek(pos)
             count = raw.read(8)
             if len(count) != 8:
-                raise FormatError(f"{src}: storage {key!r}: element count cut off at byte {pos}")
+                raise FormatError(f"{src}: storage {short_repr(key)}: element count cut off at byte {pos}")
             (numel,) = struct.unpack("<q", count)
             nbytes = numel * ITEMSIZE[info.dtype]
             if numel != info.numel or pos + 8 + nbytes > size:
-                raise FormatError(f"{src}: storage {key!r} at byte {pos}: {numel} elements "
+                raise FormatError(f"{src}: storage {short_repr(key)} at byte {pos}: {numel} elements "
                                   f"recorded, the pickle says {info.numel}; "
                                   f"{size - pos - 8} bytes remain")
             where[key] = (pos + 8, nbytes)
@@ -283,8 +294,7 @@ def _read_legacy(path: Path) -> TorchFile:
 def open_torch(path) -> TorchFile:
     """Open a torch.save file (either format): its object, storages read lazily."""
     path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(len(LEGACY_HEAD))
+    head = first_bytes(path, len(LEGACY_HEAD), WHAT)
     if head.startswith(LEGACY_HEAD):
         return _read_legacy(path)
     if head.startswith(ZIP_HEAD):

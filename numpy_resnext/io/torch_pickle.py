@@ -33,11 +33,12 @@ from __future__ import annotations
 import collections
 import math
 import pickle
-import pickletools
 
 import numpy as np
 
+from ..bounded import get_limits, short_repr
 from ..errors import FormatError
+from .pickle_scan import FORBIDDEN, Truncated, scan_opcodes
 from .safe_pickle import ALLOWED_GLOBALS, _Allowed, _Refused
 
 __all__ = ["TensorRef", "StorageInfo", "TorchUnpickler", "load_torch_pickle", "STORAGE_DTYPES"]
@@ -111,7 +112,7 @@ class TensorRef:
 def _int_tuple(value, what):
     if not (isinstance(value, tuple) and len(value) <= MAX_DIMS
             and all(type(v) is int for v in value)):
-        raise _Refused(f"tensor {what} {value!r:.80} (expected a tuple of at most "
+        raise _Refused(f"tensor {what} {short_repr(value, 80)} (expected a tuple of at most "
                        f"{MAX_DIMS} ints)")
     return value
 
@@ -126,7 +127,7 @@ def _rebuild_tensor(storage, offset, size, stride):
         raise _Refused(f"tensor rebuilt from a {type(storage).__name__}, expected a storage "
                        "persistent id")
     if type(offset) is not int or offset < 0:
-        raise _Refused(f"tensor storage offset {offset!r:.40}")
+        raise _Refused(f"tensor storage offset {short_repr(offset, 40)}")
     size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
     if len(size) != len(stride) or min(size + stride, default=0) < 0:
         raise _Refused(f"tensor size {size} and stride {stride} (same length, non-negative)")
@@ -185,61 +186,64 @@ class TorchUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         n = 6 if self.legacy else 5
         if not (isinstance(pid, tuple) and len(pid) == n and pid[0] == "storage"):
-            raise _Refused(f"persistent id {pid!r:.80} (expected ('storage', type, key, "
+            raise _Refused(f"persistent id {short_repr(pid, 80)} (expected ('storage', type, key, "
                            f"location, numel{', None' if self.legacy else ''}))")
         _, kind, key, location, numel = pid[:5]
         if type(kind) is not _StorageType or not isinstance(key, str) \
                 or not isinstance(location, str) or type(numel) is not int or numel < 0:
-            raise _Refused(f"persistent id {pid!r:.80}")
+            raise _Refused(f"persistent id {short_repr(pid, 80)}")
         if self.legacy and pid[5] is not None:
-            raise _Refused(f"storage {key!r} is a view of another storage (pre-1.0 files)")
+            raise _Refused(f"storage {short_repr(key)} is a view of another storage (pre-1.0 files)")
         if not location.startswith(("cpu", "cuda", "mps", "xpu")):
-            raise _Refused(f"storage {key!r} on unknown device {location!r:.40}")
+            raise _Refused(f"storage {short_repr(key)} on unknown device {short_repr(location, 40)}")
         known = self.storages.get(key)
         if known is None:
             known = self.storages[key] = StorageInfo(key, kind.dtype, numel)
         elif (known.dtype, known.numel) != (kind.dtype, numel):
-            raise _Refused(f"storage {key!r} named as {known.dtype}[{known.numel}] and as "
+            raise _Refused(f"storage {short_repr(key)} named as {known.dtype}[{known.numel}] and as "
                            f"{kind.dtype}[{numel}]")
         return known
 
 
+# torch.save names its storages with BINPERSID (protocol 2); everything else the shared
+# pass refuses stays refused (PERSID, protocol 0's text form, is never written by torch)
+TORCH_FORBIDDEN = FORBIDDEN - {"BINPERSID"}
+
+
 def scan(fileobj, size):
-    """Walk the opcodes once before unpickling: every length must fit in the ``size`` bytes
-    left, memo indices cannot run ahead of the opcodes (a hostile PUT 2**31 grows the memo
-    table), and out-of-band buffers are refused. The stream is left where it started."""
-    start = fileobj.tell()
-    count = 0
-    try:
-        for op, arg, pos in pickletools.genops(fileobj):
-            count += 1
-            if op.name in ("NEXT_BUFFER", "READONLY_BUFFER", "PERSID"):
-                raise _Refused(f"opcode {op.name} at byte {pos} (not used by torch.save)")
-            if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > count:
-                raise _Refused(f"{op.name} at byte {pos} uses memo index {arg} after only "
-                               f"{count} opcodes")
-            if op.name == "FRAME" and arg > size:
-                raise _Refused(f"FRAME at byte {pos} claims {arg} bytes of a {size}-byte pickle")
-    except _Refused:
-        raise
-    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
-        raise _Refused(f"corrupt pickle ({exc})") from None
-    end = fileobj.tell()
-    fileobj.seek(start)
-    return end
+    """The opcode pass of :mod:`.pickle_scan` (lengths against the bytes left, memo indices,
+    container depth, big-integer dict keys) before the unpickler sees a byte; persistent
+    ids allowed, as torch's storages are named by them. The stream is left where it was."""
+    scan_opcodes(fileobj, size, forbidden=TORCH_FORBIDDEN)
 
 
-def _finish(obj, depth=0):
-    """Plain containers, scalars and TensorRefs only; bare globals or storages refused."""
-    if depth > 100:
-        raise _Refused("containers nested more than 100 deep")
+def _finish(obj, depth=0, done=None):
+    """Plain containers, scalars and TensorRefs only; bare globals or storages refused.
+
+    A shared object (memoised once, referenced many times) is checked once and its result
+    shared the same way (``done``, by id), as pickle itself does: a small pickle nesting a
+    list by reference would otherwise be walked, and copied, once per path to it."""
+    done = {} if done is None else done
+    key = id(obj)
+    if key in done:
+        return done[key]
+    if depth > get_limits().max_depth:
+        raise _Refused(f"containers nested more than {get_limits().max_depth} deep")
     kind = type(obj)
     if kind in (TensorRef, str, bytes, int, float, bool, type(None), complex):
         return obj
     if kind in (dict, collections.OrderedDict):
-        return kind((_finish(k, depth + 1), _finish(v, depth + 1)) for k, v in obj.items())
-    if kind in (list, tuple, set, frozenset):
-        return kind(_finish(v, depth + 1) for v in obj)
+        out = done[key] = kind()                 # registered first: a cycle ends here
+        for k, v in obj.items():
+            out[_finish(k, depth + 1, done)] = _finish(v, depth + 1, done)
+        return out
+    if kind is list:
+        out = done[key] = []
+        out.extend(_finish(v, depth + 1, done) for v in obj)
+        return out
+    if kind in (tuple, set, frozenset):
+        out = done[key] = kind(_finish(v, depth + 1, done) for v in obj)
+        return out
     if isinstance(obj, _Allowed):
         raise _Refused(f"a bare reference to the global {obj.name}")
     raise _Refused(f"an object of type {kind.__name__}")
@@ -255,6 +259,8 @@ def load_torch_pickle(fileobj, source, size, legacy=False):
         unpickler = TorchUnpickler(fileobj, legacy=legacy)
         obj = _finish(unpickler.load())
         return obj, unpickler.storages
+    except Truncated as exc:
+        raise FormatError(f"{source}: truncated or corrupt pickle: {exc}") from None
     except _Refused as exc:
         raise FormatError(f"{source}: refused to unpickle: {exc}; this is not a plain "
                           "weights file and nothing in it was executed") from None

@@ -19,7 +19,6 @@ materialised as NumPy arrays under the file's names (prefixes removed).
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import zipfile
@@ -27,6 +26,7 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 
+from ..bounded import clip_list, first_bytes, is_regular, loads_json, read_bytes, short_repr
 from ..errors import FormatError, ResNeXtError, WeightsError
 from .checkpoint import select_state_dict, strip_prefixes
 from .safetensors import read_safetensors, read_safetensors_header
@@ -41,11 +41,12 @@ MAX_JSON = 64 << 20
 
 
 def _is_safetensors(path) -> bool:
+    if not is_regular(path):
+        return False
     try:
         size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
+        head = first_bytes(path, 9, "safetensors file")
+    except (OSError, ResNeXtError):
         return False
     if len(head) < 9:
         return False
@@ -73,13 +74,8 @@ def foreign_kind(path):
 
 
 def _read_json(path, what):
-    size = os.path.getsize(path)
-    if size > MAX_JSON:
-        raise FormatError(f"{path}: {size} bytes, too large for {what}")
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: {what} is not JSON ({exc})") from None
+    """A regular JSON file of at most MAX_JSON bytes, parsed with a depth bound."""
+    return loads_json(read_bytes(path, what, limit=MAX_JSON), str(path), what=f"JSON ({what})")
 
 
 def _torch_tensors(path, ema, names=None):
@@ -95,7 +91,7 @@ def _safetensors_tensors(path, names=None):
     tensors, metadata = read_safetensors(path, names)
     notes = []
     if metadata:
-        shown = ", ".join(f"{k}={v[:60]}" for k, v in list(metadata.items())[:6])
+        shown = ", ".join(f"{short_repr(k, 40)}={v[:60]}" for k, v in list(metadata.items())[:6])
         notes.append(f"safetensors metadata: {shown}")
     tensors, stripped = strip_prefixes(tensors)
     return tensors, notes + stripped
@@ -112,25 +108,28 @@ def _read_index(path, ema):
     shards = OrderedDict()
     for name, shard in wmap.items():
         if os.path.basename(shard) != shard or shard in ("", ".", ".."):
-            raise FormatError(f"{path}: shard {shard!r} for {name!r} is not a file name in "
+            raise FormatError(f"{path}: shard {short_repr(shard)} for {short_repr(name)} is not a file name in "
                               "the index's directory")
         shards.setdefault(shard, []).append(name)
     tensors, notes = OrderedDict(), [f"sharded: {len(wmap)} tensors in {len(shards)} files"]
     for shard, names in shards.items():
         spath = path.parent / shard
         if not spath.is_file():
-            raise FormatError(f"{path}: shard {shard} is missing (it holds {names[:3]} ...)")
+            raise FormatError(f"{path}: shard {shard[:200]} is missing (it holds ["
+                              f"{clip_list([short_repr(n) for n in names], 3)}])")
         if _is_safetensors(spath):
             entries, _, _ = read_safetensors_header(spath)
             absent = [n for n in names if n not in entries]
             if absent:
-                raise FormatError(f"{spath}: lacks {absent[:5]} that the index places in it")
+                raise FormatError(f"{spath}: lacks [{clip_list([short_repr(n) for n in absent], 5)}] "
+                                  "that the index places in it")
             part, _ = read_safetensors(spath, names)
         else:
             part, sub = _torch_tensors(spath, ema, set(names))
             absent = [n for n in names if n not in part]
             if absent:
-                raise FormatError(f"{spath}: lacks {absent[:5]} that the index places in it")
+                raise FormatError(f"{spath}: lacks [{clip_list([short_repr(n) for n in absent], 5)}] "
+                                  "that the index places in it")
             notes.extend(n for n in sub if n not in notes and not n.startswith("torch-"))
         tensors.update((n, part[n]) for n in names)
     tensors, stripped = strip_prefixes(tensors)
@@ -145,8 +144,8 @@ def _read_hub_dir(path, ema):
         cfg = _read_json(config, "config.json")
         if isinstance(cfg, dict):
             arch = cfg.get("architecture") or cfg.get("architectures")
-            shown = {k: cfg[k] for k in ("num_classes", "num_labels") if k in cfg}
-            notes.append(f"config.json: architecture {arch!r}"
+            shown = {k: short_repr(cfg[k], 20) for k in ("num_classes", "num_labels") if k in cfg}
+            notes.append(f"config.json: architecture {short_repr(arch)}"
                          + (f", {shown}" if shown else "")
                          + " (the architecture is inferred from the tensors)")
     chosen = next(f for f in HUB_FILES if (path / f).is_file())
