@@ -42,7 +42,7 @@ import re
 
 import numpy as np
 
-from ..bounded import check_shape, short_repr
+from ..bounded import check_shape, get_limits, short_repr
 from ..errors import FormatError
 from .pickle_scan import Refused, Truncated, scan_opcodes
 
@@ -189,6 +189,8 @@ def _allow(table):
     return {key: _Allowed(".".join(key), func) for key, func in table.items()}
 
 
+_CONTAINERS = {"tuple": tuple, "list": list, "dict": dict, "set": set, "frozenset": frozenset,
+               "bytes": _empty_bytes}
 ALLOWED_GLOBALS = _allow({
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
@@ -196,26 +198,18 @@ ALLOWED_GLOBALS = _allow({
     ("numpy.core.multiarray", "scalar"): _scalar,
     ("numpy", "dtype"): _DtypeStub,
     ("_codecs", "encode"): _encode,
-    ("builtins", "tuple"): tuple,
-    ("builtins", "list"): list,
-    ("builtins", "dict"): dict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
     ("collections", "OrderedDict"): collections.OrderedDict,
-    # Protocol 2 spells builtins as __builtin__ (Python 2 writers); same objects.
-    ("__builtin__", "tuple"): tuple,
-    ("__builtin__", "list"): list,
-    ("__builtin__", "set"): set,
-    ("__builtin__", "frozenset"): frozenset,
-    ("__builtin__", "dict"): dict,
-    ("__builtin__", "bytes"): _empty_bytes,
-    ("builtins", "bytes"): _empty_bytes,
+    # protocol 2 spells builtins as __builtin__ (Python 2 writers): the same objects
+    **{(module, name): func for module in ("builtins", "__builtin__")
+       for name, func in _CONTAINERS.items()},
 })
 ALLOWED_GLOBALS[("numpy", "ndarray")] = _NDARRAY
 
 
-def _finish(obj, depth=0, done=None):
-    """Replace the stand-ins by the arrays/dtypes they hold, through plain containers.
+def finish_containers(obj, leaf, depth=0, done=None):
+    """Rebuild ``obj`` through plain containers (dict, OrderedDict, list, tuple, set,
+    frozenset), converting every other object with ``leaf(obj)`` (which returns its value
+    or raises :class:`_Refused`). Each reader of pickles passes its own ``leaf``.
 
     An object the pickle shares (memoised once, referenced many times) is converted once
     and the result shared the same way (``done``, by id), as pickle itself does: a
@@ -225,41 +219,55 @@ def _finish(obj, depth=0, done=None):
     key = id(obj)
     if key in done:
         return done[key]
-    if depth > 100:
-        raise _Refused("containers nested more than 100 deep")
+    if depth > get_limits().max_depth:
+        raise _Refused(f"containers nested more than {get_limits().max_depth} deep")
     kind = type(obj)
-    if kind is _ArrayStub:
-        if obj.array is None:
-            raise _Refused("an array without its data (no BUILD state)")
-        out = obj.array
-    elif kind is _DtypeStub:
-        out = obj.resolve()
-    elif kind is _Allowed:
-        raise _Refused(f"a bare reference to the global {obj.name}")
-    elif kind in (dict, collections.OrderedDict):
+    if kind in (dict, collections.OrderedDict):
         out = done[key] = kind()            # registered first: a cycle ends here
         for k, v in obj.items():
-            out[_finish(k, depth + 1, done)] = _finish(v, depth + 1, done)
+            out[finish_containers(k, leaf, depth + 1, done)] = finish_containers(v, leaf, depth + 1, done)
         return out
-    elif kind is list:
+    if kind is list:
         out = done[key] = []
-        out.extend(_finish(v, depth + 1, done) for v in obj)
+        out.extend(finish_containers(v, leaf, depth + 1, done) for v in obj)
         return out
-    elif kind in (tuple, set, frozenset):
-        out = kind(_finish(v, depth + 1, done) for v in obj)
+    if kind in (tuple, set, frozenset):
+        out = kind(finish_containers(v, leaf, depth + 1, done) for v in obj)
     else:
-        return obj
+        out = leaf(obj)
     done[key] = out
     return out
 
 
+def _numpy_leaf(obj):
+    """The stand-ins become the arrays and dtypes they hold; a bare global is refused."""
+    kind = type(obj)
+    if kind is _ArrayStub:
+        if obj.array is None:
+            raise _Refused("an array without its data (no BUILD state)")
+        return obj.array
+    if kind is _DtypeStub:
+        return obj.resolve()
+    if kind is _Allowed:
+        raise _Refused(f"a bare reference to the global {obj.name}")
+    return obj
+
+
+def _finish(obj):
+    """Replace the stand-ins by the arrays/dtypes they hold, through plain containers."""
+    return finish_containers(obj, _numpy_leaf)
+
+
 class SafeUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` whose globals come only from :data:`ALLOWED_GLOBALS`."""
+    """``pickle.Unpickler`` whose globals come only from its allow-list (:data:`ALLOWED_GLOBALS`;
+    a subclass for another format sets ``allowed`` to its own table)."""
+
+    allowed = ALLOWED_GLOBALS
 
     def find_class(self, module, name):
         # Never falls back to super().find_class: that would import `module`.
         try:
-            return ALLOWED_GLOBALS[(module, name)]
+            return self.allowed[(module, name)]
         except KeyError:
             raise _Refused(f"global {module}.{name} is not on the allow-list") from None
 

@@ -20,7 +20,6 @@ the bytes the file really holds *before* anything is allocated.
 from __future__ import annotations
 
 import io
-import os
 import pickletools
 import struct
 import zipfile

@@ -36,10 +36,10 @@ import pickle
 
 import numpy as np
 
-from ..bounded import get_limits, short_repr
+from ..bounded import short_repr
 from ..errors import FormatError
 from .pickle_scan import FORBIDDEN, Truncated, scan_opcodes
-from .safe_pickle import ALLOWED_GLOBALS, _Allowed, _Refused
+from .safe_pickle import ALLOWED_GLOBALS, SafeUnpickler, _Allowed, _Refused, finish_containers
 
 __all__ = ["TensorRef", "StorageInfo", "TorchUnpickler", "load_torch_pickle", "STORAGE_DTYPES"]
 
@@ -164,7 +164,7 @@ TORCH_GLOBALS[("torch.storage", "UntypedStorage")] = _StorageType("torch.storage
                                                                   "uint8")
 
 
-class TorchUnpickler(pickle.Unpickler):
+class TorchUnpickler(SafeUnpickler):
     """Unpickler for torch.save pickles: allow-listed globals, storages as persistent ids.
 
     ``storages`` collects every storage the pickle names (key -> :class:`StorageInfo`);
@@ -176,12 +176,7 @@ class TorchUnpickler(pickle.Unpickler):
         self.legacy = legacy
         self.storages = {}
 
-    def find_class(self, module, name):
-        # never super().find_class: that would import ``module``
-        try:
-            return TORCH_GLOBALS[(module, name)]
-        except KeyError:
-            raise _Refused(f"global {module}.{name} is not on the allow-list") from None
+    allowed = TORCH_GLOBALS                  # SafeUnpickler.find_class looks names up here
 
     def persistent_load(self, pid):
         n = 6 if self.legacy else 5
@@ -217,36 +212,20 @@ def scan(fileobj, size):
     scan_opcodes(fileobj, size, forbidden=TORCH_FORBIDDEN)
 
 
-def _finish(obj, depth=0, done=None):
-    """Plain containers, scalars and TensorRefs only; bare globals or storages refused.
-
-    A shared object (memoised once, referenced many times) is checked once and its result
-    shared the same way (``done``, by id), as pickle itself does: a small pickle nesting a
-    list by reference would otherwise be walked, and copied, once per path to it."""
-    done = {} if done is None else done
-    key = id(obj)
-    if key in done:
-        return done[key]
-    if depth > get_limits().max_depth:
-        raise _Refused(f"containers nested more than {get_limits().max_depth} deep")
+def _torch_leaf(obj):
+    """Scalars and TensorRefs pass; a bare global, a storage or anything else is refused."""
     kind = type(obj)
     if kind in (TensorRef, str, bytes, int, float, bool, type(None), complex):
         return obj
-    if kind in (dict, collections.OrderedDict):
-        out = done[key] = kind()                 # registered first: a cycle ends here
-        for k, v in obj.items():
-            out[_finish(k, depth + 1, done)] = _finish(v, depth + 1, done)
-        return out
-    if kind is list:
-        out = done[key] = []
-        out.extend(_finish(v, depth + 1, done) for v in obj)
-        return out
-    if kind in (tuple, set, frozenset):
-        out = done[key] = kind(_finish(v, depth + 1, done) for v in obj)
-        return out
     if isinstance(obj, _Allowed):
         raise _Refused(f"a bare reference to the global {obj.name}")
     raise _Refused(f"an object of type {kind.__name__}")
+
+
+def _finish(obj):
+    """Plain containers, scalars and TensorRefs only (shared objects converted once and
+    kept shared: :func:`.safe_pickle.finish_containers`)."""
+    return finish_containers(obj, _torch_leaf)
 
 
 def load_torch_pickle(fileobj, source, size, legacy=False):
