@@ -282,17 +282,22 @@ def torch_files(root):
         _case(cases, "torch-zip-damaged", f"pkl-size-{name}", p, "torch",
               r"declares \d+ bytes|corrupt|not a readable|truncated|Bad|not a torch"
               if name == "central" else r".", may_load=name == "local")
-    for i in range(6):                                # cut and bit-flipped
-        cut = len(blob) * (i + 1) // 7
-        p = root / f"t_cut_{i}.pth"
-        p.write_bytes(blob[:cut])
-        _case(cases, "torch-zip-damaged", f"cut-{i}", p, "torch", r".", may_load=False)
-        flipped = bytearray(blob)
-        flipped[(len(blob) - 1) * (i + 1) // 7] ^= 0x5A
-        p = root / f"t_flip_{i}.pth"
-        p.write_bytes(bytes(flipped))
-        _case(cases, "torch-zip-damaged", f"flip-{i}", p, "torch", r".", may_load=True)
+    _cut_and_flip(cases, root, blob, 6, "torch-zip-damaged", "t", ".pth", "torch")
     return cases
+
+
+def _cut_and_flip(cases, root, blob, n, cls, stem, suffix, kind):
+    """n copies of ``blob`` cut short and n with one byte flipped, spread over the file: a cut
+    file must give a clean error, a flipped one may load (the byte may sit in tensor data)."""
+    for i in range(n):
+        p = root / f"{stem}_cut_{i}{suffix}"
+        p.write_bytes(blob[:len(blob) * (i + 1) // (n + 1)])
+        _case(cases, cls, f"cut-{i}", p, kind, r".", may_load=False)
+        flipped = bytearray(blob)
+        flipped[(len(blob) - 1) * (i + 1) // (n + 1)] ^= 0x5A
+        p = root / f"{stem}_flip_{i}{suffix}"
+        p.write_bytes(bytes(flipped))
+        _case(cases, cls, f"flip-{i}", p, kind, r".", may_load=True)
 
 
 # --- safetensors ----------------------------------------------------------------------------
@@ -338,21 +343,12 @@ def safetensors_files(root):
         p = root / f"st_{name}.safetensors"
         _st(p, header, bytes(4))
         _case(cases, "safetensors-json", name, p, "safetensors", match)
-    buf = io.BytesIO()
     from numpy_resnext.io.safetensors import encode_header
     arrays = {"fc.weight": np.arange(12, dtype=np.float32).reshape(3, 4),
               "fc.bias": np.zeros(3, np.float32)}
     head, buffers = encode_header(arrays)
     blob = head + b"".join(a.tobytes() for a in buffers)
-    for i in range(5):
-        p = root / f"st_cut_{i}.safetensors"
-        p.write_bytes(blob[:len(blob) * (i + 1) // 6])
-        _case(cases, "safetensors-damaged", f"cut-{i}", p, "safetensors", r".", may_load=False)
-        flipped = bytearray(blob)
-        flipped[(len(blob) - 1) * (i + 1) // 6] ^= 0x5A
-        p = root / f"st_flip_{i}.safetensors"
-        p.write_bytes(bytes(flipped))
-        _case(cases, "safetensors-damaged", f"flip-{i}", p, "safetensors", r".", may_load=True)
+    _cut_and_flip(cases, root, blob, 5, "safetensors-damaged", "st", ".safetensors", "safetensors")
     for name, text, match in (("deep", b'{"weight_map": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
                                r"JSON nested"),
                               ("escape", b'{"weight_map": {"w": "../w.safetensors"}}',
