@@ -12,13 +12,17 @@ it; a ``[`` without its ``]`` is a literal.
 
 from __future__ import annotations
 
+import functools
+
 from ..errors import InputError
 
 MAX_PATTERN = 1000
 
 
-def _compile(pattern: str):
-    """A list of tokens: ('*',), ('?',), ('lit', c), ('set', negate, items)."""
+@functools.lru_cache(maxsize=256)
+def _compile(pattern: str) -> tuple:
+    """The tokens of ``pattern``: ('*',), ('?',), ('lit', c), ('set', negate, items); cached,
+    since a selection matches the same few patterns against every name of a forward."""
     tokens, i, n = [], 0, len(pattern)
     while i < n:
         c = pattern[i]
@@ -58,7 +62,7 @@ def _compile(pattern: str):
         else:
             tokens.append(("lit", c))
             i += 1
-    return tokens
+    return tuple(tokens)
 
 
 def _accepts(token, ch) -> bool:
