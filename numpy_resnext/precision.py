@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .golden import compare, golden_dump
+from .linear import linear
 from .model import build
 from .mutants import MutantOps, prepare, to_bfloat16
 from .mutation_audit import DEFAULT_SIZE, audit_image
@@ -56,7 +57,7 @@ class RoundedOps(MutantOps):
 
     def fc(self, features, head):
         w, b = (self.round(self.params[f"{head.fc}.{k}"]) for k in ("weight", "bias"))
-        return self.round(self.round(features) @ w.T + b)                 # N, classes
+        return self.round(linear(self.round(features), w, b))              # N, classes
 
 
 class Float16Ops(RoundedOps):
@@ -82,7 +83,7 @@ class Int8Ops(MutantOps):
 
     def fc(self, features, head):
         w = quantise(self.params[f"{head.fc}.weight"], axis=0)
-        return quantise(features) @ w.T + self.params[f"{head.fc}.bias"]  # N, classes
+        return linear(quantise(features), w, self.params[f"{head.fc}.bias"])  # N, classes
 
 
 OPS = {"float32": ArrayOps, "float16": Float16Ops, "bfloat16": Bfloat16Ops, "int8": Int8Ops}
