@@ -9,6 +9,7 @@ the format has room (safetensors metadata, the .pth archive comment).
 """
 
 from .. import __version__
+from ..checksums import file_sha256
 from ..io import load_weights
 from ..io.torch_names import WRITE_SCHEMES
 from ..io.writers import FORMATS, write_weights
@@ -41,7 +42,6 @@ def add_parser(sub):
 
 
 def _sha256(path):
-    from ..golden import file_sha256
     try:
         return file_sha256(path)
     except OSError:
