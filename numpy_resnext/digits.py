@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._files import save_figure
 from .archs import custom
 from .errors import InputError
 from .model import build
@@ -216,7 +217,6 @@ def train_digits(epochs=DEFAULTS["epochs"], seed=0, batch_size=DEFAULTS["batch_s
 
 def plot_curves(history, path, title=""):
     """A PNG of the training loss and the train / held-out accuracy per epoch (matplotlib)."""
-    from ._files import save_figure
     from .explain import require_matplotlib
     plt = require_matplotlib()
     epochs = np.arange(1, len(history["train_loss"]) + 1)

@@ -29,6 +29,7 @@ from .archs import ArchConfig
 from .branches import block_branches, grouped_form
 from .errors import InputError
 from .plan import PAPER_STAGE_NAMES, layer_plan
+from .preprocess import MEAN, STD
 from .shapes import output_shapes
 
 PLOT_HINT = "pip install numpy-resnext[plot]"
@@ -249,7 +250,6 @@ def synthetic_image(height, width, seed=0) -> np.ndarray:
 def image_to_input(img, dtype="float32") -> np.ndarray:
     """An (H, W, 3) uint8 picture as a (1, 3, H, W) network input: /255, ImageNet mean and
     standard deviation, channels first (the normalisation of preprocess, without resizing)."""
-    from .preprocess import MEAN, STD
     x = (img.astype(np.float64) / 255 - np.asarray(MEAN)) / np.asarray(STD)   # H, W, 3
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=dtype)   # 1, 3, H, W
 
@@ -310,6 +310,5 @@ def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note
 
 def denormalize(x_chw: np.ndarray) -> np.ndarray:
     """A preprocessed (3, H, W) array back to displayable uint8 (H, W, 3)."""
-    from .preprocess import MEAN, STD
     img = x_chw.transpose(1, 2, 0) * np.asarray(STD) + np.asarray(MEAN)   # H, W, 3
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)

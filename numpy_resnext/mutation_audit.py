@@ -31,7 +31,7 @@ from .golden import SUGGESTED_TOLERANCES, compare, golden_dump
 from .golden.manifest import INPUT_NAME
 from .model import build
 from .mutants import CATALOGUE, MUTANTS, MutantOps, prepare
-from .shapes import ShapeOps
+from .shapes import ShapeOps, shape_walk
 from .walk import ArrayOps, Capture, walk
 
 DEFAULT_ARCH = "ResNeXt50_vd_32x4d"
@@ -92,9 +92,8 @@ class _RecordingShapeOps(ShapeOps):
 def layer_inputs(plan, height, width) -> dict:
     """{conv or pool name (global pool included): (H, W) of its input} for the unmutated
     plan at this size."""
-    from .shapes import _Value
     ops = _RecordingShapeOps()
-    walk(plan, _Value((3, height, width), "input"), ops)
+    shape_walk(plan, height, width, ops)
     return ops.inputs
 
 

@@ -66,6 +66,12 @@ class ShapeOps:
                       macs=head.in_features * head.num_classes)
 
 
+def shape_walk(plan, height: int, width: int, ops=None, emit=None):
+    """The forward walk of ``plan`` on a 3 x height x width sample's shape, with
+    :class:`ShapeOps` (or a subclass that also records what it sees)."""
+    return walk(plan, _Value((3, height, width), "input"), ops or ShapeOps(), emit)
+
+
 def output_shapes(config: ArchConfig, height: int, width: int) -> list:
     """Rows {name, op, shape, groups, params, macs} in execution order for one sample."""
     rows = []
@@ -73,7 +79,7 @@ def output_shapes(config: ArchConfig, height: int, width: int) -> list:
     def emit(name, v):
         rows.append(dict(name=name, op=v.op, shape=v.shape, groups=v.groups, params=v.params,
                          macs=v.macs))
-    walk(layer_plan(config), _Value((3, height, width), "input"), ShapeOps(), emit)
+    shape_walk(layer_plan(config), height, width, emit=emit)
     return rows
 
 
