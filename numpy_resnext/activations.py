@@ -2,13 +2,21 @@
 
 import numpy as np
 
+from .cpu import row_view, rows
+
 
 def relu(x, out=None):
     """max(x, 0) elementwise; NaN stays NaN (so bad weights are never hidden).
 
     ``out`` may be ``x`` itself for an in-place update of an array the caller owns.
     """
-    return np.maximum(x, _zero_row(x), out=out)
+    if row_view(x) is None or (out is not None and row_view(out) is None):
+        return np.maximum(x, _zero_row(x), out=out)     # not a channels-last (N, C, H, W)
+    if out is None:
+        out = np.empty_like(x)                                          # keeps x's memory order
+    zero = np.zeros(x.shape[1], dtype=x.dtype)                          # one per channel
+    rows(lambda xs, ys, zero_b: np.maximum(xs, zero_b, out=ys), x, out, vectors=(zero,))
+    return out
 
 
 def _zero_row(x):

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import as_float_array, check_ndim, check_same_dtype
+from .cpu import rows
 from .errors import InputError
 
 EPS = 1e-5
@@ -44,10 +45,14 @@ def batchnorm(x, weight, bias, mean, var, eps=EPS, out=None):
         if p.shape != (C,):
             raise InputError(f"batchnorm {name}: expected shape ({C},) for {C} channels, found {p.shape}")
     scale, shift = bn_scale_shift(weight, bias, mean, var, eps)
-    bshape = _bshape(x)                                                 # broadcast over N, H, W
-    y = np.multiply(x, scale.reshape(bshape), out=out)                  # keeps x's memory order
-    y += shift.reshape(bshape)
-    return y
+    if out is None:
+        out = np.empty_like(x)                                          # keeps x's memory order
+
+    def affine(xs, ys, scale_b, shift_b):
+        np.multiply(xs, scale_b, out=ys)
+        ys += shift_b
+    rows(affine, x, out, vectors=(scale, shift))    # runs of rows, in cache for both passes
+    return out
 
 
 # --- backward, training mode, folding ---------------------------------------------------

@@ -52,13 +52,11 @@ How :func:`conv2d` runs it fast (same columns, same matmul; measured in benchmar
 
 from __future__ import annotations
 
-import functools
-import glob
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._checks import as_float_array, check_ndim, check_same_dtype, pair
+from .cpu import cache_size, l2_bytes  # noqa: F401  (cache_size: re-exported)
 from .errors import InputError
 
 
@@ -191,11 +189,18 @@ def col2im(cols, x_shape, kernel, stride=1, padding=0, groups=1):
 
 
 def weight_matrix(weight, groups=1):
-    """(K, C/G, R, S) weights as (G, R*S*C/G, K/G), matching :func:`im2col`'s columns."""
+    """(K, C/G, R, S) weights as (G, R*S*C/G, K/G), matching :func:`im2col`'s columns.
+
+    The result is the transposed view of a (G, K/G, R*S*C/G) array: making it only moves
+    each filter's taps and channels around inside its own row (a copy that stays in cache;
+    moving whole rows into columns is a transpose that, for the 170 MB of a 32x48d layer4
+    convolution, takes longer than the convolution), and BLAS reads a transposed operand
+    at no extra cost.
+    """
     K, Cg, R, S = weight.shape
     G = int(groups)
-    w = weight.reshape(G, K // G, Cg, R, S)                             # G, Kg, Cg, R, S
-    return w.transpose(0, 3, 4, 2, 1).reshape(G, R * S * Cg, K // G)    # G, R*S*Cg, Kg
+    w = weight.reshape(G, K // G, Cg, R, S).transpose(0, 1, 3, 4, 2)    # G, Kg, R, S, Cg
+    return np.ascontiguousarray(w).reshape(G, K // G, R * S * Cg).transpose(0, 2, 1)  # G, R*S*Cg, Kg
 
 
 def _row_blocks(N, OH, row_bytes, budget):
@@ -214,33 +219,10 @@ def _row_blocks(N, OH, row_bytes, budget):
                 yield n, n + 1, oh0, min(OH, oh0 + rows)
 
 
-@functools.lru_cache(maxsize=None)
-def cache_size(level, default):
-    """Bytes of the per-core data (or unified) cache at ``level`` (Linux sysfs), else ``default``."""
-    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
-        try:
-            with open(f"{d}/level") as f:
-                lv = int(f.read())
-            with open(f"{d}/type") as f:
-                kind = f.read().strip()
-            with open(f"{d}/size") as f:
-                text = f.read().strip()
-        except (OSError, ValueError):
-            continue
-        if lv == level and kind in ("Data", "Unified") and text[:-1].isdigit():
-            return int(text[:-1]) << {"K": 10, "M": 20}.get(text[-1], 0)
-    return default
-
-
 # None: derived (below). Settable for experiments; benchmarks/bench_conv.py tries values,
 # and benchmarks/bench_forward.py prints the choice for every grouped convolution.
 COLUMN_BLOCK_BYTES = None       # column bytes per block
 MIN_ROWS = None                 # rows per group product once groups go in chunks
-
-
-def l2_bytes():
-    """The per-core L2 cache (2 MB when the system does not say)."""
-    return cache_size(2, 2 << 20)
 
 
 def column_budget():
