@@ -10,8 +10,8 @@ output channels, R x S is the kernel, OH x OW the output size:
 Memory layout. Arrays the engine creates are NCHW *views* of channels-last (NHWC) memory,
 the same idea as torch's ``channels_last`` memory format: ``x.transpose(0, 2, 3, 1)`` is then
 contiguous, every pixel's channels sit next to each other, a 1x1 convolution is a single
-GEMM with no copy, and the im2col gather below reads contiguous runs of channels. Any
-NCHW array is accepted (a plain C-contiguous one costs one extra copy).
+GEMM with no copy, and a group's channels move as one item when the grouped
+convolution's gather copies them. Any NCHW array is accepted.
 
 The im2col column order (used by :func:`im2col`, :func:`col2im`, :func:`weight_matrix`)
 -------------------------------------------------------------------------------------
@@ -30,13 +30,18 @@ The result is the channels-last output (P, G*Kg) read as (N, OH, OW, K).
 
 How :func:`conv2d` runs it fast (same columns, same matmul; measured in benchmarks/)
 ------------------------------------------------------------------------------------
-- The columns live in (P, G, R*S*Cg) memory; ``cols`` is the (G, P, R*S*Cg) view of it.
-  The gather then writes each pixel's columns in one place, and the batched matmul writes
-  its (G, P, Kg) result straight into the (P, G, Kg) = channels-last output: no transpose
-  copy on either side.
-- The gather copies a group's Cg channels as one opaque item (:func:`_group_items`), one
-  strided copy per kernel tap; for the 4-channel groups of layer1 this is 3-5x faster
-  than letting NumPy copy 4-element runs.
+- The input is first copied group-major (:func:`group_major`): (G, N, H', W', Cg), each
+  group's channels an image of its own, zero-padded. There the Cg channels of the S
+  pixels under one row of a kernel window are one run of S*Cg values, so the gather is R
+  strided copies (one per kernel row) of S*Cg-value items (:func:`_items`), not R*S
+  copies of Cg-value items: 3x fewer, larger items for a 3x3 kernel. (Copying a group's
+  channels as one opaque item, rather than letting NumPy copy 4-value runs, is what makes
+  either form fast.)
+- The columns of a group are one contiguous (P, R*S*Cg) matrix, and the batched matmul
+  writes its (G, P, Kg) result straight into the (P, G, Kg) = channels-last output: no
+  transpose copy of the columns or of the result.
+- The weight matrix is the transposed view of (G, Kg, R*S*Cg) (:func:`weight_matrix`):
+  making it moves values only within each filter's row, which stays in cache.
 - conv2d gathers blocks of output rows into one reused buffer and runs the batched matmul
   block by block (:func:`column_blocks`). The full column matrix is R*S times the input
   (115 MB for a layer1 3x3 at batch 8); a block of half the L2 cache (read from sysfs)
@@ -45,7 +50,8 @@ How :func:`conv2d` runs it fast (same columns, same matmul; measured in benchmar
   groups), the groups go in equal chunks with at least K rows per product, so each
   chunk's weights are read once and each product is tall enough for BLAS.
 - :func:`conv2d_backward` walks the same blocks: it gathers a block's columns, adds their
-  part of dWmat, computes the block's dcols into the same buffer and scatters them back.
+  part of dWmat, computes the block's dcols into the same buffer and scatters them back
+  into a group-major dx, copied to channels-last at the end.
 - An ungrouped 1x1 convolution without padding skips the gather: its column matrix is
   the channels-last input itself (every sh-th row and sw-th column), so it is one GEMM.
 """
@@ -109,35 +115,62 @@ def pad_channels_last(xh, ph, pw, value=0.0):
     return xp
 
 
-def _unfold_into(dest, xv, kernel, stride, oh0=0):
-    """Copy the R*S shifted windows of a padded channels-last input into ``dest``.
+def _items(a, n):
+    """View the last axis of ``a`` (..., k*n), contiguous, as (..., k) opaque items of n values.
 
-    xv: (N, H', W', G) padded input whose items are whole groups (see :func:`_group_items`);
-    dest: (N, rows, OW, G, R, S) of the same item type, output rows oh0 .. oh0+rows-1:
-
-        dest[n, i, ow, g, r, s] = xv[n, (oh0 + i)*sh + r, ow*sw + s, g]
+    Why: NumPy copies a strided array run by run along its last axis; moving a group's few
+    channels (or a kernel row's S*Cg values) as one item lets a copy move 16..4608-byte
+    items instead of looping over short runs of numbers (3-5x faster for 4 channels).
     """
-    (R, S), (sh, sw) = kernel, stride
-    rows, OW, G = dest.shape[1], dest.shape[2], dest.shape[3]
-    win = sliding_window_view(xv, (R, S), axis=(1, 2))                  # N, H'-R+1, W'-S+1, G, R, S
-    win = win[:, oh0 * sh:(oh0 + rows - 1) * sh + 1:sh, :(OW - 1) * sw + 1:sw]  # N, rows, OW, G, R, S
-    if G == 1:      # one copy: a window row is S adjacent items, copied as one run
-        dest[...] = win
-    else:           # one copy per tap (R*S, not G, of them): runs along OW copy fastest
-        for r in range(R):
-            for s in range(S):
-                dest[..., r, s] = win[..., r, s]
+    return a.view(np.dtype((np.void, n * a.dtype.itemsize)))
 
 
-def _group_items(a, Cg):
-    """View the last axis of ``a`` (..., G*Cg) as (..., G) opaque items of Cg values each.
+def group_major(x, groups, ph=0, pw=0):
+    """(G, N, H+2ph, W+2pw, C/G): each group's channels as an image of its own, zero-padded.
 
-    Why: a group holds only Cg = 4..32 channels, and NumPy copies a strided array run by
-    run along its last axis; moving each group's channels as one item lets the im2col
-    gather copy 16..128-byte items instead of looping over 4-element runs (3-5x faster).
+    In a group's own image the channels of neighbouring pixels are neighbours in memory,
+    so one row of a kernel window (S pixels x Cg channels) is one run of S*Cg values.
     """
-    item = np.dtype((np.void, Cg * a.dtype.itemsize))
-    return np.ascontiguousarray(a).view(item)
+    N, C, H, W = x.shape
+    G = int(groups)
+    Cg = C // G
+    xg = np.empty((G, N, H + 2 * ph, W + 2 * pw, Cg), dtype=x.dtype)
+    xg[:, :, :ph] = 0
+    xg[:, :, ph + H:] = 0
+    xg[:, :, ph:ph + H, :pw] = 0
+    xg[:, :, ph:ph + H, pw + W:] = 0
+    inner = xg[:, :, ph:ph + H, pw:pw + W]                               # G, N, H, W, Cg
+    xh = channels_last(x)                                                # N, H, W, C
+    if xh.flags.c_contiguous and xh.size:   # channels-last memory: each group moves as one item
+        dest, src = _items(inner, Cg)[..., 0], _items(xh, Cg)           # G, N, H, W and N, H, W, G
+        step = max(1, (l2_bytes() // 2) // (W * C * x.itemsize))       # input rows that fit in cache
+        for n in range(N):      # a run of rows is read G times (once per group): from cache
+            for h in range(0, H, step):
+                dest[:, n, h:h + step] = src[n, h:h + step].transpose(2, 0, 1)
+    else:
+        inner[...] = x.reshape(N, G, Cg, H, W).transpose(1, 0, 3, 4, 2)
+    return xg
+
+
+def _kernel_rows(xg, S, sw, OW):
+    """(G, N, H', OW) items of S*Cg values: item [g, n, h, ow] holds xg[g, n, h, ow*sw : ow*sw + S]
+    (one row of the kernel window of output column ow), a view into xg, windows overlapping."""
+    G, N, Hp, Wp, Cg = xg.shape
+    gs, ns, hs = xg.strides[:3]
+    return np.ndarray((G, N, Hp, OW), dtype=np.dtype((np.void, S * Cg * xg.itemsize)), buffer=xg,
+                      strides=(gs, ns, hs, sw * Cg * xg.itemsize))
+
+
+def _gather(cols, rows_view, sh, g0=0, n0=0, oh0=0):
+    """Fill ``cols`` (g, n, rows, OW, R, S*Cg) with the columns of groups g0.., images n0..,
+    output rows oh0..: R strided copies, one per kernel row, of S*Cg-value items:
+
+        cols[g, n, i, ow, r, :] = xg[g0 + g, n0 + n, (oh0 + i)*sh + r, ow*sw : ow*sw + S, :]
+    """
+    g, n, rows, OW, R = cols.shape[:5]
+    dest = _items(cols, cols.shape[5])[..., 0]                           # g, n, rows, OW, R items
+    for r in range(R):
+        dest[..., r] = rows_view[g0:g0 + g, n0:n0 + n, oh0 * sh + r:(oh0 + rows - 1) * sh + r + 1:sh]
 
 
 def _unfold_args(x_shape, kernel, stride, padding, groups, what):
@@ -158,17 +191,17 @@ def _unfold_args(x_shape, kernel, stride, padding, groups, what):
 def im2col(x, kernel, stride=1, padding=0, groups=1):
     """Unfold (N, C, H, W) into columns (G, N*OH*OW, R*S*C/G); order in the module docstring.
 
-    The result is a (G, P, R*S*Cg) view of (P, G, R*S*Cg) memory: each output pixel's
-    columns for all groups are adjacent, which is the order the gather writes them in.
+    The result is C-contiguous: each group's columns are one (P, R*S*Cg) matrix, gathered
+    from the group's own image (:func:`group_major`) one kernel row at a time.
     """
     check_ndim(x, 4, "(N, C, H, W)", "im2col input")
     N, C, H, W = x.shape
     (R, S), (sh, sw), (ph, pw), G, (OH, OW) = _unfold_args(x.shape, kernel, stride, padding, groups, "im2col")
     Cg = C // G
-    xp = pad_channels_last(channels_last(x), ph, pw)                    # N, H+2ph, W+2pw, C
-    cols = np.empty((N, OH, OW, G, R, S, Cg), dtype=x.dtype)
-    _unfold_into(_group_items(cols, Cg)[..., 0], _group_items(xp, Cg), (R, S), (sh, sw))
-    return cols.reshape(N * OH * OW, G, R * S * Cg).transpose(1, 0, 2)   # G, P, R*S*Cg
+    cols = np.empty((G, N, OH, OW, R, S * Cg), dtype=x.dtype)
+    if cols.size:
+        _gather(cols, _kernel_rows(group_major(x, G, ph, pw), S, sw, OW), sh)
+    return cols.reshape(G, N * OH * OW, R * S * Cg)                      # G, P, R*S*Cg
 
 
 def col2im(cols, x_shape, kernel, stride=1, padding=0, groups=1):
@@ -274,22 +307,23 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
         xh = channels_last(x)[:, ::sh, ::sw, :]                          # N, OH, OW, C
         np.matmul(xh.reshape(N * OH * OW, C), w.reshape(K, C).T, out=out.reshape(N * OH * OW, K))
         return from_channels_last(out)
+    if out.size == 0 or x.size == 0:
+        out[...] = 0                    # no output, or sums over nothing (zero input channels)
+        return from_channels_last(out)
     # im2col block by block: the same columns as im2col(x), one batched matmul per block
-    xv = _group_items(pad_channels_last(channels_last(x), ph, pw), Cg)   # N, H', W', G items
+    Kd = R * S * Cg
+    kernel_rows = _kernel_rows(group_major(x, G, ph, pw), S, sw, OW)     # G, N, H', OW items
     wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
-    Gc, blocks = column_blocks(N, OH, OW, G, R * S * Cg, Kg, x.itemsize)
-    n_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)        # 0 for an empty batch
-    rows_max = max((oh1 - oh0 for _, _, oh0, oh1 in blocks), default=0)
-    buf = np.empty((n_max, rows_max, OW, Gc, R, S, Cg), dtype=x.dtype)   # reused by every block
+    Gc, blocks = column_blocks(N, OH, OW, G, Kd, Kg, x.itemsize)
+    buf = np.empty(max(Gc * (n1 - n0) * (oh1 - oh0) * OW * Kd for n0, n1, oh0, oh1 in blocks), dtype=x.dtype)
     for g0 in range(0, G, Gc):          # groups in chunks: a chunk's weights stay in cache
         g1 = min(G, g0 + Gc)
         for n0, n1, oh0, oh1 in blocks:
-            cols = buf[:n1 - n0, :oh1 - oh0, :, :g1 - g0]                # n, rows, OW, g, R, S, Cg
-            _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1, :, :, g0:g1], (R, S), (sh, sw), oh0)
-            P = cols.shape[0] * cols.shape[1] * OW
+            P = (n1 - n0) * (oh1 - oh0) * OW
+            cols = buf[:(g1 - g0) * P * Kd].reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, S * Cg)
+            _gather(cols, kernel_rows, sh, g0, n0, oh0)
             o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1]          # P, g, Kg (a view)
-            np.matmul(cols.reshape(P, g1 - g0, R * S * Cg).transpose(1, 0, 2), wmat[g0:g1],
-                      out=o.transpose(1, 0, 2))                          # g, P, Kg
+            np.matmul(cols.reshape(g1 - g0, P, Kd), wmat[g0:g1], out=o.transpose(1, 0, 2))  # g, P, Kg
     return from_channels_last(out)
 
 
@@ -331,30 +365,33 @@ def conv2d_backward(dout, x, weight, stride=1, padding=0, groups=1):
         dxh[:, ::sh, ::sw, :] = dxs
         return from_channels_last(dxh), dw
     dh = d.reshape(N, OH, OW, K)                                        # channels-last dout
-    xv = _group_items(pad_channels_last(channels_last(x), ph, pw), Cg)   # N, H', W', G items
+    Kd, Kg = R * S * Cg, K // G
+    xg = group_major(x, G, ph, pw)                                       # G, N, H', W', Cg
+    kernel_rows = _kernel_rows(xg, S, sw, OW)
     wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
     dwmat = np.zeros_like(wmat)                                          # G, R*S*Cg, Kg
-    dxp = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)        # padded channels-last dx
-    Kd, Kg = R * S * Cg, K // G
+    dxg = np.zeros_like(xg)                                              # dx, group-major and padded
     # the forward's blocks: per block, gather the columns, dWmat += cols^T dout, then the
     # same buffer takes dcols = dout Wmat^T, scattered back tap by tap (col2im of a block)
     Gc, blocks = column_blocks(N, OH, OW, G, Kd, Kg, x.itemsize)
-    n_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)
-    rows_max = max((oh1 - oh0 for _, _, oh0, oh1 in blocks), default=0)
-    buf = np.empty((n_max, rows_max, OW, Gc, R, S, Cg), dtype=x.dtype)
+    buf = np.empty(max((Gc * (n1 - n0) * (oh1 - oh0) * OW * Kd for n0, n1, oh0, oh1 in blocks), default=0),
+                   dtype=x.dtype)
     for g0 in range(0, G, Gc):
         g1 = min(G, g0 + Gc)
         for n0, n1, oh0, oh1 in blocks:
-            cols = buf[:n1 - n0, :oh1 - oh0]                                 # n, rows, OW, g, R, S, Cg
-            _unfold_into(_group_items(cols, Cg)[..., 0], xv[n0:n1, :, :, g0:g1], (R, S), (sh, sw), oh0)
-            P = cols.shape[0] * cols.shape[1] * OW
-            cm = cols.reshape(P, g1 - g0, Kd).transpose(1, 0, 2)             # g, P, R*S*Cg
+            P = (n1 - n0) * (oh1 - oh0) * OW
+            cols = buf[:(g1 - g0) * P * Kd].reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, S * Cg)
+            _gather(cols, kernel_rows, sh, g0, n0, oh0)
+            cm = cols.reshape(g1 - g0, P, Kd)                                # g, P, R*S*Cg
             db = dh[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1].transpose(1, 0, 2)  # g, P, Kg
             dwmat[g0:g1] += np.matmul(cm.transpose(0, 2, 1), db)            # g, R*S*Cg, Kg
             np.matmul(db, wmat[g0:g1].transpose(0, 2, 1), out=cm)           # g, P, R*S*Cg: dcols
-            dxg = dxp[n0:n1, :, :, g0 * Cg:g1 * Cg]                          # n, H', W', g*Cg
-            dxg = dxg.reshape(dxg.shape[:3] + (g1 - g0, Cg))                 # n, H', W', g, Cg
+            dc = cols.reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, S, Cg)
+            dst = dxg[g0:g1, n0:n1]                                          # g, n, H', W', Cg
             for r in range(R):       # R*S strided adds; overlapping windows accumulate
                 for s in range(S):
-                    dxg[:, oh0 * sh + r:(oh1 - 1) * sh + r + 1:sh, s:s + (OW - 1) * sw + 1:sw] += cols[..., r, s, :]
-    return from_channels_last(dxp[:, ph:ph + H, pw:pw + W, :]), weight_from_matrix(dwmat, w.shape)
+                    dst[:, :, oh0 * sh + r:(oh1 - 1) * sh + r + 1:sh, s:s + (OW - 1) * sw + 1:sw] += dc[..., r, s, :]
+    dxh = np.empty((N, H, W, C), dtype=x.dtype)                          # back to channels-last
+    if dxh.size:
+        _items(dxh, Cg)[...] = _items(dxg[:, :, ph:ph + H, pw:pw + W], Cg)[..., 0].transpose(1, 2, 3, 0)
+    return from_channels_last(dxh), weight_from_matrix(dwmat, w.shape)
