@@ -3,6 +3,7 @@ in torch when it can be imported, and print GFLOP/s and the block choice of conv
 
     python benchmarks/bench_conv.py                        # every shape below, float32
     python benchmarks/bench_conv.py --shapes 48d.1,8d.1 --budgets 1,2 --min-rows 0,512
+    python benchmarks/bench_conv.py --shapes 4d.1,4d.1b8 --parts   # time each step of conv2d alone
 
 Each round times every variant (NumPy block settings, torch) once, in turn; the table
 shows medians over --repeats rounds. Hand-run, never a test.
@@ -37,6 +38,35 @@ def threads_setter():
         return None
 
 
+def parts(x, w, s, G, OH):
+    """(label, run) for each step of conv2d's grouped path, as conv2d runs it (3x3, padding 1)."""
+    N, C = x.shape[:2]
+    Cg, Kg, Kd = C // G, w.shape[0] // G, 9 * (C // G)
+    xg = conv.group_major(x, G, 1, 1)
+    rows = conv._kernel_rows(xg, 3, s, OH)
+    wmat = conv.weight_matrix(w, G)
+    Gc, blocks = conv.column_blocks(N, OH, OH, G, Kd, Kg, x.itemsize)
+    buf = np.empty(max(Gc * (n1 - n0) * (b - a) * OH * Kd for n0, n1, a, b in blocks), dtype=x.dtype)
+    out = np.empty((N, OH, OH, w.shape[0]), dtype=x.dtype)
+
+    def each_block(step):
+        for g0 in range(0, G, Gc):
+            for n0, n1, oh0, oh1 in blocks:
+                P = (n1 - n0) * (oh1 - oh0) * OH
+                cols = buf[:Gc * P * Kd].reshape(Gc, n1 - n0, oh1 - oh0, OH, 3, 3 * Cg)
+                step(g0, n0, n1, oh0, oh1, P, cols)
+
+    def gather(g0, n0, n1, oh0, oh1, P, cols):
+        conv._gather(cols, rows, s, g0, n0, oh0)
+
+    def matmul(g0, n0, n1, oh0, oh1, P, cols):
+        o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g0 + Gc]
+        np.matmul(cols.reshape(Gc, P, Kd), wmat[g0:g0 + Gc], out=o.transpose(1, 0, 2))
+    return [("part: group-major copy of the input (group_major)", lambda: conv.group_major(x, G, 1, 1)),
+            ("part: gather of every block (R copies each)", lambda: each_block(gather)),
+            ("part: block matmuls (columns already gathered)", lambda: each_block(matmul))]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shapes", default=",".join(SHAPES))
@@ -46,6 +76,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--parts", action="store_true",
+                   help="also time conv2d's steps alone: the group-major copy, the gather of every "
+                        "block, the block matmuls (where a grouped convolution's time goes)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="cpu: process CPU time, steadier on a busy machine, meaningful with --threads 1")
     args = p.parse_args(argv)
@@ -83,6 +116,8 @@ def main(argv=None):
                 P = (blocks[0][1] - blocks[0][0]) * (blocks[0][3] - blocks[0][2]) * OH
                 variants.append((f"numpy budget {b or 'auto'} min_rows {m or 'auto'}: {G // Gc} chunks of "
                                  f"{Gc} groups, {len(blocks)} blocks of {P} rows", run))
+        if args.parts:      # conv2d's three steps on their own, with the derived blocks
+            variants += parts(x, w, s, G, OH)
         if torch is not None:
             xt = torch.from_numpy(np.ascontiguousarray(x)).contiguous(memory_format=torch.channels_last)
             wt = torch.from_numpy(w)

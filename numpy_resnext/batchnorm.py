@@ -100,14 +100,19 @@ def batchnorm_train(x, weight, bias, running_mean, running_var, momentum=0.9, ep
     """
     x = as_float_array(x, "batchnorm_train input")
     axes = (0,) + tuple(range(2, x.ndim))
-    b = _bshape(x)
     mu = x.mean(axis=axes)                                              # C
-    xc = x - mu.reshape(b)                                              # N, C, H, W
+    xc = np.empty_like(x)                                               # N, C, H, W
+    rows(lambda xs, cs, m: np.subtract(xs, m, out=cs), x, xc, vectors=(mu,))
     var = (xc * xc).mean(axis=axes)                                     # C, biased
     inv_std = 1.0 / np.sqrt(var + eps)                                  # C
-    xhat = np.multiply(xc, inv_std.reshape(b), out=xc)                  # in place: xc is ours
-    y = xhat * weight.reshape(b)
-    y += bias.reshape(b)                                                # one array, not two
+    y = np.empty_like(x)
+
+    def normalise(cs, ys, s, w, bb):    # xhat = xc * inv_std in place (xc is ours); y = xhat*w + b
+        np.multiply(cs, s, out=cs)
+        np.multiply(cs, w, out=ys)
+        ys += bb
+    rows(normalise, xc, y, vectors=(inv_std, weight, bias))
+    xhat = xc
     new_mean = momentum * running_mean + (1 - momentum) * mu
     new_var = momentum * running_var + (1 - momentum) * var
     return y, BNTrainCache(xhat, inv_std, weight), new_mean, new_var
@@ -121,14 +126,17 @@ def batchnorm_train_backward(dout, cache: BNTrainCache):
     batch mean's and the batch variance's contributions flowing back.
     """
     xhat, inv_std, weight = cache
-    b = _bshape(xhat)
     M = xhat.size // xhat.shape[1]
     dbias = _channel_sum(dout)
     dweight = _channel_sum(dout * xhat)
     # mean(g) = weight * dbias / M and mean(g * xhat) = weight * dweight / M
-    dx = dout - (dbias / M).reshape(b)                                  # N, C, H, W
-    dx -= xhat * (dweight / M).reshape(b)                               # in place: dx is ours
-    dx *= (weight * inv_std).reshape(b)
+    dx = np.empty_like(dout)                                            # N, C, H, W
+
+    def combine(d, xh, o, mean_g, mean_gx, scale):  # dx = (dout - mean_g - xhat*mean_gx) * w*inv_std
+        np.subtract(d, mean_g, out=o)
+        o -= xh * mean_gx
+        o *= scale
+    rows(combine, dout, xhat, dx, vectors=(dbias / M, dweight / M, weight * inv_std))
     return dx, dweight, dbias
 
 

@@ -366,14 +366,16 @@ def conv2d_backward(dout, x, weight, stride=1, padding=0, groups=1):
         return from_channels_last(dxh), dw
     dh = d.reshape(N, OH, OW, K)                                        # channels-last dout
     Kd, Kg = R * S * Cg, K // G
+    # dx: with stride 1 a convolution of dout (transposed_filters, run by conv2d itself);
+    # with a larger stride that form would multiply sh*sw times as many zeros, so the
+    # columns' gradient dcols = dout Wmat^T is scattered back instead (col2im, block by block)
+    by_convolution = sh == 1 and sw == 1 and ph <= R - 1 and pw <= S - 1
     xg = group_major(x, G, ph, pw)                                       # G, N, H', W', Cg
     kernel_rows = _kernel_rows(xg, S, sw, OW)
     wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
     dwmat = np.zeros_like(wmat)                                          # G, R*S*Cg, Kg
-    dxg = np.zeros_like(xg)                                              # dx, group-major and padded
-    # the forward's blocks: per block, gather the columns, dWmat += cols^T dout, then the
-    # same buffer takes dcols = dout Wmat^T, scattered back tap by tap (col2im of a block)
-    Gc, blocks = column_blocks(N, OH, OW, G, Kd, Kg, x.itemsize)
+    dxg = None if by_convolution else np.zeros_like(xg)                 # dx, group-major and padded
+    Gc, blocks = column_blocks(N, OH, OW, G, Kd, Kg, x.itemsize)        # the forward's blocks
     buf = np.empty(max((Gc * (n1 - n0) * (oh1 - oh0) * OW * Kd for n0, n1, oh0, oh1 in blocks), default=0),
                    dtype=x.dtype)
     for g0 in range(0, G, Gc):
@@ -385,13 +387,34 @@ def conv2d_backward(dout, x, weight, stride=1, padding=0, groups=1):
             cm = cols.reshape(g1 - g0, P, Kd)                                # g, P, R*S*Cg
             db = dh[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1].transpose(1, 0, 2)  # g, P, Kg
             dwmat[g0:g1] += np.matmul(cm.transpose(0, 2, 1), db)            # g, R*S*Cg, Kg
+            if dxg is None:
+                continue
             np.matmul(db, wmat[g0:g1].transpose(0, 2, 1), out=cm)           # g, P, R*S*Cg: dcols
             dc = cols.reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, S, Cg)
             dst = dxg[g0:g1, n0:n1]                                          # g, n, H', W', Cg
             for r in range(R):       # R*S strided adds; overlapping windows accumulate
                 for s in range(S):
                     dst[:, :, oh0 * sh + r:(oh1 - 1) * sh + r + 1:sh, s:s + (OW - 1) * sw + 1:sw] += dc[..., r, s, :]
+    dw = weight_from_matrix(dwmat, w.shape)
+    if by_convolution:
+        return conv2d(from_channels_last(dh), transposed_filters(w, G), 1, (R - 1 - ph, S - 1 - pw), G), dw
     dxh = np.empty((N, H, W, C), dtype=x.dtype)                          # back to channels-last
     if dxh.size:
         _items(dxh, Cg)[...] = _items(dxg[:, :, ph:ph + H, pw:pw + W], Cg)[..., 0].transpose(1, 2, 3, 0)
-    return from_channels_last(dxh), weight_from_matrix(dwmat, w.shape)
+    return from_channels_last(dxh), dw
+
+
+def transposed_filters(weight, groups=1):
+    """The filters of the convolution that maps dout back to dx: (K, C/G, R, S) -> (C, K/G, R, S),
+
+        wt[g*Cg + c, k, r, s] = w[g*Kg + k, c, R-1-r, S-1-s]
+
+    (each group's filters transposed between input and output channels, and flipped).
+    Why it works, for stride 1: the forward reads x[o - ph + r] for output o and tap r, so
+    dx[h] = sum_r dout[h + ph - r] * w[r] = sum_r' dout_padded[h + r'] * w[R-1-r'] with dout
+    zero-padded by R-1-ph: a convolution of dout with the flipped filters.
+    """
+    K, Cg, R, S = weight.shape
+    G = int(groups)
+    wt = weight[:, :, ::-1, ::-1].reshape(G, K // G, Cg, R, S).transpose(0, 2, 1, 3, 4)  # G, Cg, Kg, R, S
+    return np.ascontiguousarray(wt).reshape(G * Cg, K // G, R, S)

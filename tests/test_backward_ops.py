@@ -205,3 +205,20 @@ def test_outputs_have_the_input_shapes(rng, dtype):
         assert len(gs) == len(inputs), op
         for g, a in zip(gs, inputs):
             assert g.shape == a.shape and g.dtype == a.dtype, (op, g.shape, g.dtype, a.shape, a.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_is_np_where_bit_for_bit(dtype):
+    """The bitwise-AND form gives np.where(y > 0, dout, 0) exactly: inf and NaN in dout stay
+    where the gradient flows and become +0.0 elsewhere; -0.0, NaN and 0 in y stop it."""
+    rng = np.random.default_rng(7)
+    y = np.maximum(rng.standard_normal((2, 3, 5, 4)), 0).astype(dtype)
+    y.flat[:4] = [0.0, -0.0, np.nan, 1.0]
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    dout.flat[:8] = [np.inf, -np.inf, np.nan, -0.0, np.inf, np.nan, -1.0, -0.0]
+    for d, yy in ((dout, y), (dout.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2), y)):
+        got = relu_backward(d, yy)
+        want = np.where(yy > 0, d, np.zeros((), dtype))
+        bits = np.dtype(f"u{np.dtype(dtype).itemsize}")
+        np.testing.assert_array_equal(got.view(bits), want.view(bits))
+        assert got.dtype == dtype and not np.shares_memory(got, d)

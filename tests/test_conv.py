@@ -330,17 +330,19 @@ def test_an_inf_in_one_group_stays_in_that_group_when_chunked(rng, monkeypatch):
     assert not np.isfinite(out[:, 0]).all()
 
 
+@pytest.mark.parametrize("stride", [(2, 1), (1, 1)], ids=["dx-by-scatter", "dx-by-convolution"])
 @pytest.mark.parametrize("budget,min_rows", [(None, None), (3000, None), (1, 1)])
-def test_conv2d_backward_blocks_and_group_chunks_match_the_loops(budget, min_rows, rng, monkeypatch):
-    """The backward gathers the forward's blocks: its gradients match the loop twin's."""
+def test_conv2d_backward_blocks_and_group_chunks_match_the_loops(budget, min_rows, stride, rng, monkeypatch):
+    """The backward gathers the forward's blocks: its gradients match the loop twin's, with
+    dx scattered back (stride 2) or computed as a convolution of dout (stride 1)."""
     monkeypatch.setattr(conv_module, "l2_bytes", lambda: 4096)
     monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", budget)
     monkeypatch.setattr(conv_module, "MIN_ROWS", min_rows)
     x = rng.standard_normal((2, 24, 7, 9))
     w = rng.standard_normal((16, 6, 3, 3))
-    dout = rng.standard_normal((2, 16, 4, 9))
-    dx, dw = conv_module.conv2d_backward(dout, x, w, (2, 1), 1, 4)
-    ndx, ndw = naive.conv2d_backward(dout, x, w, (2, 1), 1, 4)
+    dout = rng.standard_normal((2, 16, 4 if stride[0] == 2 else 7, 9))
+    dx, dw = conv_module.conv2d_backward(dout, x, w, stride, 1, 4)
+    ndx, ndw = naive.conv2d_backward(dout, x, w, stride, 1, 4)
     assert_close(dx, ndx, rtol=1e-12)
     assert_close(dw, ndw, rtol=1e-12)
 
