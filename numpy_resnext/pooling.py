@@ -71,6 +71,12 @@ def _avg_count(H, W, k, s, p, out_hw, exclusive, dtype):
     return sum(_windows(counted, k, s, out_hw))                          # 1, OH, OW, 1
 
 
+def _inside(tap, pad, stride, size, out_size):
+    """The outputs [o0, o1) whose pixel at kernel offset ``tap`` lies inside the input:
+    0 <= o*stride - pad + tap <= size - 1."""
+    return max(0, -((tap - pad) // stride)), min(out_size, (size - 1 + pad - tap) // stride + 1)
+
+
 def maxpool2d(x, kernel=3, stride=2, padding=1):
     """Max over each window; padding is -inf and never wins. (N,C,H,W) -> (N,C,OH,OW)."""
     x, k, s, p = _check_pool(x, kernel, stride, padding, "maxpool2d")
@@ -78,10 +84,22 @@ def maxpool2d(x, kernel=3, stride=2, padding=1):
     OH, OW = pool_output_size(H, k[0], s[0], p[0]), pool_output_size(W, k[1], s[1], p[1])
     if OH < 1 or OW < 1:
         raise InputError(f"maxpool2d: input {H}x{W} is smaller than the {k[0]}x{k[1]} window")
-    xp = pad_channels_last(channels_last(x), p[0], p[1], value=-np.inf)  # N, H+2p, W+2p, C
-    out = None
-    for view in _windows(xp, k, s, (OH, OW)):                            # N, OH, OW, C
-        out = view.copy() if out is None else np.maximum(out, view, out=out)
+    # separable: a window's max is the max over its columns of each column's max. Down the
+    # rows first, a tap being a run of whole rows (long inner loops over W*C values), then
+    # along W on the k[0]-times smaller result. Padding is -inf, so it never wins: instead
+    # of padding the input, each tap covers only the outputs whose pixel lies inside it.
+    cols = np.full((N, OH, W, C), -np.inf, dtype=x.dtype)               # N, OH, W, C
+    for r in range(k[0]):
+        o0, o1 = _inside(r, p[0], s[0], H, OH)
+        if o1 > o0:
+            rows = channels_last(x)[:, o0 * s[0] - p[0] + r:(o1 - 1) * s[0] - p[0] + r + 1:s[0]]
+            np.maximum(cols[:, o0:o1], rows, out=cols[:, o0:o1])
+    out = np.full((N, OH, OW, C), -np.inf, dtype=x.dtype)               # N, OH, OW, C
+    for c in range(k[1]):
+        o0, o1 = _inside(c, p[1], s[1], W, OW)
+        if o1 > o0:
+            np.maximum(out[:, :, o0:o1], cols[:, :, o0 * s[1] - p[1] + c:(o1 - 1) * s[1] - p[1] + c + 1:s[1]],
+                       out=out[:, :, o0:o1])
     return from_channels_last(out)
 
 
