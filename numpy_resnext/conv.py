@@ -59,7 +59,6 @@ How :func:`conv2d` runs it fast (same columns, same matmul; measured in benchmar
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ._checks import as_float_array, check_ndim, check_same_dtype, pair
 from .cpu import cache_size, l2_bytes  # noqa: F401  (cache_size: re-exported)

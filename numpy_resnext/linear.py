@@ -4,7 +4,6 @@ Paddle's Linear stores W as [in, out] (y = x @ W + b); the weight readers transp
 once on load, so every weight inside the package is [out, in].
 """
 
-import numpy as np
 
 from ._checks import as_float_array, check_ndim, check_same_dtype
 from .errors import InputError
