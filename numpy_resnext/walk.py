@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._select import Selection
-from .cpu import rows
 from .activations import relu
 from .batchnorm import batchnorm
 from .conv import conv2d
+from .cpu import rows
 from .linear import linear
 from .plan import Block, ConvBN, Head, Plan, Pool
 from .pooling import avgpool2d, global_avgpool, maxpool2d
