@@ -172,6 +172,25 @@ def _gather(cols, rows_view, sh, g0=0, n0=0, oh0=0):
         dest[..., r] = rows_view[g0:g0 + g, n0:n0 + n, oh0 * sh + r:(oh0 + rows - 1) * sh + r + 1:sh]
 
 
+def _gathered_blocks(kernel_rows, dtype, Gc, blocks, R, sh):
+    """Gather the columns of every (group chunk, row block) of :func:`column_blocks` into
+    one reused buffer, in turn; yields (g0, g1, (n0, n1, oh0, oh1), P, cols) with cols
+    (g1-g0, n, rows, OW, R, S*Cg) holding that block's columns (:func:`_gather`). The buffer
+    is overwritten by the next block, so each is used before the loop moves on."""
+    G, OW = kernel_rows.shape[0], kernel_rows.shape[3]
+    width = kernel_rows.itemsize // np.dtype(dtype).itemsize               # S*Cg values per item
+    Kd = R * width
+    buf = np.empty(max((Gc * (n1 - n0) * (oh1 - oh0) * OW * Kd for n0, n1, oh0, oh1 in blocks), default=0),
+                   dtype=dtype)
+    for g0 in range(0, G, Gc):          # groups in chunks: a chunk's weights stay in cache
+        g1 = min(G, g0 + Gc)
+        for n0, n1, oh0, oh1 in blocks:
+            P = (n1 - n0) * (oh1 - oh0) * OW
+            cols = buf[:(g1 - g0) * P * Kd].reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, width)
+            _gather(cols, kernel_rows, sh, g0, n0, oh0)
+            yield g0, g1, (n0, n1, oh0, oh1), P, cols
+
+
 def _unfold_args(x_shape, kernel, stride, padding, groups, what):
     """Kernel, stride, padding as pairs, G and (OH, OW) for im2col/col2im, with clear errors."""
     N, C, H, W = x_shape
@@ -314,15 +333,9 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
     kernel_rows = _kernel_rows(group_major(x, G, ph, pw), S, sw, OW)     # G, N, H', OW items
     wmat = weight_matrix(w, G)                                           # G, R*S*Cg, Kg
     Gc, blocks = column_blocks(N, OH, OW, G, Kd, Kg, x.itemsize)
-    buf = np.empty(max(Gc * (n1 - n0) * (oh1 - oh0) * OW * Kd for n0, n1, oh0, oh1 in blocks), dtype=x.dtype)
-    for g0 in range(0, G, Gc):          # groups in chunks: a chunk's weights stay in cache
-        g1 = min(G, g0 + Gc)
-        for n0, n1, oh0, oh1 in blocks:
-            P = (n1 - n0) * (oh1 - oh0) * OW
-            cols = buf[:(g1 - g0) * P * Kd].reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, S * Cg)
-            _gather(cols, kernel_rows, sh, g0, n0, oh0)
-            o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1]          # P, g, Kg (a view)
-            np.matmul(cols.reshape(g1 - g0, P, Kd), wmat[g0:g1], out=o.transpose(1, 0, 2))  # g, P, Kg
+    for g0, g1, (n0, n1, oh0, oh1), P, cols in _gathered_blocks(kernel_rows, x.dtype, Gc, blocks, R, sh):
+        o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1]              # P, g, Kg (a view)
+        np.matmul(cols.reshape(g1 - g0, P, Kd), wmat[g0:g1], out=o.transpose(1, 0, 2))  # g, P, Kg
     return from_channels_last(out)
 
 
@@ -330,7 +343,9 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
 # out = cols @ Wmat per group, so (the forward read in reverse):
 #   dWmat = cols^T @ dout          (G, R*S*Cg, P) @ (G, P, Kg) -> (G, R*S*Cg, Kg)
 #   dcols = dout @ Wmat^T          (G, P, Kg) @ (G, Kg, R*S*Cg) -> (G, P, R*S*Cg)
-#   dx    = col2im(dcols)          the adjoint of the im2col gather (overlaps accumulate)
+#   dx    = col2im(dcols)          the adjoint of the im2col gather (overlaps accumulate);
+#                                  with stride 1, the same sum as a convolution of dout
+#                                  with transposed_filters (conv2d_backward uses that)
 
 def weight_from_matrix(wmat, weight_shape):
     """The inverse of :func:`weight_matrix`: (G, R*S*Cg, Kg) -> (K, Cg, R, S)."""
@@ -375,25 +390,18 @@ def conv2d_backward(dout, x, weight, stride=1, padding=0, groups=1):
     dwmat = np.zeros_like(wmat)                                          # G, R*S*Cg, Kg
     dxg = None if by_convolution else np.zeros_like(xg)                 # dx, group-major and padded
     Gc, blocks = column_blocks(N, OH, OW, G, Kd, Kg, x.itemsize)        # the forward's blocks
-    buf = np.empty(max((Gc * (n1 - n0) * (oh1 - oh0) * OW * Kd for n0, n1, oh0, oh1 in blocks), default=0),
-                   dtype=x.dtype)
-    for g0 in range(0, G, Gc):
-        g1 = min(G, g0 + Gc)
-        for n0, n1, oh0, oh1 in blocks:
-            P = (n1 - n0) * (oh1 - oh0) * OW
-            cols = buf[:(g1 - g0) * P * Kd].reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, S * Cg)
-            _gather(cols, kernel_rows, sh, g0, n0, oh0)
-            cm = cols.reshape(g1 - g0, P, Kd)                                # g, P, R*S*Cg
-            db = dh[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1].transpose(1, 0, 2)  # g, P, Kg
-            dwmat[g0:g1] += np.matmul(cm.transpose(0, 2, 1), db)            # g, R*S*Cg, Kg
-            if dxg is None:
-                continue
-            np.matmul(db, wmat[g0:g1].transpose(0, 2, 1), out=cm)           # g, P, R*S*Cg: dcols
-            dc = cols.reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, S, Cg)
-            dst = dxg[g0:g1, n0:n1]                                          # g, n, H', W', Cg
-            for r in range(R):       # R*S strided adds; overlapping windows accumulate
-                for s in range(S):
-                    dst[:, :, oh0 * sh + r:(oh1 - 1) * sh + r + 1:sh, s:s + (OW - 1) * sw + 1:sw] += dc[..., r, s, :]
+    for g0, g1, (n0, n1, oh0, oh1), P, cols in _gathered_blocks(kernel_rows, x.dtype, Gc, blocks, R, sh):
+        cm = cols.reshape(g1 - g0, P, Kd)                                    # g, P, R*S*Cg
+        db = dh[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g1].transpose(1, 0, 2)  # g, P, Kg
+        dwmat[g0:g1] += np.matmul(cm.transpose(0, 2, 1), db)                # g, R*S*Cg, Kg
+        if dxg is None:
+            continue
+        np.matmul(db, wmat[g0:g1].transpose(0, 2, 1), out=cm)               # g, P, R*S*Cg: dcols
+        dc = cols.reshape(g1 - g0, n1 - n0, oh1 - oh0, OW, R, S, Cg)
+        dst = dxg[g0:g1, n0:n1]                                              # g, n, H', W', Cg
+        for r in range(R):       # R*S strided adds; overlapping windows accumulate
+            for s in range(S):
+                dst[:, :, oh0 * sh + r:(oh1 - 1) * sh + r + 1:sh, s:s + (OW - 1) * sw + 1:sw] += dc[..., r, s, :]
     dw = weight_from_matrix(dwmat, w.shape)
     if by_convolution:
         return conv2d(from_channels_last(dh), transposed_filters(w, G), 1, (R - 1 - ph, S - 1 - pw), G), dw
