@@ -34,11 +34,10 @@ class Selection:
 
     def __init__(self, keep=None):
         self.all = keep is True
-        self.patterns = [] if keep is None or keep is False else patterns(keep)
+        listed = patterns(keep) or []                                  # None, True, False: none
         # exact names (no *, ? or [) are looked up in a set: the backward keeps ~150 of
         # them, and trying each as a glob against each of the ~170 names a forward emits
         # cost a tenth of a second per forward
-        listed = self.patterns or []
         self.exact = {p for p in listed if isinstance(p, str) and not _GLOB_CHARS & set(p)}
         self.globs = [p for p in listed if not (isinstance(p, str) and p in self.exact)]
 
