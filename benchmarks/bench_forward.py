@@ -242,9 +242,9 @@ def _build(framework, arch, dtype, batch, size, seed, threads, backward=False):
     """:func:`_build_lane`'s (run, versions) and the bytes of the model's weights."""
     import numpy as np
 
-    run, versions = _build_lane(framework, arch, dtype, batch, size, seed, threads, backward)
-    from numpy_resnext.archs import get_arch
     from numpy_resnext.params import param_shapes
+
+    run, versions = _build_lane(framework, arch, dtype, batch, size, seed, threads, backward)
     n = sum(int(np.prod(shape)) for shape in param_shapes(get_arch(arch)).values())
     return run, versions, n * np.dtype(dtype).itemsize
 
