@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-import numpy_resnext.conv as conv
+import numpy_resnext.ops.conv as conv
 
 # name: (C = K, G, H = W of the input, stride, batch)
 SHAPES = {

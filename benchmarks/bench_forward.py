@@ -48,7 +48,7 @@ import resource
 import sys
 import time
 
-import numpy_resnext.conv as conv
+import numpy_resnext.ops.conv as conv
 from numpy_resnext.archs import block_plan, get_arch
 
 PINNED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -342,7 +342,7 @@ def cpu_model():
 
 
 def block_choices(config, args):
-    """conv2d's block choice (numpy_resnext.conv.column_blocks) for each distinct grouped
+    """conv2d's block choice (numpy_resnext.ops.conv.column_blocks) for each distinct grouped
     convolution of the network at the first batch size, as printable lines."""
     import numpy as np
 

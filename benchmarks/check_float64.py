@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from numpy_resnext.conv import conv2d, conv2d_backward
+from numpy_resnext.ops.conv import conv2d, conv2d_backward
 from numpy_resnext.grad import gradients
 from numpy_resnext.model import build
 

@@ -13,26 +13,26 @@ The ops are plain functions (``nrx.conv2d``, ``nrx.batchnorm``, ``nrx.relu``,
 ``nrx.maxpool2d``, ``nrx.avgpool2d``, ``nrx.global_avgpool``, ``nrx.linear``), each with
 its backward beside it (``nrx.conv2d_backward``, ...; ``nrx.softmax_cross_entropy`` and
 its backward for the loss; ``nrx.gradients`` for a whole network); their loop twins,
-forward and backward, live in :mod:`numpy_resnext.naive`. Weight files: ``nrx.load_weights(path)`` (any
+forward and backward, live in :mod:`numpy_resnext.ops.naive`. Weight files: ``nrx.load_weights(path)`` (any
 Paddle format, mapped onto canonical names) and ``nrx.read_paddle(path)`` (the file's own
 names), neither of which imports Paddle.
 """
 
-from .activations import relu, relu_backward
+from .ops.activations import relu, relu_backward
 from .archs import ALIASES, ARCHS, ArchConfig, block_plan, custom, get_arch, list_archs
 from .plan import Block, ConvBN, Plan, Pool, layer_plan
-from .batchnorm import (batchnorm, batchnorm_backward, batchnorm_train, batchnorm_train_backward,
+from .ops.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train, batchnorm_train_backward,
                         bn_scale_shift)
-from .conv import col2im, conv2d, conv2d_backward, conv_output_size, im2col, weight_matrix
+from .ops.conv import col2im, conv2d, conv2d_backward, conv_output_size, im2col, weight_matrix
 from .errors import (ArchitectureError, FormatError, InputError, InputTypeError, ResNeXtError,
                      WeightsError)
 from .io import load_weights, read_paddle
 from .grad import gradients
-from .linear import linear, linear_backward
-from .loss import softmax_cross_entropy, softmax_cross_entropy_backward
+from .ops.linear import linear, linear_backward
+from .ops.loss import softmax_cross_entropy, softmax_cross_entropy_backward
 from .model import ResNeXt, build
 from .params import check_params, count_params, init_params, param_shapes
-from .pooling import (avgpool2d, avgpool2d_backward, global_avgpool, global_avgpool_backward, maxpool2d,
+from .ops.pooling import (avgpool2d, avgpool2d_backward, global_avgpool, global_avgpool_backward, maxpool2d,
                       maxpool2d_backward, pool_output_size)
 from .summary import summarize
 

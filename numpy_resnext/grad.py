@@ -31,14 +31,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import relu_backward
-from .batchnorm import EPS, PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train, batchnorm_train_backward
-from .conv import conv2d_backward
+from .ops.activations import relu_backward
+from .ops.batchnorm import EPS, PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train, batchnorm_train_backward
+from .ops.conv import conv2d_backward
 from .errors import InputError, InputTypeError
-from .linear import linear_backward
+from .ops.linear import linear_backward
 from .params import is_trainable, param_shapes
 from .plan import Block, ConvBN, Head, Pool
-from .pooling import avgpool2d_backward, global_avgpool_backward, maxpool2d_backward
+from .ops.pooling import avgpool2d_backward, global_avgpool_backward, maxpool2d_backward
 
 
 class TrainBN:
@@ -89,7 +89,7 @@ def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM):
 
     train: BatchNorm with batch statistics (and updated running statistics, Paddle's
     momentum convention) instead of the running statistics. momentum defaults to Paddle's
-    float32 0.9 (see :data:`numpy_resnext.batchnorm.PADDLE_MOMENTUM`).
+    float32 0.9 (see :data:`numpy_resnext.ops.batchnorm.PADDLE_MOMENTUM`).
     """
     norm = TrainBN(momentum) if train else None                         # forward checks x
     logits, acts = model.forward(x, keep=backward_names(model, train), norm=norm)

@@ -52,7 +52,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .archs import ArchConfig
-from .batchnorm import batchnorm
+from .ops.batchnorm import batchnorm
 from .errors import WeightsError
 from .params import init_params
 from .plan import layer_plan

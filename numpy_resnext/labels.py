@@ -15,7 +15,7 @@ from importlib import resources
 import numpy as np
 
 from .errors import InputError
-from .loss import softmax  # noqa: F401  (top_k uses it; also importable from here)
+from .ops.loss import softmax  # noqa: F401  (top_k uses it; also importable from here)
 
 NUM_IMAGENET_CLASSES = 1000
 

@@ -13,9 +13,9 @@ import math
 from typing import NamedTuple
 
 from .archs import ArchConfig
-from .conv import conv_output_size
+from .ops.conv import conv_output_size
 from .plan import Block, ConvBN, Head, Pool, layer_plan
-from .pooling import pool_output_size
+from .ops.pooling import pool_output_size
 from .walk import walk
 
 

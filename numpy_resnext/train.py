@@ -33,10 +33,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .batchnorm import PADDLE_MOMENTUM
+from .ops.batchnorm import PADDLE_MOMENTUM
 from .errors import InputError
 from .grad import backward, forward_tape
-from .loss import softmax_cross_entropy, softmax_cross_entropy_backward
+from .ops.loss import softmax_cross_entropy, softmax_cross_entropy_backward
 from .params import is_trainable
 
 

@@ -29,13 +29,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._select import Selection
-from .activations import relu
-from .batchnorm import batchnorm
-from .conv import conv2d
-from .cpu import rows
-from .linear import linear
+from .ops.activations import relu
+from .ops.batchnorm import batchnorm
+from .ops.conv import conv2d
+from .ops.cpu import rows
+from .ops.linear import linear
 from .plan import Block, ConvBN, Head, Plan, Pool
-from .pooling import avgpool2d, global_avgpool, maxpool2d
+from .ops.pooling import avgpool2d, global_avgpool, maxpool2d
 
 
 def inference_bn(x, params, name):

@@ -62,7 +62,7 @@ ARCHS = {
     "resnet50": ((3, 4, 6, 3), 1, 64, False, 64, 32, 1000),
     "micro": ((1,), 2, 2, False, 8, 8, 3),
     "micro_d": ((1,), 2, 2, True, 8, 4, 3),
-    # train-demo's network (numpy_resnext.digits.DIGITS_CONFIG)
+    # train-demo's network (numpy_resnext.paper.digits.DIGITS_CONFIG)
     "digits_cifar": ((1, 1, 1), 4, 4, "cifar", 16, 8, 10),
 }
 

@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 import numpy_resnext as nrx
-from numpy_resnext.batchnorm import PADDLE_MOMENTUM
+from numpy_resnext.ops.batchnorm import PADDLE_MOMENTUM
 from numpy_resnext.grad import gradients
 from numpy_resnext.model import ResNeXt
 from numpy_resnext.train import train_step

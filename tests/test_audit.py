@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from numpy_resnext import audit
+from numpy_resnext.paper import claims as audit
 from numpy_resnext.archs import ARCHS, custom
 from numpy_resnext.cli import main
 

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from numpy_resnext.activations import relu, relu_backward
-from numpy_resnext.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train,
+from numpy_resnext.ops.activations import relu, relu_backward
+from numpy_resnext.ops.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train,
                                      batchnorm_train_backward)
-from numpy_resnext.conv import conv2d, conv2d_backward
-from numpy_resnext.linear import linear, linear_backward
-from numpy_resnext.loss import softmax_cross_entropy, softmax_cross_entropy_backward
-from numpy_resnext.pooling import (avgpool2d, avgpool2d_backward, global_avgpool,
+from numpy_resnext.ops.conv import conv2d, conv2d_backward
+from numpy_resnext.ops.linear import linear, linear_backward
+from numpy_resnext.ops.loss import softmax_cross_entropy, softmax_cross_entropy_backward
+from numpy_resnext.ops.pooling import (avgpool2d, avgpool2d_backward, global_avgpool,
                                    global_avgpool_backward, maxpool2d, maxpool2d_backward)
 
 from _arrays import assert_grad, conv_cases

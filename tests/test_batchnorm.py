@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from numpy_resnext import naive
-from numpy_resnext.activations import relu
-from numpy_resnext.batchnorm import batchnorm, bn_scale_shift
+from numpy_resnext.ops import naive
+from numpy_resnext.ops.activations import relu
+from numpy_resnext.ops.batchnorm import batchnorm, bn_scale_shift
 from numpy_resnext.errors import InputError, InputTypeError
 
 from _arrays import assert_close, in_layout

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from numpy_resnext import naive
-from numpy_resnext.conv import col2im, conv2d, conv_output_size, im2col, weight_matrix
+from numpy_resnext.ops import naive
+from numpy_resnext.ops.conv import col2im, conv2d, conv_output_size, im2col, weight_matrix
 from numpy_resnext.errors import InputError, InputTypeError
 
 from _arrays import LAYOUTS, assert_close, conv_cases, in_layout
@@ -281,7 +281,7 @@ def test_einsum_oracle_agrees_with_the_loops(rng):
 
 
 # --- block choice: groups in chunks, rows in blocks (column_blocks) ----------------------------
-from numpy_resnext import conv as conv_module  # noqa: E402
+from numpy_resnext.ops import conv as conv_module  # noqa: E402
 
 
 @pytest.mark.parametrize("budget,min_rows", [(None, None), (3000, None), (3000, 10**6), (1, 1)])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import numpy_resnext.cpu as cpu
-from numpy_resnext.activations import relu
-from numpy_resnext.batchnorm import batchnorm, bn_scale_shift
+import numpy_resnext.ops.cpu as cpu
+from numpy_resnext.ops.activations import relu
+from numpy_resnext.ops.batchnorm import batchnorm, bn_scale_shift
 from numpy_resnext.plan import layer_plan
 from numpy_resnext.archs import get_arch
 from numpy_resnext.walk import ArrayOps

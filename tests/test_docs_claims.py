@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 import numpy_resnext as nrx
-from numpy_resnext import audit
-from numpy_resnext.batchnorm import batchnorm
-from numpy_resnext.conv import conv2d
+from numpy_resnext.paper import claims as audit
+from numpy_resnext.ops.batchnorm import batchnorm
+from numpy_resnext.ops.conv import conv2d
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -67,7 +67,7 @@ def test_fig3b_prose_names_separate_first_layers():
     """Fig. 3b keeps C separate first 1x1 layers (and 3x3s) and concatenates before the last
     1x1; only Fig. 3c has one 1x1 for all branches. Both descriptions must say so."""
     doc = _fig3b_paragraph(BOTTLENECK, "Fig. 3b (early concatenation)")
-    import numpy_resnext.branches as branches
+    import numpy_resnext.paper.branches as branches
     mod = _fig3b_paragraph(branches.__doc__, "(b) early concatenation")
     for text in (doc, mod):
         assert "one 1x1 conv for all branches" not in text

@@ -8,7 +8,7 @@ import pytest
 from numpy_resnext import build
 from numpy_resnext.archs import ARCHS, custom
 from numpy_resnext.cli import main
-from numpy_resnext.explain import block_layout, branch_contributions, format_layout
+from numpy_resnext.paper.explain import block_layout, branch_contributions, format_layout
 from numpy_resnext.errors import InputError
 
 TINY = custom(depths=(2, 1, 1, 1), cardinality=4, base_width=4, num_classes=10, name="tiny")
@@ -137,7 +137,7 @@ def test_layout_rejects_unknown_blocks():
 def test_png_without_input_uses_a_seeded_picture_and_the_seeded_model(tmp_path, capsys, monkeypatch):
     """No --input: the maps are drawn for a synthetic picture (edges and colour regions, not
     noise) through the model build(seed) gives, and the title says both."""
-    from numpy_resnext import explain as ex
+    from numpy_resnext.paper import explain as ex
     from numpy_resnext.commands import explain as cmd
     seen = {}
 

@@ -1,4 +1,4 @@
-"""The lecture figures (numpy_resnext/figures.py, kept in docs/figures/): regenerated here,
+"""The lecture figures (numpy_resnext/paper/figures.py, kept in docs/figures/): regenerated here,
 their labels checked against the paper's Fig. 1, Fig. 3 and Table 1, and the committed PNGs
 checked to be there, linked and of a size a projector shows."""
 
@@ -33,7 +33,7 @@ def png_size(path):
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory):
     pytest.importorskip("matplotlib", reason="the figures need matplotlib (pip install numpy-resnext[plot])")
-    from numpy_resnext import figures
+    from numpy_resnext.paper import figures
     out = tmp_path_factory.mktemp("figures")
     return out, figures.write_all(out)
 

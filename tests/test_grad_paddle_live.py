@@ -21,8 +21,8 @@ import pytest
 
 import numpy_resnext as nrx
 from _grad_oracle import compare, load, rel_err
-from numpy_resnext.batchnorm import PADDLE_MOMENTUM, batchnorm_train, batchnorm_train_backward
-from numpy_resnext.pooling import avgpool2d_backward, maxpool2d_backward
+from numpy_resnext.ops.batchnorm import PADDLE_MOMENTUM, batchnorm_train, batchnorm_train_backward
+from numpy_resnext.ops.pooling import avgpool2d_backward, maxpool2d_backward
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "reference" / "paddle_grads.py"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from numpy_resnext import naive
+from numpy_resnext.ops import naive
 from numpy_resnext.errors import InputError, InputTypeError
-from numpy_resnext.linear import linear
+from numpy_resnext.ops.linear import linear
 
 from _arrays import assert_close
 

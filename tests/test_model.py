@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from numpy_resnext import naive
-from numpy_resnext.activations import relu
+from numpy_resnext.ops import naive
+from numpy_resnext.ops.activations import relu
 from numpy_resnext.archs import ARCHS, custom
-from numpy_resnext.batchnorm import batchnorm
-from numpy_resnext.conv import conv2d
+from numpy_resnext.ops.batchnorm import batchnorm
+from numpy_resnext.ops.conv import conv2d
 from numpy_resnext.errors import ArchitectureError, InputError, InputTypeError, WeightsError
-from numpy_resnext.linear import linear
+from numpy_resnext.ops.linear import linear
 from numpy_resnext.model import build
 from numpy_resnext.params import init_params, is_trainable
-from numpy_resnext.pooling import avgpool2d, global_avgpool, maxpool2d
+from numpy_resnext.ops.pooling import avgpool2d, global_avgpool, maxpool2d
 from numpy_resnext.shapes import output_shapes
 
 from _arrays import assert_close

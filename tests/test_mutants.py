@@ -11,8 +11,8 @@ from numpy_resnext import build
 from numpy_resnext.archs import custom
 from numpy_resnext.cli import main
 from numpy_resnext.golden import golden_dump
-from numpy_resnext.mutants import CATALOGUE, MUTANTS, tf_same_pads, to_bfloat16
-from numpy_resnext.mutation_audit import audit_image, prepare, run_mutants, summary
+from numpy_resnext.golden.mutants import CATALOGUE, MUTANTS, tf_same_pads, to_bfloat16
+from numpy_resnext.golden.mutation_audit import audit_image, prepare, run_mutants, summary
 
 TINY_VD = custom(depths=(1, 1, 1, 1), cardinality=4, base_width=4, stem="deep", num_classes=10,
                  name="tiny_vd")
@@ -150,7 +150,7 @@ def test_cli_mutant_options_need_mutants(capsys):
 
 
 def test_int8_quantise_by_hand():
-    from numpy_resnext.precision import quantise
+    from numpy_resnext.golden.precision import quantise
     a = np.array([[1.0, -0.5, 0.2], [0.0, 0.0, 0.0]])
     s = 1 / 127
     assert np.allclose(quantise(a), np.array([[127, -64, 25], [0, 0, 0]]) * s, rtol=0, atol=1e-15)
@@ -158,7 +158,7 @@ def test_int8_quantise_by_hand():
 
 
 def test_precision_profile_orders_the_formats():
-    from numpy_resnext.precision import precision_profile
+    from numpy_resnext.golden.precision import precision_profile
     p = precision_profile(TINY_VD, (33, 29))
     assert p["float32"]["worst"] < 1e-5                                # within the float32 tolerance
     assert 1e-4 < p["float16"]["worst"] < p["bfloat16"]["worst"] < p["int8"]["worst"] < 1

@@ -1,4 +1,4 @@
-"""The learner's loop twins of every backward (numpy_resnext/naive.py) against the fast
+"""The learner's loop twins of every backward (numpy_resnext/ops/naive.py) against the fast
 backward ops, float64, 1e-12 relative, on Hypothesis-drawn shapes; plus the two forward
 twins naive.py adds for training (batchnorm_train, softmax_cross_entropy).
 
@@ -10,13 +10,13 @@ Both sides are also checked against finite differences elsewhere (test_backward_
 import numpy as np
 from hypothesis import assume, given, strategies as st
 
-from numpy_resnext import naive
-from numpy_resnext.activations import relu, relu_backward
-from numpy_resnext.batchnorm import (batchnorm_backward, batchnorm_train, batchnorm_train_backward)
-from numpy_resnext.conv import conv2d_backward
-from numpy_resnext.linear import linear_backward
-from numpy_resnext.loss import softmax_cross_entropy, softmax_cross_entropy_backward
-from numpy_resnext.pooling import (avgpool2d_backward, global_avgpool_backward, maxpool2d,
+from numpy_resnext.ops import naive
+from numpy_resnext.ops.activations import relu, relu_backward
+from numpy_resnext.ops.batchnorm import (batchnorm_backward, batchnorm_train, batchnorm_train_backward)
+from numpy_resnext.ops.conv import conv2d_backward
+from numpy_resnext.ops.linear import linear_backward
+from numpy_resnext.ops.loss import softmax_cross_entropy, softmax_cross_entropy_backward
+from numpy_resnext.ops.pooling import (avgpool2d_backward, global_avgpool_backward, maxpool2d,
                                    maxpool2d_backward, pool_output_size)
 
 from _arrays import LAYOUTS, assert_close, conv_cases, in_layout, pool_cases
@@ -182,7 +182,8 @@ def test_backward_functions_are_exported_at_the_top_level():
     # nrx.batchnorm, nrx.linear are the functions; the modules come by their full names
     activations, batchnorm, conv, grad, linear, loss, pooling = (
         importlib.import_module(f"numpy_resnext.{m}")
-        for m in ("activations", "batchnorm", "conv", "grad", "linear", "loss", "pooling"))
+        for m in ("ops.activations", "ops.batchnorm", "ops.conv", "grad", "ops.linear", "ops.loss",
+                  "ops.pooling"))
     for mod, names in ((conv, ["conv2d_backward"]),
                        (batchnorm, ["batchnorm_backward", "batchnorm_train", "batchnorm_train_backward"]),
                        (activations, ["relu_backward"]),

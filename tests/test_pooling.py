@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from numpy_resnext import naive
+from numpy_resnext.ops import naive
 from numpy_resnext.errors import InputError, InputTypeError
-from numpy_resnext.pooling import avgpool2d, global_avgpool, maxpool2d, pool_output_size
+from numpy_resnext.ops.pooling import avgpool2d, global_avgpool, maxpool2d, pool_output_size
 
 from _arrays import LAYOUTS, assert_close, in_layout, pool_cases
 

@@ -25,17 +25,17 @@ from hypothesis import assume, given, settings, strategies as st
 scipy_signal = pytest.importorskip("scipy.signal")
 
 import numpy_resnext as nrx                                            # noqa: E402
-from numpy_resnext.activations import relu, relu_backward                # noqa: E402
-from numpy_resnext.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train,  # noqa: E402
+from numpy_resnext.ops.activations import relu, relu_backward                # noqa: E402
+from numpy_resnext.ops.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train,  # noqa: E402
                                      batchnorm_train_backward, fold_bn)
-from numpy_resnext.branches import (block_branches, early_concat_form,   # noqa: E402
+from numpy_resnext.paper.branches import (block_branches, early_concat_form,   # noqa: E402
                                     find_block, grouped_form)
-from numpy_resnext.conv import conv2d, conv2d_backward                   # noqa: E402
+from numpy_resnext.ops.conv import conv2d, conv2d_backward                   # noqa: E402
 from numpy_resnext.grad import gradients                                 # noqa: E402
-from numpy_resnext.linear import linear, linear_backward                 # noqa: E402
-from numpy_resnext.loss import softmax_cross_entropy, softmax_cross_entropy_backward  # noqa: E402
+from numpy_resnext.ops.linear import linear, linear_backward                 # noqa: E402
+from numpy_resnext.ops.loss import softmax_cross_entropy, softmax_cross_entropy_backward  # noqa: E402
 from numpy_resnext.plan import make_block                               # noqa: E402
-from numpy_resnext.pooling import (avgpool2d, avgpool2d_backward, global_avgpool,  # noqa: E402
+from numpy_resnext.ops.pooling import (avgpool2d, avgpool2d_backward, global_avgpool,  # noqa: E402
                                    global_avgpool_backward, maxpool2d, maxpool2d_backward)
 
 from _arrays import assert_close, assert_unmodified, conv_cases, pool_cases  # noqa: E402

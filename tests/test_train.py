@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import numpy_resnext as nrx
-from numpy_resnext.batchnorm import PADDLE_MOMENTUM
+from numpy_resnext.ops.batchnorm import PADDLE_MOMENTUM
 from numpy_resnext.errors import InputError
 from numpy_resnext.model import ResNeXt
 from numpy_resnext.train import sgd_step, train_step

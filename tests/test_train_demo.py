@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from numpy_resnext import digits
+from numpy_resnext.paper import digits
 from numpy_resnext.cli import main
 from numpy_resnext.plan import layer_plan
 

@@ -1,6 +1,6 @@
 """train-demo's first 20 SGD steps against torch (float64): the same losses and weights.
 
-The NumPy side is train-demo's own loop (:func:`numpy_resnext.digits.train_digits` in
+The NumPy side is train-demo's own loop (:func:`numpy_resnext.paper.digits.train_digits` in
 float64, stopped after 20 steps), recording each step's batch (after the random shifts),
 learning rate and loss. The torch side is the same network written as torch modules in
 reference/torch_capture.py ("digits_cifar": a 3x3/1 stem without max-pool, three stages,
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpy_resnext import digits
-from numpy_resnext.batchnorm import EPS, PADDLE_MOMENTUM
+from numpy_resnext.paper import digits
+from numpy_resnext.ops.batchnorm import EPS, PADDLE_MOMENTUM
 from numpy_resnext.params import is_trainable
 
 pytest.importorskip("sklearn", reason="the digits come with scikit-learn (pip install numpy-resnext[digits])")

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 import numpy_resnext as nrx
-from numpy_resnext import archs, audit, conv, explain
+from numpy_resnext import archs
+from numpy_resnext.ops import conv
+from numpy_resnext.paper import claims as audit
+from numpy_resnext.paper import explain
 from numpy_resnext.plan import PAPER_STAGE_NAMES, layer_plan
 from numpy_resnext.shapes import output_shapes
 

@@ -1,11 +1,11 @@
 """``numpy-resnext audit``: the paper's complexity claims recomputed from the engine's layers;
-with ``--mutants``, the mutation audit of golden comparisons (:mod:`numpy_resnext.mutation_audit`)."""
+with ``--mutants``, the mutation audit of golden comparisons (:mod:`numpy_resnext.golden.mutation_audit`)."""
 
 import json
 import math
 import os
 
-from ..audit import format_audit, run_audit
+from ..paper.claims import format_audit, run_audit
 from ..errors import InputError
 from ..init import DEFAULT_INIT, INITS
 from ._common import Progress, add_command
@@ -22,7 +22,7 @@ def add_parser(sub):
                     "Table 2's templates (Eq. 4), PaddleClas's num_filters rule against "
                     "torchvision's width formula for every architecture, and Fig. 3's three "
                     "equivalent forms evaluated on a real block. Exit status 1 if a claim fails. "
-                    "With --mutants: run every bug of the mutation catalogue (numpy_resnext.mutants) "
+                    "With --mutants: run every bug of the mutation catalogue (numpy_resnext.golden.mutants) "
                     "through the forward walk, compare each with a float64 golden at the default "
                     "tolerance of its dtype and print whether it is caught and which tensor is named "
                     "as the first divergence; exit status 1 unless every non-equivalent mutant is "
@@ -56,7 +56,7 @@ def add_parser(sub):
 
 
 def run_mutation_audit(args):
-    from ..mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, format_table, run_mutants, summary
+    from ..golden.mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, format_table, run_mutants, summary
     arch, size = args.arch or DEFAULT_ARCH, tuple(args.size or DEFAULT_SIZE)
     if min(size) < 1:
         raise InputError(f"--size: expected two positive sizes H W, found {size[0]} {size[1]}")

@@ -5,7 +5,7 @@ import os
 
 from ..archs import get_arch
 from ..errors import InputError
-from ..explain import (block_layout, branch_contributions, denormalize, format_contributions,
+from ..paper.explain import (block_layout, branch_contributions, denormalize, format_contributions,
                        format_layout, image_to_input, plot_contributions, require_matplotlib,
                        synthetic_image)
 from ..plan import layer_plan

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 
-from ..digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, train_digits
+from ..paper.digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, train_digits
 from ..errors import InputError
-from ..explain import require_matplotlib
+from ..paper.explain import require_matplotlib
 from ..shapes import totals
 from ._common import add_command, check_output_path, save_json
 
@@ -118,7 +118,7 @@ def run(args):
         save_json(args.json, report)
         print(f"wrote {args.json}")
     if args.png:
-        from ..digits import plot_curves
+        from ..paper.digits import plot_curves
         plot_curves(result.history, args.png,
                     title=f"{cfg.name} on scikit-learn's digits (seed {args.seed}): held-out "
                           f"accuracy {result.test_accuracy:.1%}")

@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._select import Selection
-from ..batchnorm import EPS, fold_bn
+from ..ops.batchnorm import EPS, fold_bn
 from ..errors import InputError
 from ..golden import INPUT_NAME, LOGITS_NAME
 from ..plan import BN_FIELDS, Block, ConvBN, Head, Pool

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .golden import compare, golden_dump
-from .linear import linear
-from .model import build
+from . import compare, golden_dump
+from ..ops.linear import linear
+from ..model import build
 from .mutants import MutantOps, prepare, to_bfloat16
 from .mutation_audit import DEFAULT_SIZE, audit_image
-from .walk import ArrayOps, Capture, walk
+from ..walk import ArrayOps, Capture, walk
 
 FORMATS = ("float32", "float16", "bfloat16", "int8")
 

@@ -31,11 +31,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._files import save_figure
-from .archs import custom
-from .errors import InputError
-from .model import build
-from .train import train_step
+from .._files import save_figure
+from ..archs import custom
+from ..errors import InputError
+from ..model import build
+from ..train import train_step
 
 DIGITS_HINT = "pip install numpy-resnext[digits]"
 DIGITS_CONFIG = custom(depths=(1, 1, 1), stem="cifar", cardinality=4, base_width=4, stem_width=16,

@@ -20,12 +20,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .archs import ARCHS, STAGE_PLANES, ArchConfig, custom, get_arch
+from ..archs import ARCHS, STAGE_PLANES, ArchConfig, custom, get_arch
 from .branches import block_branches, early_concat_form, grouped_form
-from .model import build
-from .params import count_params, param_shapes
-from .plan import PAPER_STAGE_NAMES, layer_plan
-from .shapes import output_shapes
+from ..model import build
+from ..params import count_params, param_shapes
+from ..plan import PAPER_STAGE_NAMES, layer_plan
+from ..shapes import output_shapes
 
 # (name in the paper, architecture, params in M, GFLOPs) -- Table 1
 PAPER_TABLE1 = (("ResNet-50", "ResNet50", 25.5, 4.1),

@@ -10,7 +10,7 @@ arithmetic: the C first convs as one 1x1 conv, the C 3x3 convs as one grouped co
 
 :func:`branch_contributions` runs a model up to the block and splits the block's
 aggregated transform T = sum_i T_i into the branches' outputs T_i (via
-:mod:`numpy_resnext.branches`), measuring each one's size and its share of T:
+:mod:`numpy_resnext.paper.branches`), measuring each one's size and its share of T:
 
     share_i = <T_i, T> / <T, T>        (the shares sum to 1; a share can be negative when
                                         a branch mostly cancels the others)
@@ -24,13 +24,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._files import save_figure
-from .archs import ArchConfig
+from .._files import save_figure
+from ..archs import ArchConfig
 from .branches import block_branches, grouped_form
-from .errors import InputError
-from .plan import PAPER_STAGE_NAMES, layer_plan
-from .preprocess import MEAN, STD
-from .shapes import output_shapes
+from ..errors import InputError
+from ..plan import PAPER_STAGE_NAMES, layer_plan
+from ..preprocess import MEAN, STD
+from ..shapes import output_shapes
 
 PLOT_HINT = "pip install numpy-resnext[plot]"
 

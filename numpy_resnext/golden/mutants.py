@@ -24,13 +24,13 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .batchnorm import EPS, batchnorm_train
-from .conv import conv2d
-from .linear import linear
-from .plan import BN_FIELDS, Plan
-from .pooling import avgpool2d, maxpool2d, pool_output_size
-from .preprocess import MEAN, SCALE, STD, normalize, to_chw
-from .walk import ArrayOps
+from ..ops.batchnorm import EPS, batchnorm_train
+from ..ops.conv import conv2d
+from ..ops.linear import linear
+from ..plan import BN_FIELDS, Plan
+from ..ops.pooling import avgpool2d, maxpool2d, pool_output_size
+from ..preprocess import MEAN, SCALE, STD, normalize, to_chw
+from ..walk import ArrayOps
 
 
 def to_bfloat16(a):

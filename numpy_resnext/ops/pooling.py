@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from ._checks import as_float_array, check_ndim, pair
+from .._checks import as_float_array, check_ndim, pair
 from .conv import channels_last, from_channels_last, pad_channels_last
-from .errors import InputError
+from ..errors import InputError
 
 
 def pool_output_size(size, kernel, stride, padding=0, ceil_mode=False):

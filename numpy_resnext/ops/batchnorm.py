@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_float_array, check_ndim, check_same_dtype
+from .._checks import as_float_array, check_ndim, check_same_dtype
 from .cpu import rows
-from .errors import InputError
+from ..errors import InputError
 
 EPS = 1e-5
 

@@ -45,12 +45,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .activations import relu
-from .archs import ArchConfig
-from .batchnorm import batchnorm
-from .conv import conv2d
-from .plan import BN_FIELDS, Block, layer_plan
-from .walk import ArrayOps, bottleneck, conv_bn
+from ..ops.activations import relu
+from ..archs import ArchConfig
+from ..ops.batchnorm import batchnorm
+from ..ops.conv import conv2d
+from ..plan import BN_FIELDS, Block, layer_plan
+from ..walk import ArrayOps, bottleneck, conv_bn
 
 
 class BranchForm(NamedTuple):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float_array, check_ndim
-from .errors import InputError
+from .._checks import as_float_array, check_ndim
+from ..errors import InputError
 
 
 def _check_labels(logits, labels):

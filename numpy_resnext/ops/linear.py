@@ -5,8 +5,8 @@ once on load, so every weight inside the package is [out, in].
 """
 
 
-from ._checks import as_float_array, check_ndim, check_same_dtype
-from .errors import InputError
+from .._checks import as_float_array, check_ndim, check_same_dtype
+from ..errors import InputError
 
 
 def linear(x, weight, bias=None):

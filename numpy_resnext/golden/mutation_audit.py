@@ -4,7 +4,7 @@ and does it name the tensor where the bug lives?
 For one architecture, input size, seed and kind of seeded weights:
 
 1. a seeded uint8 RGB image of the chosen size (:func:`audit_image`) goes through the
-   audit's input pipeline (:func:`numpy_resnext.mutants.prepare`: normalise, CHW);
+   audit's input pipeline (:func:`numpy_resnext.golden.mutants.prepare`: normalise, CHW);
 2. the golden is the float64 forward of the correct model on it (``golden_dump``: the
    input first, then every intermediate);
 3. each mutant runs at float32 and/or float64 (the same seeded weights, cast), through the
@@ -26,13 +26,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import InputError, ResNeXtError
-from .golden import SUGGESTED_TOLERANCES, compare, golden_dump
-from .golden.manifest import INPUT_NAME
-from .model import build
+from ..errors import InputError, ResNeXtError
+from . import SUGGESTED_TOLERANCES, compare, golden_dump
+from .manifest import INPUT_NAME
+from ..model import build
 from .mutants import CATALOGUE, MUTANTS, MutantOps, prepare
-from .shapes import ShapeOps, shape_walk
-from .walk import ArrayOps, Capture, walk
+from ..shapes import ShapeOps, shape_walk
+from ..walk import ArrayOps, Capture, walk
 
 DEFAULT_ARCH = "ResNeXt50_vd_32x4d"
 # Odd height, even width: the stem sees 67x45 (odd: 'SAME' padding symmetric there), layer2.0

@@ -11,7 +11,7 @@ read from :func:`numpy_resnext.plan.layer_plan` and :func:`numpy_resnext.shapes.
 - :func:`table1`: the stages of ResNet-50 and ResNeXt-50 32x4d in the layout of Table 1:
   output size, block template, blocks per stage, parameters and MACs.
 
-``python -m numpy_resnext.figures docs/figures`` (or :func:`write_all`) regenerates the
+``python -m numpy_resnext.paper.figures docs/figures`` (or :func:`write_all`) regenerates the
 PNGs kept in docs/figures/. Needs matplotlib (``pip install numpy-resnext[plot]``).
 Each function returns the figure's text labels, which the tests compare with the paper.
 """
@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ._files import save_figure
-from .plan import PAPER_STAGE_NAMES, layer_plan
-from .shapes import output_shapes, totals
+from .._files import save_figure
+from ..plan import PAPER_STAGE_NAMES, layer_plan
+from ..shapes import output_shapes, totals
 
 FIG_BLOCK = "layer1.1"            # the block the paper draws: 256-d in, identity shortcut
 FONT = 13                         # points; readable on a projected slide

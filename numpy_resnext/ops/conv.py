@@ -60,9 +60,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float_array, check_ndim, check_same_dtype, pair
+from .._checks import as_float_array, check_ndim, check_same_dtype, pair
 from .cpu import cache_size, l2_bytes  # noqa: F401  (cache_size: re-exported)
-from .errors import InputError
+from ..errors import InputError
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
