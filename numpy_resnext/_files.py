@@ -15,6 +15,7 @@ import tempfile
 
 import numpy as np
 
+from ._optional import pyplot
 from .bounded.files import output_error
 from .errors import InputError, OutputError
 
@@ -95,7 +96,7 @@ def save_json(path, data, mode=None):
 
 def save_figure(path, fig, dpi=None):
     """Write a matplotlib figure as PNG, atomically, and close it (also on failure)."""
-    import matplotlib.pyplot as plt          # only callers that already drew a figure get here
+    plt = pyplot()                           # only callers that already drew a figure get here
 
     def write(tmp):
         fig.savefig(tmp, dpi=dpi, format="png")

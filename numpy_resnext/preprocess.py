@@ -35,6 +35,7 @@ import numpy as np
 
 from ._checks import float_dtype
 from .bounded import check_regular, get_limits, read_npy
+from ._optional import require
 from .errors import FormatError, InputError, InputTypeError
 
 RESIZE_SHORT = 256
@@ -48,7 +49,6 @@ STD = (0.229, 0.224, 0.225)
 COEF_BITS = 11
 COEF_SCALE = 1 << COEF_BITS
 
-IMAGE_HINT = "pip install numpy-resnext[image]"
 
 
 # --- 2. resize --------------------------------------------------------------------------------
@@ -190,11 +190,9 @@ def _check_uint8_hwc(image, what):
 
 
 def _decode_with_pillow(path: str) -> np.ndarray:
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:
-        raise InputError(f"reading {path!r} needs Pillow: {IMAGE_HINT} "
-                         f"(or save the image as a uint8 (H, W, 3) RGB .npy file)") from None
+    pil = require("PIL.Image", f"reading {path!r}",
+                  "(or save the image as a uint8 (H, W, 3) RGB .npy file)")
+    Image, UnidentifiedImageError = pil, pil.UnidentifiedImageError
     try:
         with Image.open(path) as im:
             # the header's size, checked before a pixel is decoded (decode bombs)

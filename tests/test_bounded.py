@@ -2,7 +2,6 @@
 references (fnmatch, json, np.load, tarfile) on valid input and for their bounds."""
 
 import fnmatch
-import gzip
 import io
 import json
 import os

@@ -3,7 +3,6 @@
 import argparse
 import re
 
-import pytest
 
 from numpy_resnext import cli
 

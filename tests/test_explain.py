@@ -104,7 +104,7 @@ def test_png_without_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     status, _, err = _run(["explain", "ResNeXt50_32x4d", "--png", str(tmp_path / "b.png")], capsys)
     assert status == 2
-    assert "pip install numpy-resnext[plot]" in err
+    assert "pip install 'numpy-resnext[plot]'" in err
     assert not (tmp_path / "b.png").exists()
 
 
@@ -144,7 +144,7 @@ def test_png_without_input_uses_a_seeded_picture_and_the_seeded_model(tmp_path, 
     def fake_plot(c, lay, path, image=None, title_note=""):
         seen.update(image=image, note=title_note, shares=c.shares)
     monkeypatch.setattr(cmd, "plot_contributions", fake_plot)
-    monkeypatch.setattr(cmd, "require_matplotlib", lambda: None)
+    monkeypatch.setattr(cmd, "pyplot", lambda purpose: None)
     status, out, _ = _run(["explain", "ResNeXt50_32x4d", "--block", "layer1.0", "--seed", "3",
                            "--input-size", "40", "48", "--png", str(tmp_path / "b.png")], capsys)
     assert status == 0

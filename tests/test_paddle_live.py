@@ -19,7 +19,6 @@ logits within the same bound. Skips with a reason when Paddle is not installed.
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

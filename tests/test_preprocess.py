@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from numpy_resnext import preprocess as pp
-from numpy_resnext.errors import FormatError, InputError, InputTypeError
+from numpy_resnext.errors import FormatError, InputError, InputTypeError, ResNeXtError
 
 
 # --- the size rule and the crop -------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_load_image_missing_and_directory(tmp_path):
 def test_load_image_without_pillow_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "cat.jpg").write_bytes(b"\xff\xd8\xff")
     monkeypatch.setitem(sys.modules, "PIL", None)          # import PIL now fails
-    with pytest.raises(InputError, match=r"pip install numpy-resnext\[image\]"):
+    with pytest.raises(ResNeXtError, match=r"pip install 'numpy-resnext\[image\]'"):
         pp.load_image(tmp_path / "cat.jpg")
 
 

@@ -19,7 +19,7 @@ def add_parser(sub):
                     "224, scale to [0, 1], subtract the ImageNet mean, divide by the std. "
                     "A .npy file holds either uint8 (H, W, 3) RGB pixels (preprocessed here) "
                     "or float (3, H, W) values already preprocessed (used as they are). "
-                    "Other image files need Pillow: pip install numpy-resnext[image].")
+                    "Other image files need Pillow: pip install 'numpy-resnext[image]'.")
     add_model_options(p, default_dtype="float32", arch_required=True)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or .npy arrays")
     p.add_argument("--top", type=int, default=5, help="classes to list per image (default 5)")

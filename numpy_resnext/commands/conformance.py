@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from .._optional import require
 from ..errors import InputError
 from ._common import add_command, add_model_options, check_output_path, save_json, load_input, load_model
 
@@ -46,10 +47,9 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..onnx_export import require_onnx
     from ..onnx_export.conformance import conformance
     from ..onnx_export.runtimes import parse_runtimes
-    require_onnx()
+    require("onnx", "ONNX export")
     parse_runtimes(args.runtimes)                     # a clear error before any work
     for path, what in ((args.json, "--json"), (args.png, "--png")):
         if path:

@@ -4,9 +4,10 @@ import os
 
 
 from ..archs import get_arch
+from .._optional import pyplot
 from ..errors import InputError
 from ..paper.explain import (block_layout, branch_contributions, denormalize, format_contributions,
-                       format_layout, image_to_input, plot_contributions, require_matplotlib,
+                       format_layout, image_to_input, plot_contributions,
                        synthetic_image)
 from ..plan import layer_plan
 from ..shapes import min_input_size, valid_size
@@ -23,7 +24,7 @@ def add_parser(sub):
                     "aggregation, and how the engine runs the same arithmetic as a grouped "
                     "convolution. With --input, also each branch's contribution to the "
                     "block's aggregated transform on that input; with --png, a figure of them "
-                    "(needs matplotlib: pip install numpy-resnext[plot]).")
+                    "(needs matplotlib: pip install 'numpy-resnext[plot]').")
     add_model_options(p, default_dtype="float32", arch_required=True)
     p.add_argument("--block", default="layer1.1",
                    help="block name, layerS.I (default layer1.1: the block the paper draws in Fig. 3)")
@@ -49,7 +50,7 @@ def run(args):
     if args.png is not None and not args.png.lower().endswith(".png"):
         raise InputError(f"--png: expected a file name ending in .png, found {args.png!r}")
     if args.png is not None:
-        require_matplotlib()                 # fail before the slow part, not after
+        pyplot("--png")                 # fail before the slow part, not after
         check_output_path(args.png, "--png")
     config = get_arch(args.arch)
     layer_plan(config).block(args.block)            # a clear error for an unknown block, early

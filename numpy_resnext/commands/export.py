@@ -2,6 +2,7 @@
 
 import os
 
+from .._optional import require
 from ..errors import InputError
 from ._common import Progress, add_command, add_model_options, check_output_path, load_model
 
@@ -57,10 +58,9 @@ def parse_globs(items, option="--intermediates"):
 
 
 def run(args):
-    from ..onnx_export import require_onnx
     from ..onnx_export.save import export
     from ..onnx_export.testdata import write_test_data
-    require_onnx()                                    # exit 2 naming the extra, before any work
+    require("onnx", "ONNX export")                                    # exit 2 naming the extra, before any work
     check_output_path(args.onnx, "--onnx")
     if args.test_data < 0 or args.batch < 1:
         raise InputError(f"--test-data must be >= 0 and --batch >= 1, found {args.test_data} and {args.batch}")

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 from ..paper.digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, train_digits
+from .._optional import pyplot
 from ..errors import InputError
-from ..paper.explain import require_matplotlib
 from ..shapes import totals
 from ._common import add_command, check_output_path, save_json
 
@@ -75,7 +75,7 @@ def run(args):
         if not args.png.lower().endswith(".png"):
             raise InputError(f"--png: expected a file name ending in .png, found {args.png!r}")
         check_output_path(args.png, "--png")
-        require_matplotlib()                       # fail before training, not after
+        pyplot("--png")                       # fail before training, not after
     cfg = DIGITS_CONFIG
     params, macs = totals(cfg, 8, 8)
     print(f"train-demo: {cfg.name} ({'-'.join(map(str, cfg.depths))} blocks, C = {cfg.cardinality}, "

@@ -14,37 +14,13 @@ onnx.reference, OpenVINO), :mod:`.conformance` (every runtime against the float6
 and :mod:`.plot` (the error-per-layer picture).
 
 The ``onnx`` package is an optional extra (``pip install 'numpy-resnext[onnx]'``); the
-core of numpy-resnext never imports it. :func:`require_onnx` raises a clear error naming
-the extra when it is missing.
+core of numpy-resnext never imports it: every module here imports it when called, through
+:func:`numpy_resnext._optional.require`, which names the extra when it is missing.
 """
 
 from __future__ import annotations
 
-import importlib
+from .graph import OPSET
+from .save import export as export_onnx
 
-from ..errors import ResNeXtError
-
-OPSET = 17
-EXTRA = "pip install 'numpy-resnext[onnx]'"
-
-
-class MissingExtraError(ResNeXtError, ImportError):
-    """An optional dependency (onnx, onnxruntime, matplotlib) is not installed."""
-
-
-def require_onnx():
-    """The ``onnx`` module, or a :class:`MissingExtraError` naming the extra to install."""
-    try:
-        return importlib.import_module("onnx")
-    except ImportError as exc:
-        raise MissingExtraError(f"ONNX export needs the onnx package, which is not installed "
-                                f"({exc}); install the extra: {EXTRA}") from None
-
-
-def export_onnx(model, path, **options):
-    """Export ``model`` to ``path`` (see :func:`numpy_resnext.onnx_export.save.export`)."""
-    from .save import export
-    return export(model, path, **options)
-
-
-__all__ = ["EXTRA", "OPSET", "MissingExtraError", "export_onnx", "require_onnx"]
+__all__ = ["OPSET", "export_onnx"]

@@ -45,7 +45,9 @@ from ..errors import InputError
 from ..golden import INPUT_NAME, LOGITS_NAME
 from ..plan import BN_FIELDS, Block, ConvBN, Head, Pool
 from ..walk import walk
-from . import OPSET, require_onnx
+from .._optional import require
+
+OPSET = 17                      # the ONNX operator set every exported graph declares
 
 BATCH = "N"                                 # the dynamic batch axis' symbolic name
 EPS_FLOAT32_GAP = EPS - float(np.float32(EPS))  # 2.5e-13: what a float32 epsilon attribute loses
@@ -161,7 +163,7 @@ def build_graph(model, *, dtype="float32", size=(224, 224), intermediates=None, 
                    intermediates to add as graph outputs, after the logits.
     fold:          fold each BatchNorm into the conv before it (one Conv with a bias).
     """
-    onnx = require_onnx()
+    onnx = require("onnx", "ONNX export")
     helper = onnx.helper
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
@@ -209,6 +211,6 @@ def build_graph(model, *, dtype="float32", size=(224, 224), intermediates=None, 
 def conv_attributes(model_proto) -> dict:
     """{node name: {attribute: value}} of every Conv node of an ONNX model (for tests and
     for reading an exported graph back)."""
-    onnx = require_onnx()
+    onnx = require("onnx", "ONNX export")
     return {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
             for n in model_proto.graph.node if n.op_type == "Conv"}

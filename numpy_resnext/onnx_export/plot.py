@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .._files import save_figure
-from . import MissingExtraError
+from .._optional import pyplot
 
 FLOOR = 1e-18                       # where exact agreement (error 0) is drawn
 
@@ -26,13 +26,7 @@ def _stage(name):
 
 def plot_conformance(result, path):
     """Write ``result`` (a :class:`.conformance.Result`) as a PNG at ``path``."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MissingExtraError("--png needs matplotlib, which is not installed; install the "
-                                "extra: pip install 'numpy-resnext[plot]'") from None
+    plt = pyplot("--png")
     names = result.golden_names
     index = {n: i for i, n in enumerate(names)}
     fig, ax = plt.subplots(figsize=(11, 5.4), dpi=100)

@@ -29,7 +29,8 @@ import numpy as np
 from .._files import atomic_write, check_output_path
 from ..checksums import params_sha256
 from ..errors import InputError
-from . import OPSET, require_onnx
+from .._optional import require
+from .graph import OPSET
 from .graph import build_graph
 
 MAX_INLINE_BYTES = 512 * 2**20
@@ -82,7 +83,7 @@ def write_model(graph, path, external=None, max_inline_bytes=MAX_INLINE_BYTES):
 
     external: None (decide by ``max_inline_bytes``), True or False.
     """
-    onnx = require_onnx()
+    onnx = require("onnx", "ONNX export")
     path = check_output_path(path, "--onnx")
     if external is None:
         external = graph.nbytes > max_inline_bytes
@@ -122,7 +123,7 @@ def export(model, path, *, dtype="float32", size=(224, 224), intermediates=None,
     doc = (f"{model.config.name} exported by numpy-resnext from its layer plan; node and value "
            f"names are numpy-resnext's intermediate names; weights: {weights_source or 'seeded'}")
     graph = build_graph(model, dtype=dtype, size=size, intermediates=intermediates, fold=fold, doc=doc)
-    onnx = require_onnx()
+    onnx = require("onnx", "ONNX export")
     meta = {"arch": model.config.name, "dtype": str(np.dtype(dtype)), "fold_bn": str(bool(fold)),
             "weights": weights_source or "seeded", "params_sha256": params_sha256(model.params),
             "input_size": f"{size[0]}x{size[1]}", "intermediates": ",".join(graph.exposed)}

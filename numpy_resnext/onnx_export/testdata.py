@@ -21,7 +21,7 @@ import numpy as np
 from .._files import atomic_write
 from ..golden import INPUT_NAME, LOGITS_NAME
 from ..model import ResNeXt
-from . import require_onnx
+from .._optional import require
 
 
 def float64_twin(model):
@@ -61,7 +61,7 @@ def write_test_data(onnx_path, model, count, *, batch=1, seed=0, progress=None):
 
     The input size, dtype and outputs are read from the ONNX file, so the sets match it.
     """
-    onnx = require_onnx()
+    onnx = require("onnx", "ONNX export")
     numpy_helper = onnx.numpy_helper
     proto = onnx.load(os.fspath(onnx_path), load_external_data=False)
     inp = proto.graph.input[0]
@@ -91,7 +91,7 @@ def write_test_data(onnx_path, model, count, *, batch=1, seed=0, progress=None):
 def read_test_data(folder):
     """(inputs, outputs): lists of (name, array) from one ``test_data_set_*`` folder, read
     with ``onnx.numpy_helper`` (input_0.pb, input_1.pb, ... and output_0.pb, ...)."""
-    onnx = require_onnx()
+    onnx = require("onnx", "ONNX export")
 
     def read(prefix):
         items, k = [], 0

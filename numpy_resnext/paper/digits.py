@@ -2,7 +2,7 @@
 
 The data: the 1,797 handwritten digits (8x8 grey images, values 0..16, ten classes) that
 scikit-learn ships inside its package, so nothing is downloaded
-(``pip install numpy-resnext[digits]``). They are scaled to [0, 1], standardised with the
+(``pip install 'numpy-resnext[digits]'``). They are scaled to [0, 1], standardised with the
 training split's mean and standard deviation, and repeated on the three input channels
 the stem expects. The held-out split is stratified (the same share of every class) and
 seeded.
@@ -32,12 +32,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .._files import save_figure
+from .._optional import install_hint, pyplot, require
 from ..archs import custom
 from ..errors import InputError
 from ..model import build
 from ..train import train_step
 
-DIGITS_HINT = "pip install numpy-resnext[digits]"
+DIGITS_HINT = install_hint("sklearn")
 DIGITS_CONFIG = custom(depths=(1, 1, 1), stem="cifar", cardinality=4, base_width=4, stem_width=16,
                        num_classes=10, name="DigitsResNeXt_4x4d")
 DEFAULTS = dict(epochs=10, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
@@ -63,11 +64,7 @@ class Split(NamedTuple):
 def load_digits_images():
     """(images (1797, 8, 8) float64 in [0, 1], labels (1797,) int64) from scikit-learn's
     bundled copy; a clear error naming the extra when scikit-learn is missing."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise InputError(f"the digits data set comes with scikit-learn: {DIGITS_HINT}") from None
-    data = load_digits()
+    data = require("sklearn.datasets", "the digits data set").load_digits()
     return data.images.astype(np.float64) / 16.0, data.target.astype(np.int64)
 
 
@@ -217,8 +214,7 @@ def train_digits(epochs=DEFAULTS["epochs"], seed=0, batch_size=DEFAULTS["batch_s
 
 def plot_curves(history, path, title=""):
     """A PNG of the training loss and the train / held-out accuracy per epoch (matplotlib)."""
-    from .explain import require_matplotlib
-    plt = require_matplotlib()
+    plt = pyplot("--png")
     epochs = np.arange(1, len(history["train_loss"]) + 1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     a.plot(epochs, history["train_loss"], "o-", color="tab:blue")

@@ -25,14 +25,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .._files import save_figure
+from .._optional import pyplot
 from ..archs import ArchConfig
 from .branches import block_branches, grouped_form
-from ..errors import InputError
 from ..plan import PAPER_STAGE_NAMES, layer_plan
 from ..preprocess import MEAN, STD
 from ..shapes import output_shapes
 
-PLOT_HINT = "pip install numpy-resnext[plot]"
 
 
 class Layer(NamedTuple):
@@ -214,17 +213,6 @@ def format_contributions(c: Contributions, block_name: str, top: int = 0) -> str
     return "\n".join(lines)
 
 
-def require_matplotlib():
-    """matplotlib.pyplot on the file-only Agg backend, or a clear error naming the extra."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError(f"--png needs matplotlib: {PLOT_HINT}") from None
-    return plt
-
-
 def synthetic_image(height, width, seed=0) -> np.ndarray:
     """A seeded (H, W, 3) uint8 picture with structure to respond to: a few discs, bars and
     a ring of random colours on a smooth two-colour gradient. explain uses it when no
@@ -257,7 +245,7 @@ def image_to_input(img, dtype="float32") -> np.ndarray:
 def plot_contributions(c: Contributions, lay: dict, path, image=None, title_note=""):
     """A PNG at lecture size: the input, each branch's share as bars, and each branch's
     per-pixel contribution map beside the total's (one colour scale). Needs matplotlib."""
-    plt = require_matplotlib()
+    plt = pyplot("--png")
     C = len(c.shares)
     cols = 8 if C >= 16 else max(C, 2)
     grid_rows = -(-C // cols)

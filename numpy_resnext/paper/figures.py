@@ -12,7 +12,7 @@ read from :func:`numpy_resnext.plan.layer_plan` and :func:`numpy_resnext.shapes.
   output size, block template, blocks per stage, parameters and MACs.
 
 ``python -m numpy_resnext.paper.figures docs/figures`` (or :func:`write_all`) regenerates the
-PNGs kept in docs/figures/. Needs matplotlib (``pip install numpy-resnext[plot]``).
+PNGs kept in docs/figures/. Needs matplotlib (``pip install 'numpy-resnext[plot]'``).
 Each function returns the figure's text labels, which the tests compare with the paper.
 """
 
@@ -22,6 +22,7 @@ import os
 import sys
 
 from .._files import save_figure
+from .._optional import pyplot
 from ..plan import PAPER_STAGE_NAMES, layer_plan
 from ..shapes import output_shapes, totals
 
@@ -32,8 +33,7 @@ SUM = dict(boxstyle="circle,pad=0.25", facecolor="white", edgecolor="black", lin
 
 
 def _plt():
-    from .explain import require_matplotlib
-    return require_matplotlib()
+    return pyplot("the lecture figures")
 
 
 def _save(fig, path, dpi=100):
