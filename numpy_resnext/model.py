@@ -17,7 +17,8 @@ from ._checks import as_float_array, float_dtype
 from .archs import ArchConfig, get_arch
 from .errors import InputError, InputTypeError, WeightsError
 from .init import DEFAULT_INIT, seeded_params
-from .params import check_params, count_params, init_params, is_trainable, param_shapes
+from .io import load_weights
+from .params import LoadReport, count_params, init_params, is_trainable, validate
 from .plan import layer_plan
 from .shapes import min_input_size
 from .summary import summarize
@@ -28,15 +29,15 @@ class ResNeXt:
     """A ResNeXt (or ResNet) with its parameters.
 
     Attributes: ``config`` (:class:`ArchConfig`), ``dtype``, ``params`` (an ordered dict
-    canonical name -> array, BN running statistics included), ``load_report`` (what a
-    non-strict load skipped).
+    canonical name -> array, BN running statistics included), ``load_report`` (a
+    :class:`~numpy_resnext.params.LoadReport`: what a load left out, ignored or noted).
     """
 
     def __init__(self, config: ArchConfig, params, dtype, load_report=None):
         self.config = config
         self.dtype = np.dtype(dtype)
         self.params = params
-        self.load_report = load_report or {"missing": [], "unexpected": []}
+        self.load_report = load_report if load_report is not None else LoadReport()
         self.plan = layer_plan(config)
         self.min_input_size = min_input_size(config)     # (H, W); once, not on every forward
 
@@ -136,26 +137,21 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
              record what they skipped in ``model.load_report``.
     """
     dt = float_dtype(dtype, "build: dtype")
-    loaded = None
     if weights is not None and isinstance(weights, (str, os.PathLike)):
-        from .io import load_weights
-        # the loader checks a named architecture against the file and says how they differ
-        loaded = load_weights(weights, arch=arch, strict=strict, ema=ema)
-        config = loaded.config
-        weights = loaded.params
+        # read, renamed and validated once; a named architecture is checked against the
+        # file, which says how they differ
+        loaded = load_weights(weights, arch=arch, strict=strict, ema=ema, dtype=dt, finite=True)
+        config, checked, report = loaded.config, loaded.params, loaded.report
     else:
         if arch is None:
             raise WeightsError("build: an architecture is needed unless weights come from a file")
         config = get_arch(arch)
-    if weights is None:
-        return ResNeXt(config, seeded_params(config, seed=seed, dtype=dt, init=init), dt)
-    checked, report = check_params(config, weights, dtype=dt, strict=strict)
-    if loaded is not None:
-        report.update({k: v for k, v in loaded.report.as_dict().items() if k not in report})
-    if report["missing"]:
+        if weights is None:
+            return ResNeXt(config, seeded_params(config, seed=seed, dtype=dt, init=init), dt)
+        checked, report = validate(layer_plan(config), weights, dtype=dt, strict=strict)
+    params = checked                        # in parameter order
+    if report.missing:
         # a non-strict load: the seeded initialisation fills what the weights left out
         params = init_params(config, seed=seed, dtype=dt)
         params.update(checked)
-    else:
-        params = OrderedDict((name, checked[name]) for name in param_shapes(config))
     return ResNeXt(config, params, dt, load_report=report)

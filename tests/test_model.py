@@ -402,7 +402,7 @@ def test_non_strict_build_reports_what_it_filled():
     weights = build(config, dtype="float32").state_dict()
     del weights["fc.bias"]
     model = build(config, weights=weights, strict=False)
-    assert model.load_report["missing"] == ["fc.bias"]
+    assert model.load_report.as_dict()["missing"] == ["fc.bias"]
     assert model.params["fc.bias"].shape == (4,)
 
 
