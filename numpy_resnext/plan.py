@@ -4,7 +4,7 @@
 and every consumer reads the plan instead of re-deriving layers from the config: parameter
 shapes and the seeded initialisation (:mod:`.params`), output shapes and MACs
 (:mod:`.shapes`), the forward walk (:mod:`.walk`), the backward (:mod:`.grad`), the Fig. 3
-branch view (:mod:`.branches`), weight-file name maps (:mod:`.io.names`) and golden name
+branch view (:mod:`.branches`), weight-file name maps (:mod:`.io.schemes`) and golden name
 maps. A hyperparameter of a layer (channels, kernel, stride, padding, groups, pooling) is
 written here and nowhere else.
 

@@ -14,7 +14,8 @@ its length with the number of stars as the exponent (``a*a*a*a*b`` against 5,000
 Here the pattern is cut at its stars into pieces of one-character tokens, and one
 backward pass per piece marks, with NumPy, every position of the name from which the rest
 of the pattern matches: O(len(pattern) x len(name)) at worst. The captures are then read
-forwards.
+forwards. The pieces before the first and after the last star are anchored, so they are
+checked first, and with one star they decide alone.
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def _codes(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4")
 
 
+def _accepts_one(token, code: int) -> bool:
+    """Whether ``token`` accepts the character ``code``."""
+    if token[0] == "lit":
+        return code == token[1]
+    if token[0] == "?":
+        return True
+    return any(lo <= code <= hi for lo, hi in token[2]) != token[1]
+
+
 def _accepts(token, c: np.ndarray) -> np.ndarray:
     """(len(c),) bool: which characters ``token`` accepts."""
     if token[0] == "lit":
@@ -114,15 +124,24 @@ class Pattern:
             out[:n - m + 1] = good
         return out
 
+    def _piece_here(self, i, name, j) -> bool:
+        """Whether piece i matches name[j:j + len(piece)] (which is inside the name)."""
+        return all(_accepts_one(t, ord(name[j + q])) for q, t in enumerate(self.pieces[i]))
+
     def groups(self, name: str):
         """The tuple of what each ``*`` matched, or None if ``name`` does not match."""
         k, n = len(self.pieces) - 1, len(name)
         lens = [len(p) for p in self.pieces]
-        if n < sum(lens) + k * self.star_min:
+        if n < sum(lens) + k * self.star_min or not self._piece_here(0, name, 0):
             return None
-        c = _codes(name)                                        # (n,) code points
         if k == 0:
-            return () if n == lens[0] and self._piece_at(0, c, n)[0] else None
+            return () if n == lens[0] else None
+        if not self._piece_here(k, name, n - lens[k]):
+            return None
+        if k == 1:                        # one star: it takes what the two ends leave
+            middle = name[lens[0]:n - lens[1]]
+            return (middle,) if self.star_dots or "." not in middle else None
+        c = _codes(name)                                        # (n,) code points
         if self.star_dots:
             reach = np.full(n + 1, n, np.int64)                 # a star may run to the end
         else:
