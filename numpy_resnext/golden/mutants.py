@@ -27,7 +27,7 @@ import numpy as np
 from ..ops.batchnorm import EPS, batchnorm_train
 from ..ops.conv import conv2d
 from ..ops.linear import linear
-from ..plan import BN_FIELDS, Plan
+from ..plan import BN_FIELDS, Block, Plan
 from ..ops.pooling import avgpool2d, maxpool2d, pool_output_size
 from ..preprocess import MEAN, SCALE, STD, normalize, to_chw
 from ..walk import ArrayOps
@@ -234,10 +234,10 @@ class ReluBeforeAdd(MutantOps):
 class NoReluAfterAdd(MutantOps):
     """The block output is the sum itself: the ReLU after the add is missing."""
 
-    def relu(self, x, name):
-        if any(b.name == name for b in self.plan.blocks):
+    def relu(self, x, layer):
+        if isinstance(layer, Block):                                     # after the add
             return x
-        return super().relu(x, name)
+        return super().relu(x, layer)
 
 
 class FcBiasDropped(MutantOps):
