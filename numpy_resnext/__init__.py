@@ -23,7 +23,8 @@ from .archs import ALIASES, ARCHS, ArchConfig, custom, get_arch, list_archs
 from .plan import Block, ConvBN, Plan, Pool, layer_plan
 from .ops.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train, batchnorm_train_backward,
                         bn_scale_shift)
-from .ops.conv import col2im, conv2d, conv2d_backward, conv_output_size, im2col, weight_matrix
+from .ops.conv import conv2d, conv2d_backward
+from .ops.im2col import col2im, conv_output_size, im2col, weight_matrix
 from .errors import (ArchitectureError, FormatError, InputError, InputTypeError, ResNeXtError,
                      WeightsError)
 from .io import load_weights, read_paddle
