@@ -16,17 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .archs import ArchConfig
 from .bounded import clip_list
 from .errors import WeightsError
-from .plan import BN_FIELDS, Plan, layer_plan
+from .plan import BN_FIELDS, Plan, as_plan
 
 
-def param_shapes(config) -> "OrderedDict[str, tuple]":
-    """Canonical name -> shape for every tensor of ``config`` (a Plan, or a config; BN
-    statistics included), in the order of the layer plan: each convolution's weight, then
-    its BN's four tensors."""
-    plan = config if isinstance(config, Plan) else layer_plan(config)
+def param_shapes(plan: Plan) -> "OrderedDict[str, tuple]":
+    """Canonical name -> shape for every tensor of a :class:`Plan` (an architecture's name or
+    config is accepted too) with BN statistics, in the order of the layer plan: each
+    convolution's weight, then its BN's four tensors, then the head."""
+    plan = as_plan(plan)
     shapes = OrderedDict()
     for layer in plan.convs():
         shapes[f"{layer.name}.weight"] = layer.weight_shape
@@ -42,12 +41,12 @@ def is_trainable(name: str) -> bool:
     return not name.endswith((".running_mean", ".running_var"))
 
 
-def count_params(config: ArchConfig) -> int:
+def count_params(plan: Plan) -> int:
     """Trainable parameters (BN running statistics excluded), from the shapes alone."""
-    return sum(math.prod(s) for n, s in param_shapes(config).items() if is_trainable(n))
+    return sum(math.prod(s) for n, s in param_shapes(plan).items() if is_trainable(n))
 
 
-def init_params(config: ArchConfig, seed: int = 0, dtype="float32") -> "OrderedDict[str, np.ndarray]":
+def init_params(plan: Plan, seed: int = 0, dtype="float32") -> "OrderedDict[str, np.ndarray]":
     """Seeded weights: He-normal convs (std sqrt(2 / fan_in), fan_in = C/G*R*S), BN scale 1,
     offset 0, mean 0, var 1, FC weight and bias uniform in +-1/sqrt(fan_in).
 
@@ -55,12 +54,14 @@ def init_params(config: ArchConfig, seed: int = 0, dtype="float32") -> "OrderedD
     :func:`param_shapes` and then cast, so a float32 and a float64 model with the same seed
     hold the same weights up to rounding.
     """
+    plan = as_plan(plan)
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(seed)
     params = OrderedDict()
-    for name, shape in param_shapes(config).items():
-        if name == "fc.weight" or name == "fc.bias":
-            bound = 1.0 / math.sqrt(config.num_features)
+    head = (f"{plan.head.fc}.weight", f"{plan.head.fc}.bias")
+    for name, shape in param_shapes(plan).items():
+        if name in head:
+            bound = 1.0 / math.sqrt(plan.head.in_features)
             value = rng.uniform(-bound, bound, size=shape)
         elif len(shape) == 4:
             fan_in = shape[1] * shape[2] * shape[3]
@@ -119,10 +120,10 @@ def _listed(pairs, sep=", "):
     return clip_list([_named(c, f) for c, f in pairs], 40, sep)
 
 
-def validate(arch, weights, *, dtype=None, strict=True, finite=True, what="weights",
+def validate(plan, weights, *, dtype=None, strict=True, finite=True, what="weights",
              file_names=None, in_out=(), unexpected=(), report=None):
-    """Check the {canonical name: array} dict ``weights`` against the tensors of ``arch``
-    (a Plan, or a config) and return ``(checked, report)``: ``checked`` the arrays in
+    """Check the {canonical name: array} dict ``weights`` against the tensors of ``plan``
+    (a :class:`Plan`; a name or config is accepted too) and return ``(checked, report)``: ``checked`` the arrays in
     parameter order (cast to ``dtype`` when given), ``report`` a :class:`LoadReport`.
 
     Every problem is reported at once, in one WeightsError: missing and unexpected tensors
@@ -138,7 +139,8 @@ def validate(arch, weights, *, dtype=None, strict=True, finite=True, what="weigh
     """
     if not hasattr(weights, "items"):
         raise WeightsError(f"{what}: expected a mapping of canonical names to arrays, found {type(weights).__name__}")
-    expected = param_shapes(arch)
+    plan = as_plan(plan)
+    expected = param_shapes(plan)
     file_names = file_names or {}
     report = report if report is not None else LoadReport()
     report.missing.extend((n, file_names.get(n, n)) for n in expected if n not in weights)
@@ -177,16 +179,15 @@ def validate(arch, weights, *, dtype=None, strict=True, finite=True, what="weigh
         if items:
             problems.append(f"{len(items)} {label}: " + clip_list(items, 40, "; "))
     if problems:
-        plan = arch if isinstance(arch, Plan) else layer_plan(arch)
         raise WeightsError(f"{what} do not match architecture {plan.config.name} "
                            f"({len(expected)} tensors expected, "
                            f"{len(weights) + len(unexpected)} found):\n  " + "\n  ".join(problems))
     return checked, report
 
 
-def check_params(config: ArchConfig, weights, dtype=None, strict=True, what="weights"):
+def check_params(plan, weights, dtype=None, strict=True, what="weights"):
     """:func:`validate` with the report as a dict of canonical names ``{"missing": [...],
     "unexpected": [...]}``."""
-    checked, report = validate(config, weights, dtype=dtype, strict=strict, what=what)
+    checked, report = validate(plan, weights, dtype=dtype, strict=strict, what=what)
     return checked, {"missing": [c for c, _ in report.missing],
                      "unexpected": list(report.unexpected)}

@@ -52,7 +52,7 @@ def run(args):
     loaded = load_weights(args.weights, arch=args.arch, strict=not args.non_strict, ema=args.ema)
     metadata = {"source_sha256": _sha256(args.weights), "numpy_resnext": __version__,
                 "source": str(args.weights)}
-    scheme, why, where = write_weights(args.output, loaded.params, loaded.config,
+    scheme, why, where = write_weights(args.output, loaded.params, loaded.plan,
                                        args.names, metadata)
     dtypes = sorted({str(v.dtype) for v in loaded.params.values()})
     print(f"{args.weights}: naming scheme {loaded.scheme}, architecture {loaded.config.name}")

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WeightsError
+from ..plan import as_plan
 from . import hub, npz, paddle, safetensors, torch
 from .schemes import TABLE, WRITE_SCHEMES, default_scheme, file_state
 from .weightfile import WeightFile
@@ -72,11 +73,14 @@ def read_weights(source, ema=None) -> WeightFile:
     return format_of(path).read(path, ema=ema)
 
 
-def write_weights(path, params, config, scheme=None, metadata=None):
-    """Write canonical ``params`` of ``config`` to ``path`` (format from the extension).
+def write_weights(path, params, arch, scheme=None, metadata=None):
+    """Write canonical ``params`` of ``arch`` (a Plan; a config is accepted too) to ``path``
+    (format from the extension).
 
     Returns (scheme used, why that scheme, what the metadata went into).
     """
+    plan = as_plan(arch)
+    config = plan.config
     ext = Path(path).suffix.lower()
     if ext not in WRITERS:
         raise WeightsError(f"output {path}: unknown extension {ext or '(none)'!r}; "
@@ -89,7 +93,7 @@ def write_weights(path, params, config, scheme=None, metadata=None):
     if scheme not in fits:
         names = ", ".join(fits[:-1]) + " or " + fits[-1] if len(fits) > 1 else fits[0]
         raise WeightsError(_CARRY[fmt].format(ext=ext, scheme=scheme, names=names))
-    state = file_state(params, config, scheme)
+    state = file_state(params, plan, scheme)
     meta = dict(metadata or {}, architecture=config.name, names=scheme)
     if fmt is safetensors:
         meta["format"] = "pt"               # what the torch world's loaders look for

@@ -22,7 +22,7 @@ from ..archs import ArchConfig, get_arch
 from ..bounded import human
 from ..errors import WeightsError
 from ..params import LoadReport, param_shapes, validate
-from ..plan import layer_plan
+from ..plan import Plan, layer_plan
 from . import paddle
 from .formats import read_weights
 from .infer import config_differences, infer_config
@@ -38,6 +38,7 @@ class LoadedWeights(NamedTuple):
 
     params:     canonical name -> array (param_shapes order)
     config:     the ArchConfig the weights belong to
+    plan:       its layer plan, the one the weights were validated against
     scheme:     the naming scheme the file used (see :data:`.schemes.SCHEMES`)
     file_names: canonical name -> the file's name for it
     report:     :class:`~numpy_resnext.params.LoadReport`
@@ -46,6 +47,7 @@ class LoadedWeights(NamedTuple):
 
     params: "OrderedDict"
     config: ArchConfig
+    plan: Plan
     scheme: str
     file_names: "OrderedDict[str, str]"
     report: LoadReport
@@ -103,7 +105,7 @@ def _load(read, arch, strict, dtype, finite):
         file_names={c: named(f) for c, f in fmap.items()},
         in_out=(head,) if get_scheme(scheme).fc_layout == "in_out" else (),
         unexpected=[named(n) for n in tensors if n not in known], report=report)
-    return LoadedWeights(params, config, scheme, fmap, report, label)
+    return LoadedWeights(params, config, plan, scheme, fmap, report, label)
 
 
 def _choose_scheme(tensors, paddle_file, table):

@@ -46,7 +46,7 @@ import numpy as np
 from ..archs import ArchConfig, registered
 from ..bounded import clip_list
 from ..errors import WeightsError
-from ..plan import BN_FIELDS, Plan, layer_plan
+from ..plan import BN_FIELDS, as_plan
 
 # tensors a file may hold that carry no model state (torch's BN step counter)
 IGNORED_SUFFIXES = (".num_batches_tracked",)
@@ -150,10 +150,6 @@ def get_scheme(name) -> Scheme:
     return TABLE[name]
 
 
-def _plan(arch) -> Plan:
-    return arch if isinstance(arch, Plan) else layer_plan(arch)
-
-
 # --- the layers every scheme names ----------------------------------------------------
 class Unit(NamedTuple):
     """One conv + BN pair: its role and its canonical names."""
@@ -169,7 +165,7 @@ class Unit(NamedTuple):
 def units(arch) -> list:
     """Every conv + BN pair of ``arch`` (a Plan, or a config) in the order of
     ``param_shapes``."""
-    plan = _plan(arch)
+    plan = as_plan(arch)
     out = [Unit("stem", k, -1, -1, layer.name, layer.bn) for k, layer in enumerate(plan.stem)]
     for pos, b in enumerate(plan.blocks):
         for layer in b.convs:
@@ -228,7 +224,7 @@ def fc_names(scheme) -> tuple:
 def name_map(arch, scheme) -> "OrderedDict[str, str]":
     """Canonical name -> the scheme's file name, for every tensor of ``arch`` (a Plan, or
     a config). The keys are exactly those of ``param_shapes`` in the same order."""
-    plan, scheme = _plan(arch), get_scheme(scheme)
+    plan, scheme = as_plan(arch), get_scheme(scheme)
     config = plan.config
     if scheme.no_deep_stem and config.stem == "deep":
         raise WeightsError(f"{config.name} has a deep (vd) stem and cannot be named in "
@@ -272,7 +268,7 @@ def file_state(params, arch, scheme: str):
     if scheme not in WRITE_SCHEMES:
         raise WeightsError(f"unknown naming scheme {scheme!r} for writing; known: "
                            f"{', '.join(WRITE_SCHEMES)}")
-    plan, scheme = _plan(arch), TABLE[scheme]
+    plan, scheme = as_plan(arch), TABLE[scheme]
     counters = {f"{c.bn}.running_var": f"{c.bn}.num_batches_tracked"
                 for c in plan.convs()} if scheme.counters else {}
     head = f"{plan.head.fc}.weight"
