@@ -32,7 +32,7 @@ from ..errors import FormatError, ResNeXtError, WeightsError
 from .dtypes import BY_NAME, SAFETENSORS, itemsize, widen_bfloat16
 from .weightfile import WeightFile, reading, strip_prefixes
 
-__all__ = ["detect", "read", "write", "read_header", "read_tensors", "encode_header"]
+__all__ = ["detect", "read", "write", "looks_like", "read_header", "read_tensors", "encode_header"]
 
 MAX_HEADER = 100 << 20             # the format's own limit on the JSON header
 
