@@ -18,6 +18,8 @@ Paddle format, mapped onto canonical names) and ``nrx.read_paddle(path)`` (the f
 names), neither of which imports Paddle.
 """
 
+__version__ = "0.1.0"          # first, so that modules importing it find it during start-up
+
 from .ops.activations import relu, relu_backward
 from .archs import ALIASES, ARCHS, ArchConfig, custom, get_arch, list_archs
 from .plan import Block, ConvBN, Plan, Pool, layer_plan
@@ -37,7 +39,6 @@ from .ops.pooling import (avgpool2d, avgpool2d_backward, global_avgpool, global_
                       maxpool2d_backward, pool_output_size)
 from .summary import summarize
 
-__version__ = "0.1.0"
 
 __all__ = ["Block", "ConvBN", "Plan", "Pool", "layer_plan",
     "ALIASES", "ARCHS", "ArchConfig", "ArchitectureError", "FormatError", "InputError",
