@@ -105,7 +105,8 @@ class ResNeXt:
         return f"ResNeXt({self.config.name}, dtype={self.dtype}, params={self.num_params:,})"
 
 
-def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFAULT_INIT, ema=None):
+def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFAULT_INIT, ema=None,
+          bn_eps=None):
     """Build a model.
 
     arch:    a name from ``numpy-resnext archs`` (case-insensitive), an alias such as
@@ -122,23 +123,35 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
     strict:  report every missing / unexpected / misshapen tensor as an error (default);
              non-strict loads fill missing tensors from the seeded initialisation and
              record what they skipped in ``model.load_report``.
+    bn_eps:  BatchNorm's epsilon, overriding the one of the weights' source (1e-5; a file
+             in a Paddle naming scheme: Paddle's float32(1e-5), see ``ArchConfig.bn_eps``).
     """
     dt = float_dtype(dtype, "build: dtype")
     if weights is not None and isinstance(weights, (str, os.PathLike)):
         # read, renamed and validated once, against the plan of the file's architecture (a
         # named architecture is checked against the file, which says how they differ)
         loaded = load_weights(weights, arch=arch, strict=strict, ema=ema, dtype=dt, finite=True)
-        plan, checked, report = loaded.plan, loaded.params, loaded.report
+        plan, checked, report = _with_eps(loaded.plan, bn_eps, loaded.report), loaded.params, loaded.report
     else:
         if arch is None:
             raise WeightsError("build: an architecture is needed unless weights come from a file")
-        plan = layer_plan(get_arch(arch))          # the one plan this model's parts all read
+        report = LoadReport()
+        plan = _with_eps(layer_plan(get_arch(arch)), bn_eps, report)   # the one plan this model's parts all read
         if weights is None:
-            return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt)
-        checked, report = validate(plan, weights, dtype=dt, strict=strict)
+            return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt, report)
+        checked, report = validate(plan, weights, dtype=dt, strict=strict, report=report)
     params = checked                           # in parameter order
     if report.missing:
         # a non-strict load: the seeded initialisation fills what the weights left out
         params = init_params(plan, seed=seed, dtype=dt)
         params.update(checked)
     return ResNeXt(plan, params, dt, load_report=report)
+
+
+def _with_eps(plan: Plan, bn_eps, report: LoadReport) -> Plan:
+    """``plan``, or its architecture's plan with BatchNorm epsilon ``bn_eps`` (noted)."""
+    if bn_eps is None or float(bn_eps) == plan.config.bn_eps:
+        return plan
+    report.notes.append(f"BatchNorm epsilon {float(bn_eps)!r} as asked (the weights' source "
+                        f"uses {plan.config.bn_eps!r})")
+    return layer_plan(plan.config.replace(bn_eps=float(bn_eps)))

@@ -18,19 +18,25 @@ import numpy as np
 
 from .bounded import clip_list
 from .errors import WeightsError
-from .plan import BN_FIELDS, Plan, as_plan
+from .plan import BN_FIELDS, SE, ConvBN, Plan, as_plan
 
 
 def param_shapes(plan: Plan) -> "OrderedDict[str, tuple]":
     """Canonical name -> shape for every tensor of a :class:`Plan` (an architecture's name or
     config is accepted too) with BN statistics, in the order of the layer plan: each
-    convolution's weight, then its BN's four tensors, then the head."""
+    convolution's weight, then its BN's four tensors (an SE layer's fc1 and fc2 weight and
+    bias after its block's conv3), then the head."""
     plan = as_plan(plan)
     shapes = OrderedDict()
-    for layer in plan.convs():
-        shapes[f"{layer.name}.weight"] = layer.weight_shape
-        for f in BN_FIELDS:
-            shapes[f"{layer.bn}.{f}"] = (layer.out_channels,)
+    for layer in plan.all_layers():
+        if isinstance(layer, ConvBN):
+            shapes[f"{layer.name}.weight"] = layer.weight_shape
+            for f in BN_FIELDS:
+                shapes[f"{layer.bn}.{f}"] = (layer.out_channels,)
+        elif isinstance(layer, SE):
+            for fc in (layer.fc1, layer.fc2):
+                shapes[f"{fc.name}.weight"] = fc.weight_shape                # out, in, 1, 1
+                shapes[f"{fc.name}.bias"] = (fc.out_features,)
     shapes[f"{plan.head.fc}.weight"] = (plan.head.num_classes, plan.head.in_features)
     shapes[f"{plan.head.fc}.bias"] = (plan.head.num_classes,)
     return shapes
@@ -132,8 +138,9 @@ def validate(plan, weights, *, dtype=None, strict=True, finite=True, what="weigh
 
     file_names: {canonical name: the file's name for it}, shown beside the canonical one
                 (a weight file renamed to canonical names; default: the names themselves).
-    in_out:     canonical names stored [in, out] (Paddle's Linear): checked in that
-                layout and transposed to [out, in].
+    in_out:     canonical names stored [in, out] (Paddle's Linear: the head, and the SE
+                layers' fc1 / fc2): checked in that layout and transposed to [out, in]
+                (reshaped to [out, in, 1, 1] for an SE layer).
     unexpected: names found beside ``weights`` that map to no tensor (the file's names).
     report:     a LoadReport to add to (a file's notes and ignored tensors).
     """
@@ -156,12 +163,12 @@ def validate(plan, weights, *, dtype=None, strict=True, finite=True, what="weigh
             bad_type.append(f"{label}: expected a floating-point array, found {found}")
             continue
         if name in in_out:
-            stored = tuple(shape)[::-1]
+            stored = (shape[1], shape[0])                  # Paddle's Linear: [in, out]
             if tuple(value.shape) != stored:
                 wrong.append(f"{label}: expected shape {stored} ([in, out], Paddle's Linear), "
                              f"found {tuple(value.shape)}")
                 continue
-            value = np.ascontiguousarray(value.T)          # (in, out) -> (out, in)
+            value = np.ascontiguousarray(value.T).reshape(shape)   # (in, out) -> (out, in[, 1, 1])
         elif tuple(value.shape) != tuple(shape):
             wrong.append(f"{label}: expected shape {tuple(shape)}, found {tuple(value.shape)}")
             continue

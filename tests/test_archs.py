@@ -32,13 +32,21 @@ def paper_config(name):
     return PAPER_DEPTHS[int(m.group(1))], int(m.group(3)), int(m.group(4)), bool(m.group(2))
 
 
-def test_registry_holds_the_17_architectures():
-    assert sorted(list_archs()) == sorted(EXPECTED_NAMES)
-    assert len(ARCHS) == 17
+# the SE-ResNeXt family (issue 22): PaddleClas's names, timm's where PaddleClas has no twin
+SE_NAMES = ["SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d", "SE_ResNeXt152_64x4d", "SE_ResNeXt50_vd_32x4d",
+            "SENet154_vd", "seresnext26d_32x4d", "seresnext26t_32x4d", "seresnext101_32x8d",
+            "seresnext101_64x4d", "seresnext101d_32x8d", "legacy_seresnext26_32x4d",
+            "legacy_seresnext50_32x4d", "legacy_seresnext101_32x4d"]
+
+
+def test_registry_holds_the_30_architectures():
+    assert sorted(list_archs()) == sorted(EXPECTED_NAMES + SE_NAMES)
+    assert len(ARCHS) == 30
 
 
 @pytest.mark.parametrize("name", EXPECTED_NAMES)
 def test_registry_fields_match_the_name(name):
+    assert ARCHS[name].se_reduction == 0 and ARCHS[name].stem_pool == "padded"
     depths, C, d, vd = paper_config(name)
     cfg = ARCHS[name]
     assert cfg.name == name

@@ -39,7 +39,7 @@ def expect_error(capsys, command, pattern, *argv):
 
 
 # --- archs ---------------------------------------------------------------------------------------
-def test_archs_table_lists_all_17(capsys):
+def test_archs_table_lists_all_30(capsys):
     code, out, _ = run_cli(capsys, "archs")
     assert code == 0
     lines = out.splitlines()
@@ -54,7 +54,7 @@ def test_archs_json(capsys):
     code, out, _ = run_cli(capsys, "archs", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
-    assert len(rows) == 17
+    assert len(rows) == 30
     assert rows["ResNeXt101_32x48d_wsl"]["params"] == 828_411_176          # docs/architectures.md
     assert rows["ResNeXt50_vd_32x4d"]["macs"] == 4_470_120_448
     assert rows["ResNeXt50_vd_32x4d"]["stem"] == "deep" and rows["ResNeXt50_vd_32x4d"]["avg_down"]
@@ -221,7 +221,7 @@ def test_python_dash_m(tmp_path):
     done = subprocess.run([sys.executable, "-m", "numpy_resnext", "archs", "--json"], capture_output=True,
                           text=True, cwd=tmp_path, env=_env(), timeout=120)
     assert done.returncode == 0, done.stderr
-    assert len(json.loads(done.stdout)) == 17
+    assert len(json.loads(done.stdout)) == 30
 
 
 def test_console_script(tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import numpy_resnext as nrx
+from numpy_resnext.archs import PADDLE_BN_EPS
 from numpy_resnext.errors import ResNeXtError, WeightsError
 from numpy_resnext.golden import params_sha256
 from numpy_resnext.io import load_weights
@@ -149,7 +150,8 @@ def test_conversions_round_trip_bit_exact(tmp_path, ext):
     out = tmp_path / f"w{ext}"
     write_weights(out, src.params, src.config, metadata={"source_sha256": "0" * 64})
     back = load_weights(out)
-    assert back.config == src.config and list(back.params) == list(src.params)
+    eps = PADDLE_BN_EPS if ext == ".pdparams" else src.config.bn_eps     # Paddle names: Paddle's epsilon
+    assert back.config == src.config.replace(bn_eps=eps) and list(back.params) == list(src.params)
     _same(back.params, src.params, "float64")
 
 

@@ -83,7 +83,7 @@ def cast_input(x, dtype, what="input"):
 def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False,
                       with_dtype=True):
     """The options :func:`load_model` reads: ARCH (optional with --weights unless
-    ``arch_required``), --weights, --dtype, --seed, --init and, where a command allows
+    ``arch_required``), --weights, --dtype, --seed, --init, --bn-eps and, where a command allows
     partial loads, --non-strict. A command whose precision is fixed (``with_dtype=False``)
     sets ``args.dtype`` itself."""
     if arch_required:
@@ -101,6 +101,9 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
     p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,
                    help="seeded weights: BN statistics calibrated on a seeded batch (default) or "
                         "identity BatchNorm (scale 1, shift 0, mean 0, variance 1)")
+    p.add_argument("--bn-eps", type=float, default=None, metavar="EPS",
+                   help="BatchNorm epsilon (default: the weights' source's: 1e-5, or Paddle's "
+                        "float32(1e-5) = 9.999999747378752e-06 for weights in a Paddle naming)")
     ema = p.add_mutually_exclusive_group()
     ema.add_argument("--ema", dest="ema", action="store_true", default=None,
                      help="load the EMA copy of a torch checkpoint (state_dict_ema, model_ema)")
@@ -119,13 +122,13 @@ def load_model(args):
         raise ArchitectureError("name an architecture (see `numpy-resnext archs`) or give --weights")
     strict = not getattr(args, "non_strict", False)
     model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict,
-                  init=args.init, ema=args.ema)
+                  init=args.init, ema=args.ema, bn_eps=getattr(args, "bn_eps", None))
     report = model.load_report
     skipped = [c for c, _ in report.missing] + list(report.unexpected)
     if skipped:
         print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
     for note in report.notes:
-        if note.startswith(("fine-tuned head", "weights taken from")):
+        if note.startswith(("fine-tuned head", "weights taken from", "BatchNorm epsilon")):
             print(f"note: {note}", file=sys.stderr)
     return model
 

@@ -11,7 +11,7 @@ the format has room (safetensors metadata, the .pth archive comment).
 from .. import __version__
 from ..checksums import file_sha256
 from ..io import FORMATS, load_weights, write_weights
-from ..io.schemes import WRITE_SCHEMES
+from ..io.schemes import TABLE, WRITE_SCHEMES
 from ._common import add_command, check_output_path
 
 
@@ -60,4 +60,9 @@ def run(args):
         print(f"  {line}")
     print(f"wrote {len(loaded.params)} tensors ({', '.join(dtypes)}) to {args.output}, "
           f"names {scheme} ({why}); metadata {where}")
+    written_eps = TABLE[scheme].bn_eps
+    if written_eps != loaded.config.bn_eps:
+        print(f"note: BatchNorm epsilon: the source runs with {loaded.config.bn_eps!r}; in {scheme} "
+              f"names these weights run with {written_eps!r} (--bn-eps {loaded.config.bn_eps!r} "
+              "keeps the source's when they are run here)")
     return 0

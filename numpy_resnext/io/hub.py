@@ -6,6 +6,8 @@
 ``pytorch_model.bin.index.json``                every shard in the same directory
 a directory with ``model.safetensors``,         Hugging Face / timm hub layout; ``config.json``
 ``pytorch_model.bin`` or an index               beside the weights is reported, not needed
+                                                (its "architecture" goes to ``extras``: it
+                                                settles what the tensors cannot tell)
 ==============================================  ===========================================
 
 A shard or the directory's weights file is read as what its first bytes say it is,
@@ -98,7 +100,7 @@ def _read_index(path, ema):
 
 
 def _read_hub_dir(path, ema):
-    notes = []
+    notes, extras = [], {}
     config = path / "config.json"
     if config.is_file():
         cfg = _read_json(config, "config.json")
@@ -107,13 +109,16 @@ def _read_hub_dir(path, ema):
             shown = {k: short_repr(cfg[k], 20) for k in ("num_classes", "num_labels") if k in cfg}
             notes.append(f"config.json: architecture {short_repr(arch)}"
                          + (f", {shown}" if shown else "")
-                         + " (the architecture is inferred from the tensors)")
+                         + " (the architecture is inferred from the tensors; this name only "
+                           "settles what they cannot tell)")
+            if isinstance(arch, str):
+                extras["architecture"] = arch[:200]
     chosen = next(f for f in HUB_FILES if (path / f).is_file())
     others = [f for f in HUB_FILES if (path / f).is_file() and f != chosen]
     notes.append(f"weights from {chosen}" + (f" ({', '.join(others)} also present, not read)"
                                              if others else ""))
     got = _read_file(path / chosen, ema)
-    return WeightFile(got.tensors, "hub-dir", str(path), notes + list(got.notes), {})
+    return WeightFile(got.tensors, "hub-dir", str(path), notes + list(got.notes), extras)
 
 
 def _read_file(path, ema):

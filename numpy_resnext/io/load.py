@@ -26,7 +26,8 @@ from ..plan import Plan, layer_plan
 from . import paddle
 from .formats import read_weights
 from .infer import config_differences, infer_config
-from .schemes import detect_scheme, get_scheme, is_ignored, name_map
+from .recognise import detect_scheme
+from .schemes import get_scheme, in_out_names, is_ignored, name_map
 
 __all__ = ["LoadedWeights", "load_weights", "SEED_ALLOWANCE"]
 
@@ -84,7 +85,10 @@ def _load(read, arch, strict, dtype, finite):
     report.ignored = [n for n in read.tensors if is_ignored(n)]
     tensors = OrderedDict((k, v) for k, v in read.tensors.items() if not is_ignored(k))
     scheme, tensors = _choose_scheme(tensors, read.kind in paddle.KINDS, table)
-    config = _resolve_config(tensors, scheme, arch, strict, report)
+    declared = read.extras.get("architecture") if hasattr(read.extras, "get") else None
+    config = _resolve_config(tensors, scheme, arch, strict, report,
+                             dict(table=table, architecture=declared))
+    config = _source_eps(config, get_scheme(scheme), report)
     plan = layer_plan(config)
     fmap = name_map(plan, scheme)
     if not strict:
@@ -98,12 +102,11 @@ def _load(read, arch, strict, dtype, finite):
 
     renamed = OrderedDict((c, tensors[f]) for c, f in fmap.items() if f in tensors)
     known = set(fmap.values())
-    head = f"{plan.head.fc}.weight"
     params, report = validate(
         plan, renamed, dtype=dtype, strict=strict, finite=finite,
         what=f"weights {label} (naming scheme {scheme})",
         file_names={c: named(f) for c, f in fmap.items()},
-        in_out=(head,) if get_scheme(scheme).fc_layout == "in_out" else (),
+        in_out=in_out_names(plan, scheme),
         unexpected=[named(n) for n in tensors if n not in known], report=report)
     return LoadedWeights(params, config, plan, scheme, fmap, report, label)
 
@@ -123,13 +126,22 @@ def _choose_scheme(tensors, paddle_file, table):
     return detect(renamed), renamed
 
 
-def _resolve_config(tensors, scheme, arch, strict, report) -> ArchConfig:
+def _source_eps(config, scheme, report) -> ArchConfig:
+    """``config`` with the BatchNorm epsilon of the framework whose naming the file uses."""
+    if config.bn_eps == scheme.bn_eps:
+        return config
+    report.notes.append(f"BatchNorm epsilon {scheme.bn_eps!r}: the weights are in a Paddle naming "
+                        f"({scheme.name}), and Paddle adds float32(1e-5), not 1e-5 (--bn-eps sets another)")
+    return config.replace(bn_eps=scheme.bn_eps)
+
+
+def _resolve_config(tensors, scheme, arch, strict, report, evidence=None) -> ArchConfig:
     """The architecture to load into: the file's, or the one named when they agree."""
     wanted = None if arch is None else get_arch(arch)
     # a bare backbone: the named head, or (non-strict) ImageNet's 1000 classes
     default_classes = wanted.num_classes if wanted is not None else (None if strict else 1000)
     try:
-        found, notes = infer_config(tensors, scheme, default_classes)
+        found, notes = infer_config(tensors, scheme, default_classes, evidence, wanted)
     except WeightsError as exc:
         if wanted is None:
             raise
