@@ -18,9 +18,13 @@ from _onnx_lane import model64, need_onnx, need_ort, random_bn, rel, run_ort
 
 pytestmark = pytest.mark.onnx
 
-# plain, vd and WSL networks at odd sizes, batch 2 (the issue's lane)
+# plain, vd and WSL networks at odd sizes, batch 2 (the issue's lane); SE-ResNeXt: a timm
+# tiered-stem model, a legacy SENet one (ceil-mode stem max-pool) and a PaddleClas one run
+# with Paddle's BatchNorm epsilon
 LANE = [("ResNeXt50_32x4d", (67, 75)), ("ResNeXt50_vd_32x4d", (65, 71)),
-        ("ResNeXt101_32x8d_wsl", (71, 63))]
+        ("ResNeXt101_32x8d_wsl", (71, 63)), ("seresnext26t_32x4d", (67, 45)),
+        ("legacy_seresnext26_32x4d", (67, 45)),
+        (nrx.get_arch("SE_ResNeXt50_vd_32x4d").replace(bn_eps=nrx.archs.PADDLE_BN_EPS), (61, 57))]
 
 
 def _export(model, path, **kw):
@@ -30,7 +34,7 @@ def _export(model, path, **kw):
     return info
 
 
-@pytest.mark.parametrize("arch,size", LANE)
+@pytest.mark.parametrize("arch,size", LANE, ids=lambda v: getattr(v, "name", str(v)))
 def test_onnxruntime_float32_matches_the_float64_golden(tmp_path, arch, size):
     need_ort()
     model = model64(arch)
@@ -47,10 +51,13 @@ def test_onnxruntime_float32_matches_the_float64_golden(tmp_path, arch, size):
 
 
 def test_onnx_reference_float64_on_a_tiny_network(tmp_path):
+    """plain, deep (the vd shortcut too) and SE networks, the last with Paddle's epsilon and
+    the legacy SENet stem max-pool (ceil mode, no padding)."""
     onnx = need_onnx()
     from onnx.reference import ReferenceEvaluator
-    for stem in ("plain", "deep"):                                       # deep: the vd shortcut too
-        model = random_bn(nrx.build(nrx.custom(stem=stem), seed=1, dtype="float64"))
+    se = dict(se_reduction=16, stem_pool="ceil", bn_eps=nrx.archs.PADDLE_BN_EPS)
+    for stem, more in (("plain", {}), ("deep", {}), ("plain", se)):
+        model = random_bn(nrx.build(nrx.custom(stem=stem, **more), seed=1, dtype="float64"))
         x = np.random.default_rng(4).standard_normal((2, 3, 37, 41))
         logits, golden = model.forward(x, keep=True)
         path = tmp_path / f"{stem}.onnx"
@@ -188,11 +195,11 @@ def test_docs_state_the_opset_op_versions_and_epsilon():
     onnx = need_onnx()
     from pathlib import Path
     from numpy_resnext.onnx_export import OPSET
-    from numpy_resnext.onnx_export.graph import EPS_FLOAT32_GAP
+    from numpy_resnext.onnx_export.graph import eps_float32_gap
     doc = (Path(__file__).resolve().parent.parent / "docs" / "onnx.md").read_text(encoding="utf-8")
     assert f"**Opset {OPSET}**" in doc
     for op in ("Conv", "BatchNormalization", "Relu", "Add", "MaxPool", "AveragePool",
-               "GlobalAveragePool", "Flatten", "Gemm"):
+               "GlobalAveragePool", "Flatten", "Gemm", "Sigmoid", "Mul"):
         assert f"{op}-{onnx.defs.get_schema(op, OPSET).since_version}" in doc, op
     assert repr(float(np.float32(1e-5))) in doc
-    assert f"{EPS_FLOAT32_GAP:.1e}" in doc
+    assert f"{eps_float32_gap(1e-5):.1e}" in doc and eps_float32_gap(float(np.float32(1e-5))) == 0

@@ -20,14 +20,18 @@ def run(args):
         aliases = [a for a, t in ALIASES.items() if t == name and a.lower() != name.lower()]
         rows.append(dict(name=name, depths=list(cfg.depths), cardinality=cfg.cardinality,
                          base_width=cfg.base_width, stem=cfg.stem, avg_down=cfg.avg_down,
+                         stem_pool=cfg.stem_pool, se_reduction=cfg.se_reduction,
                          params=params, macs=macs, aliases=aliases, description=cfg.description))
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'architecture':<24} {'depths':<14} {'C':>3} {'d':>3} {'stem':<6} {'params':>13} "
+    print(f"{'architecture':<26} {'depths':<14} {'C':>3} {'d':>3} {'stem':<6} {'SE':>3} {'params':>13} "
           f"{'GMACs@224':>9}  aliases")
     for r in rows:
-        print(f"{r['name']:<24} {'-'.join(map(str, r['depths'])):<14} {r['cardinality']:>3} "
-              f"{r['base_width']:>3} {r['stem']:<6} {r['params']:>13,} {r['macs'] / 1e9:>9.2f}  "
-              f"{', '.join(r['aliases'])}")
+        stem = r["stem"] + ("*" if r["stem_pool"] == "ceil" else "")
+        print(f"{r['name']:<26} {'-'.join(map(str, r['depths'])):<14} {r['cardinality']:>3} "
+              f"{r['base_width']:>3} {stem:<6} {r['se_reduction'] or '-':>3} {r['params']:>13,} "
+              f"{r['macs'] / 1e9:>9.2f}  {', '.join(r['aliases'])}")
+    print("SE: squeeze-and-excitation reduction (r = C / 16); stem*: the legacy SENet stem max-pool "
+          "(no padding, ceil mode)")
     return 0

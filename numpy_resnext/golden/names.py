@@ -12,7 +12,7 @@ from ..bounded import StarPattern, expect, load_json, short_repr
 from ..errors import FormatError, InputError
 
 MAPS_DIR = Path(__file__).resolve().parent.parent / "maps"
-SHIPPED_MAPS = ("torchvision", "timm", "paddle.vision")
+SHIPPED_MAPS = ("torchvision", "timm", "senet", "paddle.vision")
 
 
 @dataclass
