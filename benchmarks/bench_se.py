@@ -3,6 +3,7 @@ against resnext50_32x4d (ResNeXt50_32x4d), in the same process, interleaved.
 
     python benchmarks/bench_se.py                         # float32, batch 1 and 8, 15 rounds
     python benchmarks/bench_se.py --batches 8 --rounds 21 --dtype float64 --json out.json
+    python benchmarks/bench_se.py --clock cpu --breakdown   # a busy machine: CPU time, per op
 
 Each round times one forward of each model, in alternating order (plain first in even
 rounds), after one untimed forward of the same model, so both run in the steady state of
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -47,13 +49,16 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def once(model, x) -> float:
-    t = time.perf_counter()
+CLOCK = {"time": time.perf_counter, "cpu": time.process_time}
+
+
+def once(model, x, clock=time.perf_counter) -> float:
+    t = clock()
     model(x)
-    return time.perf_counter() - t
+    return clock() - t
 
 
-def rounds(models, x, n):
+def rounds(models, x, n, clock=time.perf_counter):
     """{name: [seconds]} and the per-round ratios SE / plain."""
     times, ratios = defaultdict(list), []
     for r in range(n):
@@ -61,7 +66,7 @@ def rounds(models, x, n):
         got = {}
         for name in order:
             models[name](x)                                    # settle: the lane's own warm state
-            got[name] = once(models[name], x)
+            got[name] = once(models[name], x, clock)
             times[name].append(got[name])
         ratios.append(got[SE] / got[PLAIN])
     return times, ratios
@@ -107,16 +112,20 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--breakdown", action="store_true", help="time every op kind inside both forwards")
+    p.add_argument("--clock", choices=list(CLOCK), default="time",
+                   help="wall time, or the process's CPU time (all its threads: steadier on a busy machine)")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     models = {name: nrx.build(name, seed=0, dtype=a.dtype) for name in (PLAIN, SE)}
-    print(f"CPU: {cpu_name()}; numpy {np.__version__}; {a.dtype}, {a.size}x{a.size}, {a.rounds} rounds")
-    out = dict(cpu=cpu_name(), numpy=np.__version__, dtype=a.dtype, size=a.size, rounds=a.rounds, batches={})
+    print(f"CPU: {cpu_name()}; numpy {np.__version__}; {a.dtype}, {a.size}x{a.size}, {a.rounds} rounds, "
+          f"{'CPU time' if a.clock == 'cpu' else 'wall time'}; load average {os.getloadavg()[0]:.1f}")
+    out = dict(cpu=cpu_name(), numpy=np.__version__, dtype=a.dtype, size=a.size, rounds=a.rounds,
+               clock=a.clock, load=os.getloadavg()[0], batches={})
     for batch in a.batches:
         x = np.random.default_rng(0).standard_normal((batch, 3, a.size, a.size)).astype(a.dtype)
         for m in models.values():
             m(x)                                               # warm-up
-        times, ratios = rounds(models, x, a.rounds)
+        times, ratios = rounds(models, x, a.rounds, CLOCK[a.clock])
         row = {name: dict(median_ms=1e3 * statistics.median(t), fastest_ms=1e3 * min(t)) for name, t in times.items()}
         row["ratio_median"] = statistics.median(ratios)
         row["ratio_of_medians"] = row[SE]["median_ms"] / row[PLAIN]["median_ms"]
@@ -129,6 +138,8 @@ def main(argv=None):
                 b = breakdown(m, x)
                 row[name]["ops_ms"] = b
                 print(f"  {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(b.items(), key=lambda kv: -kv[1])))
+    out["load_after"] = os.getloadavg()[0]
+    print(f"load average after: {out['load_after']:.1f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -208,37 +208,32 @@ def _resnext(depth, card, width, vd=False, wsl=False):
 
 
 # The SE-ResNeXt family: PaddleClas's models under their PaddleClas names, timm's under
-# timm's (timm's twins of PaddleClas models are ALIASES). Each row: name, depths, C, d,
-# stem, avg_down, (first, second) deep stem widths and stem output, stem pool, rounding,
-# where it comes from.
-SE_MODELS = (
-    ("SE_ResNeXt50_32x4d", DEPTHS[50], 32, 4, "plain", False, (0, 32), 64, "padded", "floor",
-     "PaddleClas se_resnext.py (= timm seresnext50_32x4d)"),
-    ("SE_ResNeXt101_32x4d", DEPTHS[101], 32, 4, "plain", False, (0, 32), 64, "padded", "floor",
-     "PaddleClas se_resnext.py (= timm seresnext101_32x4d)"),
-    ("SE_ResNeXt152_64x4d", DEPTHS[152], 64, 4, "deep", False, (0, 64), 128, "padded", "floor",
-     "PaddleClas se_resnext.py: three-conv stem, 1x1/s projections"),
-    ("SE_ResNeXt50_vd_32x4d", DEPTHS[50], 32, 4, "deep", True, (0, 64), 128, "padded", "floor",
-     "PaddleClas se_resnext_vd.py: three-conv stem (64, 64, 128), vd shortcut"),
-    ("SENet154_vd", DEPTHS[152], 64, 4, "deep", True, (0, 64), 128, "padded", "floor",
-     "PaddleClas se_resnext_vd.py: an SE-ResNeXt-152 64x4d, vd"),
-    ("seresnext26d_32x4d", (2, 2, 2, 2), 32, 4, "deep", True, (0, 32), 64, "padded", "timm",
-     "timm resnet.py: deep stem, 'd' shortcut"),
-    ("seresnext26t_32x4d", (2, 2, 2, 2), 32, 4, "deep", True, (24, 32), 64, "padded", "timm",
-     "timm resnet.py: tiered deep stem (24, 32, 64), 'd' shortcut"),
-    ("seresnext101_32x8d", DEPTHS[101], 32, 8, "plain", False, (0, 32), 64, "padded", "timm",
-     "timm resnet.py"),
-    ("seresnext101_64x4d", DEPTHS[101], 64, 4, "plain", False, (0, 32), 64, "padded", "timm",
-     "timm resnet.py"),
-    ("seresnext101d_32x8d", DEPTHS[101], 32, 8, "deep", True, (0, 32), 64, "padded", "timm",
-     "timm resnet.py: deep stem, 'd' shortcut"),
-    ("legacy_seresnext26_32x4d", (2, 2, 2, 2), 32, 4, "plain", False, (0, 32), 64, "ceil", "floor",
-     "timm senet.py (the original SENet release): stem max-pool without padding, ceil mode"),
-    ("legacy_seresnext50_32x4d", DEPTHS[50], 32, 4, "plain", False, (0, 32), 64, "ceil", "floor",
-     "timm senet.py (the original SENet release): stem max-pool without padding, ceil mode"),
-    ("legacy_seresnext101_32x4d", DEPTHS[101], 32, 4, "plain", False, (0, 32), 64, "ceil", "floor",
-     "timm senet.py (the original SENet release): stem max-pool without padding, ceil mode"),
-)
+# timm's (timm's twins of PaddleClas models are ALIASES): name -> (where it comes from, the
+# fields besides the SE reduction 16). PaddleClas's three-conv stems are 64, 64, 128 wide;
+# timm's deep ('d') stems 32, 32, 64 with the 'd' shortcut.
+_PADDLE_DEEP = dict(stem="deep", deep_stem_width=64, stem_width=128)
+_TIMM_D = dict(stem="deep", avg_down=True, se_rounding="timm")
+_LEGACY = "timm senet.py (the original SENet release): stem max-pool without padding, ceil mode"
+SE_MODELS = {
+    "SE_ResNeXt50_32x4d": ("PaddleClas se_resnext.py (= timm seresnext50_32x4d)", dict(depths=DEPTHS[50])),
+    "SE_ResNeXt101_32x4d": ("PaddleClas se_resnext.py (= timm seresnext101_32x4d)", dict(depths=DEPTHS[101])),
+    "SE_ResNeXt152_64x4d": ("PaddleClas se_resnext.py: three-conv stem, 1x1/s projections",
+                            dict(depths=DEPTHS[152], cardinality=64, **_PADDLE_DEEP)),
+    "SE_ResNeXt50_vd_32x4d": ("PaddleClas se_resnext_vd.py: three-conv stem, vd shortcut",
+                              dict(depths=DEPTHS[50], avg_down=True, **_PADDLE_DEEP)),
+    "SENet154_vd": ("PaddleClas se_resnext_vd.py: an SE-ResNeXt-152 64x4d, vd",
+                    dict(depths=DEPTHS[152], cardinality=64, avg_down=True, **_PADDLE_DEEP)),
+    "seresnext26d_32x4d": ("timm resnet.py: deep stem, 'd' shortcut", dict(depths=(2, 2, 2, 2), **_TIMM_D)),
+    "seresnext26t_32x4d": ("timm resnet.py: tiered deep stem (24, 32, 64), 'd' shortcut",
+                           dict(depths=(2, 2, 2, 2), deep_stem_first=24, **_TIMM_D)),
+    "seresnext101_32x8d": ("timm resnet.py", dict(depths=DEPTHS[101], base_width=8, se_rounding="timm")),
+    "seresnext101_64x4d": ("timm resnet.py", dict(depths=DEPTHS[101], cardinality=64, se_rounding="timm")),
+    "seresnext101d_32x8d": ("timm resnet.py: deep stem, 'd' shortcut",
+                            dict(depths=DEPTHS[101], base_width=8, **_TIMM_D)),
+    "legacy_seresnext26_32x4d": (_LEGACY, dict(depths=(2, 2, 2, 2), stem_pool="ceil")),
+    "legacy_seresnext50_32x4d": (_LEGACY, dict(depths=DEPTHS[50], stem_pool="ceil")),
+    "legacy_seresnext101_32x4d": (_LEGACY, dict(depths=DEPTHS[101], stem_pool="ceil")),
+}
 
 
 def _registry():
@@ -253,12 +248,10 @@ def _registry():
         archs[cfg.name] = cfg
     archs["ResNet50"] = ArchConfig(name="ResNet50", depths=DEPTHS[50], cardinality=1,
                                    base_width=64, description="ResNet-50, the paper's baseline")
-    for name, depths, card, width, stem, avg_down, (first, deep), out, pool, rounding, what in SE_MODELS:
-        archs[name] = ArchConfig(
-            name=name, depths=depths, cardinality=card, base_width=width, stem=stem,
-            avg_down=avg_down, stem_width=out, deep_stem_width=deep, deep_stem_first=first,
-            stem_pool=pool, se_reduction=16, se_rounding=rounding,
-            description=f"SE-ResNeXt-{sum(depths) * 3 + 2} {card}x{width}d, {what}")
+    for name, (what, fields) in SE_MODELS.items():
+        cfg = ArchConfig(name=name, se_reduction=16, **fields)
+        archs[name] = cfg.replace(description=f"SE-ResNeXt-{sum(cfg.depths) * 3 + 2} "
+                                              f"{cfg.cardinality}x{cfg.base_width}d, {what}")
     return archs
 
 

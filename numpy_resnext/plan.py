@@ -301,7 +301,8 @@ def make_block(name: str, layer: int, index: int, in_channels: int, width: int, 
         if shortcut == "avgpool_projection":
             pool = Pool(f"{d}.0", "avg", in_channels, kernel=2, stride=2, padding=0, ceil_mode=True,
                         exclusive=True)
-            projection = ConvBN(conv, "shortcut", b, in_channels, out_channels, 1, 1, 0, 1, bn, None, pool, eps)
+            projection = ConvBN(conv, "shortcut", b, in_channels, out_channels, 1, 1, 0, 1, bn, None,
+                                pool, eps)
         else:
             projection = ConvBN(conv, "shortcut", b, in_channels, out_channels, 1, stride, 0, 1, bn, None,
                                 eps=eps)

@@ -51,9 +51,7 @@ class ShapeOps:
         return _Value((x.shape[0],), "SE squeeze (avgpool)")
 
     def se_fc(self, x, fc: SEFc):
-        params = fc.in_features * fc.out_features + fc.out_features
-        return _Value((fc.out_features,), "SE fc (1x1, bias)", params=params,
-                      macs=fc.in_features * fc.out_features)
+        return _dense(fc.in_features, fc.out_features, "SE fc (1x1, bias)")
 
     def gate(self, x, se: SE):
         return _Value(x.shape, "sigmoid")
@@ -79,9 +77,12 @@ class ShapeOps:
         return _Value((x.shape[0],), "global avgpool")
 
     def fc(self, features, head: Head):
-        params = head.in_features * head.num_classes + head.num_classes
-        return _Value((head.num_classes,), "fully connected", params=params,
-                      macs=head.in_features * head.num_classes)
+        return _dense(head.in_features, head.num_classes, "fully connected")
+
+
+def _dense(n_in: int, n_out: int, op: str) -> _Value:
+    """A fully connected layer with a bias: n_in * n_out + n_out parameters, n_in * n_out MACs."""
+    return _Value((n_out,), op, params=n_in * n_out + n_out, macs=n_in * n_out)
 
 
 def shape_walk(plan, height: int, width: int, ops=None, emit=None):

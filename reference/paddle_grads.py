@@ -135,21 +135,12 @@ def trained_bn(model, rng, paddle, calibration, seed):
         if isinstance(m, nn.Conv2D):
             w = m.weight.numpy()
             m.weight.set_value(w * np.ldexp(1.0, rng.integers(-9, 2, w.shape[0]))[:, None, None, None])
-    bns = [(n, m) for n, m in model.named_sublayers() if isinstance(m, (nn.BatchNorm, nn.BatchNorm2D))]
-    for _, m in bns:
-        c = m.weight.shape[0]
-        m.weight.set_value(rng.choice((-1.0, 1.0), c) * rng.uniform(0.25, 1.0, c))
-        m.bias.set_value(rng.uniform(-0.5, 0.5, c))
-
-    def assign(layer, mean, var):
-        layer._mean.set_value(mean)
-        layer._variance.set_value(var)
-
-    def run():
-        model.eval()
-        with paddle.no_grad():
-            model(paddle.to_tensor(calibration))
-    so.calibrate(bns, seed, run, assign)
+    for _, m in model.named_sublayers():
+        if isinstance(m, (nn.BatchNorm, nn.BatchNorm2D)):
+            c = m.weight.shape[0]
+            m.weight.set_value(rng.choice((-1.0, 1.0), c) * rng.uniform(0.25, 1.0, c))
+            m.bias.set_value(rng.uniform(-0.5, 0.5, c))
+    so.calibrate_paddle(model, seed, calibration)
 
 
 def grads_of(model, names, paddle, xt, to_canonical):

@@ -143,8 +143,6 @@ def randomize_trained(model, seed, calibration):
     running statistics calibrated in one eval forward over ``calibration`` (float64 N, C, H,
     W), each set by a pre-hook from the BN's actual input just before it runs, then moved a
     little. Linear: U(+-1/sqrt(fan_in)). Drawn in float64, stored in the model's dtype."""
-    import paddle
-    import paddle.nn as nn
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
     import _se_oracle as so
     rng = np.random.default_rng(seed)
@@ -165,16 +163,7 @@ def randomize_trained(model, seed, calibration):
         else:
             v = rng.uniform(-0.5, 0.5, shape)
         p.set_value(v.astype(dtype))
-    bns = [(n, m) for n, m in model.named_sublayers() if isinstance(m, (nn.BatchNorm, nn.BatchNorm2D))]
-
-    def assign(layer, mean, var):
-        layer._mean.set_value(mean.astype(dtype))
-        layer._variance.set_value(var.astype(dtype))
-
-    def run():
-        with paddle.no_grad():
-            model(paddle.to_tensor(calibration.astype(dtype)))
-    so.calibrate(bns, seed, run, assign)
+    so.calibrate_paddle(model, seed, calibration, dtype)
 
 
 def randomize(model, seed):

@@ -131,13 +131,22 @@ def fixture(out=FIXTURES / "se" / "names.json.gz"):
                 io.TextIOWrapper(gz) as text:
             json.dump(data, text, separators=(",", ":"))
     atomic_write(out, write, mode=0o644)
-    versions = sorted({v["framework"] for v in data.values()})
+    record(out, data)
+    return out
+
+
+def record(out, data):
+    """The fixture's entry in reference/fixtures/MANIFEST.json: the versions its frameworks
+    report ("paddle 3.3.1, PaddleClas 2.6.0 (...)", "timm 1.0.31, torch 2.13.0+cpu")."""
+    said = " ".join(v["framework"] for v in data.values())
+    versions = {k: re.search(rf"{name} (\d[^, ]*)", said).group(1)
+                for k, name in (("paddle", "paddle"), ("paddleclas", "PaddleClas"), ("torch", "torch"),
+                                ("timm", "timm"))}
     update_manifest("se/", {"se/names.json.gz": file_entry(
         out, script="reference/se_facts.py", command="python reference/se_facts.py --fixture",
-        frameworks=versions, seed=None, random=False,
+        seed=None, random=False, **versions,
         what="state_dict keys, ParamAttr names, shapes, trainable parameters, BN statistics and "
              "MACs at 1x3x224x224 of every SE-ResNeXt model, as the frameworks build them")}, replace=True)
-    return out
 
 
 def main(argv=None):

@@ -253,6 +253,24 @@ def calibrate(bns, seed: int, run, assign):
             h.remove()
 
 
+def calibrate_paddle(model, seed, batch, dtype="float64"):
+    """:func:`calibrate` for a Paddle model: every BatchNorm / BatchNorm2D set during one eval
+    forward over ``batch`` (float64 N, C, H, W), the statistics stored in ``dtype``."""
+    import paddle                                             # optional: the oracle's framework
+    import paddle.nn as nn
+    bns = [(n, m) for n, m in model.named_sublayers() if isinstance(m, (nn.BatchNorm, nn.BatchNorm2D))]
+
+    def assign(layer, mean, var):
+        layer._mean.set_value(mean.astype(dtype))
+        layer._variance.set_value(var.astype(dtype))
+
+    def run():
+        model.eval()
+        with paddle.no_grad():
+            model(paddle.to_tensor(batch.astype(dtype)))
+    calibrate(bns, seed, run, assign)
+
+
 def _calibrate_torch(model, batch, seed):
     import torch                                              # optional: the oracle's framework
     bns = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]

@@ -96,24 +96,12 @@ def _entries(model):
 def randomize(model, seed, calibration):
     """draw()'s weights; running statistics calibrated on ``calibration`` and moved a little,
     each set by a pre-hook just before its BN runs (see tests/_se_oracle.py)."""
-    import paddle                                             # optional: the oracle's framework
-    import paddle.nn as nn
     sd = model.state_dict()
     values = so.draw(_entries(model), seed)
     assert set(values) == set(sd), sorted(set(values) ^ set(sd))[:5]
     for k, v in values.items():
         sd[k].set_value(v)
-    bns = [(n, m) for n, m in model.named_sublayers() if isinstance(m, nn.BatchNorm)]
-
-    def assign(layer, mean, var):
-        layer._mean.set_value(mean)
-        layer._variance.set_value(var)
-
-    def run():
-        model.eval()
-        with paddle.no_grad():
-            model(paddle.to_tensor(calibration))
-    so.calibrate(bns, seed, run, assign)
+    so.calibrate_paddle(model, seed, calibration)
 
 
 def se_blocks(model):
