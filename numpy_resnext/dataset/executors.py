@@ -99,7 +99,7 @@ class DaskExecutor:
             with dask.config.set(LOCAL_CONFIG):
                 self.cluster = distributed.LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                    dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = distributed.Client(self.cluster)
         return self
 
