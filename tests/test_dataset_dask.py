@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def cluster():
     distributed = need_dask()
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+    import dask
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as c, distributed.Client(c) as client:
         yield c, client
 
@@ -88,7 +89,8 @@ def test_a_poison_shard_ends_the_run_with_exit_1_naming_it(data, tmp_path):
     import dask
     from _dataset_faults import CrashBeforeDone
     zarr = pytest.importorskip("zarr")
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.scheduler.worker-saturation": 1.0}):    # as docs/dataset.md advises
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       dashboard_address=":0") as c, distributed.Client(c) as client:
             client.register_plugin(CrashBeforeDone(1, tmp_path, always=True))

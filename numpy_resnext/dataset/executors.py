@@ -13,7 +13,11 @@ written); a task that kills ``distributed.scheduler.allowed-failures`` + 1 worke
 3 + 1) fails with KilledWorker, and that shard is reported failed while the others go on.
 ``retries=1`` re-runs a task that raised once (a transient read error). The LocalCluster's
 workers never pause or spill (the shards hold no Dask-managed data; the model is
-unmanaged memory a pause would wait on forever).
+unmanaged memory a pause would wait on forever), and its scheduler gives each worker one
+task at a time (``worker-saturation`` 1.0): Dask counts a worker's death against every task
+it holds, so a queued shard would otherwise share the blame of the one that killed it. On
+a cluster of your own set the same (docs/dataset.md); a shard wrongly blamed is reported
+failed and computed by the next run.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from ..errors import InputError
 from . import shard as shard_module
 
 KEY_PREFIX = "golden-set"
+# the scheduler sends a worker one task at a time (saturation 1.0 x 1 thread), so a worker
+# that dies is blamed for the shard it was running only, not for one queued behind it
 LOCAL_CONFIG = {"distributed.worker.memory.pause": False, "distributed.worker.memory.spill": False,
-                "distributed.worker.memory.target": False}
+                "distributed.worker.memory.target": False, "distributed.scheduler.worker-saturation": 1.0}
 
 
 def cores() -> int:

@@ -223,22 +223,28 @@ def run_golden_set(o: Options, stream=None) -> int:
                              for s in range(run_store.n_shards) if done[s]))
         progress = Progress(run_store.n_shards, run_store.n_shards - len(missing), len(source.ids),
                             images_before, stream)
-        computed, failed, images_failed = [], {}, []
+        computed, failed, images_failed, memory = [], {}, [], {}
 
         def on_done(summary):
             computed.append(summary["shard"])
             if summary["failed"]:
                 images_failed.append(summary["failed"])
+            peaks = memory.setdefault(summary["where"], {"load_peak_rss": summary["load_peak_rss"],
+                                                         "shard_peak_rss": 0})
+            peaks["shard_peak_rss"] = max(peaks["shard_peak_rss"], summary["peak_rss"] or 0)
             progress.update(summary["images"])
 
         def on_failed(shard, why):
             failed[shard] = why
             print(f"golden-set: shard {shard} failed: {why}", file=stream, flush=True)
 
+        t_shards = time.perf_counter()
         executor.run(jobs, on_done, on_failed, f"{KEY_PREFIX}-{manifest['fingerprint'][:16]}")
         record.update(status="complete" if not failed else "incomplete", finished=_now(),
                       computed=sorted(computed), failed={str(k): v for k, v in sorted(failed.items())},
-                      seconds=round(time.perf_counter() - t0, 3))
+                      seconds=round(time.perf_counter() - t0, 3),
+                      shard_seconds=round(time.perf_counter() - t_shards, 3),
+                      images_computed=progress.computed, worker_memory=memory)
         run_store.save_manifest(dict(manifest, runs=manifest["runs"][:-1] + [record]))
     n_failed = sum(images_failed)
     print(f"golden-set: {run_store.n_shards - len(failed)} of {run_store.n_shards} shards done "

@@ -74,14 +74,30 @@ def set_blas_threads(threads: int) -> None:
         _CACHE["threads"] = threads
 
 
+def peak_rss(reset=False):
+    """This process's resident high-water mark in bytes (Linux's VmHWM; None elsewhere);
+    ``reset`` starts a new high-water mark from the present size afterwards."""
+    try:
+        with open("/proc/self/status") as f:
+            peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        return peak
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def worker_model(spec: ModelSpec, threads: int):
     """This process's model for ``spec``, built on first use (the weights are read from
-    their path here, once per process); one model is kept at a time."""
+    their path here, once per process); one model is kept at a time. The peak memory of the
+    build is kept, and the high-water mark restarted, so that shards report their own."""
     with _LOCK:
         set_blas_threads(threads)
         if _CACHE.get("spec") != spec:
             _CACHE.pop("model", None)
             _CACHE.update(model=spec.build(), spec=spec, sha=None)
+            _CACHE["load_peak"] = peak_rss(reset=True)
         return _CACHE["model"]
 
 
@@ -155,8 +171,9 @@ def run_shard(job: ShardJob) -> dict:
     store.mark_done(root, job.shard)
     return {"shard": job.shard, "images": n, "failed": sum(bool(e) for e in result["errors"]),
             "attempt": attempt, "seconds": time.perf_counter() - t0,
-            "where": f"{socket.gethostname()}:{os.getpid()}"}
+            "where": f"{socket.gethostname()}:{os.getpid()}", "peak_rss": peak_rss(),
+            "load_peak_rss": _CACHE.get("load_peak")}
 
 
-__all__ = ["ModelSpec", "ShardJob", "probe", "run_shard", "set_blas_threads", "tensor_stats",
-           "worker_model"]
+__all__ = ["ModelSpec", "ShardJob", "peak_rss", "probe", "run_shard", "set_blas_threads",
+           "tensor_stats", "worker_model"]
