@@ -30,6 +30,8 @@ from ..errors import InputError
 from . import shard as shard_module
 
 KEY_PREFIX = "golden-set"
+LOAD_KILLED = ("loading the model killed every worker that tried (out of memory?): use fewer "
+               "--workers, or workers with more memory")
 # the scheduler sends a worker one task at a time (saturation 1.0 x 1 thread), so a worker
 # that dies is blamed for the shard it was running only, not for one queued behind it
 LOCAL_CONFIG = {"distributed.worker.memory.pause": False, "distributed.worker.memory.spill": False,
@@ -131,11 +133,27 @@ class DaskExecutor:
                              "system): " + "; ".join(f"{w}: {', '.join(m)}" for w, m in missing.items()))
 
     def probe(self, spec) -> dict:
+        """The model described by one worker, then loaded by every other one (a task pinned
+        to each, so the loads run side by side and outside the workers' event loops)."""
+        killed = require("distributed.scheduler", "golden-set on Dask").KilledWorker
         future = self.client.submit(shard_module.probe, spec, self.threads, pure=False)
         try:
-            return future.result()
+            info = future.result()
+        except killed:
+            raise InputError(LOAD_KILLED) from None
         finally:
             future.release()
+        warm = [self.client.submit(shard_module.warm, spec, self.threads, pure=False, workers=[w],
+                                   allow_other_workers=True)
+                for w in self.client.scheduler_info(n_workers=-1)["workers"]]
+        try:
+            self.client.gather(warm)
+        except killed:
+            raise InputError(f"{LOAD_KILLED} ({info['nbytes'] / 1e9:.1f} GB of weights each)") from None
+        finally:
+            for f in warm:
+                f.release()
+        return info
 
     def run(self, jobs, done, failed, key_prefix=KEY_PREFIX) -> None:
         distributed = require("distributed", "golden-set on Dask")

@@ -116,6 +116,11 @@ def probe(spec: ModelSpec, threads: int) -> dict:
             "versions": {"numpy_resnext": __version__, "numpy": np.__version__, "zarr": zarr.__version__}}
 
 
+def warm(spec: ModelSpec, threads: int) -> int:
+    """Load this process's model now (before the shards); the bytes of its weights."""
+    return int(sum(a.nbytes for a in worker_model(spec, threads).params.values()))
+
+
 def tensor_stats(a) -> np.ndarray:
     """(6,) float64: mean, std, min, max, max |x|, L2 norm of one image's tensor (NumPy's
     pairwise sums, not BLAS: the same bits whatever the BLAS thread count)."""
@@ -176,4 +181,4 @@ def run_shard(job: ShardJob) -> dict:
 
 
 __all__ = ["ModelSpec", "ShardJob", "peak_rss", "probe", "run_shard", "set_blas_threads",
-           "tensor_stats", "worker_model"]
+           "tensor_stats", "warm", "worker_model"]
