@@ -32,10 +32,16 @@ from . import shard as shard_module
 KEY_PREFIX = "golden-set"
 LOAD_KILLED = ("loading the model killed every worker that tried (out of memory?): use fewer "
                "--workers, or workers with more memory")
-# the scheduler sends a worker one task at a time (saturation 1.0 x 1 thread), so a worker
-# that dies is blamed for the shard it was running only, not for one queued behind it
+# - the scheduler sends a worker one task at a time (saturation 1.0 x 1 thread), so a worker
+#   that dies is blamed for the shard it was running only, not for one queued behind it;
+# - workers are spawned without MALLOC_TRIM_THRESHOLD_ (Dask's default sets it to 65536, which
+#   turns off glibc's adaptive mmap threshold: every large temporary of a forward pass is then
+#   mapped and faulted in anew, 35 % slower on ResNeXt50 float64 here); BLAS stays at 1 thread
+#   until the worker sets its own count
 LOCAL_CONFIG = {"distributed.worker.memory.pause": False, "distributed.worker.memory.spill": False,
-                "distributed.worker.memory.target": False, "distributed.scheduler.worker-saturation": 1.0}
+                "distributed.worker.memory.target": False, "distributed.scheduler.worker-saturation": 1.0,
+                "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                                        "OPENBLAS_NUM_THREADS": 1}}
 
 
 def cores() -> int:

@@ -17,10 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..golden.mutants import CATALOGUE, MUTANTS, prepare
+from ..golden.mutants import CATALOGUE, MUTANTS, MutantOps, prepare
+from ..golden.precision import OPS
 from ..golden.mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, DTYPES, layer_inputs, run_mutant
 from ..errors import InputError
 from ..model import build
+from ..walk import walk
 from .metrics import aggregate, defaults, per_image
 from .synthetic import generated_image
 
@@ -84,6 +86,29 @@ def run_mutants_over_set(arch=DEFAULT_ARCH, size=DEFAULT_SIZE, images=DEFAULT_IM
     return results
 
 
+def precision_over_set(arch=DEFAULT_ARCH, size=DEFAULT_SIZE, images=DEFAULT_IMAGES, init="calibrated",
+                       formats=("float32", "float16", "bfloat16"), seed=0) -> dict:
+    """{format: compare-set's report} of a *correct* candidate computing in each format
+    (:mod:`numpy_resnext.golden.precision`'s emulation: every op's result rounded), over the
+    same seeded set, judged at that format's default thresholds: what the defaults let pass."""
+    H, W = size
+    pictures = [generated_image(i, seed, size=(H, W)) for i in range(images)]
+    ids = [f"generated-{seed}-{i:06d}" for i in range(images)]
+    golden_model = build(arch, seed=seed, dtype="float64", init=init)
+    reference = np.stack([golden_model(prepare(p, "float64")[None])[0] for p in pictures])   # N, classes
+    model = build(golden_model.config, weights={k: v.astype("float32") for k, v in golden_model.params.items()},
+                  dtype="float32")
+    out = {}
+    for fmt in formats:
+        ops_class = OPS[fmt]
+        ops = ops_class(model.params, model.plan) if issubclass(ops_class, MutantOps) else ops_class(model.params)
+        cand = np.stack([walk(model.plan, prepare(p, "float32")[None], ops)[0] for p in pictures])
+        limits = defaults(fmt)
+        out[fmt] = aggregate(per_image(reference, cand), ids, np.full(images, -1), limits["rtol"],
+                             limits["min_top1_agreement"])
+    return out
+
+
 def _rel(v):
     return v if isinstance(v, str) else f"{v:.2g}"
 
@@ -116,4 +141,4 @@ def format_set_table(results, title="") -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_IMAGES", "SetResult", "format_set_table", "run_mutants_over_set"]
+__all__ = ["DEFAULT_IMAGES", "SetResult", "format_set_table", "precision_over_set", "run_mutants_over_set"]
