@@ -115,7 +115,7 @@ def speed(args):
         lanes = {"loop 1 thread": [], f"loop {n_cores} threads": [], "golden-set 1 worker": [],
                  "golden-set 1 worker, end to end": [], f"golden-set default ({n_cores} workers)": [],
                  "golden-set default, end to end": []}
-        shard = max(1, args.images // (4 * n_cores))
+        shard = max(1, args.images // (2 * n_cores))          # two shards per worker
         for r in range(args.repeats):
             lanes["loop 1 thread"].append(loop(weights, inputs, args.dtype, 1))
             lanes[f"loop {n_cores} threads"].append(loop(weights, inputs, args.dtype, n_cores))

@@ -45,3 +45,13 @@ def test_audit_set_command():
     verdict = {r["mutant"]: r["caught"] for r in report["results"]}
     assert verdict == {"none": False, "fc-bias-dropped": True, "maxpool-zero-padding": False}
     assert cli("audit", "--set", 2)[0] == 2                 # --set belongs to --mutants
+
+
+def test_correct_low_precision_candidates_pass_their_defaults():
+    """The defaults let a correct float32 / float16 / bfloat16 port pass (emulated: every op's
+    result rounded to the format); a float16 port would not pass float32's."""
+    from numpy_resnext.dataset.metrics import defaults
+    from numpy_resnext.dataset.mutation_set import precision_over_set
+    out = precision_over_set(TINY_VD, (67, 45), images=16)
+    assert {f: r["pass"] for f, r in out.items()} == {"float32": True, "float16": True, "bfloat16": True}
+    assert out["float16"]["max_rel"]["max"] > defaults("float32")["rtol"]       # not a float32 port
