@@ -18,7 +18,8 @@ one written: the rate a long run settles at) and end to end (cluster start, the 
 in the workers, the store created, included). Targets: golden-set 1 worker >= 0.9x the
 1-thread loop; the default >= 1.8x the 1-thread loop and >= 1.15x the 2-thread loop.
 
-Memory (--memory): one worker computes two images; the run record holds the worker's peak
+Memory (--memory): one worker computes two images (one per shard, one BLAS thread unless
+--threads); the run record holds the worker's peak
 resident memory while loading the model (VmHWM) and, the high-water mark restarted after
 the load, while computing shards. Target: shards' peak <= the weights + 1.5 GB.
 
@@ -102,7 +103,8 @@ def golden_set(weights, inputs, dtype, work, workers, threads, shard):
     wall = time.perf_counter() - t0
     if code != 0:
         raise SystemExit(f"golden-set failed with exit status {code}")
-    record = RunStore(out).manifest["runs"][-1]
+    manifest = RunStore(out).manifest
+    record = dict(manifest["runs"][-1], weights_nbytes=manifest["weights"]["nbytes"])
     shutil.rmtree(out, ignore_errors=True)
     return record["images_computed"] / record["shard_seconds"], record["images_computed"] / wall, record
 
@@ -156,18 +158,19 @@ def memory(args):
         work = tempfile.mkdtemp(prefix="bench-golden-set-memory-")
         try:
             weights, inputs = prepare(work, args.arch, dtype, 2, args.size)
-            _, _, record = golden_set(weights, inputs, dtype, work, 1, args.threads or cores(), 1)
-            nbytes = nrx.build(args.arch, dtype=dtype, init="identity-bn").params
-            weights_bytes = sum(a.nbytes for a in nbytes.values())
-            del nbytes
+            threads = args.threads or 1
+            _, _, record = golden_set(weights, inputs, dtype, work, 1, threads, 1)
+            weights_bytes = record["weights_nbytes"]
             (where, peaks), = record["worker_memory"].items()
             row = {"dtype": dtype, "weights_gb": weights_bytes / 1e9, "load_peak_gb": peaks["load_peak_rss"] / 1e9,
                    "shard_peak_gb": peaks["shard_peak_rss"] / 1e9,
-                   "above_weights_gb": (peaks["shard_peak_rss"] - weights_bytes) / 1e9}
+                   "above_weights_gb": (peaks["shard_peak_rss"] - weights_bytes) / 1e9,
+                   "seconds_per_image": record["shard_seconds"] / record["images_computed"], "threads": threads}
             results.append(row)
             print(f"{args.arch} {dtype}: weights {row['weights_gb']:.2f} GB; worker peak while loading "
                   f"{row['load_peak_gb']:.2f} GB, while computing {row['shard_peak_gb']:.2f} GB "
-                  f"({row['above_weights_gb']:+.2f} GB above the weights; target <= +1.5 GB)", flush=True)
+                  f"({row['above_weights_gb']:+.2f} GB above the weights; target <= +1.5 GB); "
+                  f"{row['seconds_per_image']:.1f} s an image with {threads} BLAS thread(s)", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return {"arch": args.arch, "cpu": cpu_name(), "memory": results}
@@ -181,7 +184,7 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=32)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None, help="with --memory: BLAS threads of the worker")
+    p.add_argument("--threads", type=int, default=None, help="with --memory: BLAS threads of the worker (default 1)")
     p.add_argument("--memory", action="store_true")
     p.add_argument("--keep-env", action="store_true")
     p.add_argument("--json")

@@ -7,7 +7,6 @@ threadpoolctl; the Dask lanes also need dask[distributed]. The CI compatibility 
 """
 
 import contextlib
-import importlib
 import io
 
 import numpy as np
@@ -18,16 +17,11 @@ from numpy_resnext._files import save_npz
 from numpy_resnext.cli import main
 from numpy_resnext.dataset.synthetic import write_folder
 
+from _onnx_lane import optional
+
 TINY = dict(depths=(1, 1, 1, 1), cardinality=4, base_width=4, num_classes=10)
 # small inputs for the tiny network: images resized to a short side of 40, cropped to 32
 SMALL = "paddleclas:resize=40,crop=32"
-
-
-def optional(name, why):
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:  # ImportError, or a broken install
-        pytest.skip(f"{name} is not installed ({type(exc).__name__}): {why}")
 
 
 def need_store():
@@ -65,6 +59,18 @@ def cli(*argv):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in argv])
     return code, out.getvalue(), err.getvalue()
+
+
+def serial_set(root, n, *options):
+    """(weights, images, store): a tiny network's weights, n generated images and a complete
+    golden-set run over them in this process (``options`` added to the command)."""
+    weights = tiny_weights(root / "tiny.npz")
+    images = image_folder(root / "images", n=n)
+    out = root / "serial.zarr"
+    code, _, err = cli("golden-set", "--weights", weights, "--images", images, "--output", out,
+                       "--workers", 0, "--threads", 1, "--preprocess", SMALL, *options)
+    assert code == 0, err
+    return weights, images, out
 
 
 def logits_bytes(store_path):

@@ -8,19 +8,10 @@ lets ``import torchvision`` (and timm, which imports it) succeed. Install with
 ``pip install --no-deps torchvision==0.28.0 timm==1.0.31`` (plus pyyaml, huggingface_hub).
 """
 
-import importlib
 import sys
 import types
 
-import pytest
-
-
-def _optional(name, why):
-    try:
-        return importlib.import_module(name)
-    except Exception as exc:  # ImportError, or a broken install
-        pytest.skip(f"{name} is not installed ({type(exc).__name__}): {why}")
-
+from _onnx_lane import optional as _optional
 
 def torchvision():
     """The real torchvision (skips with the reason when it or torch is missing)."""

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from _dataset import SMALL, cli, image_folder, need_store, tiny_weights
+from _dataset import SMALL, cli, need_store, serial_set
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +16,8 @@ def ref(tmp_path_factory):
     need_store()
     import zarr
     root = tmp_path_factory.mktemp("compare")
-    weights = tiny_weights(root / "tiny.npz")
-    images = image_folder(root / "images", n=10)
-    out = root / "ref.zarr"
-    code, _, err = cli("golden-set", "--weights", weights, "--images", images, "--output", out,
-                       "--workers", 0, "--threads", 1, "--preprocess", SMALL, "--shard", 4,
-                       "--keep", "layer3.0,layer4.0", "--sample", 3, "--save-inputs")
-    assert code == 0, err
+    weights, images, out = serial_set(root, 10, "--shard", 4, "--keep", "layer3.0,layer4.0", "--sample", 3,
+                                      "--save-inputs")
     group = zarr.open_group(str(out), mode="r")
     return {"root": root, "weights": weights, "images": images, "store": out,
             "ids": [str(i) for i in group["ids"][:]], "logits": np.asarray(group["logits"][:])}

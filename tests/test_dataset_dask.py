@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _dataset import SMALL, cli, image_folder, logits_bytes, need_dask, tiny_weights
+from _dataset import SMALL, cli, image_folder, logits_bytes, need_dask, serial_set, tiny_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,23 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def cluster():
     distributed = need_dask()
     import dask
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as c, distributed.Client(c) as client:
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=":0") as c, distributed.Client(c) as client:
         yield c, client
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     need_dask()
-    root = tmp_path_factory.mktemp("dataset")
-    weights = tiny_weights(root / "tiny.npz")
-    images = image_folder(root / "images", n=14)
-    serial = root / "serial.zarr"
-    code, _, err = cli("golden-set", "--weights", weights, "--images", images, "--output", serial,
-                       "--workers", 0, "--threads", 1, "--preprocess", SMALL, "--shard", 3,
-                       "--keep", "layer4.0", "--sample", 2)
-    assert code == 0, err
-    return weights, images, serial
+    return serial_set(tmp_path_factory.mktemp("dataset"), 14, "--shard", 3, "--keep", "layer4.0",
+                      "--sample", 2)
 
 
 def _dask_run(data, cluster, out):
