@@ -49,7 +49,9 @@ import sys
 import time
 
 import numpy_resnext.ops.conv as conv
-from numpy_resnext.archs import block_plan, get_arch
+import numpy_resnext.ops.cpu as cpu
+from numpy_resnext.archs import get_arch
+from numpy_resnext.plan import layer_plan
 
 PINNED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 REEXEC_MARK = "NUMPY_RESNEXT_BENCH_UNSET"
@@ -91,7 +93,7 @@ def torch_resnext(config):
             self.relu = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool2d(3, 2, 1)
             stages = {}
-            for b in block_plan(config):
+            for b in layer_plan(config).blocks:
                 stages.setdefault(b.name.split(".")[0], []).append(Bottleneck(b))
             for name, blocks in stages.items():
                 setattr(self, name, nn.Sequential(*blocks))
@@ -406,7 +408,7 @@ def run(args):
     print(f"bench_forward: {config.name} {what}, {args.dtype}, {args.size}x{args.size}, batches {args.batches}, "
           f"{args.repeats} timed runs after {args.warmup} warm-up, {args.threads} threads per lane")
     if hasattr(conv, "column_blocks"):
-        print(f"  CPU           {cpu_model()}; L2 {conv.cache_size(2, 0) >> 10} KB per core (sysfs)")
+        print(f"  CPU           {cpu_model()}; L2 {cpu.cache_size(2, 0) >> 10} KB per core (sysfs)")
         for line in block_choices(config, args):
             print(f"  blocks        {line}")
     else:       # an older engine (timing the code before a change)

@@ -116,20 +116,6 @@ class ArchConfig:
         return dataclasses.asdict(self)
 
 
-def block_plan(config: ArchConfig) -> list:
-    """Every bottleneck block of ``config`` in execution order (the blocks of its layer plan,
-    :func:`numpy_resnext.plan.layer_plan`)."""
-    from .plan import layer_plan        # plan.py builds on this module, so imported here
-    return list(layer_plan(config).blocks)
-
-
-def __getattr__(name):
-    if name == "BlockPlan":             # the block type, now defined with the layer plan
-        from .plan import Block
-        return Block
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # --- the registry -------------------------------------------------------------------
 def _resnext(depth, card, width, vd=False, wsl=False):
     suffix = "_vd" if vd else ""
@@ -201,3 +187,20 @@ def custom(depths=(1, 1, 1, 1), cardinality=4, base_width=4, stem="plain", avg_d
                       base_width=base_width, stem=stem, avg_down=avg_down,
                       num_classes=num_classes, stem_width=stem_width,
                       deep_stem_width=deep_stem_width, description="custom")
+
+
+# the fields that make two architectures compute the same function
+MATH_FIELDS = ("depths", "cardinality", "base_width", "stem", "avg_down", "num_classes",
+               "stem_width", "deep_stem_width")
+
+
+def registered(arch, head=True):
+    """The registry entry computing what ``arch`` (an ArchConfig, or a dict of
+    :data:`MATH_FIELDS`) computes; with ``head=False`` whatever its number of classes.
+    None when the registry has no such network."""
+    value = arch.get if isinstance(arch, dict) else (lambda f: getattr(arch, f))
+    fields = [f for f in MATH_FIELDS if head or f != "num_classes"]
+    for cfg in ARCHS.values():
+        if all(getattr(cfg, f) == value(f) for f in fields):
+            return cfg
+    return None

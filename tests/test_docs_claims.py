@@ -83,8 +83,8 @@ def test_fig3b_as_the_paper_draws_it_is_the_block(rng):
     model = nrx.build(cfg, dtype="float64", seed=1)
     p = model.params
     x = rng.standard_normal((2, 3, 12, 12))
-    _, acts = model.forward(x, capture=["maxpool", "layer1.0.conv3"])
-    blk = model.block_plan[0]
+    _, acts = model.forward(x, keep=["maxpool", "layer1.0.conv3"])
+    blk = model.plan.blocks[0]
     C, d = blk.groups, blk.width // blk.groups
 
     def bn(y, name, lo, hi):

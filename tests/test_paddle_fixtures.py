@@ -18,22 +18,22 @@ import pytest
 from numpy_resnext.archs import ArchConfig
 from numpy_resnext.errors import WeightsError
 from numpy_resnext.io import load_weights, read_paddle
-from numpy_resnext.io.infer import MATH_FIELDS
+from numpy_resnext.archs import MATH_FIELDS
 from numpy_resnext.model import build
 
 from _arrays import rel_err
 
 TOL64, TOL32 = 1e-10, 1e-5
 
-# (stem, layout, scheme the file must be recognised as)
-CASES = [
-    ("tiny_vision", "pdparams", "paddle_vision"),
-    ("tiny_resnext", "pdparams", "ppcls"),
-    ("tiny_resnext", "dir", "ppcls_param"),
-    ("tiny_resnext_vd", "pdparams", "ppcls"),
-    ("tiny_resnext_vd", "infer", "ppcls_param"),
-    ("tiny_wsl", "pdparams", "ppcls_wsl"),
-]
+# stem, layout, the scheme the file must be recognised as
+CASES = [tuple(line.split()) for line in """
+    tiny_vision      pdparams  paddle_vision
+    tiny_resnext     pdparams  ppcls
+    tiny_resnext     dir       ppcls_param
+    tiny_resnext_vd  pdparams  ppcls
+    tiny_resnext_vd  infer     ppcls_param
+    tiny_wsl         pdparams  ppcls_wsl
+""".strip().splitlines()]
 
 
 def paddle_entries(fixtures_dir):
@@ -85,7 +85,7 @@ def test_tiny_model_matches_paddle(paddle_dir, stem, layout, scheme):
         names = [k.split("/", 1)[1] for k in golden.files if k.startswith(f"f{key}/")]
         assert len(names) >= 3
         model = build(loaded.config, weights=loaded.params, dtype=dtype)
-        logits, inter = model(golden["x"].astype(dtype), capture=names)
+        logits, inter = model(golden["x"].astype(dtype), keep=names)
         errs = {n: rel_err(inter[n], golden[f"f{key}/{n}"]) for n in names}
         errs["logits"] = rel_err(logits, golden[f"logits{key}"])
         worst = max(errs, key=errs.get)
@@ -146,7 +146,7 @@ def test_non_strict_backbone_without_head(paddle_dir):
     assert [c for c, _ in partial.report.missing] == ["fc.weight", "fc.bias"]
     assert "fc.weight" not in partial.params and len(partial.params) == len(full.params) - 2
     model = build(full.config, weights=partial.params, strict=False)
-    assert model.load_report["missing"] == ["fc.weight", "fc.bias"]
+    assert model.load_report.as_dict()["missing"] == ["fc.weight", "fc.bias"]
 
 
 def test_convert_writes_canonical_npz_that_loads_back(paddle_dir, tmp_path, capsys):

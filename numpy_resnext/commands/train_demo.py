@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from ..paper.digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, train_digits
+from ..paper.digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, plot_curves, train_digits
 from .._optional import pyplot
 from ..errors import InputError
 from ..shapes import totals
@@ -52,7 +52,7 @@ def add_parser(sub):
 def _blas_threads(n):
     """A context limiting BLAS to n threads (n = 0, or no threadpoolctl: unchanged)."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits      # optional: BLAS threads stay as they are without it
     except ImportError:
         threadpool_limits = None
     if not n or threadpool_limits is None:
@@ -118,7 +118,6 @@ def run(args):
         save_json(args.json, report)
         print(f"wrote {args.json}")
     if args.png:
-        from ..paper.digits import plot_curves
         plot_curves(result.history, args.png,
                     title=f"{cfg.name} on scikit-learn's digits (seed {args.seed}): held-out "
                           f"accuracy {result.test_accuracy:.1%}")
