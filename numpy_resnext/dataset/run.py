@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 
 from .. import __version__
+from .._optional import require
 from .._select import Selection
 from ..archs import ArchConfig, get_arch
 from ..bounded import clip_list
@@ -64,6 +65,12 @@ def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def duration(seconds: float) -> str:
+    """'3h07m', '4m05s' or '12s'."""
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
+
+
 def default_shard_size(n: int) -> int:
     """64 images, or fewer so that a small set still makes 16 shards."""
     return max(1, min(64, math.ceil(n / 16)))
@@ -85,7 +92,7 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         rate = self.computed / elapsed if elapsed > 0 else 0.0
         left = self.images_total - self.images_done
-        eta = f"{left / rate / 60:.0f}m{left / rate % 60:02.0f}s" if rate > 0 else "?"
+        eta = duration(left / rate) if rate > 0 else "?"
         return (f"[{elapsed:7.1f}s] golden-set: shards {self.done}/{self.shards} ({self.before} before "
                 f"this run), {self.images_done}/{self.images_total} images, {rate:.2f} images/s, ETA {eta}")
 
@@ -114,6 +121,8 @@ def _model_spec(o: Options) -> ModelSpec:
     arch = o.arch
     if arch is not None and not isinstance(arch, str):
         arch = get_arch(arch).to_dict()              # a custom ArchConfig travels as a dict
+    elif arch is not None:
+        get_arch(arch)                               # an unknown name fails here, not in a worker
     weights = os.path.abspath(o.weights) if o.weights else None
     if weights and not os.path.exists(weights):
         raise InputError(f"--weights {o.weights!r} does not exist")
@@ -167,6 +176,8 @@ def run_golden_set(o: Options, stream=None) -> int:
     if o.sample < 0:
         raise InputError(f"--sample must be 0 or more, found {o.sample}")
     get_preset(o.preprocess, None)                     # a bad spec fails before anything starts
+    for module in ("zarr", "threadpoolctl"):           # and so does a missing extra
+        require(module, "golden-set")
     source = open_source(o.images, None, o.limit, o.labels, o.image_root)
     spec = _model_spec(o)
     shard_size = o.shard or _existing_shard_size(o.output) or default_shard_size(len(source.ids))
