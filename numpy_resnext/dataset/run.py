@@ -170,9 +170,8 @@ def make_manifest(o, source, info, preset, keep, shard_size) -> dict:
             "versions": {**info["versions"], "python": platform.python_version()}, "runs": []}
 
 
-def run_golden_set(o: Options, stream=None) -> int:
-    stream = stream or sys.stderr
-    t0 = time.perf_counter()
+def _prepare(o: Options):
+    """(source, model spec, shard size, output path), every check that needs no worker done."""
     if o.sample < 0:
         raise InputError(f"--sample must be 0 or more, found {o.sample}")
     get_preset(o.preprocess, None)                     # a bad spec fails before anything starts
@@ -186,82 +185,112 @@ def run_golden_set(o: Options, stream=None) -> int:
     output = os.path.abspath(o.output)
     if not os.path.isdir(os.path.dirname(output)):
         raise InputError(f"--output {o.output!r}: directory {os.path.dirname(output)!r} does not exist")
+    return source, spec, shard_size, output
+
+
+def _describe_model(o, executor, spec, source, output, stream):
+    """(probe info, the source with its preset, kept names): the model loaded by the workers."""
+    if isinstance(executor, DaskExecutor):
+        executor.check_paths([p for p in (os.path.dirname(output), spec.weights, source.spec.path) if p])
+    print(f"golden-set: loading the model where the shards run ({executor.describe()['executor']})",
+          file=stream, flush=True)
+    info = executor.probe(spec)
+    classes = info["config"]["num_classes"]
+    if source.spec.kind not in ("npy", "npz"):
+        preset = get_preset(o.preprocess, info["config"]["name"])
+        source = source._replace(spec=source.spec._replace(preset=preset), input_shape=(3, preset.crop, preset.crop))
+    bad = sorted(int(v) for v in set(source.labels.tolist()) if v >= classes)
+    if bad:
+        raise InputError(f"labels {clip_list(bad, 5)} are not classes of a {classes}-class model")
+    if isinstance(executor, DaskExecutor) and not o.scheduler:
+        need = (info["nbytes"] + WORKER_HEADROOM) * executor.workers
+        if machine_memory() and need > machine_memory():
+            raise InputError(f"{executor.workers} workers need about {need / 1e9:.1f} GB (the weights, "
+                             f"{info['nbytes'] / 1e9:.1f} GB, and 1.5 GB each); this machine has "
+                             f"{machine_memory() / 1e9:.1f} GB: use fewer --workers")
+    return info, source, _kept(o.keep, info["names"])
+
+
+def _open_or_create(output, manifest, source, info, keep, dtype):
+    """(store, resumed)."""
+    run_store = store_module.open_for_run(output, manifest)
+    if run_store is not None:
+        return run_store, True
+    config = ArchConfig(**{**info["config"], "depths": tuple(info["config"]["depths"])})
+    shapes = {r["name"]: r["shape"] for r in output_shapes(config, *source.input_shape[1:])}
+    return store_module.create(output, manifest, source.ids, source.labels, info["config"]["num_classes"],
+                               {k: shapes[k] for k in keep}, dtype), False
+
+
+class _Collector:
+    """What the shards report: shards computed and failed, failed images, memory per worker."""
+
+    def __init__(self, progress, stream):
+        self.progress, self.stream = progress, stream
+        self.computed, self.failed, self.images_failed, self.memory = [], {}, 0, {}
+
+    def done(self, summary):
+        self.computed.append(summary["shard"])
+        self.images_failed += summary["failed"]
+        peaks = self.memory.setdefault(summary["where"], {"load_peak_rss": summary["load_peak_rss"],
+                                                          "shard_peak_rss": 0})
+        peaks["shard_peak_rss"] = max(peaks["shard_peak_rss"], summary["peak_rss"] or 0)
+        self.progress.update(summary["images"])
+
+    def fail(self, shard, why):
+        self.failed[shard] = why
+        print(f"golden-set: shard {shard} failed: {why}", file=self.stream, flush=True)
+
+
+def run_golden_set(o: Options, stream=None) -> int:
+    """Compute (or resume) a run; the exit status (0 done, 1 a shard failed)."""
+    stream = stream or sys.stderr
+    t0 = time.perf_counter()
+    source, spec, shard_size, output = _prepare(o)
+    n = len(source.ids)
     with _executor(o) as executor:
-        if isinstance(executor, DaskExecutor):
-            executor.check_paths([p for p in (os.path.dirname(output), spec.weights, source.spec.path) if p])
-        print(f"golden-set: loading the model where the shards run ({executor.describe()['executor']})",
-              file=stream, flush=True)
-        info = executor.probe(spec)
-        preset = None if source.spec.kind in ("npy", "npz") else get_preset(o.preprocess, info["config"]["name"])
-        if preset is not None:
-            source = source._replace(spec=source.spec._replace(preset=preset), input_shape=(3, preset.crop, preset.crop))
-        bad = [int(v) for v in set(source.labels.tolist()) if v >= info["config"]["num_classes"]]
-        if bad:
-            raise InputError(f"labels {clip_list(sorted(bad), 5)} are not classes of a "
-                             f"{info['config']['num_classes']}-class model")
-        keep = _kept(o.keep, info["names"])
-        if isinstance(executor, DaskExecutor) and not o.scheduler:
-            need = (info["nbytes"] + WORKER_HEADROOM) * executor.workers
-            if machine_memory() and need > machine_memory():
-                raise InputError(f"{executor.workers} workers need about {need / 1e9:.1f} GB (the "
-                                 f"weights, {info['nbytes'] / 1e9:.1f} GB, and 1.5 GB each); this machine "
-                                 f"has {machine_memory() / 1e9:.1f} GB: use fewer --workers")
-        manifest = make_manifest(o, source, info, preset, keep, shard_size)
-        run_store = store_module.open_for_run(output, manifest)
-        resumed = run_store is not None
-        if not resumed:
-            config = ArchConfig(**{**info["config"], "depths": tuple(info["config"]["depths"])})
-            shapes = {r["name"]: r["shape"] for r in output_shapes(config, *source.input_shape[1:])}
-            run_store = store_module.create(output, manifest, source.ids, source.labels,
-                                            info["config"]["num_classes"], {k: shapes[k] for k in keep}, o.dtype)
+        info, source, keep = _describe_model(o, executor, spec, source, output, stream)
+        manifest = make_manifest(o, source, info, source.spec.preset, keep, shard_size)
+        run_store, resumed = _open_or_create(output, manifest, source, info, keep, o.dtype)
         done = run_store.done()
         missing = [s for s in range(run_store.n_shards) if not done[s]]
-        record = {"started": _now(), "status": "running", **executor.describe(),
-                  "host": platform.node(), "numpy_resnext": __version__, "computed": [], "failed": {}}
+        record = {"started": _now(), "status": "running", **executor.describe(), "host": platform.node(),
+                  "numpy_resnext": __version__, "computed": [], "failed": {}}
         manifest = dict(run_store.manifest, runs=run_store.manifest.get("runs", []) + [record])
         run_store.save_manifest(manifest)
         if resumed:
             print(f"golden-set: resuming {output}: {run_store.n_shards - len(missing)} of "
                   f"{run_store.n_shards} shards done in earlier runs", file=stream, flush=True)
-        jobs = []
-        for s in missing:
-            start, stop = store_module.shard_bounds(len(source.ids), shard_size, s)
-            jobs.append(ShardJob(output, s, start, tuple(source.ids[start:stop]), source.spec, spec,
-                                 tuple(keep), manifest["sample"], bool(o.save_inputs),
-                                 tuple(source.input_shape), executor.threads))
-        images_before = sum(stop - start for start, stop in
-                            (store_module.shard_bounds(len(source.ids), shard_size, s)
-                             for s in range(run_store.n_shards) if done[s]))
-        progress = Progress(run_store.n_shards, run_store.n_shards - len(missing), len(source.ids),
-                            images_before, stream)
-        computed, failed, images_failed, memory = [], {}, [], {}
-
-        def on_done(summary):
-            computed.append(summary["shard"])
-            if summary["failed"]:
-                images_failed.append(summary["failed"])
-            peaks = memory.setdefault(summary["where"], {"load_peak_rss": summary["load_peak_rss"],
-                                                         "shard_peak_rss": 0})
-            peaks["shard_peak_rss"] = max(peaks["shard_peak_rss"], summary["peak_rss"] or 0)
-            progress.update(summary["images"])
-
-        def on_failed(shard, why):
-            failed[shard] = why
-            print(f"golden-set: shard {shard} failed: {why}", file=stream, flush=True)
-
+        jobs = [ShardJob(output, s, start, tuple(source.ids[start:stop]), source.spec, spec, tuple(keep),
+                         manifest["sample"], bool(o.save_inputs), tuple(source.input_shape), executor.threads)
+                for s in missing for start, stop in [store_module.shard_bounds(n, shard_size, s)]]
+        before = n - sum(len(job.ids) for job in jobs)
+        collector = _Collector(Progress(run_store.n_shards, run_store.n_shards - len(missing), n, before,
+                                        stream), stream)
         t_shards = time.perf_counter()
-        executor.run(jobs, on_done, on_failed, f"{KEY_PREFIX}-{manifest['fingerprint'][:16]}")
-        record.update(status="complete" if not failed else "incomplete", finished=_now(),
-                      computed=sorted(computed), failed={str(k): v for k, v in sorted(failed.items())},
-                      seconds=round(time.perf_counter() - t0, 3),
-                      shard_seconds=round(time.perf_counter() - t_shards, 3),
-                      images_computed=progress.computed, worker_memory=memory)
-        run_store.save_manifest(dict(manifest, runs=manifest["runs"][:-1] + [record]))
-    n_failed = sum(images_failed)
+        try:
+            executor.run(jobs, collector.done, collector.fail, f"{KEY_PREFIX}-{manifest['fingerprint'][:16]}")
+        except KeyboardInterrupt:
+            record["status"] = "interrupted"
+            raise
+        else:
+            record["status"] = "complete" if not collector.failed else "incomplete"
+        finally:
+            record.update(finished=_now(), computed=sorted(collector.computed),
+                          failed={str(k): v for k, v in sorted(collector.failed.items())},
+                          seconds=round(time.perf_counter() - t0, 3),
+                          shard_seconds=round(time.perf_counter() - t_shards, 3),
+                          images_computed=collector.progress.computed, worker_memory=collector.memory)
+            run_store.save_manifest(dict(manifest, runs=manifest["runs"][:-1] + [record]))
+    return _report(o, output, run_store, collector, n, stream)
+
+
+def _report(o, output, run_store, collector, n, stream) -> int:
+    failed = collector.failed
     print(f"golden-set: {run_store.n_shards - len(failed)} of {run_store.n_shards} shards done "
-          f"({len(computed)} in this run), {len(source.ids)} images"
-          + (f", {n_failed} image(s) failed in this run (see `numpy-resnext set-status {o.output}`)" if n_failed else "")
-          + f"; {output}")
+          f"({len(collector.computed)} in this run), {n} images"
+          + (f", {collector.images_failed} image(s) failed in this run (see `numpy-resnext set-status "
+             f"{o.output}`)" if collector.images_failed else "") + f"; {output}")
     if failed:
         print(f"golden-set: error: shard(s) {', '.join(map(str, sorted(failed)))} could not be computed "
               f"({'; '.join(f'{k}: {v}' for k, v in sorted(failed.items()))}); every other shard is done. "
