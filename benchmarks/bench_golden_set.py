@@ -81,20 +81,22 @@ def prepare(work, arch, dtype, n, size):
 
 
 def loop(weights, inputs, dtype, threads):
-    """images/s of model(x[i:i+1]) over every input, BLAS limited to ``threads``."""
+    """(images/s, CPU seconds an image) of model(x[i:i+1]) over every input, BLAS limited
+    to ``threads``."""
     import threadpoolctl
     model = nrx.build(None, weights=weights, dtype=dtype)
     x = np.load(inputs)
     with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
         model(x[:1])                                                  # warm-up
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         for i in range(len(x)):
             model(x[i:i + 1])
-        return len(x) / (time.perf_counter() - t0)
+        return len(x) / (time.perf_counter() - t0), (time.process_time() - cpu0) / len(x)
 
 
 def golden_set(weights, inputs, dtype, work, workers, threads, shard):
-    """(images/s over the shards, images/s end to end, the run record)."""
+    """(images/s over the shards, images/s end to end, the run record: its shard_cpu_seconds
+    is the workers' CPU time over the shards)."""
     out = os.path.join(work, f"run-{workers}-{threads}.zarr")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -117,16 +119,18 @@ def speed(args):
         lanes = {"loop 1 thread": [], f"loop {n_cores} threads": [], "golden-set 1 worker": [],
                  "golden-set 1 worker, end to end": [], f"golden-set default ({n_cores} workers)": [],
                  "golden-set default, end to end": []}
+        cpu = {"loop 1 thread": [], "golden-set 1 worker": [], f"golden-set default ({n_cores} workers)": []}
         shard = max(1, args.images // (2 * n_cores))          # two shards per worker
         for r in range(args.repeats):
-            lanes["loop 1 thread"].append(loop(weights, inputs, args.dtype, 1))
-            lanes[f"loop {n_cores} threads"].append(loop(weights, inputs, args.dtype, n_cores))
-            s, e, _ = golden_set(weights, inputs, args.dtype, work, 1, 1, shard)
-            lanes["golden-set 1 worker"].append(s)
-            lanes["golden-set 1 worker, end to end"].append(e)
-            s, e, _ = golden_set(weights, inputs, args.dtype, work, n_cores, 1, shard)
-            lanes[f"golden-set default ({n_cores} workers)"].append(s)
-            lanes["golden-set default, end to end"].append(e)
+            rate, per = loop(weights, inputs, args.dtype, 1)
+            lanes["loop 1 thread"].append(rate)
+            cpu["loop 1 thread"].append(per)
+            lanes[f"loop {n_cores} threads"].append(loop(weights, inputs, args.dtype, n_cores)[0])
+            for name, workers in (("golden-set 1 worker", 1), (f"golden-set default ({n_cores} workers)", n_cores)):
+                s, e, record = golden_set(weights, inputs, args.dtype, work, workers, 1, shard)
+                lanes[name].append(s)
+                lanes["golden-set 1 worker, end to end" if workers == 1 else "golden-set default, end to end"].append(e)
+                cpu[name].append(record["shard_cpu_seconds"] / record["images_computed"])
             print(f"round {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in lanes.items()),
                   file=sys.stderr, flush=True)
     finally:
@@ -148,8 +152,13 @@ def speed(args):
     print("\n| ratio | value |\n|---|---:|")
     for k, v in ratios.items():
         print(f"| {k} | {v:.2f}x |")
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
+    print("\nCPU seconds an image (one-thread lanes; the process's CPU time, not disturbed by other "
+          "jobs' use of the cores):\n\n| lane | CPU s an image (median) | / loop 1 thread |\n|---|---:|---:|")
+    for k, v in cpu_med.items():
+        print(f"| {k} | {v:.4f} | {v / cpu_med['loop 1 thread']:.3f} |")
     return {"arch": args.arch, "dtype": args.dtype, "images": args.images, "cpu": cpu_name(), "cores": n_cores,
-            "blas": blas_info(), "lanes": lanes, "medians": med, "ratios": ratios}
+            "blas": blas_info(), "lanes": lanes, "medians": med, "ratios": ratios, "cpu_seconds": cpu}
 
 
 def memory(args):

@@ -228,10 +228,12 @@ class _Collector:
     def __init__(self, progress, stream):
         self.progress, self.stream = progress, stream
         self.computed, self.failed, self.images_failed, self.memory = [], {}, 0, {}
+        self.cpu_seconds = 0.0
 
     def done(self, summary):
         self.computed.append(summary["shard"])
         self.images_failed += summary["failed"]
+        self.cpu_seconds += summary["cpu_seconds"]
         peaks = self.memory.setdefault(summary["where"], {"load_peak_rss": summary["load_peak_rss"],
                                                           "shard_peak_rss": 0})
         peaks["shard_peak_rss"] = max(peaks["shard_peak_rss"], summary["peak_rss"] or 0)
@@ -280,7 +282,8 @@ def run_golden_set(o: Options, stream=None) -> int:
                           failed={str(k): v for k, v in sorted(collector.failed.items())},
                           seconds=round(time.perf_counter() - t0, 3),
                           shard_seconds=round(time.perf_counter() - t_shards, 3),
-                          images_computed=collector.progress.computed, worker_memory=collector.memory)
+                          images_computed=collector.progress.computed, worker_memory=collector.memory,
+                          shard_cpu_seconds=round(collector.cpu_seconds, 3))
             run_store.save_manifest(dict(manifest, runs=manifest["runs"][:-1] + [record]))
     return _report(o, output, run_store, collector, n, stream)
 

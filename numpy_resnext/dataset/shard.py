@@ -149,7 +149,7 @@ def _one(job, model, item, index, root):
 
 def run_shard(job: ShardJob) -> dict:
     """Compute and write one shard; returns a summary (shard, images, failed, seconds, where)."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     model = worker_model(job.model, job.threads)
     root = store.open_root(job.store)
     attempt = store.start_attempt(root, job.shard)
@@ -176,6 +176,7 @@ def run_shard(job: ShardJob) -> dict:
     store.mark_done(root, job.shard)
     return {"shard": job.shard, "images": n, "failed": sum(bool(e) for e in result["errors"]),
             "attempt": attempt, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu0,
             "where": f"{socket.gethostname()}:{os.getpid()}", "peak_rss": peak_rss(),
             "load_peak_rss": _CACHE.get("load_peak")}
 
