@@ -157,3 +157,17 @@ def test_onnx_candidate_with_saved_inputs_and_read_again(ref, tmp_path):
     np.save(tmp_path / "moved" / first, 255 - a)
     code, _, err = cli("compare-set", tmp_path / "r.zarr", "--onnx", tmp_path / "m.onnx", "--images", tmp_path / "moved")
     assert code == 2 and f"image {first!r} read again is not the input the run used" in err
+
+
+@pytest.mark.onnx
+def test_onnx_float64_model_is_a_clear_error(ref, tmp_path):
+    pytest.importorskip("onnxruntime", reason="compare-set --onnx needs pip install 'numpy-resnext[onnx]'")
+    import numpy_resnext as nrx
+    from numpy_resnext.onnx_export import export_onnx
+    model = nrx.build(None, weights=str(ref["weights"]), dtype="float64")
+    export_onnx(model, tmp_path / "m64.onnx", dtype="float64", size=(32, 32), progress=False)
+    code, _, err = cli("compare-set", ref["store"], "--onnx", tmp_path / "m64.onnx")
+    assert code == 2 and "no float64 convolution" in err, err
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    code, _, err = cli("compare-set", ref["store"], "--onnx", tmp_path / "junk.onnx")
+    assert code == 2 and "onnxruntime cannot load it" in err

@@ -193,3 +193,24 @@ def test_custom_architecture_through_the_api(tmp_path):
     x = get_preset(SMALL)(generated_image(1)).astype(np.float64)
     import zarr
     np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "r.zarr"))["logits"][1], model(x[None])[0])
+
+
+@pytest.mark.filterwarnings("ignore:Numcodecs codecs are not in the Zarr version 3")
+@pytest.mark.parametrize("codec, message", [
+    ({"name": "numcodecs.zlib", "configuration": {"level": 1}}, "codecs ['numcodecs.zlib']"),
+    ({"name": "numcodecs.pickle", "configuration": {}}, "unreadable Zarr metadata"),
+])
+def test_a_store_with_other_codecs_is_refused(run, tmp_path, codec, message):
+    need_store()
+    _, _, go = run
+    out = tmp_path / "r.zarr"
+    assert go(out)[0] == 0
+    meta_path = out / "errors" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["codecs"] = [meta["codecs"][0], codec]
+    meta_path.write_text(json.dumps(meta))
+    np.save(tmp_path / "c.npy", np.zeros((10, 10)))
+    for argv in (("set-status", out), ("compare-set", out, tmp_path / "c.npy"), ("golden-set", "--images",
+                                                                                   "generated:2", "--output", out)):
+        code, _, err = cli(*argv)
+        assert code == 2 and message in err, (argv, err)

@@ -129,7 +129,12 @@ def onnx_logits(model_path, ref: RunStore, images=None, keep=(), sample=0, strea
     model_path = os.fspath(model_path)
     if not os.path.exists(model_path):
         raise InputError(f"--onnx {model_path!r} does not exist")
-    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    except Exception as exc:          # onnxruntime's errors have no public classes
+        hint = ("; onnxruntime has no float64 convolution: export the model in float32"
+                if "Could not find an implementation" in str(exc) else "")
+        raise InputError(f"--onnx {model_path!r}: onnxruntime cannot load it ({str(exc)[:300]}){hint}") from None
     inp = session.get_inputs()[0]
     types = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
     if inp.type not in types:

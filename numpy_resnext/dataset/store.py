@@ -51,8 +51,44 @@ FINGERPRINT_FIELDS = ("format_version", "arch", "weights_params_sha256", "dtype"
                       "sample", "save_inputs")
 
 
+# what a run store may hold: a store is an input like any other file, and a codec such as
+# numcodecs' pickle would run code while reading; anything else is refused before a chunk is read
+SAFE_CODECS = {"bytes", "zstd", "gzip", "blosc", "crc32c", "transpose", "vlen-utf8", "sharding_indexed"}
+SAFE_TYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+              "float16", "float32", "float64", "string"}
+
+
 def _zarr():
     return require("zarr", "a data-set run store (Zarr v3)")
+
+
+def _codec_names(codecs):
+    for c in codecs or ():
+        yield c.get("name") if isinstance(c, dict) else c
+        config = c.get("configuration", {}) if isinstance(c, dict) else {}
+        if isinstance(config, dict):
+            yield from _codec_names(config.get("codecs"))
+            yield from _codec_names(config.get("index_codecs"))
+
+
+def check_safe(root, path) -> None:
+    """InputError unless every array of ``root`` uses plain data types and codecs."""
+    zarr = _zarr()
+    if root.metadata.zarr_format != 3:
+        raise InputError(f"{path!r} is a Zarr v{root.metadata.zarr_format} group; run stores are Zarr v3")
+    try:
+        members = list(root.members(max_depth=None))
+    except Exception as exc:          # zarr's own errors for metadata it cannot parse
+        raise InputError(f"{path!r}: unreadable Zarr metadata ({type(exc).__name__}: {str(exc)[:200]})") from None
+    for name, node in members:
+        if isinstance(node, zarr.Array):
+            meta = node.metadata.to_dict()
+            bad = sorted({str(c) for c in _codec_names(meta.get("codecs")) if c not in SAFE_CODECS})
+            dtype = meta.get("data_type")
+            if bad or not isinstance(dtype, str) or dtype not in SAFE_TYPES:
+                raise InputError(f"{path!r}: array {name!r} uses data type {str(dtype)[:40]} and codecs "
+                                 f"{bad or 'allowed'}; a run store holds plain numbers and strings with "
+                                 f"{', '.join(sorted(SAFE_CODECS))} only (nothing that could run code)")
 
 
 def fingerprint(fields: dict) -> str:
@@ -90,6 +126,7 @@ class RunStore:
             raise InputError(f"{self.path!r}: not a readable Zarr v3 group ({type(exc).__name__}: "
                              f"{str(exc)[:200]})") from None
         self.manifest = dict(self.root.attrs).get(ATTRS_KEY)
+        check_safe(self.root, self.path)
         if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
             raise InputError(f"{self.path!r} is a Zarr group but not a golden-set run store "
                              f"(no {ATTRS_KEY!r} attribute with format {FORMAT!r})")
