@@ -47,7 +47,7 @@ def status(path, max_failures=1000) -> dict:
 
 def format_status(s: dict) -> str:
     lines = [f"{s['store']}: {s['arch']} {s['dtype']}, fingerprint {s['fingerprint'][:16]}",
-             f"shards: {s['done']} of {s['shards']} done ({s['shard_size']} images each)"
+             f"shards: {s['done']} of {s['shards']} done ({s['shard_size']} image(s) per shard)"
              + (f"; missing: {ranges(s['missing'])}" if s["missing"] else ""),
              f"images: {s['images_done']} of {s['images']} computed, {s['failed']} failed, "
              f"{s['labelled']} labelled",
@@ -60,7 +60,7 @@ def format_status(s: dict) -> str:
     if last:
         lines.append(f"runs: {s['runs']}; the last: {last.get('status')}, started {last.get('started')}, "
                      f"{len(last.get('computed', []))} shard(s) computed on {last.get('executor')} "
-                     f"({last.get('workers')} workers, {last.get('threads')} BLAS threads each)")
+                     f"({last.get('workers')} worker(s), {last.get('threads')} BLAS thread(s) each)")
     for f in s["failures"][:20]:
         lines.append(f"  failed {f['id']}: {f['message']}")
     if s["failed"] > 20:
