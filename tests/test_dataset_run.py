@@ -163,7 +163,7 @@ def test_sources(kind, tmp_path):
     if kind == "list":
         assert list(root["labels"][:]) == [7, 2]
     if kind == "generated":
-        assert list(root["labels"][:]) == [0, 1, 2, 3]
+        assert list(root["labels"][:]) == [-1, -1, -1, -1]
 
 
 def test_bad_options_are_exit_2(run, tmp_path):

@@ -13,7 +13,7 @@ a list file (.txt, .lst, ...)     PaddleClas's val_list / MLPerf's val_map: ``pa
                                   relative to the list's folder (or ``--image-root``)
 an .npy of shape (N, 3, H, W)     preprocessed tensors; ids "0" .. "N-1"
 an .npz                           preprocessed tensors (3, H, W) or (1, 3, H, W); ids = its keys
-``generated:N[:SEED]``            N seeded images made here (:mod:`.synthetic`; labels = family)
+``generated:N[:SEED]``            N seeded images made here (:mod:`.synthetic`; labels -1)
 ``skimage:N[:SEED]``              N seeded variants of scikit-image's photographs
 ================================  ==========================================================
 
@@ -208,9 +208,10 @@ def _generated(images, preset):
         raise InputError(f"--images {images!r}: N must be between 1 and {MAX_ITEMS}, found {n}")
     if parts[0] == "skimage":
         synthetic.skimage_base(synthetic.SKIMAGE_IMAGES[0])       # scikit-image present?
-    labels = [synthetic.generated_label(i) if parts[0] == "generated" else -1 for i in range(n)]
+    # labels -1: a pattern family is not an ImageNet class (write_folder's ImageFolder tree
+    # labels images by family, for tests of the labelled path)
     return SourceSpec(parts[0], "", preset, seed), [f"{parts[0]}-{seed}-{i:06d}" for i in range(n)], \
-        np.array(labels, np.int64)
+        np.full(n, -1, np.int64)
 
 
 def open_source(images, preset, limit=None, labels_file=None, image_root=None) -> Source:

@@ -2,9 +2,11 @@
 photographs scikit-image ships.
 
 ``generated``: image i of seed s is drawn from ``numpy.random.default_rng((s, i, 19))``: a
-size between 160 and 320 pixels a side, and one of eight pattern families (its label, i
+size between 160 and 320 pixels a side, and one of eight pattern families (number i
 mod 8): colour gradients, stripes, a checkerboard, rings, Gaussian blobs, smoothed noise,
-rectangles, a sum of plane waves; each with random colours and frequencies, plus pixel noise.
+rectangles, a sum of plane waves; each with random colours and frequencies, plus pixel noise
+(``generated:N`` gives them label -1: a family is not an ImageNet class; :func:`write_folder`
+files them by family in an ImageFolder tree).
 They are bit-identical on every machine and NumPy version this package supports.
 
 ``skimage``: image i is a seeded crop (each side 55-100 % of the photograph's), a horizontal
