@@ -82,3 +82,4 @@ def test_skimage_variants():
     assert len({skimage_image(i).shape for i in range(len(SKIMAGE_IMAGES))}) > 5
     s = open_source("skimage:4", SMALL)
     assert load_item(s.spec, s.ids[2], 2).shape == (3, 32, 32)
+

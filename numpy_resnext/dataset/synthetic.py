@@ -7,7 +7,9 @@ mod 8): colour gradients, stripes, a checkerboard, rings, Gaussian blobs, smooth
 rectangles, a sum of plane waves; each with random colours and frequencies, plus pixel noise
 (``generated:N`` gives them label -1: a family is not an ImageNet class; :func:`write_folder`
 files them by family in an ImageFolder tree).
-They are bit-identical on every machine and NumPy version this package supports.
+The same seed gives the same bytes: the first 64 images hash alike under NumPy 1.26.4 and
+2.4.6 (x86-64); another CPU's sin/cos/exp could round a pixel differently, which the run
+store's ``input_sha256`` would show.
 
 ``skimage``: image i is a seeded crop (each side 55-100 % of the photograph's), a horizontal
 flip half of the time, and a JPEG re-encode at quality 50-95 (Pillow) of one of the ten
