@@ -156,3 +156,30 @@ def test_backward_md_avgpool_example():
     grad = [sum(1 / c for r, c in zip(rows, excl) if h in r) for h in range(H)]
     m = re.search(r"the exclusive gradient is ([\d., ]+) \(", sec)
     assert m and _floats(m[1]) == [round(g, 3) for g in grad]
+
+
+def test_early_concat_form_runs_what_bottleneck_md_says(monkeypatch, rng):
+    """docs/bottleneck.md says how many convolutions `early_concat_form` runs and of what
+    shape; count the calls the code really makes (the claim "(b)'s C first 1x1 layers as
+    that one 1x1 conv" was once printed there while the code ran C separate ones)."""
+    text = " ".join(BOTTLENECK.split())
+    m = re.search(r"`early_concat_form` runs \(b\) as drawn: C separate 1x1 convolutions, C separate "
+                  r"3x3 convolutions and one 1x1 convolution over their concatenation \(2·C \+ 1 calls", text)
+    assert m, "docs/bottleneck.md no longer says what early_concat_form runs"
+    assert "as that one 1x1 conv" not in text
+    import numpy_resnext.paper.branches as branches
+    calls = []
+    real = branches.conv2d
+
+    def counting(x, w, *args, **kwargs):
+        calls.append(w.shape)
+        return real(x, w, *args, **kwargs)
+    monkeypatch.setattr(branches, "conv2d", counting)
+    cfg = nrx.custom(depths=(1,), cardinality=4, base_width=2, num_classes=3)
+    model = nrx.build(cfg, dtype="float64", seed=1)
+    blk = model.block_plan[0]
+    C, d = blk.groups, blk.group_width
+    x = model.forward(rng.standard_normal((1, 3, 12, 12)), stop_before=blk.name)
+    branches.early_concat_form(x, model.params, blk, cfg)
+    assert calls == [(d, blk.in_channels, 1, 1), (d, d, 3, 3)] * C + [(blk.out_channels, C * d, 1, 1)]
+    assert len(calls) == 2 * C + 1

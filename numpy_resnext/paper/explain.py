@@ -20,6 +20,7 @@ aggregated transform T = sum_i T_i into the branches' outputs T_i (via
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +29,7 @@ from .._files import save_figure
 from .._optional import pyplot
 from ..archs import ArchConfig
 from .branches import block_branches, grouped_form
+from ..params import is_trainable, param_shapes
 from ..plan import PAPER_STAGE_NAMES, layer_plan
 from ..preprocess import MEAN, STD
 from ..shapes import output_shapes
@@ -94,7 +96,24 @@ def block_layout(config: ArchConfig, block, height=224, width=224) -> dict:
                 kernel=c2.kernel, in_shape=(cin, H, W),
                 out_shape=(out, OH, OW), branch=branch, grouped=grouped,
                 branch_conv_params=branch_params, branch_macs=branch_macs,
-                aggregation_adds=(C - 1) * out * OH * OW, input_size=(height, width))
+                aggregation_adds=(C - 1) * out * OH * OW, input_size=(height, width),
+                whole=_whole_block(config, b, by_name))
+
+
+def _whole_block(config, b, by_name) -> dict:
+    """Every tensor of block ``b``, not only its three residual convolutions: the
+    projection's weight, all BatchNorm scales and shifts (trainable) and running statistics
+    (not trainable), and the MACs of every convolution, the projection's included."""
+    shapes = {n: s for n, s in param_shapes(config).items() if n.startswith(b.name + ".")}
+    size = {n: math.prod(s) for n, s in shapes.items()}
+    convs = [layer.name for layer in b.convs]                           # conv1..3 [+ projection]
+    running = sum(v for n, v in size.items() if not is_trainable(n))
+    projection = size[f"{b.projection.name}.weight"] if b.projection else 0
+    conv_weights = sum(size[f"{c}.weight"] for c in convs)
+    return dict(conv_weights=conv_weights, projection=projection,
+                bn=sum(size.values()) - running - conv_weights, running=running,
+                trainable=sum(size.values()) - running,
+                macs=sum(by_name[c]["macs"] for c in convs))
 
 
 def _row(by_name, name):
@@ -130,8 +149,14 @@ def format_layout(lay: dict) -> str:
     g_macs = sum(layer.macs for layer in lay["grouped"])
     same = (g_params, g_macs) == (C * gp, C * gm)
     K, P, RS = C * dp, lay["out_shape"][1] * lay["out_shape"][2], lay["kernel"] ** 2
-    lines += [f"  total {g_params:,} parameters, {g_macs:,} MACs "
+    whole = lay["whole"]
+    lines += [f"  the three residual convolutions: {g_params:,} weights, {g_macs:,} MACs "
               f"({'equal to' if same else 'DIFFERENT from'} C x one branch)",
+              f"  the whole block: {whole['trainable']:,} trainable parameters = {whole['conv_weights']:,} "
+              f"convolution weights (the projection's {whole['projection']:,} included) + "
+              f"{whole['bn']:,} BatchNorm scales and shifts;",
+              f"    besides, {whole['running']:,} BatchNorm running statistics (not trained); "
+              f"{whole['macs']:,} MACs with the projection",
               f"  conv1: rows i*{dp}:(i+1)*{dp} of its weight are branch i's first conv; the C "
               f"outputs come out concatenated ({K} channels).",
               f"  conv2: group g = branch g (G = C = {C} groups of Cg = d' = {dp} channels). "
