@@ -49,7 +49,8 @@ import sys
 import time
 
 import numpy_resnext.ops.conv as conv
-from numpy_resnext.archs import block_plan, get_arch
+from numpy_resnext.archs import get_arch
+from numpy_resnext.plan import layer_plan
 
 PINNED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 REEXEC_MARK = "NUMPY_RESNEXT_BENCH_UNSET"
@@ -91,7 +92,7 @@ def torch_resnext(config):
             self.relu = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool2d(3, 2, 1)
             stages = {}
-            for b in block_plan(config):
+            for b in layer_plan(config).blocks:
                 stages.setdefault(b.name.split(".")[0], []).append(Bottleneck(b))
             for name, blocks in stages.items():
                 setattr(self, name, nn.Sequential(*blocks))

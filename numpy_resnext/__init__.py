@@ -19,7 +19,7 @@ names), neither of which imports Paddle.
 """
 
 from .ops.activations import relu, relu_backward
-from .archs import ALIASES, ARCHS, ArchConfig, block_plan, custom, get_arch, list_archs
+from .archs import ALIASES, ARCHS, ArchConfig, custom, get_arch, list_archs
 from .plan import Block, ConvBN, Plan, Pool, layer_plan
 from .ops.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train, batchnorm_train_backward,
                         bn_scale_shift)
@@ -41,7 +41,7 @@ __version__ = "0.1.0"
 __all__ = ["Block", "ConvBN", "Plan", "Pool", "layer_plan",
     "ALIASES", "ARCHS", "ArchConfig", "ArchitectureError", "FormatError", "InputError",
     "InputTypeError", "ResNeXt", "ResNeXtError", "WeightsError", "avgpool2d", "batchnorm",
-    "block_plan", "bn_scale_shift", "build", "check_params", "col2im", "conv2d",
+    "bn_scale_shift", "build", "check_params", "col2im", "conv2d",
     "conv_output_size", "count_params", "custom", "get_arch", "global_avgpool", "im2col",
     "init_params", "linear", "list_archs", "load_weights", "maxpool2d", "param_shapes",
     "pool_output_size", "read_paddle", "relu", "summarize", "weight_matrix", "__version__",

@@ -116,20 +116,6 @@ class ArchConfig:
         return dataclasses.asdict(self)
 
 
-def block_plan(config: ArchConfig) -> list:
-    """Every bottleneck block of ``config`` in execution order (the blocks of its layer plan,
-    :func:`numpy_resnext.plan.layer_plan`)."""
-    from .plan import layer_plan        # plan.py builds on this module, so imported here
-    return list(layer_plan(config).blocks)
-
-
-def __getattr__(name):
-    if name == "BlockPlan":             # the block type, now defined with the layer plan
-        from .plan import Block
-        return Block
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # --- the registry -------------------------------------------------------------------
 def _resnext(depth, card, width, vd=False, wsl=False):
     suffix = "_vd" if vd else ""

@@ -188,7 +188,7 @@ def backward(model, tape: Tape, dlogits):
         g = back.bottleneck(g, tape.acts[plan.block_input(block)], block)
     dx = back.stem(g, tape.x, plan)
     grads = OrderedDict(input=np.ascontiguousarray(dx))
-    for name in param_shapes(model.config):
+    for name in param_shapes(model.plan):
         if is_trainable(name):
             grads[name] = back.grads[name]
     return grads

@@ -51,11 +51,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .archs import ArchConfig
-from .ops.batchnorm import batchnorm
 from .errors import WeightsError
+from .ops.batchnorm import batchnorm
 from .params import init_params
-from .plan import layer_plan
+from .plan import Plan, as_plan
 from .walk import ArrayOps, Capture, walk
 
 INITS = ("calibrated", "identity-bn")
@@ -70,14 +69,16 @@ LOGITS_STD = 4.0                      # target standard deviation of the logits 
 FC_BIAS_BOUND = 4.0
 
 
-def seeded_params(config: ArchConfig, seed: int = 0, dtype="float32", init: str = DEFAULT_INIT):
-    """The seeded weights of ``build(seed=...)``: ``init`` is "calibrated" (default, see the
-    module docstring) or "identity-bn" (:func:`numpy_resnext.params.init_params`)."""
+def seeded_params(plan: Plan, seed: int = 0, dtype="float32", init: str = DEFAULT_INIT):
+    """The seeded weights of ``build(seed=...)`` for a layer plan: ``init`` is "calibrated"
+    (default, see the module docstring) or "identity-bn"
+    (:func:`numpy_resnext.params.init_params`)."""
+    plan = as_plan(plan)
     if init == "identity-bn":
-        return init_params(config, seed=seed, dtype=dtype)
+        return init_params(plan, seed=seed, dtype=dtype)
     if init != "calibrated":
         raise WeightsError(f"init: expected one of {', '.join(INITS)}, found {init!r}")
-    return calibrated_params(config, seed=seed, dtype=dtype)
+    return calibrated_params(plan, seed=seed, dtype=dtype)
 
 
 def _f32_exact(a):
@@ -85,12 +86,12 @@ def _f32_exact(a):
     return np.asarray(a, dtype=np.float32).astype(np.float64)
 
 
-def draw_params(config: ArchConfig, seed: int = 0) -> "OrderedDict[str, np.ndarray]":
+def draw_params(plan: Plan, seed: int = 0) -> "OrderedDict[str, np.ndarray]":
     """The float64 weights before calibration: scaled He-normal convs, drawn BN scale and
     shift, placeholder statistics (0, 1), fc weight and bias before the logits' power of two."""
-    params = init_params(config, seed=seed, dtype="float64")              # the He-normal draws
+    params = init_params(plan, seed=seed, dtype="float64")                # the He-normal draws
     rng = np.random.default_rng((seed, 1))                                 # a stream of its own
-    convs = layer_plan(config).convs()
+    convs = plan.convs()
     for layer in convs:
         w = params[f"{layer.name}.weight"]                                 # K, C/G, R, S
         k = rng.integers(-9, 2, size=w.shape[0])                           # 2**-9 .. 2**1 per channel
@@ -106,7 +107,8 @@ def draw_params(config: ArchConfig, seed: int = 0) -> "OrderedDict[str, np.ndarr
         mantissa = rng.uniform(1.0, 2.0, channels)
         params[f"{layer.bn}.weight"] = _f32_exact(np.ldexp(mantissa, rng.integers(lo, hi, channels)))
         params[f"{layer.bn}.bias"] = _f32_exact(rng.uniform(-shift, shift, channels))
-    params["fc.bias"] = _f32_exact(rng.uniform(-FC_BIAS_BOUND, FC_BIAS_BOUND, config.num_classes))
+    bias = rng.uniform(-FC_BIAS_BOUND, FC_BIAS_BOUND, plan.head.num_classes)
+    params[f"{plan.head.fc}.bias"] = _f32_exact(bias)
     return params
 
 
@@ -153,16 +155,17 @@ class CalibratingBN:
         return batchnorm(x, params[f"{name}.weight"], params[f"{name}.bias"], mean, var, out=x)
 
 
-def calibrated_params(config: ArchConfig, seed: int = 0, dtype="float32") -> "OrderedDict[str, np.ndarray]":
+def calibrated_params(plan: Plan, seed: int = 0, dtype="float32") -> "OrderedDict[str, np.ndarray]":
     """Seeded weights with calibrated BN statistics (module docstring), cast to ``dtype``."""
-    params = draw_params(config, seed)
-    plan = layer_plan(config)
+    plan = as_plan(plan)
+    params = draw_params(plan, seed)
     kept = Capture([plan.head.pool])
     walk(plan, calibration_batch(seed), ArrayOps(params, norm=CalibratingBN()), kept)
     feats = kept.tensors[plan.head.pool]                                   # N, features
-    raw = feats @ params["fc.weight"].T                                    # N, classes, no bias
+    fc_weight = f"{plan.head.fc}.weight"
+    raw = feats @ params[fc_weight].T                                      # N, classes, no bias
     # the power of two nearest LOGITS_STD / std: robust to last-bit noise in std
     k = int(np.clip(np.round(math.log2(LOGITS_STD / max(float(raw.std()), 1e-300))), -60, 60))
-    params["fc.weight"] = np.ldexp(params["fc.weight"], k)
+    params[fc_weight] = np.ldexp(params[fc_weight], k)
     dtype = np.dtype(dtype)
     return OrderedDict((n, v.astype(dtype)) for n, v in params.items())

@@ -14,12 +14,12 @@ from collections import OrderedDict
 import numpy as np
 
 from ._checks import as_float_array, float_dtype
-from .archs import ArchConfig, get_arch
+from .archs import get_arch
 from .errors import InputError, InputTypeError, WeightsError
 from .init import DEFAULT_INIT, seeded_params
 from .params import check_params, count_params, init_params, is_trainable, param_shapes
-from .plan import layer_plan
-from .shapes import min_input_size
+from .plan import Plan, layer_plan
+from .shapes import check_input_size
 from .summary import summarize
 from .walk import ArrayOps, Capture, walk
 
@@ -27,23 +27,18 @@ from .walk import ArrayOps, Capture, walk
 class ResNeXt:
     """A ResNeXt (or ResNet) with its parameters.
 
-    Attributes: ``config`` (:class:`ArchConfig`), ``dtype``, ``params`` (an ordered dict
-    canonical name -> array, BN running statistics included), ``load_report`` (what a
-    non-strict load skipped).
+    Attributes: ``plan`` (the :class:`~numpy_resnext.plan.Plan` every layer comes from),
+    ``config`` (its :class:`~numpy_resnext.archs.ArchConfig`), ``dtype``, ``params`` (an
+    ordered dict canonical name -> array, BN running statistics included), ``load_report``
+    (what a non-strict load skipped).
     """
 
-    def __init__(self, config: ArchConfig, params, dtype, load_report=None):
-        self.config = config
+    def __init__(self, plan: Plan, params, dtype, load_report=None):
+        self.plan = plan
+        self.config = plan.config
         self.dtype = np.dtype(dtype)
         self.params = params
         self.load_report = load_report or {"missing": [], "unexpected": []}
-        self.plan = layer_plan(config)
-        self.min_input_size = min_input_size(config)     # (H, W); once, not on every forward
-
-    @property
-    def block_plan(self) -> list:
-        """The bottleneck blocks of :attr:`plan`, in execution order."""
-        return list(self.plan.blocks)
 
     # --- parameters ------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
@@ -53,7 +48,7 @@ class ResNeXt:
     @property
     def num_params(self) -> int:
         """Trainable parameters (BN running statistics excluded)."""
-        return count_params(self.config)
+        return count_params(self.plan)
 
     def trainable_names(self):
         return [n for n in self.params if is_trainable(n)]
@@ -72,19 +67,15 @@ class ResNeXt:
                                  f"cast explicitly (x.astype(np.{self.dtype})) or build the model with dtype='{x.dtype}'")
         if x.shape[0] < 1:
             raise InputError(f"model input: batch is empty, shape {x.shape}")
-        mh, mw = self.min_input_size
-        if x.shape[2] < mh or x.shape[3] < mw:
-            raise InputError(f"model input: spatial size {x.shape[2]}x{x.shape[3]} is too small for "
-                             f"{self.config.name}; at least {mh}x{mw} leaves 1x1 at the last stage")
+        check_input_size(self.plan, x.shape[2], x.shape[3], "model input")
         return x
 
-    def forward(self, x, keep=None, norm=None, *, capture=None, stop_before=None, progress=None):
+    def forward(self, x, keep=None, norm=None, *, stop_before=None, progress=None):
         """Logits (N, classes); with ``keep`` also the named intermediates.
 
         keep:        None, True (every intermediate) or names / glob patterns (see
-                     :mod:`numpy_resnext._select`); ``capture`` is the same option under
-                     its earlier name. Returns ``logits`` or ``(logits, OrderedDict name ->
-                     array)`` in execution order.
+                     :mod:`numpy_resnext._select`). Returns ``logits`` or ``(logits,
+                     OrderedDict name -> array)`` in execution order.
         norm:        optional BatchNorm callable (see :class:`walk.ArrayOps`); default
                      inference BN with the running statistics.
         stop_before: a block name: return that block's input (and what was kept) instead
@@ -92,10 +83,6 @@ class ResNeXt:
         progress:    optional ``progress(done, total, note)`` after the stem, each block
                      and the head.
         """
-        if capture is not None:
-            if keep is not None:
-                raise InputError("forward: give keep= or its older name capture=, not both")
-            keep = capture
         x = self.check_input(x)
         kept = Capture(keep)
         out = walk(self.plan, x, ArrayOps(self.params, norm), kept, stop_before, progress)
@@ -111,7 +98,7 @@ class ResNeXt:
 
     def summary(self, input_size=(224, 224)):
         """Per-layer rows and totals at ``input_size`` (see :func:`summary.summarize`)."""
-        return summarize(self.config, input_size)
+        return summarize(self.plan, input_size)
 
     def __repr__(self):
         return f"ResNeXt({self.config.name}, dtype={self.dtype}, params={self.num_params:,})"
@@ -147,15 +134,16 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
         if arch is None:
             raise WeightsError("build: an architecture is needed unless weights come from a file")
         config = get_arch(arch)
+    plan = layer_plan(config)                  # the one plan this model's parts all read
     if weights is None:
-        return ResNeXt(config, seeded_params(config, seed=seed, dtype=dt, init=init), dt)
-    checked, report = check_params(config, weights, dtype=dt, strict=strict)
+        return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt)
+    checked, report = check_params(plan, weights, dtype=dt, strict=strict)
     if loaded is not None:
         report.update({k: v for k, v in loaded.report.as_dict().items() if k not in report})
     if report["missing"]:
         # a non-strict load: the seeded initialisation fills what the weights left out
-        params = init_params(config, seed=seed, dtype=dt)
+        params = init_params(plan, seed=seed, dtype=dt)
         params.update(checked)
     else:
-        params = OrderedDict((name, checked[name]) for name in param_shapes(config))
-    return ResNeXt(config, params, dt, load_report=report)
+        params = OrderedDict((name, checked[name]) for name in param_shapes(plan))
+    return ResNeXt(plan, params, dt, load_report=report)

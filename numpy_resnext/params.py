@@ -14,14 +14,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .archs import ArchConfig
 from .errors import WeightsError
-from .plan import BN_FIELDS, layer_plan
+from .plan import BN_FIELDS, Plan, as_plan
 
-def param_shapes(config: ArchConfig) -> "OrderedDict[str, tuple]":
-    """Canonical name -> shape for every tensor of ``config`` (BN statistics included), in
-    the order of the layer plan: each convolution's weight, then its BN's four tensors."""
-    plan = layer_plan(config)
+
+def param_shapes(plan: Plan) -> "OrderedDict[str, tuple]":
+    """Canonical name -> shape for every tensor of a :class:`Plan` (an architecture's name or
+    config is accepted too) with BN statistics, in the order of the layer plan: each
+    convolution's weight, then its BN's four tensors, then the head."""
+    plan = as_plan(plan)
     shapes = OrderedDict()
     for layer in plan.convs():
         shapes[f"{layer.name}.weight"] = layer.weight_shape
@@ -37,12 +38,12 @@ def is_trainable(name: str) -> bool:
     return not name.endswith((".running_mean", ".running_var"))
 
 
-def count_params(config: ArchConfig) -> int:
+def count_params(plan: Plan) -> int:
     """Trainable parameters (BN running statistics excluded), from the shapes alone."""
-    return sum(math.prod(s) for n, s in param_shapes(config).items() if is_trainable(n))
+    return sum(math.prod(s) for n, s in param_shapes(plan).items() if is_trainable(n))
 
 
-def init_params(config: ArchConfig, seed: int = 0, dtype="float32") -> "OrderedDict[str, np.ndarray]":
+def init_params(plan: Plan, seed: int = 0, dtype="float32") -> "OrderedDict[str, np.ndarray]":
     """Seeded weights: He-normal convs (std sqrt(2 / fan_in), fan_in = C/G*R*S), BN scale 1,
     offset 0, mean 0, var 1, FC weight and bias uniform in +-1/sqrt(fan_in).
 
@@ -50,12 +51,14 @@ def init_params(config: ArchConfig, seed: int = 0, dtype="float32") -> "OrderedD
     :func:`param_shapes` and then cast, so a float32 and a float64 model with the same seed
     hold the same weights up to rounding.
     """
+    plan = as_plan(plan)
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(seed)
     params = OrderedDict()
-    for name, shape in param_shapes(config).items():
-        if name == "fc.weight" or name == "fc.bias":
-            bound = 1.0 / math.sqrt(config.num_features)
+    head = (f"{plan.head.fc}.weight", f"{plan.head.fc}.bias")
+    for name, shape in param_shapes(plan).items():
+        if name in head:
+            bound = 1.0 / math.sqrt(plan.head.in_features)
             value = rng.uniform(-bound, bound, size=shape)
         elif len(shape) == 4:
             fan_in = shape[1] * shape[2] * shape[3]
@@ -68,7 +71,7 @@ def init_params(config: ArchConfig, seed: int = 0, dtype="float32") -> "OrderedD
     return params
 
 
-def check_params(config: ArchConfig, weights, dtype=None, strict=True, what="weights"):
+def check_params(plan, weights, dtype=None, strict=True, what="weights"):
     """Validate a {canonical name: array} dict against ``config``.
 
     Every missing, unexpected and wrongly shaped tensor is reported at once, by name. With
@@ -79,7 +82,8 @@ def check_params(config: ArchConfig, weights, dtype=None, strict=True, what="wei
     """
     if not hasattr(weights, "items"):
         raise WeightsError(f"{what}: expected a mapping of canonical names to arrays, found {type(weights).__name__}")
-    expected = param_shapes(config)
+    plan = as_plan(plan)
+    expected = param_shapes(plan)
     missing = [n for n in expected if n not in weights]
     unexpected = [n for n in weights if n not in expected]
     wrong, bad_type, non_finite = [], [], []
@@ -108,6 +112,6 @@ def check_params(config: ArchConfig, weights, dtype=None, strict=True, what="wei
         if items:
             problems.append(f"{len(items)} {label}: " + "; ".join(items))
     if problems:
-        raise WeightsError(f"{what} do not match architecture {config.name} "
+        raise WeightsError(f"{what} do not match architecture {plan.config.name} "
                            f"({len(expected)} tensors expected):\n  " + "\n  ".join(problems))
     return checked, {"missing": missing, "unexpected": unexpected}

@@ -1,10 +1,11 @@
 """The layer plan: every layer of an architecture, once, in execution order.
 
 :func:`layer_plan` turns an :class:`~numpy_resnext.archs.ArchConfig` into a :class:`Plan`,
-and every consumer reads the plan instead of re-deriving layers from the config: parameter
-shapes and the seeded initialisation (:mod:`.params`), output shapes and MACs
+once per model (:func:`numpy_resnext.model.build` makes it and hands it down), and every
+consumer reads the plan instead of re-deriving layers from the config: parameter shapes and
+the seeded initialisation (:mod:`.params`, :mod:`.init`), output shapes and MACs
 (:mod:`.shapes`), the forward walk (:mod:`.walk`), the backward (:mod:`.grad`), the Fig. 3
-branch view (:mod:`.branches`), weight-file name maps (:mod:`.io.names`) and golden name
+branch view (:mod:`.paper.branches`), weight-file name maps (:mod:`.io`) and golden name
 maps. A hyperparameter of a layer (channels, kernel, stride, padding, groups, pooling) is
 written here and nowhere else.
 
@@ -26,7 +27,6 @@ the paper calls them conv2 .. conv5 (:data:`PAPER_STAGE_NAMES`).
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 from .archs import ArchConfig, get_arch
@@ -102,8 +102,13 @@ class Block(NamedTuple):
 
     @property
     def stage(self) -> int:
-        """0-based stage index (``layer - 1``), as :func:`archs.block_plan` always gave it."""
+        """0-based stage index (``layer - 1``): the index of the stage in ``depths``."""
         return self.layer - 1
+
+    @property
+    def relu(self) -> str:
+        """The final ReLU's emitted name: the block's own (its output)."""
+        return self.name
 
     @property
     def group_width(self) -> int:
@@ -240,8 +245,10 @@ def _block(config: ArchConfig, stage: int, index: int, cin: int) -> Block:
                       config.stage_out(stage), stride, config.cardinality, kind, config.naming)
 
 
-@functools.lru_cache(maxsize=64)
-def _plan(config: ArchConfig) -> Plan:
+def layer_plan(arch) -> Plan:
+    """The :class:`Plan` of an architecture (a name or an :class:`ArchConfig`). A model makes
+    its plan once (``model.plan``); pass that plan on rather than calling this again."""
+    config = get_arch(arch)
     stem, pool = _stem(config)
     blocks, cin = [], config.stem_width
     for stage, depth in enumerate(config.depths):
@@ -252,7 +259,7 @@ def _plan(config: ArchConfig) -> Plan:
                 Head("avgpool", "fc", config.num_features, config.num_classes))
 
 
-def layer_plan(arch) -> Plan:
-    """The :class:`Plan` of an architecture (a name or an :class:`ArchConfig`); plans are
-    immutable and cached, so calling this again is free."""
-    return _plan(get_arch(arch))
+def as_plan(arch) -> Plan:
+    """``arch`` itself when it is a :class:`Plan`, else its plan (a name or a config): for the
+    public functions that accept any of the three. Inside the package, plans are passed."""
+    return arch if isinstance(arch, Plan) else layer_plan(arch)

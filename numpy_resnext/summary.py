@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from .archs import ArchConfig
+from .plan import Plan, as_plan
 from .shapes import output_shapes
 
 
-def summarize(config: ArchConfig, input_size=(224, 224)) -> dict:
-    """The summary as plain data: architecture fields, per-layer rows and totals."""
+def summarize(plan: Plan, input_size=(224, 224)) -> dict:
+    """The summary as plain data: architecture fields, per-layer rows and totals (``plan``
+    may also be an architecture's name or config)."""
+    plan = as_plan(plan)
     H, W = input_size
-    rows = output_shapes(config, H, W)
+    rows = output_shapes(plan, H, W)
     return {
-        "arch": config.name,
-        "config": config.to_dict(),
+        "arch": plan.config.name,
+        "config": plan.config.to_dict(),
         "input_size": [H, W],
         "params": int(sum(r["params"] for r in rows)),
         "macs": int(sum(r["macs"] for r in rows)),

@@ -76,7 +76,7 @@ def train_step(model, x, labels, velocity=None, lr=0.1, momentum=0.9, weight_dec
     backward, momentum SGD, running-statistics update.
 
     inplace=False (default): ``model`` and ``velocity`` are not modified; build a new model
-    from ``result.params`` (``ResNeXt(model.config, result.params, model.dtype)``) and pass
+    from ``result.params`` (``ResNeXt(model.plan, result.params, model.dtype)``) and pass
     ``result.velocity`` to take the next step.
     inplace=True: the model's parameters and running statistics become the stepped ones
     (``model.params`` is updated, same dict, new arrays) and ``velocity``, if a dict is

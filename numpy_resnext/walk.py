@@ -3,10 +3,12 @@
 The stem -> blocks -> head walk is written here and nowhere else. Every caller reuses it
 through three hooks:
 
-- ``ops``: what each layer computes. :class:`ArrayOps` runs the package's ops on arrays
-  (the forward pass); :mod:`.shapes` passes ops that propagate shapes and count MACs; a
-  variant of the forward (training-mode BatchNorm, a deliberately wrong op) overrides one
-  method.
+- ``ops``: what each layer computes, an object with the methods of :class:`Ops` (each one
+  is handed the plan's layer it runs, so it never has to guess where it is).
+  :class:`ArrayOps` runs the package's ops on arrays (the forward pass); :mod:`.shapes`
+  passes ops that propagate shapes and count MACs, :mod:`.onnx_export.graph` ops that
+  append ONNX nodes; a variant of the forward (training-mode BatchNorm, a deliberately
+  wrong op in :mod:`.golden.mutants`) overrides one method.
 - ``emit(name, value)``: called after every op with the intermediate's name (the names of
   :meth:`Plan.names`); :class:`Capture` keeps copies of the ones selected.
 - ``stop_before`` (a block name: return that block's input) and ``progress(done, total,
@@ -26,6 +28,8 @@ addition work in place; ``emit`` copies whatever it keeps, and no input is ever 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from ._select import Selection
@@ -44,8 +48,38 @@ def inference_bn(x, params, name):
                      params[f"{name}.running_mean"], params[f"{name}.running_var"], out=x)
 
 
+class Ops(Protocol):
+    """What the walk asks of an ``ops`` object: one method per kind of layer, each given the
+    value flowing in and the plan's layer (:mod:`numpy_resnext.plan`) it computes, and
+    returning the value flowing out. The values are whatever the ops object works on:
+    arrays (:class:`ArrayOps`), shapes (:class:`numpy_resnext.shapes.ShapeOps`), ONNX value
+    names (:class:`numpy_resnext.onnx_export.graph.OnnxOps`)."""
+
+    def conv(self, x, layer: ConvBN):
+        """The convolution of ``layer`` (weight ``{layer.name}.weight``)."""
+
+    def bn(self, x, layer: ConvBN):
+        """The BatchNorm after that convolution (parameters under ``layer.bn``)."""
+
+    def relu(self, x, layer: ConvBN | Block):
+        """The ReLU after a conv's BN (``layer`` a ConvBN) or after a block's addition
+        (``layer`` the Block); it emits ``layer.relu`` in both cases."""
+
+    def pool(self, x, pool: Pool):
+        """A max or average pool (the stem's, or a vd shortcut's)."""
+
+    def add(self, y, shortcut, block: Block):
+        """The residual addition of ``block``: its conv3 branch ``y`` plus the shortcut."""
+
+    def global_pool(self, x, head: Head):
+        """The head's global average pool: (N, C, H, W) -> (N, C)."""
+
+    def fc(self, features, head: Head):
+        """The head's fully connected layer: (N, C) -> (N, classes)."""
+
+
 class ArrayOps:
-    """The forward pass's ops on arrays, reading parameters by canonical name.
+    """The forward pass's ops on arrays (:class:`Ops`), reading parameters by canonical name.
 
     norm: the BatchNorm, ``norm(x, params, bn_name) -> y`` (it may work in place on x);
     default :func:`inference_bn`. Training-mode BN (batch statistics) is passed in by
@@ -63,7 +97,7 @@ class ArrayOps:
     def bn(self, x, layer: ConvBN):
         return self.norm(x, self.params, layer.bn)
 
-    def relu(self, x, name):
+    def relu(self, x, layer):
         return relu(x, out=x)
 
     def pool(self, x, pool: Pool):
@@ -116,7 +150,7 @@ def conv_bn(x, layer: ConvBN, ops, emit):
     y = ops.bn(y, layer)
     emit(layer.bn, y)
     if layer.relu is not None:
-        y = ops.relu(y, layer.relu)
+        y = ops.relu(y, layer)
         emit(layer.relu, y)
     return y
 
@@ -129,8 +163,8 @@ def bottleneck(x, block: Block, ops, emit=_ignore):
     s = x if block.projection is None else conv_bn(x, block.projection, ops, emit)
     y = ops.add(y, s, block)
     emit(block.add, y)
-    y = ops.relu(y, block.name)
-    emit(block.name, y)
+    y = ops.relu(y, block)
+    emit(block.relu, y)
     return y
 
 

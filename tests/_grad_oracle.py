@@ -61,7 +61,7 @@ def compare(rec, meta, params, config, modes=("eval", "train"), tol=1e-9, sgd_to
         r = train_step(m, x, rec["labels"], velocity, lr=meta["lr"], momentum=PADDLE_MOMENTUM,
                        weight_decay=meta["weight_decay"])
         assert abs(r.loss - rec["sgd/loss"][step]) <= tol * abs(rec["sgd/loss"][step])
-        velocity, m = r.velocity, ResNeXt(config, r.params, model.dtype)
+        velocity, m = r.velocity, ResNeXt(model.plan, r.params, model.dtype)
     after = {k[len("sgd/params/"):]: v for k, v in rec.items() if k.startswith("sgd/params/")}
     assert set(after) == set(m.params)
     report["sgd/params"] = check_all({n: (m.params[n], after[n]) for n in after}, sgd_tol,

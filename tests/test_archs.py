@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from numpy_resnext.archs import (ALIASES, ARCHS, ArchConfig, block_plan, custom, get_arch,
+from numpy_resnext.plan import layer_plan
+from numpy_resnext.archs import (ALIASES, ARCHS, ArchConfig, custom, get_arch,
                                  list_archs)
 from numpy_resnext.errors import ArchitectureError
 from numpy_resnext.shapes import output_shapes
@@ -204,7 +205,7 @@ def test_custom_tiny_configs():
 
 
 def test_block_plan_of_resnext50():
-    plan = block_plan(ARCHS["ResNeXt50_32x4d"])
+    plan = layer_plan(ARCHS["ResNeXt50_32x4d"]).blocks
     assert [b.name for b in plan] == [f"layer{s + 1}.{i}" for s, d in enumerate((3, 4, 6, 3)) for i in range(d)]
     firsts = [b for b in plan if b.index == 0]
     assert [b.stride for b in firsts] == [1, 2, 2, 2]
@@ -213,5 +214,5 @@ def test_block_plan_of_resnext50():
     assert all(b.shortcut == "identity" for b in plan if b.index > 0)
     assert [b.in_channels for b in firsts] == [64, 256, 512, 1024]
     assert all(b.groups == 32 for b in plan)
-    vd = block_plan(ARCHS["ResNeXt50_vd_32x4d"])
+    vd = layer_plan(ARCHS["ResNeXt50_vd_32x4d"]).blocks
     assert [b.shortcut for b in vd if b.index == 0] == ["projection"] + ["avgpool_projection"] * 3

@@ -83,8 +83,8 @@ def test_fig3b_as_the_paper_draws_it_is_the_block(rng):
     model = nrx.build(cfg, dtype="float64", seed=1)
     p = model.params
     x = rng.standard_normal((2, 3, 12, 12))
-    _, acts = model.forward(x, capture=["maxpool", "layer1.0.conv3"])
-    blk = model.block_plan[0]
+    _, acts = model.forward(x, keep=["maxpool", "layer1.0.conv3"])
+    blk = model.plan.blocks[0]
     C, d = blk.groups, blk.width // blk.groups
 
     def bn(y, name, lo, hi):
@@ -177,7 +177,7 @@ def test_early_concat_form_runs_what_bottleneck_md_says(monkeypatch, rng):
     monkeypatch.setattr(branches, "conv2d", counting)
     cfg = nrx.custom(depths=(1,), cardinality=4, base_width=2, num_classes=3)
     model = nrx.build(cfg, dtype="float64", seed=1)
-    blk = model.block_plan[0]
+    blk = model.plan.blocks[0]
     C, d = blk.groups, blk.group_width
     x = model.forward(rng.standard_normal((1, 3, 12, 12)), stop_before=blk.name)
     branches.early_concat_form(x, model.params, blk, cfg)

@@ -49,7 +49,7 @@ def test_contributions_sum_to_the_models_transform():
     model = build(TINY, seed=1, dtype="float64")
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64))
     c = branch_contributions(model, x, "layer1.1")
-    _, acts = model.forward(x, capture=["layer1.1.conv3"])
+    _, acts = model.forward(x, keep=["layer1.1.conv3"])
     T = acts["layer1.1.conv3"]
     assert c.check < 1e-12
     assert c.shares.sum() == pytest.approx(1.0, abs=1e-12)

@@ -36,7 +36,7 @@ def test_names_in_execution_order_and_values_equal_the_forward(dumped):
     names = model.intermediate_names()
     assert list(tensors) == ["input"] + names
     assert manifest["execution_order"] == ["input"] + names
-    logits, acts = model.forward(x, capture=True)
+    logits, acts = model.forward(x, keep=True)
     assert np.array_equal(tensors["fc"], logits)
     for name in names:
         assert np.array_equal(tensors[name], acts[name]), name
@@ -74,7 +74,7 @@ def test_manifest_is_strict_json_when_the_forward_overflows(tmp_path):
     model = nrx.build(TINY, seed=0, dtype="float32")
     x = np.full((1, 3, 32, 32), 3e38, np.float32)          # conv1 overflows to inf, BN gives NaN
     with np.errstate(all="ignore"):
-        tensors, manifest = golden_dump(model, x, select=["conv1", "fc"])
+        tensors, manifest = golden_dump(model, x, keep=["conv1", "fc"])
     assert not np.isfinite(tensors["conv1"]).all()
     write_golden(tmp_path / "g.npz", tensors, manifest)
     with zipfile.ZipFile(tmp_path / "g.npz") as zf:
@@ -96,7 +96,7 @@ def test_params_sha256_changes_with_one_weight():
 def test_select_keeps_matching_names_and_the_input():
     model = nrx.build(TINY, seed=0, dtype="float32")
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    tensors, manifest = golden_dump(model, x, select=["layer2.0.*", "fc"])
+    tensors, manifest = golden_dump(model, x, keep=["layer2.0.*", "fc"])
     kept = [n for n in model.intermediate_names() if n.startswith("layer2.0.") or n == "fc"]
     assert list(tensors) == ["input"] + kept
     assert len(manifest["execution_order"]) == len(model.intermediate_names()) + 1
@@ -107,7 +107,7 @@ def test_select_keeps_matching_names_and_the_input():
 def test_progress_is_reported_per_block():
     model = nrx.build(TINY, seed=0, dtype="float64")
     seen = []
-    golden_dump(model, np.zeros((1, 3, 32, 32)), select=["fc"],
+    golden_dump(model, np.zeros((1, 3, 32, 32)), keep=["fc"],
                 progress=lambda done, total, note: seen.append((done, total, note)))
     assert [s[2] for s in seen] == ["stem", "layer1.0", "layer2.0", "head"]
     assert seen[-1][0] == seen[-1][1] == 4

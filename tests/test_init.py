@@ -85,7 +85,7 @@ def test_calibration_statistics_are_the_bn_inputs_mean_and_variance(r50vd):
     up to the deliberate rounding to STAT_BITS bits."""
     model = r50vd
     x = calibration_batch(0)
-    _, acts = model.forward(x, capture=True)
+    _, acts = model.forward(x, keep=True)
     worst_var = worst_mean = 0.0
     for conv, bn in _bn_pairs(model.config):
         a = acts[conv]                                                   # the BN's input
@@ -121,11 +121,11 @@ def test_every_bn_changes_its_input_and_activations_stay_o1(which, request):
     the logits' standard deviation lies in [1, 20] and dropping the fc bias shows."""
     model = request.getfixturevalue(which)
     x = np.random.default_rng(7).standard_normal((1, 3, 97, 97))
-    logits, acts = model.forward(x, capture=True)
+    logits, acts = model.forward(x, keep=True)
     change = {bn: float(np.linalg.norm(acts[bn] - acts[conv]) / np.linalg.norm(acts[conv]))
               for conv, bn in _bn_pairs(model.config)}
     assert min(change.values()) > 0.5, min(change.items(), key=lambda kv: kv[1])
-    for b in model.block_plan:
+    for b in model.plan.blocks:
         assert 0.1 < acts[b.name].std() < 10, b.name
     assert 1 <= logits.std() <= 20
     no_bias = acts["avgpool"] @ model.params["fc.weight"].T
@@ -152,7 +152,7 @@ def test_bn_bugs_show_at_the_first_bn_at_float32_tolerance(arch, init, caught, r
         else nrx.build(arch, seed=0, dtype="float64", init=init)
     conv, bn = _bn_pairs(model.config)[0]
     x = np.random.default_rng(3).standard_normal((1, 3, 33, 33))
-    _, acts = model.forward(x, capture=[conv, bn])
+    _, acts = model.forward(x, keep=[conv, bn])
     p = {f: model.params[f"{bn}.{f}"].reshape(1, -1, 1, 1) for f in ("weight", "bias", "running_mean", "running_var")}
     ref = acts[bn]
     errors = {k: float(np.abs(y - ref).max() / np.abs(ref).max())

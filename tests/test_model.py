@@ -60,7 +60,7 @@ def runs(plain64, vd64):
         x = image((2, 3, 37, 45))
         x0 = x.copy()
         x.flags.writeable = False              # any write into the input would raise
-        logits, acts = model.forward(x, capture=True)
+        logits, acts = model.forward(x, keep=True)
         out[which] = (x, x0, logits, acts)
     return out
 
@@ -83,7 +83,7 @@ def test_capture_matches_output_shapes(which, hw, request, runs):
         x, _, logits, acts = runs[which]
     else:
         x = image((2, 3) + hw)
-        logits, acts = model.forward(x, capture=True)
+        logits, acts = model.forward(x, keep=True)
     rows = output_shapes(model.config, *hw)
     assert list(acts) == [r["name"] for r in rows]                # every name, in order
     for r in rows:
@@ -175,7 +175,7 @@ LOOPS = (naive.conv2d, naive.batchnorm, naive.relu, naive.avgpool2d)
 def test_block_chained_by_hand(which, block, prev, shortcut, request, runs):
     model = request.getfixturevalue(which)
     _, _, _, acts = runs[which]
-    plan = {b.name: b for b in model.block_plan}[block]
+    plan = {b.name: b for b in model.plan.blocks}[block]
     expected = chain_block(model.params, acts[prev], block, plan.groups, plan.stride, shortcut, FAST)
     names = [n for n in acts if n == block or n.startswith(block + ".")]
     assert sorted(names) == sorted(expected)
@@ -193,8 +193,8 @@ def test_tiny_block_matches_the_loop_twins(stem):
     config = custom(depths=(1, 1), cardinality=2, base_width=2, stem=stem, num_classes=3)
     model = built(config, seed=5)
     x = image((1, 3, 13, 11), seed=2)
-    _, acts = model.forward(x, capture=True)
-    plan = model.block_plan[1]                # layer2.0: stride 2, projection (+ pool for vd)
+    _, acts = model.forward(x, keep=True)
+    plan = model.plan.blocks[1]                # layer2.0: stride 2, projection (+ pool for vd)
     expected = chain_block(model.params, acts["layer1.0"], "layer2.0", plan.groups, plan.stride,
                            "vd" if stem == "deep" else "torchvision", LOOPS)
     for name, value in expected.items():
@@ -204,7 +204,7 @@ def test_tiny_block_matches_the_loop_twins(stem):
 # --- dtypes ------------------------------------------------------------------------------------
 def test_float32_in_float32_out_everywhere():
     model = build(custom(depths=(1, 1), cardinality=2), seed=0, dtype="float32")
-    logits, acts = model.forward(image((2, 3, 19, 17), np.float32), capture=True)
+    logits, acts = model.forward(image((2, 3, 19, 17), np.float32), keep=True)
     assert logits.dtype == np.float32
     assert all(a.dtype == np.float32 for a in acts.values())
     assert all(v.dtype == np.float32 for v in model.params.values())
@@ -287,7 +287,7 @@ MODELS = {"plain": build(TINY_PLAIN, dtype="float64"), "deep": build(TINY_DEEP, 
        stem=st.sampled_from(["plain", "deep"]))
 def test_any_size_that_leaves_1x1_works(h, w, n, stem):
     config = TINY_DEEP if stem == "deep" else TINY_PLAIN
-    logits, acts = MODELS[stem].forward(image((n, 3, h, w)), capture=["layer*", "fc"])
+    logits, acts = MODELS[stem].forward(image((n, 3, h, w)), keep=["layer*", "fc"])
     assert logits.shape == (n, 3) and np.isfinite(logits).all()
     rows = {r["name"]: r["shape"] for r in output_shapes(config, h, w)}
     for name, a in acts.items():
@@ -306,7 +306,7 @@ def test_random_tiny_configs_follow_output_shapes(depths, cardinality, base_widt
                     avg_down=avg_down, stem_width=stem_width, deep_stem_width=deep_stem_width,
                     num_classes=num_classes)
     model = build(config, dtype="float64")
-    logits, acts = model.forward(image((1, 3, h, w)), capture=True)
+    logits, acts = model.forward(image((1, 3, h, w)), keep=True)
     rows = output_shapes(config, h, w)
     assert list(acts) == [r["name"] for r in rows]
     for r in rows:
@@ -322,7 +322,7 @@ def test_custom_widths_and_odd_cardinality(stem):
     config = custom(depths=(2, 1), cardinality=3, base_width=5, stem=stem, stem_width=16,
                     deep_stem_width=8, num_classes=1)
     assert (config.stage_width(0), config.stage_width(1)) == (15, 30)      # floor(64*5/64)*3, floor(128*5/64)*3
-    logits, acts = build(config, dtype="float64").forward(image((2, 3, 21, 9)), capture=True)
+    logits, acts = build(config, dtype="float64").forward(image((2, 3, 21, 9)), keep=True)
     rows = output_shapes(config, 21, 9)
     assert list(acts) == [r["name"] for r in rows]
     for r in rows:
@@ -340,14 +340,14 @@ def test_smallest_inputs_run_on_resnext50(which, request):
 # --- capture selection ---------------------------------------------------------------------
 def test_capture_patterns(tiny32):
     x = image((1, 3, 16, 16), np.float32)
-    _, acts = tiny32.forward(x, capture=["layer1.0.*"])
+    _, acts = tiny32.forward(x, keep=["layer1.0.*"])
     assert list(acts) == ["layer1.0.conv1", "layer1.0.bn1", "layer1.0.relu1", "layer1.0.conv2",
                           "layer1.0.bn2", "layer1.0.relu2", "layer1.0.conv3", "layer1.0.bn3",
                           "layer1.0.downsample.0", "layer1.0.downsample.1", "layer1.0.add"]
-    _, acts = tiny32.forward(x, capture="fc")
+    _, acts = tiny32.forward(x, keep="fc")
     assert list(acts) == ["fc"]
-    assert isinstance(tiny32.forward(x, capture=False), np.ndarray)
-    logits, acts = tiny32.forward(x, capture=["fc", "avgpool"])
+    assert isinstance(tiny32.forward(x, keep=False), np.ndarray)
+    logits, acts = tiny32.forward(x, keep=["fc", "avgpool"])
     assert list(acts) == ["avgpool", "fc"]           # execution order, not request order
     acts["fc"][:] = 0                                # a copy: the logits are untouched
     assert np.any(logits != 0)

@@ -67,7 +67,7 @@ def test_batchnorm_inference_backward_matches_loops(case):
 def test_batchnorm_train_forward_and_backward_match_loops(case, momentum):
     x, weight, bias, mean, var, dout = case
     y, cache, new_mean, new_var = batchnorm_train(x, weight, bias, mean, var, momentum=momentum)
-    ny, nmean, nvar = naive.batchnorm_train(x, weight, bias, mean, var, momentum=momentum)
+    ny, ncache, nmean, nvar = naive.batchnorm_train(x, weight, bias, mean, var, momentum=momentum)
     assert_close(y, ny, RTOL, "y")
     assert_close(new_mean, nmean, RTOL, "running mean")
     assert_close(new_var, nvar, RTOL, "running var")
@@ -77,7 +77,7 @@ def test_batchnorm_train_forward_and_backward_match_loops(case, momentum):
     xhat_max = float(np.abs((x - x.mean(axis=(0, 2, 3), keepdims=True)) * inv_std[:, None, None]).max())
     terms = float(np.abs(dout).max()) * (1 + xhat_max ** 2) * float(np.abs(weight * inv_std).max())
     for what, fast, slow in zip(("dx", "dweight", "dbias"), batchnorm_train_backward(dout, cache),
-                                naive.batchnorm_train_backward(dout, x, weight)):
+                                naive.batchnorm_train_backward(dout, ncache)):
         assert_close(fast, slow, RTOL, what, atol=RTOL * terms if what == "dx" else 0.0)
 
 
@@ -88,7 +88,9 @@ def test_relu_backward_matches_loops(shape, seed):
     x = rng.standard_normal(shape)
     x[rng.random(shape) < 0.2] = 0.0               # exact zeros: the gradient there is 0
     dout = rng.standard_normal(shape)
-    np.testing.assert_array_equal(relu_backward(dout, relu(x)), naive.relu_backward(dout, x))
+    y = relu(x)
+    np.testing.assert_array_equal(relu_backward(dout, y), naive.relu_backward(dout, y))
+    np.testing.assert_array_equal(naive.relu_backward(dout, x), naive.relu_backward(dout, y))
 
 
 @given(case=pool_cases(max_hw=7))
@@ -162,8 +164,8 @@ def test_softmax_cross_entropy_and_backward_match_loops(N, K, scale, seed):
     assert np.isfinite(loss) and abs(loss - nloss) <= RTOL * max(abs(nloss), 1.0)
     assert_close(probs, nprobs, RTOL, "probs")
     # dlogits = (probs - onehot) / N cancels where a probability is near 1: the terms are <= 1/N
-    assert_close(softmax_cross_entropy_backward(probs, labels), naive.softmax_cross_entropy_backward(z, labels),
-                 RTOL, "dlogits", atol=RTOL / N)
+    assert_close(softmax_cross_entropy_backward(probs, labels),
+                 naive.softmax_cross_entropy_backward(nprobs, labels), RTOL, "dlogits", atol=RTOL / N)
 
 
 def test_naive_backward_leaves_inputs_alone(rng):
@@ -171,7 +173,7 @@ def test_naive_backward_leaves_inputs_alone(rng):
     for a in (x, w, dout):
         a.flags.writeable = False                 # any write raises
     naive.conv2d_backward(dout, x, w, 2, 1, 2)
-    naive.batchnorm_train_backward(x, x, w[:, 0, 0, 0])
+    naive.batchnorm_train_backward(x, naive.BNTrainCache(x, w[:, 0, 0, 0], 1e-5))
     naive.maxpool2d_backward(dout[:, :, :2, :2], x, 3, 2, 0)
 
 
@@ -194,3 +196,35 @@ def test_backward_functions_are_exported_at_the_top_level():
         for name in names:
             assert name in nrx.__all__, name
             assert getattr(nrx, name) is getattr(mod, name), name
+
+
+def test_every_loop_twin_takes_the_fast_ops_arguments():
+    """A twin shares its fast op's name only with its signature: calling either with the same
+    arguments means the same thing (softmax_cross_entropy_backward takes the probabilities
+    in both, relu_backward the output, batchnorm_train_backward the cache its forward made)."""
+    import inspect
+
+    import numpy_resnext as nrx
+    twins = [name for name, f in vars(naive).items()
+             if inspect.isfunction(f) and not name.startswith("_") and f.__module__ == naive.__name__]
+    assert len(twins) >= 18
+    for name in twins:
+        fast = getattr(nrx, name)
+        assert (list(inspect.signature(fast).parameters)
+                == list(inspect.signature(getattr(naive, name)).parameters)), name
+
+
+@given(N=st.integers(1, 3), K=st.integers(2, 5), seed=seeds)
+def test_twins_agree_when_called_alike(N, K, seed):
+    """The calls a user would write for the fast op, made on the twin: same results."""
+    rng = np.random.default_rng(seed)
+    z, labels = rng.standard_normal((N, K)), rng.integers(0, K, N)
+    for module in (nrx_module(), naive):
+        loss, probs = module.softmax_cross_entropy(z, labels)
+        d = module.softmax_cross_entropy_backward(probs, labels)
+        assert_close(d, (probs - np.eye(K)[labels]) / N, RTOL, module.__name__, atol=RTOL / N)
+
+
+def nrx_module():
+    import numpy_resnext
+    return numpy_resnext

@@ -85,7 +85,7 @@ def test_tiny_model_matches_paddle(paddle_dir, stem, layout, scheme):
         names = [k.split("/", 1)[1] for k in golden.files if k.startswith(f"f{key}/")]
         assert len(names) >= 3
         model = build(loaded.config, weights=loaded.params, dtype=dtype)
-        logits, inter = model(golden["x"].astype(dtype), capture=names)
+        logits, inter = model(golden["x"].astype(dtype), keep=names)
         errs = {n: rel_err(inter[n], golden[f"f{key}/{n}"]) for n in names}
         errs["logits"] = rel_err(logits, golden[f"logits{key}"])
         worst = max(errs, key=errs.get)

@@ -72,7 +72,7 @@ def test_pdparams_infers_the_architecture_and_matches_paddle(made):
         names = [k.split("/", 1)[1] for k in golden if k.startswith(f"f{key}/")]
         assert len(names) >= 20, names            # every block output at least
         model = build(loaded.config, weights=loaded.params, dtype=dtype)
-        logits, inter = model(golden["x"].astype(dtype), capture=names)
+        logits, inter = model(golden["x"].astype(dtype), keep=names)
         assert logits.dtype == np.dtype(dtype)
         errs = {n: rel_err(inter[n], golden[f"f{key}/{n}"]) for n in names}
         errs["logits"] = rel_err(logits, golden[f"logits{key}"])

@@ -20,7 +20,7 @@ from numpy_resnext.io.names import units
 from numpy_resnext.model import ResNeXt
 from numpy_resnext.params import param_shapes
 from numpy_resnext.plan import PAPER_STAGE_NAMES, layer_plan
-from numpy_resnext.shapes import min_input_size, output_shapes
+from numpy_resnext.shapes import output_shapes, shape_walk
 
 CUSTOM = [custom(depths=(1, 2), cardinality=2, base_width=4, stem=stem, num_classes=3,
                  stem_width=8, deep_stem_width=4, name=f"tiny_{stem}")
@@ -34,15 +34,15 @@ class ZeroParams(dict):
     no memory, and each name still gets its own array object."""
 
     def __missing__(self, name):
-        shape = param_shapes(self.config)[name]
+        shape = param_shapes(self.plan)[name]
         self[name] = np.broadcast_to(np.zeros((), np.float32), shape)
         return self[name]
 
 
 def _zero_model(config):
     params = ZeroParams()
-    params.config = config
-    return ResNeXt(config, params, np.float32)
+    params.plan = layer_plan(config)
+    return ResNeXt(params.plan, params, np.float32)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
@@ -61,8 +61,7 @@ def test_the_forward_runs_exactly_the_plans_convolutions(config, monkeypatch):
         return np.zeros((N, K, conv_output_size(H, R, stride, padding),
                          conv_output_size(W, S, stride, padding)), x.dtype)
     monkeypatch.setattr(walk, "conv2d", fake_conv2d)
-    h, w = min_input_size(config)
-    logits = model(np.zeros((1, 3, h, w), np.float32))
+    logits = model(np.zeros((1, 3, 1, 1), np.float32))      # the smallest input (see below)
     expected = [(c.name, c.in_channels, c.weight_shape, c.stride, c.padding, c.groups)
                 for c in model.plan.convs()]
     assert calls == expected
@@ -79,8 +78,7 @@ def test_the_backward_differentiates_exactly_the_plans_convolutions(config, monk
         calls[names[id(weight)]] = (x.shape[1], weight.shape, stride, padding, groups)
         return conv2d_backward(dout, x, weight, stride, padding, groups)
     monkeypatch.setattr(grad, "conv2d_backward", recording)
-    h, w = min_input_size(config)
-    x = np.random.default_rng(0).standard_normal((1, 3, h + 3, w + 1))
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 2))
     grad.gradients(model, x, np.ones((1, config.num_classes)))
     assert calls == {c.name: (c.in_channels, c.weight_shape, c.stride, c.padding, c.groups)
                      for c in model.plan.convs()}
@@ -131,14 +129,12 @@ def test_stop_before_returns_the_blocks_input():
         model.forward(x, stop_before="layer9.0")
 
 
-def test_keep_and_its_older_name_capture():
+def test_keep_selects_intermediates_in_execution_order():
     model = nrx.build(CUSTOM[0], dtype="float64")
     x = np.ones((1, 3, 32, 32))
     _, a = model.forward(x, keep=["layer1.*"])
-    _, b = model.forward(x, capture=["layer1.*"])
-    assert list(a) == list(b) and list(a)[0] == "layer1.0.conv1"
-    with pytest.raises(nrx.InputError, match="not both"):
-        model.forward(x, keep=True, capture=True)
+    assert list(a) == [n for n in model.plan.names() if n.startswith("layer1.")]
+    assert list(a)[0] == "layer1.0.conv1"
 
 
 def test_stage_numbering_is_the_layer_numbering():
@@ -193,3 +189,46 @@ def test_the_hyperparameter_check_finds_a_literal():
     """The check above can fail: it finds a literal in code, and not in a docstring."""
     code = 'def f(x):\n    """uses stride=2 in prose"""\n    return conv2d(x, w, stride=2, padding=p)\n'
     assert _literal_hyperparameters(ast.parse(code)) == [(3, "stride")]
+
+
+ALL_CONFIGS = [ARCHS[n] for n in ARCHS] + CUSTOM + [custom(depths=(1, 1, 1), stem="cifar"),
+                                                 custom(depths=(2, 1), stem="deep", cardinality=2)]
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: c.name)
+def test_every_plan_runs_on_a_1x1_input(config):
+    """Why check_input_size needs only H, W >= 1: every layer of every plan pads enough
+    that a 1x1 input leaves at least a 1x1 output everywhere (a stride, kernel or padding
+    change that broke this would fail here)."""
+    shapes = []
+    shape_walk(layer_plan(config), 1, 1, emit=lambda name, v: shapes.append((name, v.shape)))
+    assert len(shapes) == len(layer_plan(config).names())
+    assert all(min(s) >= 1 for _, s in shapes), [(n, s) for n, s in shapes if min(s) < 1][:3]
+
+
+def test_an_empty_spatial_size_is_refused_with_the_sizes():
+    model = nrx.build(CUSTOM[0], dtype="float64")
+    with pytest.raises(nrx.InputError, match="spatial size 0x5 is too small.*at least 1x1"):
+        model(np.zeros((1, 3, 0, 5)))
+
+
+def test_build_makes_the_plan_once(monkeypatch):
+    """The plan is made once per model and handed down: init, calibration, the parameter
+    shapes and the checks read that one plan instead of rebuilding it from the config."""
+    import numpy_resnext.model as model_module
+    import numpy_resnext.plan as plan_module
+    calls = []
+    real = plan_module.layer_plan
+
+    def counting(arch):
+        calls.append(arch)
+        return real(arch)
+    monkeypatch.setattr(model_module, "layer_plan", counting)
+    monkeypatch.setattr(plan_module, "layer_plan", counting)
+    config = CUSTOM[0]
+    for kwargs in (dict(seed=0), dict(seed=0, init="identity-bn"),
+                   dict(weights=dict(nrx.init_params(layer_plan(config))))):
+        calls.clear()
+        model = nrx.build(config, dtype="float64", **kwargs)
+        assert len(calls) == 1, kwargs
+        assert model.plan.config == config

@@ -117,7 +117,7 @@ def test_fig3_on_resnext50_first_stages(resnext50, block):
     assert a.branches[0].shape == c.total.shape
     # the grouped form is the block the model runs: compare with the model's own intermediates
     if block == "layer1.0":
-        _, acts = model.forward(rng.standard_normal((1, 3, 32, 32)), capture=["maxpool", "layer1.0*"])
+        _, acts = model.forward(rng.standard_normal((1, 3, 32, 32)), keep=["maxpool", "layer1.0*"])
         g = block_branches(acts["maxpool"], model.params, "layer1.0", model.config)
         assert_close(g.total, acts["layer1.0.conv3"])
         assert_close(g.bn3, acts["layer1.0.bn3"])

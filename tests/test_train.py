@@ -86,7 +86,7 @@ def test_a_few_steps_learn_a_tiny_batch():
     for _ in range(8):
         r = train_step(model, x, labels, v, lr=0.05, momentum=PADDLE_MOMENTUM, weight_decay=1e-4)
         losses.append(r.loss)
-        v, model = r.velocity, ResNeXt(cfg, r.params, model.dtype)
+        v, model = r.velocity, ResNeXt(model.plan, r.params, model.dtype)
     assert losses[-1] < 0.5 * losses[0], losses
     assert not np.array_equal(model.params["bn1.running_mean"], params0["bn1.running_mean"])
     assert list(r.params) == list(params0)
@@ -103,7 +103,7 @@ def test_inplace_train_step_equals_the_functional_path():
     functional, v_fun, losses_fun = nrx.build(cfg, dtype="float64", seed=2), None, []
     for x, y in batches:
         r = train_step(functional, x, y, v_fun, **kw)
-        functional, v_fun = ResNeXt(cfg, r.params, functional.dtype), r.velocity
+        functional, v_fun = ResNeXt(functional.plan, r.params, functional.dtype), r.velocity
         losses_fun.append(r.loss)
     model, velocity = nrx.build(cfg, dtype="float64", seed=2), {}
     params_dict = model.params

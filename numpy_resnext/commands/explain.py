@@ -3,14 +3,13 @@
 import os
 
 
-from ..archs import get_arch
 from .._optional import pyplot
 from ..errors import InputError
 from ..paper.explain import (block_layout, branch_contributions, denormalize, format_contributions,
                        format_layout, image_to_input, plot_contributions,
                        synthetic_image)
 from ..plan import layer_plan
-from ..shapes import min_input_size, valid_size
+from ..shapes import check_input_size
 from ._common import (Progress, add_command, add_model_options, check_output_path, load_input,
                       load_model)
 
@@ -52,15 +51,12 @@ def run(args):
     if args.png is not None:
         pyplot("--png")                 # fail before the slow part, not after
         check_output_path(args.png, "--png")
-    config = get_arch(args.arch)
-    layer_plan(config).block(args.block)            # a clear error for an unknown block, early
+    plan = layer_plan(args.arch)
+    plan.block(args.block)                          # a clear error for an unknown block, early
     x = load_input(args.input, args.dtype)[0] if args.input else None
     h, w = x.shape[2:] if x is not None else args.input_size
-    if not valid_size(config, h, w):
-        mh, mw = min_input_size(config)
-        raise InputError(f"input size {h}x{w} is too small for {config.name}: every layer needs "
-                         f"at least a 1x1 output; expected at least {mh}x{mw}")
-    lay = block_layout(config, args.block, h, w)
+    check_input_size(plan, h, w, "input")
+    lay = block_layout(plan, args.block, h, w)
     print(format_layout(lay))
     if x is None and args.png is None:
         return 0

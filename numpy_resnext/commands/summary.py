@@ -2,9 +2,8 @@
 
 import json
 
-from ..archs import get_arch
-from ..errors import InputError
-from ..shapes import min_input_size, valid_size
+from ..plan import layer_plan
+from ..shapes import check_input_size
 from ..summary import format_summary, summarize
 from ._common import add_command
 
@@ -21,12 +20,9 @@ def add_parser(sub):
 
 
 def run(args):
-    config = get_arch(args.arch)
+    plan = layer_plan(args.arch)
     h, w = args.input_size
-    if h < 1 or w < 1 or not valid_size(config, h, w):
-        mh, mw = min_input_size(config)
-        raise InputError(f"--input-size {h} {w}: every layer needs at least a 1x1 output; "
-                         f"{config.name} expects at least {mh} {mw}")
-    s = summarize(config, (h, w))
+    check_input_size(plan, h, w, "--input-size")
+    s = summarize(plan, (h, w))
     print(json.dumps(s) if args.json else format_summary(s))
     return 0

@@ -5,28 +5,23 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .._select import patterns
-from ..errors import InputError
 from .manifest import INPUT_NAME, make_manifest
 
 
-def golden_dump(model, x, keep=None, progress=None, *, select=None):
+def golden_dump(model, x, keep=None, progress=None):
     """Run ``model`` on ``x`` and keep every named intermediate.
 
     model:    a :class:`~numpy_resnext.model.ResNeXt`.
     x:        (N, 3, H, W) array of the model's dtype.
     keep:     None (every tensor) or names / glob patterns ("layer4.*", "fc"), as for
-              ``model.forward(keep=...)``; ``select`` is the same option under its earlier
-              name. The input is always kept, under ``"input"``, so a dump is self-contained.
+              ``model.forward(keep=...)``. The input is always kept, under ``"input"``, so
+              a dump is self-contained.
     progress: optional ``progress(done, total, note)``, called after the stem, each block
               and the head.
     Returns ``(tensors, manifest)``: an OrderedDict name -> array in execution order
     (the input first) and the manifest dict (see :func:`make_manifest`); the manifest's
     execution order lists every name the forward emits, kept or not.
     """
-    if select is not None:
-        if keep is not None:
-            raise InputError("golden_dump: give keep= or its older name select=, not both")
-        keep = select
     chosen = patterns(keep)
     logits, kept = model.forward(x, keep=True if chosen is None else chosen, progress=progress)
     tensors = OrderedDict([(INPUT_NAME, model.check_input(x).copy())])

@@ -27,7 +27,7 @@ import numpy as np
 from ..ops.batchnorm import EPS, batchnorm_train
 from ..ops.conv import conv2d
 from ..ops.linear import linear
-from ..plan import BN_FIELDS, Plan
+from ..plan import BN_FIELDS, Block, Plan
 from ..ops.pooling import avgpool2d, maxpool2d, pool_output_size
 from ..preprocess import MEAN, SCALE, STD, normalize, to_chw
 from ..walk import ArrayOps
@@ -234,10 +234,10 @@ class ReluBeforeAdd(MutantOps):
 class NoReluAfterAdd(MutantOps):
     """The block output is the sum itself: the ReLU after the add is missing."""
 
-    def relu(self, x, name):
-        if any(b.name == name for b in self.plan.blocks):
+    def relu(self, x, layer):
+        if isinstance(layer, Block):                                     # after the add
             return x
-        return super().relu(x, name)
+        return super().relu(x, layer)
 
 
 class FcBiasDropped(MutantOps):
@@ -334,6 +334,7 @@ NOT_EXERCISED = {
     "avgpool-floor-mode": "floor and ceil mode agree: no average pool (not vd) or every pooled size is even",
     "vd-shortcut-without-pool": "no average-pool shortcut (not a vd model)",
     "maxpool-no-padding": "no stem max-pool",
+    "maxpool-zero-padding": "no stem max-pool",
     "global-max-pool": "the last feature map is 1x1: its maximum is its mean",
 }
 
@@ -362,10 +363,10 @@ CATALOGUE = (
     Mutant("tf-same-padding", "conv", "strided convs padded as TensorFlow 'SAME' (the odd pixel after: "
            "asymmetric where a size is even)", _first_even_strided_conv, ops=TFSamePadding),
     Mutant("maxpool-no-padding", "pool", "stem max-pool without its padding of 1",
-           lambda p, ci: ("maxpool",) if p.stem_pool else (),
+           lambda p, ci: (p.stem_pool.name,) if p.stem_pool else (),
            plan=lambda p: p._replace(stem_pool=p.stem_pool and p.stem_pool._replace(padding=0))),
     Mutant("maxpool-zero-padding", "pool", "stem max-pool padded with zeros instead of -inf",
-           lambda p, ci: ("maxpool",), ops=MaxPoolZeroPadding,
+           lambda p, ci: (p.stem_pool.name,) if p.stem_pool else (), ops=MaxPoolZeroPadding,
            always_equivalent="its input is a ReLU output (>= 0) and every window holds a real pixel"),
     Mutant("avgpool-count-include-pad", "pool", "vd shortcut avg-pool counting padding "
            "(count_include_pad=True / exclusive=False)", _first_avg_pool,
@@ -388,7 +389,7 @@ CATALOGUE = (
            _fixed("input"), prepare=prepare_unnormalised),
     Mutant("bf16-one-layer", "precision", "one layer (the middle block's grouped conv) computed in bfloat16",
            lambda p, ci: (bf16_layer(p),), ops=Bfloat16Layer),
-    Mutant("fc-bias-dropped", "head", "fc bias dropped", _fixed("fc"), ops=FcBiasDropped),
+    Mutant("fc-bias-dropped", "head", "fc bias dropped", lambda p, ci: (p.head.fc,), ops=FcBiasDropped),
     Mutant("global-max-pool", "head", "global max pool instead of average",
            lambda p, ci: (p.head.pool,) if tuple(ci[p.head.pool]) != (1, 1) else (), ops=GlobalMaxPool),
 )

@@ -44,6 +44,7 @@ from ..ops.batchnorm import EPS, fold_bn
 from ..errors import InputError
 from ..golden import INPUT_NAME, LOGITS_NAME
 from ..plan import BN_FIELDS, Block, ConvBN, Head, Pool
+from ..shapes import check_input_size
 from ..walk import walk
 from .._optional import require
 
@@ -97,8 +98,8 @@ class OnnxOps:
             inputs.append(self._weight(var))
         return self._node("BatchNormalization", inputs, layer.bn, epsilon=EPS)
 
-    def relu(self, x, name):
-        return self._node("Relu", [x], name)
+    def relu(self, x, layer):
+        return self._node("Relu", [x], layer.relu)
 
     def pool(self, x, pool: Pool):
         k, s, p = pool.kernel, pool.stride, pool.padding
@@ -169,11 +170,8 @@ def build_graph(model, *, dtype="float32", size=(224, 224), intermediates=None, 
     if dtype not in (np.float32, np.float64):
         raise InputError(f"ONNX export: dtype must be float32 or float64, found {dtype}")
     H, W = (int(v) for v in size)
-    mh, mw = model.min_input_size
-    if H < mh or W < mw:
-        raise InputError(f"ONNX export: input size {H}x{W} is too small for {model.config.name}; "
-                         f"at least {mh}x{mw} leaves 1x1 at the last stage")
     plan = model.plan
+    check_input_size(plan, H, W, "ONNX export: input")
     ops = OnnxOps(helper, model.params, dtype, fold)
     order = []
     logits = walk(plan, INPUT_NAME, ops, emit=lambda name, value: order.append(name))

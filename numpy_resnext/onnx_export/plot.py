@@ -16,12 +16,13 @@ from .._optional import pyplot
 FLOOR = 1e-18                       # where exact agreement (error 0) is drawn
 
 
-def _stage(name):
-    """"layer2" for "layer2.0.conv1", "stem" before the blocks, "head" after."""
-    first = name.split(".")[0]
-    if first.startswith("layer"):
-        return first
-    return "head" if name in ("avgpool", "fc") else "stem"
+def stages(names):
+    """The stage of each name, in execution order: "layer2" for "layer2.0.conv1", "stem"
+    for the names before the first block, "head" for those after the last."""
+    layers = [n.split(".")[0] if n.startswith("layer") else None for n in names]
+    blocks = [i for i, s in enumerate(layers) if s]
+    last = blocks[-1] if blocks else -1
+    return [s or ("head" if i > last else "stem") for i, s in enumerate(layers)]
 
 
 def plot_conformance(result, path):
@@ -43,9 +44,9 @@ def plot_conformance(result, path):
         ax.text(1, rtol * 1.4, f"{dtype} tolerance {rtol:g}", color="0.2", ha="left", va="bottom",
                 fontsize=8)
     starts = []
-    for i, n in enumerate(names):
-        if not starts or _stage(n) != starts[-1][1]:
-            starts.append((i, _stage(n)))
+    for i, stage in enumerate(stages(names)):
+        if not starts or stage != starts[-1][1]:
+            starts.append((i, stage))
     for i, stage in starts:
         if i:
             ax.axvline(i - 0.5, color="0.6", lw=0.8, ls=":")

@@ -29,7 +29,7 @@ def float64_twin(model):
     if model.dtype == np.float64:
         return model
     params = {k: v.astype(np.float64) for k, v in model.params.items()}
-    return ResNeXt(model.config, params, np.float64, model.load_report)
+    return ResNeXt(model.plan, params, np.float64, model.load_report)
 
 
 def seeded_input(seed, index, batch, size, dtype):

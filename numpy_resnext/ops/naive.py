@@ -10,12 +10,17 @@ package calls this module.
 
 Conventions: plain NCHW arrays in, new arrays out (inputs are never modified); square
 pooling windows (one int for kernel, stride and padding); small sizes only, since every
-multiply-add is a Python-level step.
+multiply-add is a Python-level step. Every function here takes the same arguments as the
+fast op of the same name and returns the same things (tests/test_naive_backward.py checks
+the signatures), so either can stand in for the other; the one difference is what
+training BatchNorm keeps for its backward (:class:`BNTrainCache` below holds the raw input,
+from which the loop backward recomputes everything).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,17 +54,21 @@ def conv2d(x, weight, stride=1, padding=0, groups=1):
     return out
 
 
-def batchnorm(x, weight, bias, mean, var, eps=EPS):
-    """(x - mean) / sqrt(var + eps) * weight + bias, channel by channel."""
-    out = np.empty_like(x)
+def batchnorm(x, weight, bias, mean, var, eps=EPS, out=None):
+    """(x - mean) / sqrt(var + eps) * weight + bias, channel by channel (into ``out`` when
+    given, which may be x itself: each channel is read before it is written)."""
+    out = np.empty_like(x) if out is None else out
     for c in range(x.shape[1]):
         out[:, c] = (x[:, c] - mean[c]) / np.sqrt(var[c] + eps) * weight[c] + bias[c]
     return out
 
 
-def relu(x):
-    out = x.copy()
-    out[out < 0] = 0
+def relu(x, out=None):
+    """max(x, 0) element by element, a NaN kept as NaN (into ``out`` when given, which may
+    be x itself)."""
+    out = np.empty_like(x) if out is None else out
+    for i in np.ndindex(x.shape):
+        out[i] = 0.0 if x[i] < 0 else x[i]
     return out
 
 
@@ -122,10 +131,18 @@ def linear(x, weight, bias=None):
     return out
 
 
+class BNTrainCache(NamedTuple):
+    """What the loop form of training BN keeps for its backward: its input and weight."""
+
+    x: np.ndarray          # N, C, H, W
+    weight: np.ndarray     # C
+    eps: float
+
+
 def batchnorm_train(x, weight, bias, running_mean, running_var, momentum=0.9, eps=EPS):
     """Training BatchNorm: per channel, the batch mean m and biased variance v of its
     M = N*H*W values, y = (x - m) / sqrt(v + eps) * weight + bias, and the running
-    statistics moved towards (m, v). Returns (y, new_mean, new_var)."""
+    statistics moved towards (m, v). Returns (y, cache, new_mean, new_var)."""
     N, C, H, W = x.shape
     M = N * H * W
     y = np.empty_like(x)
@@ -139,7 +156,7 @@ def batchnorm_train(x, weight, bias, running_mean, running_var, momentum=0.9, ep
                     y[n, c, h, w] = (x[n, c, h, w] - m) / math.sqrt(v + eps) * weight[c] + bias[c]
         new_mean[c] = momentum * running_mean[c] + (1 - momentum) * m
         new_var[c] = momentum * running_var[c] + (1 - momentum) * v
-    return y, new_mean, new_var
+    return y, BNTrainCache(x.copy(), weight.copy(), eps), new_mean, new_var
 
 
 def softmax_cross_entropy(logits, labels):
@@ -209,7 +226,7 @@ def batchnorm_backward(dout, x, weight, mean, var, eps=EPS):
     return dx, dweight, dbias
 
 
-def batchnorm_train_backward(dout, x, weight, eps=EPS):
+def batchnorm_train_backward(dout, cache: BNTrainCache):
     """(dx, dweight, dbias) of :func:`batchnorm_train`, the chain rule in its long form:
     per channel, x reaches xhat = (x - m) * s (s = 1/sqrt(v + eps)) directly, through the
     batch mean m and through the batch variance v. With dxhat = dout * weight:
@@ -220,6 +237,7 @@ def batchnorm_train_backward(dout, x, weight, eps=EPS):
 
     (batchnorm.py and docs/batchnorm.md simplify this to s*(g - mean(g) - xhat*mean(g*xhat)).)
     """
+    x, weight, eps = cache
     N, C, H, W = x.shape
     M = N * H * W
     idx = [(n, h, w) for n in range(N) for h in range(H) for w in range(W)]
@@ -241,11 +259,12 @@ def batchnorm_train_backward(dout, x, weight, eps=EPS):
     return dx, dweight, dbias
 
 
-def relu_backward(dout, x):
-    """dx = dout where x > 0, else 0 (the derivative at exactly 0 is taken as 0)."""
+def relu_backward(dout, y):
+    """dx = dout where the ReLU's output y (or its input: the same sign pattern) is > 0,
+    else 0 (the derivative at exactly 0 is taken as 0)."""
     dx = np.zeros_like(dout)
-    for i in np.ndindex(x.shape):
-        if x[i] > 0:
+    for i in np.ndindex(y.shape):
+        if y[i] > 0:
             dx[i] = dout[i]
     return dx
 
@@ -311,12 +330,12 @@ def linear_backward(dout, x, weight):
     return dx, dw, db
 
 
-def softmax_cross_entropy_backward(logits, labels):
-    """dL/dlogits of the mean loss: (softmax(z)[n, j] - [j == label_n]) / N, entry by entry
-    (d/dz_j of -z_y + log sum_k exp z_k is p_j - [j == y])."""
-    N, K = logits.shape
-    _, probs = softmax_cross_entropy(logits, labels)
-    d = np.empty_like(logits)
+def softmax_cross_entropy_backward(probs, labels):
+    """dL/dlogits of the mean loss from the softmax :func:`softmax_cross_entropy` returned:
+    (probs[n, j] - [j == label_n]) / N, entry by entry (d/dz_j of -z_y + log sum_k exp z_k
+    is p_j - [j == y])."""
+    N, K = probs.shape
+    d = np.empty_like(probs)
     for n in range(N):
         for j in range(K):
             d[n, j] = (probs[n, j] - (1.0 if j == labels[n] else 0.0)) / N

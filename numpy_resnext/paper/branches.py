@@ -46,10 +46,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..ops.activations import relu
-from ..archs import ArchConfig
 from ..ops.batchnorm import batchnorm
 from ..ops.conv import conv2d
-from ..plan import BN_FIELDS, Block, layer_plan
+from ..plan import BN_FIELDS, Block, Plan, as_plan
 from ..walk import ArrayOps, bottleneck, conv_bn
 
 
@@ -70,9 +69,10 @@ class BranchForm(NamedTuple):
     output: np.ndarray
 
 
-def find_block(config: ArchConfig, name) -> Block:
-    """The :class:`~numpy_resnext.plan.Block` called ``name`` (e.g. "layer1.0")."""
-    return layer_plan(config).block(name)
+def find_block(plan: Plan, name) -> Block:
+    """The :class:`~numpy_resnext.plan.Block` called ``name`` (e.g. "layer1.0") of a plan (an
+    architecture's name or config is accepted too); a Block passes through."""
+    return as_plan(plan).block(name)
 
 
 def _bn_slice(x, params, name, lo=None, hi=None):
@@ -107,23 +107,23 @@ def _merge(x, params, block, total, branches):
     return BranchForm(branches, total, y3, s, relu(y3 + s))
 
 
-def block_branches(x, params, block, config: ArchConfig) -> BranchForm:
+def block_branches(x, params, block, plan: Plan) -> BranchForm:
     """Fig. 3a on a real block: every branch's output, their sum, bn3, shortcut, output.
 
     x: (N, in, H, W) block input; params: canonical name -> array (inference BN: running
     statistics); block: a :class:`~numpy_resnext.plan.Block` or its name ("layer1.0").
     """
-    block = find_block(config, block)
+    block = find_block(plan, block)
     branches = [branch(x, params, block, i) for i in range(block.groups)]
     total = np.sum(branches, axis=0)                                     # N, out, OH, OW
     return _merge(x, params, block, total, branches)
 
 
-def early_concat_form(x, params, block, config: ArchConfig) -> BranchForm:
+def early_concat_form(x, params, block, plan: Plan) -> BranchForm:
     """Fig. 3b: C separate first 1x1 convs and C separate 3x3 convs, their outputs
     concatenated, then one 1x1 conv. ``branches`` holds the C concatenated pieces after
     relu2 (N, d', OH, OW)."""
-    block = find_block(config, block)
+    block = find_block(plan, block)
     c1, c2, c3 = block.conv1, block.conv2, block.conv3
     C, dp = block.groups, block.group_width
     w1, w2 = params[f"{c1.name}.weight"], params[f"{c2.name}.weight"]      # C*d', in, 1, 1 / C*d', d', 3, 3
@@ -137,9 +137,9 @@ def early_concat_form(x, params, block, config: ArchConfig) -> BranchForm:
     return _merge(x, params, block, total, [z[:, i * dp:(i + 1) * dp] for i in range(C)])
 
 
-def grouped_form(x, params, block, config: ArchConfig) -> BranchForm:
+def grouped_form(x, params, block, plan: Plan) -> BranchForm:
     """Fig. 3c: the block exactly as the model runs it (one grouped 3x3 convolution)."""
-    block = find_block(config, block)
+    block = find_block(plan, block)
     kept = {}
     out = bottleneck(x, block, ArrayOps(params), lambda name, value: kept.__setitem__(name, value.copy()))
     s = x if block.projection is None else kept[block.projection.bn]    # the block ran it

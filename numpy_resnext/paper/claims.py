@@ -25,7 +25,7 @@ from .branches import block_branches, early_concat_form, grouped_form
 from .results import cite
 from ..model import build
 from ..params import count_params, param_shapes
-from ..plan import PAPER_STAGE_NAMES, layer_plan
+from ..plan import PAPER_STAGE_NAMES, Plan, layer_plan
 from ..shapes import output_shapes
 
 # (name in the paper, architecture, params in M, GFLOPs) -- Table 1
@@ -80,9 +80,9 @@ def _rounding_note(value: float, paper: float) -> str:
 def table1_checks() -> list:
     checks = []
     for label, arch, p_params, p_gflops in PAPER_TABLE1:
-        config = get_arch(arch)
-        rows = output_shapes(config, 224, 224)
-        params = count_params(config)                     # from the tensors a model holds
+        plan = layer_plan(arch)
+        rows = output_shapes(plan, 224, 224)
+        params = count_params(plan)                       # from the tensors a model holds
         params_rows = sum(r["params"] for r in rows)      # from the per-layer walk
         macs = sum(r["macs"] for r in rows)
         m, g = params / 1e6, macs / 1e9
@@ -95,15 +95,15 @@ def table1_checks() -> list:
             "Table 1", f"{label} FLOPs (multiply-adds, conv + fc, 224x224)", f"{p_gflops:.1f}G",
             f"{g:.3f}G ({macs:,})", f"|diff| < 0.1G ({_rounding_note(g, p_gflops)})",
             _within_last_digit(g, p_gflops)))
-        checks.append(_stage_check(config, label))
+        checks.append(_stage_check(plan, label))
     return checks
 
 
-def _stage_check(config: ArchConfig, label: str) -> Check:
+def _stage_check(plan: Plan, label: str) -> Check:
     """Table 1's per-stage widths, block outputs and output sizes, read off the real layers."""
-    widths, outs, _ = engine_widths(config)                          # K of conv2 / conv3
-    rows = {r["name"]: r["shape"] for r in output_shapes(config, 224, 224)}
-    plan = layer_plan(config)
+    config = plan.config
+    widths, outs, _ = engine_widths(plan)                            # K of conv2 / conv3
+    rows = {r["name"]: r["shape"] for r in output_shapes(plan, 224, 224)}
     last = {b.layer: b.name for b in plan.blocks}                    # each stage's last block
     ends = [plan.stem[-1].relu] + [last[n] for n in sorted(last)]
     sizes = tuple(rows[n][1] for n in ends)
@@ -123,7 +123,7 @@ def template_params(cardinality: int, d: int) -> tuple:
     config = custom(depths=(2,), cardinality=cardinality, base_width=d, num_classes=1,
                     name=f"template_{cardinality}x{d}d")
     block = "layer1.1"                                  # identity shortcut: 256 -> 256
-    shapes = param_shapes(config)
+    shapes = param_shapes(layer_plan(config))
     convs = [f"{block}.conv{i}.weight" for i in (1, 2, 3)]
     return sum(math.prod(shapes[n]) for n in convs), shapes[convs[1]][0]
 
@@ -181,12 +181,12 @@ def _same(found, expected) -> str:
     return "the same" if found == expected else f"DIFFERENT: {found[0]}, {found[1]}"
 
 
-def engine_widths(config: ArchConfig) -> tuple:
+def engine_widths(plan: Plan) -> tuple:
     """Per-stage (widths, outputs) read off the conv2 / conv3 weights of each stage's first
     block, and the names of any later blocks that disagree with their stage's first."""
-    shapes = param_shapes(config)
+    shapes = param_shapes(plan)
     widths, outs, odd = {}, {}, []
-    for b in layer_plan(config).blocks:
+    for b in plan.blocks:
         w, o = shapes[f"{b.conv2.name}.weight"][0], shapes[f"{b.conv3.name}.weight"][0]
         if widths.setdefault(b.stage, w) != w or outs.setdefault(b.stage, o) != o:
             odd.append(b.name)
@@ -197,7 +197,7 @@ def width_checks(archs=None) -> list:
     checks = []
     for name in archs or list(ARCHS):
         config = get_arch(name)
-        *engine, odd = engine_widths(config)
+        *engine, odd = engine_widths(layer_plan(config))
         engine = tuple(engine)
         odd_note = f"; blocks {', '.join(odd)} DIFFER from their stage" if odd else ""
         tv = torchvision_widths(config)

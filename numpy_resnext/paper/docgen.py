@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from .._files import atomic_write
-from ..archs import custom, get_arch
+from ..archs import custom
+from ..plan import layer_plan
 from ..shapes import totals
 from . import results as R
 from .story import block_forms, depth_collapse, format_forms, format_names, paddleclas_rows
@@ -28,7 +29,7 @@ def _size(depths, cardinality, width, stem="plain", classes=1000, size=224):
     """(parameters in millions, G multiply-accumulates) of a network, from its layer plan."""
     config = custom(depths=depths, cardinality=cardinality, base_width=width, stem=stem,
                     num_classes=classes, stem_width=64, name="paper_setting")
-    params, macs = totals(config, size, size)
+    params, macs = totals(layer_plan(config), size, size)
     return params / 1e6, macs / 1e9
 
 
@@ -89,7 +90,7 @@ def wsl() -> str:
              "top-1 / top-5 accuracy (%), card | PaddleClas's weights |",
              "|---|---|---|---|---|"]
     for w in R.WSL:
-        p, g = totals(get_arch(w.arch), 224, 224)
+        p, g = totals(layer_plan(w.arch), 224, 224)
         pc = "–" if w.paddleclas is None else f"{w.paddleclas[0]:.1f} / {w.paddleclas[1]:.1f}"
         lines.append(f"| {w.arch} | {w.card_params_m}M / {p / 1e6:.2f}M | {w.card_gflops} / {g / 1e9:.2f} | "
                      f"{w.top1:.1f} / {w.top5:.1f} | {pc} |")

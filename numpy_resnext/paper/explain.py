@@ -27,10 +27,9 @@ import numpy as np
 
 from .._files import save_figure
 from .._optional import pyplot
-from ..archs import ArchConfig
+from ..plan import PAPER_STAGE_NAMES, Plan, as_plan
 from .branches import block_branches, grouped_form
 from ..params import is_trainable, param_shapes
-from ..plan import PAPER_STAGE_NAMES, layer_plan
 from ..preprocess import MEAN, STD
 from ..shapes import output_shapes
 
@@ -53,17 +52,18 @@ def _conv_op(layer, grouped=False) -> str:
     return f"conv {k}x{k}/{layer.stride}" + (f", groups={layer.groups}" if grouped else "")
 
 
-def block_layout(config: ArchConfig, block, height=224, width=224) -> dict:
+def block_layout(plan: Plan, block, height=224, width=224) -> dict:
     """Shapes, parameters and MACs of block ``block`` (a name such as "layer1.1") of
-    ``config`` at a height x width input, branch by branch and as the engine runs it.
+    a plan (an architecture's name or config is accepted too) at a height x width input,
+    branch by branch and as the engine runs it.
 
     ``d`` is the paper's bottleneck width (the template's, in layer1); ``dp`` is d', the
     channels per branch in this block's stage (d doubled per stage: width / C)."""
-    plan = layer_plan(config)
+    plan = as_plan(plan)
     b = plan.block(block)
     c1, c2, c3 = b.conv1, b.conv2, b.conv3
     C, dp = b.groups, b.group_width
-    rows = output_shapes(config, height, width)
+    rows = output_shapes(plan, height, width)
     by_name = {r["name"]: r for r in rows}
     cin, H, W = by_name[plan.block_input(b)]["shape"]
     _, OH, OW = by_name[c2.name]["shape"]
@@ -92,19 +92,19 @@ def block_layout(config: ArchConfig, block, height=224, width=224) -> dict:
     ]
     branch_params = sum(layer.params for layer in branch if layer.op.startswith("conv"))
     branch_macs = sum(layer.macs for layer in branch)
-    return dict(config=config, block=b, cardinality=C, d=config.base_width, dp=dp,
+    return dict(config=plan.config, block=b, cardinality=C, d=plan.config.base_width, dp=dp,
                 kernel=c2.kernel, in_shape=(cin, H, W),
                 out_shape=(out, OH, OW), branch=branch, grouped=grouped,
                 branch_conv_params=branch_params, branch_macs=branch_macs,
                 aggregation_adds=(C - 1) * out * OH * OW, input_size=(height, width),
-                whole=_whole_block(config, b, by_name))
+                whole=_whole_block(plan, b, by_name))
 
 
-def _whole_block(config, b, by_name) -> dict:
+def _whole_block(plan: Plan, b, by_name) -> dict:
     """Every tensor of block ``b``, not only its three residual convolutions: the
     projection's weight, all BatchNorm scales and shifts (trainable) and running statistics
     (not trainable), and the MACs of every convolution, the projection's included."""
-    shapes = {n: s for n, s in param_shapes(config).items() if n.startswith(b.name + ".")}
+    shapes = {n: s for n, s in param_shapes(plan).items() if n.startswith(b.name + ".")}
     size = {n: math.prod(s) for n, s in shapes.items()}
     convs = [layer.name for layer in b.convs]                           # conv1..3 [+ projection]
     running = sum(v for n, v in size.items() if not is_trainable(n))
@@ -206,8 +206,8 @@ def branch_contributions(model, x, block) -> Contributions:
     """Split the block's aggregated transform on input batch ``x`` into its C branches."""
     b = model.plan.block(block)
     xin = model.forward(x, stop_before=b.name)                           # N, in, H, W
-    conv3 = grouped_form(xin, model.params, b, model.config).total        # what the model computes
-    form = block_branches(xin, model.params, b, model.config)
+    conv3 = grouped_form(xin, model.params, b, model.plan).total        # what the model computes
+    form = block_branches(xin, model.params, b, model.plan)
     # the statistics in float64, converted once
     T = form.total.astype(np.float64, copy=False)                        # N, out, OH, OW
     Ti = np.stack(form.branches).astype(np.float64, copy=False)          # C, N, out, OH, OW

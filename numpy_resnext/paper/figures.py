@@ -204,7 +204,7 @@ def fig3_forms(path, arch="ResNeXt50_32x4d", block=FIG_BLOCK) -> list:
 def stage_rows(arch, size=224) -> list:
     """Table 1's rows for ``arch``: (stage, the paper's name, output size, template, blocks)."""
     plan = layer_plan(arch)
-    shapes = {r["name"]: r["shape"] for r in output_shapes(plan.config, size, size)}
+    shapes = {r["name"]: r["shape"] for r in output_shapes(plan, size, size)}
     hw = lambda name: "x".join(map(str, shapes[name][1:]))              # noqa: E731
     stem_text = "\n".join(f"{s.kernel}x{s.kernel}, {s.out_channels}, stride {s.stride}" for s in plan.stem)
     rows = [("stem", "conv1", hw(plan.stem[-1].relu), stem_text, "")]

@@ -106,7 +106,7 @@ def block_forms(arch="ResNeXt50_32x4d", block="layer1.1") -> list:
     b = plan.block(block)
     if b.stride != 1:
         raise ValueError(f"{b.name} strides; the comparison needs a stride-1 block such as layer1.1")
-    rows = {r["name"]: r for r in output_shapes(plan.config, 224, 224)}
+    rows = {r["name"]: r for r in output_shapes(plan, 224, 224)}
     cin, H, W = rows[plan.block_input(b)]["shape"]
     out, C, dp = b.out_channels, b.groups, b.group_width
     s = {k: v * out // INCEPTION_OUT for k, v in INCEPTION_3A.items()}   # widths scaled to the block's output
