@@ -37,23 +37,25 @@ def _n(v, fmt="{:.1f}"):
     return "–" if v is None else fmt.format(v)
 
 
-def table3() -> str:
-    lines = ["| network | C x d | top-1 error (%) | checked | here: parameters (M) | here: GMACs |",
-             "|---|---|---:|---|---:|---:|"]
-    for s in R.TABLE3:
+def _imagenet(rows, top5=False) -> str:
+    """Table 3 or 4: each setting's errors beside its size counted from its layer plan."""
+    extra = (" complexity |", "---|", " top-5 error (%) |", "---:|") if top5 else ("", "", "", "")
+    lines = [f"| network | C x d |{extra[0]} top-1 error (%) |{extra[2]} checked | here: parameters (M) | here: GMACs |",
+             f"|---|---|{extra[1]}---:|{extra[3]}---|---:|---:|"]
+    for s in rows:
         p, g = _size(s.depths, s.cardinality, s.width)
-        lines.append(f"| {s.network} | {s.cardinality}x{s.width}d | {s.top1:.1f} | {s.checked} | {p:.2f} | {g:.2f} |")
+        cells = [s.network, f"{s.cardinality}x{s.width}d"] + ([s.note] if top5 else []) + [f"{s.top1:.1f}"]
+        cells += ([_n(s.top5)] if top5 else []) + [s.checked, f"{p:.2f}", f"{g:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def table3() -> str:
+    return _imagenet(R.TABLE3)
 
 
 def table4() -> str:
-    lines = ["| network | C x d | complexity | top-1 error (%) | top-5 error (%) | checked | here: parameters (M) | here: GMACs |",
-             "|---|---|---|---:|---:|---|---:|---:|"]
-    for s in R.TABLE4:
-        p, g = _size(s.depths, s.cardinality, s.width)
-        lines.append(f"| {s.network} | {s.cardinality}x{s.width}d | {s.note} | {s.top1:.1f} | {_n(s.top5)} | "
-                     f"{s.checked} | {p:.2f} | {g:.2f} |")
-    return "\n".join(lines)
+    return _imagenet(R.TABLE4, top5=True)
 
 
 def table5() -> str:
