@@ -209,3 +209,13 @@ def test_the_audit_cites_section_3_4_for_table_2():
     from numpy_resnext.paper.claims import SECTION_TITLES
     assert SECTION_TITLES["Table 2"].startswith("Table 2 (§3.4, Model Capacity)")
     assert results.cite("Eq. 4") == "Eq. 4 (§3.4, Model Capacity)"
+
+
+def test_digits_md_macs_spread_is_the_tables():
+    text = " ".join((ROOT / "docs" / "digits.md").read_text(encoding="utf-8").split())
+    m = re.search(r"multiply-adds per 8x8 image vary by up to (\d+) %", text)
+    assert m
+    from numpy_resnext.paper.sweep import budget_table, digits_config
+    from numpy_resnext.plan import layer_plan
+    macs = [totals(layer_plan(digits_config(c.cardinality, c.width)), 8, 8)[1] for c in budget_table()]
+    assert round(100 * (max(macs) / min(macs) - 1)) == int(m[1])

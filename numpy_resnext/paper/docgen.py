@@ -21,6 +21,7 @@ from ..plan import layer_plan
 from ..shapes import totals
 from . import results as R
 from .story import block_forms, depth_collapse, format_forms, format_names, paddleclas_rows
+from .sweep import budget_table, digits_config
 
 MARK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end:(?P=name) -->)", re.S)
 
@@ -128,6 +129,17 @@ def checked_summary() -> str:
     return "\n".join(lines)
 
 
+def budget() -> str:
+    """The equal-budget widths of the cardinality experiment, from the layer plans."""
+    lines = ["| C | d | width of layer1's grouped conv (C·d) | parameters | from the budget | MACs per 8x8 image |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for c in budget_table():
+        macs = totals(layer_plan(digits_config(c.cardinality, c.width)), 8, 8)[1]
+        lines.append(f"| {c.cardinality} | {c.width} | {c.cardinality * c.width} | {c.params:,} | "
+                     f"{c.deviation:+.2%} | {macs:,} |")
+    return "\n".join(lines)
+
+
 SECTIONS = {
     "story.md": {
         "block-forms": lambda: format_forms(block_forms()),
@@ -137,6 +149,7 @@ SECTIONS = {
             "ResNeXt101_32x4d", blocks=("layer3.22",), bn_of=None)),
         "wsl": wsl,
     },
+    "digits.md": {"budget": budget},
     "paper_results.md": {
         "table3": table3, "table4": table4, "table5": table5, "table7": table7, "table8": table8,
         "wsl": wsl, "depth-collapse": collapse, "checked": checked_summary,
