@@ -24,12 +24,14 @@ def test_generated_sections_are_current(page):
     text = (ROOT / "docs" / page).read_text(encoding="utf-8")
     held = docgen.sections_in(text)
     assert set(held) == set(docgen.SECTIONS[page]), f"docs/{page}: markers {sorted(held)}"
-    for name, made in docgen.render(page).items():
+    for name, made in docgen.render(page, ROOT / "docs").items():
         assert held[name] == made, (f"docs/{page} section {name} is stale: run "
                                     f"python -m numpy_resnext.paper.docgen docs\n{made}")
 
 
 def test_a_stale_page_is_reported(tmp_path, capsys):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / docgen.SWEEP_DATA).write_bytes((ROOT / "docs" / docgen.SWEEP_DATA).read_bytes())
     for page in docgen.SECTIONS:
         text = (ROOT / "docs" / page).read_text(encoding="utf-8")
         (tmp_path / page).write_text(text.replace("| 256 |", "| 255 |", 1).replace("| 23.9 |", "| 23.8 |"),
@@ -52,6 +54,7 @@ def test_block_forms_by_hand():
     assert resnet.params == 256 * 64 + 64 * 64 * 9 + 64 * 256 == 69_632
     for f in (naive, reduced, resnext, resnet):
         assert f.macs == f.params * 56 * 56
+    assert abs(reduced.params / naive.params - 1 / 3) < 0.02             # story.md: "a third of the cost"
     # the ResNeXt form is the plan's block: explain counts the same three convolutions
     lay = block_layout(get_arch("ResNeXt50_32x4d"), "layer1.1")
     assert resnext.params == sum(layer.params for layer in lay["grouped"])
@@ -219,3 +222,24 @@ def test_digits_md_macs_spread_is_the_tables():
     from numpy_resnext.plan import layer_plan
     macs = [totals(layer_plan(digits_config(c.cardinality, c.width)), 8, 8)[1] for c in budget_table()]
     assert round(100 * (max(macs) / min(macs) - 1)) == int(m[1])
+
+
+def test_digits_md_reads_the_sweep_as_its_data_says():
+    import json
+    data = json.loads((ROOT / "docs" / docgen.SWEEP_DATA).read_text(encoding="utf-8"))
+    text = " ".join((ROOT / "docs" / "digits.md").read_text(encoding="utf-8").split())
+    rows = {f"{r['cardinality']}x{r['width']}d": r for r in data["summary"]}
+    loss = {k: [x["history"]["train_loss"][-1] for x in data["runs"] if x["cardinality"] == r["cardinality"]]
+            for k, r in rows.items()}
+    m = re.search(r"mean held-out errors run from ([\d.]+) % \((\w+)\) to ([\d.]+) % \((\w+)\)", text)
+    lo, hi = min(rows, key=lambda k: rows[k]["mean"]), max(rows, key=lambda k: rows[k]["mean"])
+    assert m and (m[1], m[2], m[3], m[4]) == (f"{rows[lo]['mean']:.2f}", lo, f"{rows[hi]['mean']:.2f}", hi)
+    ranges = [(r["low"], r["high"]) for r in rows.values()]
+    assert "every cardinality's five seeds overlap every other's" in text
+    assert all(a[0] <= b[1] and b[0] <= a[1] for a in ranges for b in ranges)
+    m = re.search(r"its mean rises from ([\d.]+) at (\w+) to ([\d.]+) at (\w+),", text)
+    top = max(loss, key=lambda k: np.mean(loss[k]))
+    assert m and (m[1], m[2]) == (f"{np.mean(loss['1x36d']):.4f}", "1x36d") and (m[3], m[4]) == (
+        f"{np.mean(loss[top]):.4f}", top)
+    assert "1x36d's five seeds all end lower than four of 32x2d's five" in text
+    assert sum(v > max(loss["1x36d"]) for v in loss["32x2d"]) == 4

@@ -272,16 +272,6 @@ def test_new_options_errors_exit_2(args, message, capsys):
 
 
 # --- explain's shares on trained weights (docs/digits.md section 4) --------------------------------
-def test_shares_on_seeded_weights_follow_the_initialisation():
-    """The seeded network's shares on held-out digits are dominated by a few branches (the
-    docs' contrast with the trained one): the four largest of 32 take over 40 % of T."""
-    from numpy_resnext.paper import trained
-    from numpy_resnext.paper.explain import branch_contributions
-    x, _, _ = trained.held_out(0)
-    shares = branch_contributions(build(sweep.digits_config(32, 2), seed=0), x, "layer1.0").shares
-    assert abs(shares.sum() - 1) < 1e-9 and np.sort(shares)[-4:].sum() > 0.40
-
-
 def test_trained_shares_command(tmp_path, split, monkeypatch, capsys):
     from numpy_resnext.paper import trained
     r = digits.train_digits(epochs=1, seed=0, batch_size=32, split=small(split, 96), max_steps=2,
@@ -293,3 +283,38 @@ def test_trained_shares_command(tmp_path, split, monkeypatch, capsys):
     np.savez(tmp_path / "bad.npz", x=np.zeros(3))
     assert trained.main([str(tmp_path / "bad.npz")]) == 2
     assert "layer1.0.conv2.weight" in capsys.readouterr().err
+
+
+def test_digits_md_seeded_shares_are_recomputed():
+    """The seeded side of docs/digits.md's comparison (the trained side is one machine's run)."""
+    from numpy_resnext.paper import trained
+    from numpy_resnext.paper.explain import branch_contributions
+    text = " ".join(DIGITS_MD.split())
+    m = re.search(r"with the seeded weights of `build\(seed=0\)`, on the same (\d+) digits, gives shares from "
+                  r"(−?[\d.]+) % to ([\d.]+) %, its four largest carrying (\d+) %", text)
+    assert m, "docs/digits.md no longer states the seeded shares"
+    x, _, _ = trained.held_out(0)
+    shares = 100 * branch_contributions(build(sweep.digits_config(32, 2), seed=0), x, "layer1.0").shares
+    assert len(x) == int(m[1])
+    assert f"{shares.min():.1f}" == m[2].replace("−", "-") and f"{shares.max():.1f}" == m[3]
+    assert round(np.sort(shares)[-4:].sum()) == int(m[4])
+
+
+def test_digits_md_spread_is_the_committed_runs():
+    """docs/digits.md section 1: the count, range, mean, spread and band are those of the runs
+    in docs/figures/train_demo_spread.json (measured once on one machine, committed)."""
+    data = json.loads((Path(__file__).resolve().parent.parent / "docs" / "figures" /
+                       "train_demo_spread.json").read_text())
+    acc = np.array([100 * r["test_accuracy"] for r in data["runs"]])
+    text = " ".join(DIGITS_MD.split())
+    m = re.search(r"(\d+) runs .*? ended between ([\d.]+) % and ([\d.]+) % held out \((\d+) to (\d+) of the "
+                  r"(\d+) held-out digits\), mean ([\d.]+) %, standard deviation ([\d.]+) points", text)
+    assert m
+    assert int(m[1]) == len(acc) == 18
+    assert {(r["seed"], r["nudge"]) for r in data["runs"]} == {(s, k) for s in (0, 1, 2) for k in (None, 0, 1, 2, 3, 4)}
+    assert (f"{acc.min():.2f}", f"{acc.max():.2f}") == (m[2], m[3])
+    assert (round(acc.min() * int(m[6]) / 100), round(acc.max() * int(m[6]) / 100)) == (int(m[4]), int(m[5]))
+    assert (f"{acc.mean():.2f}", f"{acc.std():.2f}") == (m[7], m[8])
+    band = re.search(r"ends between ([\d.]+) % and ([\d.]+) % held out \(the mean ± 2.5 standard deviations\)", text)
+    assert band and (float(band[1]), float(band[2])) == (round(2 * (acc.mean() - 2.5 * acc.std())) / 2,
+                                                         round(2 * (acc.mean() + 2.5 * acc.std())) / 2)

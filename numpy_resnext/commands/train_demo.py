@@ -12,6 +12,7 @@ import numpy as np
 from .._files import save_npz
 from .._optional import pyplot
 from ..errors import InputError
+from ..ops.cpu import cpu_name
 from ..paper.digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, train_digits
 from ..paper.sweep import SWEEP_CARDINALITIES, budget, digits_config, width_for
 from ..plan import layer_plan
@@ -120,7 +121,7 @@ def _config(args):
 
 
 def _machine():
-    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+    return {"cpus": os.cpu_count(), "cpu": cpu_name(), "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(), "numpy": np.__version__}
 
 

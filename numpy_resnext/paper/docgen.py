@@ -11,6 +11,7 @@ multiply-accumulate counts of the layer plan), so a test can compare page and co
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -140,26 +141,41 @@ def budget() -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {
+SWEEP_DATA = "figures/cardinality_digits.json"      # train-demo --sweep --json, beside the figure
+
+
+def sweep_results(folder) -> str:
+    """The cardinality experiment's measured results, from the JSON committed with its figure."""
+    data = json.loads((Path(folder) / SWEEP_DATA).read_text(encoding="utf-8"))
+    lines = ["| C x d | parameters | held-out error (%), each seed | mean | last epoch's training loss, mean [min, max] |",
+             "|---|---:|---|---:|---|"]
+    for row in data["summary"]:
+        losses = [r["history"]["train_loss"][-1] for r in data["runs"] if r["cardinality"] == row["cardinality"]]
+        lines.append(f"| {row['cardinality']}x{row['width']}d | {row['params']:,} | "
+                     f"{', '.join(f'{e:.2f}' for e in row['errors'])} | {row['mean']:.2f} | "
+                     f"{sum(losses) / len(losses):.4f} [{min(losses):.4f}, {max(losses):.4f}] |")
+    return "\n".join(lines)
+
+
+SECTIONS = {        # page -> section -> a function of the docs folder
     "story.md": {
-        "block-forms": lambda: format_forms(block_forms()),
-        "depth-collapse": collapse,
-        "paddleclas-names": lambda: format_names(paddleclas_rows()),
-        "paddleclas-names-101": lambda: format_names(paddleclas_rows(
+        "block-forms": lambda folder: format_forms(block_forms()),
+        "depth-collapse": lambda folder: collapse(),
+        "paddleclas-names": lambda folder: format_names(paddleclas_rows()),
+        "paddleclas-names-101": lambda folder: format_names(paddleclas_rows(
             "ResNeXt101_32x4d", blocks=("layer3.22",), bn_of=None)),
-        "wsl": wsl,
+        "wsl": lambda folder: wsl(),
     },
-    "digits.md": {"budget": budget},
-    "paper_results.md": {
-        "table3": table3, "table4": table4, "table5": table5, "table7": table7, "table8": table8,
-        "wsl": wsl, "depth-collapse": collapse, "checked": checked_summary,
-    },
+    "digits.md": {"budget": lambda folder: budget(), "sweep": sweep_results},
+    "paper_results.md": {name: (lambda folder, make=make: make()) for name, make in (
+        ("table3", table3), ("table4", table4), ("table5", table5), ("table7", table7), ("table8", table8),
+        ("wsl", wsl), ("depth-collapse", collapse), ("checked", checked_summary))},
 }
 
 
-def render(page: str) -> dict:
-    """Section name -> its markdown, for a page of :data:`SECTIONS`."""
-    return {name: make() for name, make in SECTIONS[page].items()}
+def render(page: str, folder="docs") -> dict:
+    """Section name -> its markdown, for a page of :data:`SECTIONS` in the docs ``folder``."""
+    return {name: make(folder) for name, make in SECTIONS[page].items()}
 
 
 def sections_in(text: str) -> dict:
@@ -167,9 +183,9 @@ def sections_in(text: str) -> dict:
     return {m["name"]: m["body"].rstrip("\n") for m in MARK.finditer(text)}
 
 
-def update(text: str, page: str) -> str:
+def update(text: str, page: str, folder="docs") -> str:
     """``text`` with every generated section of ``page`` rewritten."""
-    made = render(page)
+    made = render(page, folder)
     return MARK.sub(lambda m: f"{m[1]}{made[m['name']]}\n{m[4]}" if m["name"] in made else m[0], text)
 
 
@@ -181,7 +197,7 @@ def main(argv=None) -> int:
     for page in SECTIONS:
         path = folder / page
         text = path.read_text(encoding="utf-8")
-        new = update(text, page)
+        new = update(text, page, folder)
         missing = set(SECTIONS[page]) - set(sections_in(text))
         if missing:
             print(f"{path}: no markers for {', '.join(sorted(missing))}", file=sys.stderr)
