@@ -285,16 +285,17 @@ def test_trained_shares_command(tmp_path, split, monkeypatch, capsys):
     assert "layer1.0.conv2.weight" in capsys.readouterr().err
 
 
-def test_digits_md_seeded_shares_are_recomputed():
-    """The seeded side of docs/digits.md's comparison (the trained side is one machine's run)."""
+def test_digits_md_untrained_shares_are_recomputed():
+    """The untrained side of docs/digits.md's comparison (the trained side is one machine's run)."""
     from numpy_resnext.paper import trained
     from numpy_resnext.paper.explain import branch_contributions
     text = " ".join(DIGITS_MD.split())
-    m = re.search(r"with the seeded weights of `build\(seed=0\)`, on the same (\d+) digits, gives shares from "
-                  r"(−?[\d.]+) % to ([\d.]+) %, its four largest carrying (\d+) %", text)
-    assert m, "docs/digits.md no longer states the seeded shares"
+    m = re.search(r"`initial_model\(digits_config\(32, 2\), seed=0\)`: .*?\), on the same (\d+) digits gives shares "
+                  r"from (−?[\d.]+) % to ([\d.]+) %, its four largest carrying (\d+) %", text)
+    assert m, "docs/digits.md no longer states the untrained shares"
     x, _, _ = trained.held_out(0)
-    shares = 100 * branch_contributions(build(sweep.digits_config(32, 2), seed=0), x, "layer1.0").shares
+    start = digits.initial_model(sweep.digits_config(32, 2), seed=0)
+    shares = 100 * branch_contributions(start, x, "layer1.0").shares
     assert len(x) == int(m[1])
     assert f"{shares.min():.1f}" == m[2].replace("−", "-") and f"{shares.max():.1f}" == m[3]
     assert round(np.sort(shares)[-4:].sum()) == int(m[4])

@@ -28,7 +28,7 @@ import numpy as np
 from .._files import save_figure
 from .._optional import pyplot
 from ..plan import PAPER_STAGE_NAMES, Plan, as_plan
-from .branches import block_branches, grouped_form
+from .branches import branch, grouped_form
 from ..params import is_trainable, param_shapes
 from ..preprocess import MEAN, STD
 from ..shapes import output_shapes
@@ -203,22 +203,27 @@ class Contributions(NamedTuple):
 
 
 def branch_contributions(model, x, block) -> Contributions:
-    """Split the block's aggregated transform on input batch ``x`` into its C branches."""
+    """Split the block's aggregated transform on input batch ``x`` into its C branches.
+
+    T is the block's conv3 output as the model computes it (the grouped form); the branches
+    are computed one at a time (:func:`numpy_resnext.paper.branches.branch`) and only their
+    statistics kept, so memory holds one branch, not C. ``check`` compares their sum with T."""
     b = model.plan.block(block)
     xin = model.forward(x, stop_before=b.name)                           # N, in, H, W
-    conv3 = grouped_form(xin, model.params, b, model.plan).total        # what the model computes
-    form = block_branches(xin, model.params, b, model.plan)
-    # the statistics in float64, converted once
-    T = form.total.astype(np.float64, copy=False)                        # N, out, OH, OW
-    Ti = np.stack(form.branches).astype(np.float64, copy=False)          # C, N, out, OH, OW
-    flat = Ti.reshape(len(form.branches), -1)                            # C, N*out*OH*OW
+    T = grouped_form(xin, model.params, b, model.plan).total.astype(np.float64)   # N, out, OH, OW
     tot = T.reshape(-1)                                                  # N*out*OH*OW
-    norms = np.sqrt((flat ** 2).sum(axis=1))
-    shares = flat @ tot / max(float(tot @ tot), 1e-300)
-    maps = np.sqrt((Ti ** 2).sum(axis=2)).mean(axis=1)                   # C, OH, OW
+    tt = max(float(tot @ tot), 1e-300)
+    norms, shares, maps = np.empty(b.groups), np.empty(b.groups), []
+    summed = np.zeros_like(T)
+    for i in range(b.groups):
+        Ti = branch(xin, model.params, b, i).astype(np.float64)          # N, out, OH, OW
+        flat = Ti.reshape(-1)
+        norms[i], shares[i] = np.sqrt(flat @ flat), flat @ tot / tt
+        maps.append(np.sqrt((Ti ** 2).sum(axis=1)).mean(axis=0))         # OH, OW
+        summed += Ti
     total_map = np.sqrt((T ** 2).sum(axis=1)).mean(axis=0)               # OH, OW
-    check = float(np.abs(form.total - conv3).max() / max(np.abs(conv3).max(), 1e-300))
-    return Contributions(norms, shares, maps, total_map, float(np.sqrt(tot @ tot)), check)
+    check = float(np.abs(summed - T).max() / max(np.abs(T).max(), 1e-300))
+    return Contributions(norms, shares, np.stack(maps), total_map, float(np.sqrt(tt)), check)
 
 
 def format_contributions(c: Contributions, block_name: str, top: int = 0) -> str:
