@@ -19,6 +19,8 @@ import time
 import numpy as np
 
 import numpy_resnext.ops.conv as conv
+import numpy_resnext.ops.cpu as cpu
+import numpy_resnext.ops.im2col as im2col
 
 # name: (C = K, G, H = W of the input, stride, batch)
 SHAPES = {
@@ -43,9 +45,9 @@ def parts(x, w, s, G, OH):
     """(label, run) for each step of conv2d's grouped path, as conv2d runs it (3x3, padding 1)."""
     N, C = x.shape[:2]
     Cg, Kg, Kd = C // G, w.shape[0] // G, 9 * (C // G)
-    xg = conv.group_major(x, G, 1, 1)
-    rows = conv._kernel_rows(xg, 3, s, OH)
-    wmat = conv.weight_matrix(w, G)
+    xg = im2col.group_major(x, G, 1, 1)
+    rows = im2col._kernel_rows(xg, 3, s, OH)
+    wmat = im2col.weight_matrix(w, G)
     Gc, blocks = conv.column_blocks(N, OH, OH, G, Kd, Kg, x.itemsize)
     buf = np.empty(max(Gc * (n1 - n0) * (b - a) * OH * Kd for n0, n1, a, b in blocks), dtype=x.dtype)
     out = np.empty((N, OH, OH, w.shape[0]), dtype=x.dtype)
@@ -58,12 +60,12 @@ def parts(x, w, s, G, OH):
                 step(g0, n0, n1, oh0, oh1, P, cols)
 
     def gather(g0, n0, n1, oh0, oh1, P, cols):
-        conv._gather(cols, rows, s, g0, n0, oh0)
+        im2col._gather(cols, rows, s, g0, n0, oh0)
 
     def matmul(g0, n0, n1, oh0, oh1, P, cols):
         o = out[n0:n1, oh0:oh1].reshape(P, G, Kg)[:, g0:g0 + Gc]
         np.matmul(cols.reshape(Gc, P, Kd), wmat[g0:g0 + Gc], out=o.transpose(1, 0, 2))
-    return [("part: group-major copy of the input (group_major)", lambda: conv.group_major(x, G, 1, 1)),
+    return [("part: group-major copy of the input (group_major)", lambda: im2col.group_major(x, G, 1, 1)),
             ("part: gather of every block (R copies each)", lambda: each_block(gather)),
             ("part: block matmuls (columns already gathered)", lambda: each_block(matmul))]
 
@@ -94,7 +96,7 @@ def main(argv=None):
         except ImportError:
             pass
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    print(f"bench_conv: {args.clock} time, {args.dtype}, {args.threads} threads, L2 {conv.cache_size(2, 0) >> 10} KB "
+    print(f"bench_conv: {args.clock} time, {args.dtype}, {args.threads} threads, L2 {cpu.cache_size(2, 0) >> 10} KB "
           f"(sysfs), medians of {args.repeats}, load average {os.getloadavg()[0]:.1f}")
     rng = np.random.default_rng(0)
     budgets = [float(b) for b in args.budgets.split(",")]

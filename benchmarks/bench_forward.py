@@ -49,6 +49,7 @@ import sys
 import time
 
 import numpy_resnext.ops.conv as conv
+import numpy_resnext.ops.cpu as cpu
 from numpy_resnext.archs import get_arch
 from numpy_resnext.plan import layer_plan
 
@@ -407,7 +408,7 @@ def run(args):
     print(f"bench_forward: {config.name} {what}, {args.dtype}, {args.size}x{args.size}, batches {args.batches}, "
           f"{args.repeats} timed runs after {args.warmup} warm-up, {args.threads} threads per lane")
     if hasattr(conv, "column_blocks"):
-        print(f"  CPU           {cpu_model()}; L2 {conv.cache_size(2, 0) >> 10} KB per core (sysfs)")
+        print(f"  CPU           {cpu_model()}; L2 {cpu.cache_size(2, 0) >> 10} KB per core (sysfs)")
         for line in block_choices(config, args):
             print(f"  blocks        {line}")
     else:       # an older engine (timing the code before a change)

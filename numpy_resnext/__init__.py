@@ -18,12 +18,15 @@ Paddle format, mapped onto canonical names) and ``nrx.read_paddle(path)`` (the f
 names), neither of which imports Paddle.
 """
 
+__version__ = "0.1.0"          # first, so that modules importing it find it during start-up
+
 from .ops.activations import relu, relu_backward
 from .archs import ALIASES, ARCHS, ArchConfig, custom, get_arch, list_archs
 from .plan import Block, ConvBN, Plan, Pool, layer_plan
 from .ops.batchnorm import (batchnorm, batchnorm_backward, batchnorm_train, batchnorm_train_backward,
                         bn_scale_shift)
-from .ops.conv import col2im, conv2d, conv2d_backward, conv_output_size, im2col, weight_matrix
+from .ops.conv import conv2d, conv2d_backward
+from .ops.im2col import col2im, conv_output_size, im2col, weight_matrix
 from .errors import (ArchitectureError, FormatError, InputError, InputTypeError, ResNeXtError,
                      WeightsError)
 from .io import load_weights, read_paddle
@@ -36,7 +39,6 @@ from .ops.pooling import (avgpool2d, avgpool2d_backward, global_avgpool, global_
                       maxpool2d_backward, pool_output_size)
 from .summary import summarize
 
-__version__ = "0.1.0"
 
 __all__ = ["Block", "ConvBN", "Plan", "Pool", "layer_plan",
     "ALIASES", "ARCHS", "ArchConfig", "ArchitectureError", "FormatError", "InputError",

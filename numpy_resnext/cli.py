@@ -14,6 +14,8 @@ import importlib
 import os
 import sys
 
+from . import __version__
+from .bounded import set_limits
 from .errors import ResNeXtError
 
 # commands, in the order `--help` lists them (module: the name with "-" as "_")
@@ -22,7 +24,6 @@ COMMANDS = ["demo", "archs", "summary", "forward", "convert", "classify", "golde
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
     parser = argparse.ArgumentParser(
         prog="numpy-resnext",
         description="ResNeXt (aggregated residual transformations) in pure NumPy: "
@@ -59,7 +60,6 @@ def main(argv=None) -> int:
         return 0
     try:
         if args.max_bytes:
-            from .bounded import set_limits
             set_limits(max_bytes=args.max_bytes)
         return int(args._run(args) or 0)
     except ResNeXtError as exc:

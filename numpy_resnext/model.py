@@ -17,6 +17,7 @@ from ._checks import as_float_array, float_dtype
 from .archs import get_arch
 from .errors import InputError, InputTypeError, WeightsError
 from .init import DEFAULT_INIT, seeded_params
+from .io import load_weights
 from .params import check_params, count_params, init_params, is_trainable, param_shapes
 from .plan import Plan, layer_plan
 from .shapes import check_input_size
@@ -125,7 +126,6 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
     dt = float_dtype(dtype, "build: dtype")
     loaded = None
     if weights is not None and isinstance(weights, (str, os.PathLike)):
-        from .io import load_weights
         # the loader checks a named architecture against the file and says how they differ
         loaded = load_weights(weights, arch=arch, strict=strict, ema=ema)
         config = loaded.config

@@ -13,7 +13,7 @@ import math
 from typing import NamedTuple
 
 from .errors import InputError
-from .ops.conv import conv_output_size
+from .ops.im2col import conv_output_size
 from .plan import Block, ConvBN, Head, Plan, Pool, as_plan
 from .ops.pooling import pool_output_size
 from .walk import walk

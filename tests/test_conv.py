@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from numpy_resnext.ops import naive
-from numpy_resnext.ops.conv import col2im, conv2d, conv_output_size, im2col, weight_matrix
+from numpy_resnext.ops.conv import conv2d
+from numpy_resnext.ops.im2col import col2im, conv_output_size, im2col, weight_matrix
 from numpy_resnext.errors import InputError, InputTypeError
 
 from _arrays import LAYOUTS, assert_close, conv_cases, in_layout

@@ -25,15 +25,15 @@ from _arrays import rel_err
 
 TOL64, TOL32 = 1e-10, 1e-5
 
-# (stem, layout, scheme the file must be recognised as)
-CASES = [
-    ("tiny_vision", "pdparams", "paddle_vision"),
-    ("tiny_resnext", "pdparams", "ppcls"),
-    ("tiny_resnext", "dir", "ppcls_param"),
-    ("tiny_resnext_vd", "pdparams", "ppcls"),
-    ("tiny_resnext_vd", "infer", "ppcls_param"),
-    ("tiny_wsl", "pdparams", "ppcls_wsl"),
-]
+# stem, layout, the scheme the file must be recognised as
+CASES = [tuple(line.split()) for line in """
+    tiny_vision      pdparams  paddle_vision
+    tiny_resnext     pdparams  ppcls
+    tiny_resnext     dir       ppcls_param
+    tiny_resnext_vd  pdparams  ppcls
+    tiny_resnext_vd  infer     ppcls_param
+    tiny_wsl         pdparams  ppcls_wsl
+""".strip().splitlines()]
 
 
 def paddle_entries(fixtures_dir):

@@ -15,7 +15,8 @@ import pytest
 import numpy_resnext as nrx
 from numpy_resnext import grad, walk
 from numpy_resnext.archs import ARCHS, custom
-from numpy_resnext.ops.conv import conv2d_backward, conv_output_size
+from numpy_resnext.ops.conv import conv2d_backward
+from numpy_resnext.ops.im2col import conv_output_size
 from numpy_resnext.io.names import units
 from numpy_resnext.model import ResNeXt
 from numpy_resnext.params import param_shapes
@@ -146,7 +147,8 @@ def test_stage_numbering_is_the_layer_numbering():
 
 
 # modules that only run ops: their functions' defaults are the ops' own API, not a layer's
-OP_MODULES = {"plan.py", "naive.py", "conv.py", "pooling.py", "batchnorm.py", "activations.py", "linear.py"}
+OP_MODULES = {"plan.py", "naive.py", "conv.py", "im2col.py", "pooling.py", "batchnorm.py", "activations.py",
+              "linear.py"}
 # the mutation audit's port bugs change a layer's hyperparameters on purpose (each is a
 # deliberately wrong variant of the plan's layer, made from it with _replace or an op override)
 MUTATION_MODULES = {"mutants.py"}

@@ -248,8 +248,9 @@ def test_command_cardinality_picks_the_budget_width(tmp_path, split, monkeypatch
 
 
 def test_command_sweep(tmp_path, split, monkeypatch, capsys):
+    from numpy_resnext.commands import train_demo
     real = sweep.run_sweep
-    monkeypatch.setattr(sweep, "run_sweep", lambda **kw: real(
+    monkeypatch.setattr(train_demo, "run_sweep", lambda **kw: real(
         cardinalities=(2, 16), split_for=lambda s: small(split, 96), max_steps=2,
         **{k: v for k, v in kw.items() if k != "epochs"}, epochs=1))
     out = tmp_path / "s.json"

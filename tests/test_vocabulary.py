@@ -14,7 +14,8 @@ import pytest
 
 import numpy_resnext as nrx
 from numpy_resnext import archs
-from numpy_resnext.ops import conv
+from numpy_resnext.cli import COMMANDS
+from numpy_resnext.ops import im2col
 from numpy_resnext.paper import claims as audit
 from numpy_resnext.paper import explain
 from numpy_resnext.plan import PAPER_STAGE_NAMES, layer_plan
@@ -25,15 +26,19 @@ DOCS = ROOT / "docs"
 
 # The learner-facing prose: README, docs/, and the docstrings / messages of these modules.
 # (numpy_resnext/io/ describes Paddle's file layouts, whose own names count res2..res5.)
-PROSE_MODULES = ["archs.py", "audit.py", "explain.py", "conv.py", "branches.py", "shapes.py",
-                 "summary.py", "naive.py", "digits.py", "figures.py", "plan.py", "walk.py",
-                 "grad.py", "train.py"]
+PROSE_MODULES = ["archs.py", "paper/claims.py", "paper/explain.py", "ops/conv.py", "ops/im2col.py",
+                 "paper/branches.py", "shapes.py", "summary.py", "ops/naive.py", "paper/digits.py",
+                 "paper/figures.py", "plan.py", "walk.py", "grad.py", "train.py"]
 
 
 def prose_files():
     files = [ROOT / "README.md"] + sorted(DOCS.glob("*.md"))
-    files += [ROOT / "numpy_resnext" / m for m in PROSE_MODULES if (ROOT / "numpy_resnext" / m).exists()]
-    return files
+    return files + [ROOT / "numpy_resnext" / m for m in PROSE_MODULES]
+
+
+def test_the_prose_modules_exist():
+    missing = [m for m in PROSE_MODULES if not (ROOT / "numpy_resnext" / m).is_file()]
+    assert not missing, f"moved or renamed: {missing}"
 
 
 ZERO_BASED = [
@@ -101,7 +106,7 @@ def test_cardinality_and_channels_are_told_apart():
     """The convolution pages use C for channels: wherever they mention the cardinality they
     say it is the group count G, and explain's grouped-conv formulas use Cg, never C/G right
     after 'cardinality C'."""
-    for text in (conv.__doc__, (DOCS / "grouped_convolution.md").read_text(encoding="utf-8")):
+    for text in (im2col.__doc__, (DOCS / "grouped_convolution.md").read_text(encoding="utf-8")):
         for line in text.splitlines():
             if "cardinality" in line:
                 assert "G" in line or "groups" in line, line
@@ -112,7 +117,8 @@ def test_cardinality_and_channels_are_told_apart():
 
 
 # --- names the docs point to exist ----------------------------------------------------------
-MODULES = {p.stem for p in (ROOT / "numpy_resnext").glob("*.py")} | {"io", "golden", "commands"}
+MODULES = ({p.stem for p in (ROOT / "numpy_resnext").glob("*.py")}
+           | {p.parent.name for p in (ROOT / "numpy_resnext").glob("*/__init__.py")})
 
 
 def _resolve(dotted):
@@ -152,11 +158,37 @@ def test_code_names_in_the_docs_exist(path):
     assert not stale and not missing, f"{path.name}: unknown names {stale}, missing files {missing}"
 
 
-def test_readme_layout_table_names_existing_modules():
+def _layout_table():
+    """{place: its row} from README's "How the code is organised" table."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = text.split("## How the code is organised", 1)[1].split("| module |", 1)[1].split("\n\n", 1)[0]
-    names = re.findall(r"`([\w]+(?:\.py|/))`", table)
-    assert len(names) > 15
+    section = text.split("## How the code is organised", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| place | its job |", 1)[1].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        place, job = line.strip("|").split("|", 1)
+        for name in re.findall(r"`([\w.]+/?)`", place):
+            rows[name] = job
+    return rows
+
+
+def test_readme_layout_table_lists_every_module_and_sub_package():
+    """Every top-level module and every sub-package has a row, every module of a sub-package
+    is named in its row, and the table names nothing that does not exist."""
+    rows = _layout_table()
     pkg = ROOT / "numpy_resnext"
-    missing = [n for n in names if not (pkg / n.rstrip("/")).exists() and not list(pkg.glob(f"*/{n}"))]
-    assert not missing, f"README's module table names {missing}, which do not exist"
+    top = {p.name for p in pkg.glob("*.py") if p.name != "__init__.py"}
+    subs = {p.name + "/" for p in pkg.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+    listed = set(rows)
+    assert top <= listed, f"top-level modules without a row: {sorted(top - listed)}"
+    assert subs <= listed, f"sub-packages without a row: {sorted(subs - listed)}"
+    assert listed <= top | subs, f"rows for what does not exist: {sorted(listed - top - subs)}"
+    for sub in sorted(s for s in subs if (pkg / s / "__init__.py").exists()):
+        modules = {p.name for p in (pkg / sub).rglob("*.py") if p.name != "__init__.py"
+                   and p.parent == pkg / sub.rstrip("/")}
+        packages = {p.parent.name + "/" for p in (pkg / sub).glob("*/__init__.py")}
+        unnamed = sorted(m for m in modules | packages if f"`{m}`" not in rows[sub])
+        if sub == "commands/":            # one module per command, named after it
+            commands = {c.replace("-", "_") + ".py" for c in COMMANDS} | {"_common.py"}
+            assert modules == commands, f"command modules {sorted(modules ^ commands)} differ from cli.COMMANDS"
+        elif sub != "io/":                # io/ is described by format, its modules in docs/formats.md
+            assert not unnamed, f"README's row for {sub} does not name {unnamed}"

@@ -5,6 +5,7 @@ import json
 import math
 import os
 
+from ..golden.mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, format_table, run_mutants, summary
 from ..paper.claims import format_audit, run_audit
 from ..errors import InputError
 from ..init import DEFAULT_INIT, INITS
@@ -56,7 +57,6 @@ def add_parser(sub):
 
 
 def run_mutation_audit(args):
-    from ..golden.mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, format_table, run_mutants, summary
     arch, size = args.arch or DEFAULT_ARCH, tuple(args.size or DEFAULT_SIZE)
     if min(size) < 1:
         raise InputError(f"--size: expected two positive sizes H W, found {size[0]} {size[1]}")

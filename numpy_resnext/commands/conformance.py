@@ -6,6 +6,9 @@ import sys
 import numpy as np
 
 from .._optional import require
+from ..onnx_export.conformance import conformance
+from ..onnx_export.plot import plot_conformance
+from ..onnx_export.runtimes import parse_runtimes
 from ..errors import InputError
 from ._common import add_command, add_model_options, check_output_path, save_json, load_input, load_model
 
@@ -47,8 +50,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..onnx_export.conformance import conformance
-    from ..onnx_export.runtimes import parse_runtimes
     require("onnx", "ONNX export")
     parse_runtimes(args.runtimes)                     # a clear error before any work
     for path, what in ((args.json, "--json"), (args.png, "--png")):
@@ -73,6 +74,5 @@ def run(args):
     if args.json:
         save_json(args.json, result.to_dict())
     if args.png:
-        from ..onnx_export.plot import plot_conformance
         plot_conformance(result, args.png)
     return 0 if result.passed else 1

@@ -3,6 +3,8 @@
 import os
 
 from .._optional import require
+from ..onnx_export.save import export
+from ..onnx_export.testdata import write_test_data
 from ..errors import InputError
 from ._common import Progress, add_command, add_model_options, check_output_path, load_model
 
@@ -58,8 +60,6 @@ def parse_globs(items, option="--intermediates"):
 
 
 def run(args):
-    from ..onnx_export.save import export
-    from ..onnx_export.testdata import write_test_data
     require("onnx", "ONNX export")                                    # exit 2 naming the extra, before any work
     check_output_path(args.onnx, "--onnx")
     if args.test_data < 0 or args.batch < 1:

@@ -4,6 +4,7 @@ import time
 
 from ..errors import InputError
 from .._files import save_npz
+from ..grad import gradients
 from ._common import Progress, add_command, add_model_options, cast_input, check_output_path, load_model, load_npy
 
 
@@ -32,7 +33,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..grad import gradients
     check_output_path(args.output, "--output")       # fail before the backward pass, not after
     if args.running is not None:
         if not args.train:

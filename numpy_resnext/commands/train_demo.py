@@ -13,8 +13,9 @@ from .._files import save_npz
 from .._optional import pyplot
 from ..errors import InputError
 from ..ops.cpu import cpu_name
-from ..paper.digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, train_digits
-from ..paper.sweep import SWEEP_CARDINALITIES, budget, digits_config, width_for
+from ..paper.digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, plot_curves, train_digits
+from ..paper.sweep import (SWEEP_CARDINALITIES, budget, digits_config, format_summary, plot_sweep,
+                           run_sweep, summarize, width_for)
 from ..plan import layer_plan
 from ..shapes import totals
 from ._common import add_command, check_output_path, save_json
@@ -76,7 +77,7 @@ def add_parser(sub):
 def _blas_threads(n):
     """A context limiting BLAS to n threads (n = 0, or no threadpoolctl: unchanged)."""
     try:
-        from threadpoolctl import threadpool_limits       # optional: scikit-learn installs it
+        from threadpoolctl import threadpool_limits      # optional: BLAS threads stay as they are without it
     except ImportError:
         threadpool_limits = None
     if not n or threadpool_limits is None:
@@ -173,7 +174,6 @@ def run(args):
         save_npz(args.weights, dict(result.model.params))
         print(f"wrote {args.weights}")
     if args.png:
-        from ..paper.digits import plot_curves
         plot_curves(result.history, args.png,
                     title=f"{cfg.name} on scikit-learn's digits (seed {args.seed}): held-out "
                           f"accuracy {result.test_accuracy:.1%}\none run: it repeats bit for bit on the "
@@ -183,8 +183,6 @@ def run(args):
 
 
 def _run_sweep(args):
-    from ..paper.sweep import format_summary, plot_sweep, run_sweep, summarize
-
     def on_run(r):
         print(f"[{r['seconds']:6.1f}s] C = {r['cardinality']:2d}, d = {r['width']:2d} "
               f"({r['params']:,} parameters), seed {r['seed']}: held-out accuracy {r['test_accuracy']:.2%}",

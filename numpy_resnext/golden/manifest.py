@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import __version__
 from .._files import atomic_write
 from ..bounded import expect, expect_keys, expect_shape, loads_json, read_array_file, short_repr
 from ..checksums import params_sha256, tensor_sha256
@@ -53,7 +54,6 @@ def tensor_record(name, a) -> dict:
 
 def make_manifest(model, tensors, execution_order, keep=None) -> dict:
     """Everything a consumer needs to trust and use a dump, as JSON-ready data."""
-    from .. import __version__
     x = tensors[INPUT_NAME]
     manifest = {
         "format": FORMAT,

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .batchnorm import EPS
-from .conv import conv_output_size
+from .im2col import conv_output_size
 from .pooling import pool_output_size
 
 

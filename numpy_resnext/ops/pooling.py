@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .._checks import as_float_array, check_ndim, pair
-from .conv import channels_last, from_channels_last, pad_channels_last
+from .im2col import channels_last, from_channels_last, pad_channels_last
 from ..errors import InputError
 
 
