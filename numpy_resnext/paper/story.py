@@ -36,6 +36,7 @@ from ..shapes import output_shapes
 # GoogLeNet's inception (3a): #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj (out 256)
 INCEPTION_3A = dict(c1=64, r3=96, c3=128, r5=16, c5=32, pool_proj=32)
 INCEPTION_OUT = 256
+INCEPTION_POOL = (3, 1, 1)         # its max-pool branch: 3x3 window, stride 1, padding 1 (same size)
 
 
 class Conv(NamedTuple):
@@ -52,11 +53,11 @@ class Conv(NamedTuple):
 
 
 class Branch(NamedTuple):
-    """A path through a block: an optional 3x3/1 max-pool, then convolutions in order."""
+    """A path through a block: an optional max-pool, then convolutions in order."""
 
     label: str
     convs: tuple
-    pool: bool = False
+    pool: tuple | None = None  # (kernel, stride, padding) of a max-pool before the convolutions
     repeat: int = 1            # identical copies (ResNeXt's C branches)
 
     @property
@@ -114,12 +115,12 @@ def block_forms(arch="ResNeXt50_32x4d", block="layer1.1") -> list:
         Branch("1x1", (Conv(1, cin, s["c1"]),)),
         Branch("3x3", (Conv(3, cin, s["c3"]),)),
         Branch("5x5", (Conv(5, cin, s["c5"]),)),
-        Branch("3x3 max-pool", (), pool=True)), "concatenate", cin, H, W)
+        Branch("3x3 max-pool", (), pool=INCEPTION_POOL)), "concatenate", cin, H, W)
     reduced = Form("Inception, 1x1 reductions", (
         Branch("1x1", (Conv(1, cin, s["c1"]),)),
         Branch("1x1 -> 3x3", (Conv(1, cin, s["r3"]), Conv(3, s["r3"], s["c3"]))),
         Branch("1x1 -> 5x5", (Conv(1, cin, s["r5"]), Conv(5, s["r5"], s["c5"]))),
-        Branch("3x3 max-pool -> 1x1", (Conv(1, cin, s["pool_proj"]),), pool=True)), "concatenate", cin, H, W)
+        Branch("3x3 max-pool -> 1x1", (Conv(1, cin, s["pool_proj"]),), pool=INCEPTION_POOL)), "concatenate", cin, H, W)
     resnext = Form(f"ResNeXt {C}x{dp}d", (
         Branch("1x1 -> 3x3 -> 1x1", (Conv(1, cin, dp), Conv(3, dp, dp), Conv(1, dp, out)), repeat=C),),
         "sum", cin, H, W)
@@ -132,12 +133,12 @@ def block_forms(arch="ResNeXt50_32x4d", block="layer1.1") -> list:
 
 def run_form(form: Form, x, rng) -> np.ndarray:
     """Run ``form`` on x (N, cin, H, W) with seeded random weights and the package's ops:
-    each branch's convolutions (after a 3x3/1 max-pool if it has one), then concatenation or
+    each branch's convolutions (after its max-pool if it has one), then concatenation or
     sum. Shows the output shape the counts assume; the values mean nothing."""
     outs = []
     for b in form.branches:
         for _ in range(b.repeat):
-            y = maxpool2d(x, kernel=3, stride=1, padding=1) if b.pool else x
+            y = maxpool2d(x, *b.pool) if b.pool else x
             for c in b.convs:
                 w = rng.standard_normal((c.cout, c.cin // c.groups, c.kernel, c.kernel)) / np.sqrt(c.cin * c.kernel ** 2)
                 y = np.maximum(conv2d(y, w.astype(x.dtype), padding=c.kernel // 2, groups=c.groups), 0)
