@@ -21,7 +21,7 @@ What it does, so the figures can be judged:
 - torch/safetensors: torch_capture.py's plain-torch ResNeXt50_32x4d (float32) written by
   torch.save (zip and legacy), as a checkpoint with an EMA copy (only one state dict is
   read) and by safetensors.torch.save_file, in --dir/torch; read with numpy_resnext's
-  readers (``read_foreign``: tensors under the file's names; ``load_weights``: with name
+  readers (``read_weights``: tensors under the file's names; ``load_weights``: with name
   mapping and checks) and, for comparison, torch.load(weights_only=True) and
   safetensors.numpy.load_file.
 
@@ -114,8 +114,7 @@ save_file({k: v.contiguous() for k, v in sd.items()}, out + "/model.safetensors"
 def torch_readers(directory: Path, python: str):
     """(readers, sizes, counts) for the torch.save / safetensors files of ResNeXt50_32x4d,
     written once by torch (through ``python``) into ``directory``."""
-    from numpy_resnext.io import load_weights
-    from numpy_resnext.io.torch_read import read_foreign
+    from numpy_resnext.io import load_weights, read_weights
     if not (directory / "model.safetensors").is_file():
         directory.mkdir(parents=True, exist_ok=True)
         print(f"writing ResNeXt50_32x4d files with torch into {directory} ...", file=sys.stderr)
@@ -127,10 +126,10 @@ def torch_readers(directory: Path, python: str):
                         ("checkpoint + EMA (one read)", "checkpoint.pth.tar"),
                         ("safetensors", "model.safetensors")]:
         path = directory / name
-        tensors, _, _ = read_foreign(path)
-        readers[f"read_foreign: {label}"] = lambda path=path: read_foreign(path)
-        sizes[f"read_foreign: {label}"] = path.stat().st_size
-        counts[f"read_foreign: {label}"] = len(tensors)
+        tensors = read_weights(path).tensors
+        readers[f"read_weights: {label}"] = lambda path=path: read_weights(path)
+        sizes[f"read_weights: {label}"] = path.stat().st_size
+        counts[f"read_weights: {label}"] = len(tensors)
     for name in ("resnext50_32x4d.pth", "model.safetensors"):
         path = directory / name
         readers[f"load_weights (+ names, checks): {name}"] = lambda path=path: load_weights(path)

@@ -187,3 +187,20 @@ def custom(depths=(1, 1, 1, 1), cardinality=4, base_width=4, stem="plain", avg_d
                       base_width=base_width, stem=stem, avg_down=avg_down,
                       num_classes=num_classes, stem_width=stem_width,
                       deep_stem_width=deep_stem_width, description="custom")
+
+
+# the fields that make two architectures compute the same function
+MATH_FIELDS = ("depths", "cardinality", "base_width", "stem", "avg_down", "num_classes",
+               "stem_width", "deep_stem_width")
+
+
+def registered(arch, head=True):
+    """The registry entry computing what ``arch`` (an ArchConfig, or a dict of
+    :data:`MATH_FIELDS`) computes; with ``head=False`` whatever its number of classes.
+    None when the registry has no such network."""
+    value = arch.get if isinstance(arch, dict) else (lambda f: getattr(arch, f))
+    fields = [f for f in MATH_FIELDS if head or f != "num_classes"]
+    for cfg in ARCHS.values():
+        if all(getattr(cfg, f) == value(f) for f in fields):
+            return cfg
+    return None

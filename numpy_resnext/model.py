@@ -18,7 +18,7 @@ from .archs import get_arch
 from .errors import InputError, InputTypeError, WeightsError
 from .init import DEFAULT_INIT, seeded_params
 from .io import load_weights
-from .params import check_params, count_params, init_params, is_trainable, param_shapes
+from .params import LoadReport, count_params, init_params, is_trainable, validate
 from .plan import Plan, layer_plan
 from .shapes import check_input_size
 from .summary import summarize
@@ -31,7 +31,7 @@ class ResNeXt:
     Attributes: ``plan`` (the :class:`~numpy_resnext.plan.Plan` every layer comes from),
     ``config`` (its :class:`~numpy_resnext.archs.ArchConfig`), ``dtype``, ``params`` (an
     ordered dict canonical name -> array, BN running statistics included), ``load_report``
-    (what a non-strict load skipped).
+    (a :class:`~numpy_resnext.params.LoadReport`: what a load left out, ignored or noted).
     """
 
     def __init__(self, plan: Plan, params, dtype, load_report=None):
@@ -39,7 +39,7 @@ class ResNeXt:
         self.config = plan.config
         self.dtype = np.dtype(dtype)
         self.params = params
-        self.load_report = load_report or {"missing": [], "unexpected": []}
+        self.load_report = load_report if load_report is not None else LoadReport()
 
     # --- parameters ------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
@@ -124,26 +124,21 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
              record what they skipped in ``model.load_report``.
     """
     dt = float_dtype(dtype, "build: dtype")
-    loaded = None
     if weights is not None and isinstance(weights, (str, os.PathLike)):
-        # the loader checks a named architecture against the file and says how they differ
-        loaded = load_weights(weights, arch=arch, strict=strict, ema=ema)
-        config = loaded.config
-        weights = loaded.params
+        # read, renamed and validated once, against the plan of the file's architecture (a
+        # named architecture is checked against the file, which says how they differ)
+        loaded = load_weights(weights, arch=arch, strict=strict, ema=ema, dtype=dt, finite=True)
+        plan, checked, report = loaded.plan, loaded.params, loaded.report
     else:
         if arch is None:
             raise WeightsError("build: an architecture is needed unless weights come from a file")
-        config = get_arch(arch)
-    plan = layer_plan(config)                  # the one plan this model's parts all read
-    if weights is None:
-        return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt)
-    checked, report = check_params(plan, weights, dtype=dt, strict=strict)
-    if loaded is not None:
-        report.update({k: v for k, v in loaded.report.as_dict().items() if k not in report})
-    if report["missing"]:
+        plan = layer_plan(get_arch(arch))          # the one plan this model's parts all read
+        if weights is None:
+            return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt)
+        checked, report = validate(plan, weights, dtype=dt, strict=strict)
+    params = checked                           # in parameter order
+    if report.missing:
         # a non-strict load: the seeded initialisation fills what the weights left out
         params = init_params(plan, seed=seed, dtype=dt)
         params.update(checked)
-    else:
-        params = OrderedDict((name, checked[name]) for name in param_shapes(plan))
     return ResNeXt(plan, params, dt, load_report=report)

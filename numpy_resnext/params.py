@@ -1,4 +1,5 @@
-"""Parameters under canonical names: their shapes, a seeded initialisation, strict checks.
+"""Parameters under canonical names: their shapes, a seeded initialisation, and the one
+validation of weights against an architecture (:func:`validate`, its :class:`LoadReport`).
 
 Canonical names are torchvision's for the plain and WSL models and timm's for the vd
 models (a deep stem ``conv1.0/.1/.3/.4/.6`` + ``bn1``; shortcut ``downsample.1`` conv and
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .bounded import clip_list
 from .errors import WeightsError
 from .plan import BN_FIELDS, Plan, as_plan
 
@@ -71,47 +74,120 @@ def init_params(plan: Plan, seed: int = 0, dtype="float32") -> "OrderedDict[str,
     return params
 
 
-def check_params(plan, weights, dtype=None, strict=True, what="weights"):
-    """Validate a {canonical name: array} dict against ``config``.
+@dataclass
+class LoadReport:
+    """What a load found besides the expected tensors.
 
-    Every missing, unexpected and wrongly shaped tensor is reported at once, by name. With
-    ``strict=False`` missing and unexpected tensors are allowed (shapes must still match)
-    and returned in the report. Returns ``(checked, report)`` where ``checked`` holds
-    arrays of ``dtype`` (cast explicitly only when ``dtype`` is given) and ``report`` is a
-    dict with lists ``missing`` and ``unexpected``.
+    missing:    (canonical name, file name) of tensors the weights lack
+    unexpected: names that map to no tensor of the architecture (the file's own names)
+    ignored:    file names that carry no model state (e.g. num_batches_tracked)
+    notes:      anything else the user should know (assumptions, reassembled tensors)
+    """
+
+    missing: list = field(default_factory=list)
+    unexpected: list = field(default_factory=list)
+    ignored: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """The report as plain lists, the missing tensors by canonical name."""
+        return {"missing": [c for c, _ in self.missing], "unexpected": list(self.unexpected),
+                "ignored": list(self.ignored), "notes": list(self.notes)}
+
+    def lines(self) -> list:
+        """Human-readable lines for what was not loaded (empty for a full load)."""
+        out = []
+        if self.missing:
+            out.append(f"{len(self.missing)} missing: " + _listed(self.missing))
+        if self.unexpected:
+            out.append(f"{len(self.unexpected)} unexpected, not loaded: "
+                       + clip_list(self.unexpected, 40))
+        if self.ignored and all(n.endswith(".num_batches_tracked") for n in self.ignored):
+            out.append(f"{len(self.ignored)} ignored: torch's BatchNorm step counters "
+                       "(num_batches_tracked, no model state)")
+        elif self.ignored:
+            out.append(f"{len(self.ignored)} ignored (no model state): "
+                       + clip_list(self.ignored, 40))
+        return out + list(self.notes)
+
+
+def _named(canonical, file_name):
+    """The canonical name, with the file's name beside it when the two differ."""
+    return canonical if file_name == canonical else f"{canonical} (file: {file_name})"
+
+
+def _listed(pairs, sep=", "):
+    return clip_list([_named(c, f) for c, f in pairs], 40, sep)
+
+
+def validate(plan, weights, *, dtype=None, strict=True, finite=True, what="weights",
+             file_names=None, in_out=(), unexpected=(), report=None):
+    """Check the {canonical name: array} dict ``weights`` against the tensors of ``plan``
+    (a :class:`Plan`; a name or config is accepted too) and return ``(checked, report)``: ``checked`` the arrays in
+    parameter order (cast to ``dtype`` when given), ``report`` a :class:`LoadReport`.
+
+    Every problem is reported at once, in one WeightsError: missing and unexpected tensors
+    (allowed with ``strict=False``, and listed in the report), wrong shapes, non-float
+    values and (with ``finite``) NaN or infinite values.
+
+    file_names: {canonical name: the file's name for it}, shown beside the canonical one
+                (a weight file renamed to canonical names; default: the names themselves).
+    in_out:     canonical names stored [in, out] (Paddle's Linear): checked in that
+                layout and transposed to [out, in].
+    unexpected: names found beside ``weights`` that map to no tensor (the file's names).
+    report:     a LoadReport to add to (a file's notes and ignored tensors).
     """
     if not hasattr(weights, "items"):
         raise WeightsError(f"{what}: expected a mapping of canonical names to arrays, found {type(weights).__name__}")
     plan = as_plan(plan)
     expected = param_shapes(plan)
-    missing = [n for n in expected if n not in weights]
-    unexpected = [n for n in weights if n not in expected]
+    file_names = file_names or {}
+    report = report if report is not None else LoadReport()
+    report.missing.extend((n, file_names.get(n, n)) for n in expected if n not in weights)
+    report.unexpected.extend(list(unexpected) + [n for n in weights if n not in expected])
     wrong, bad_type, non_finite = [], [], []
     checked = OrderedDict()
     for name, shape in expected.items():
         if name not in weights:
             continue
-        value = weights[name]
+        value, label = weights[name], _named(name, file_names.get(name, name))
         if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
             found = getattr(value, "dtype", type(value).__name__)
-            bad_type.append(f"{name}: expected a floating-point array, found {found}")
+            bad_type.append(f"{label}: expected a floating-point array, found {found}")
             continue
-        if tuple(value.shape) != tuple(shape):
-            wrong.append(f"{name}: expected shape {tuple(shape)}, found {tuple(value.shape)}")
+        if name in in_out:
+            stored = tuple(shape)[::-1]
+            if tuple(value.shape) != stored:
+                wrong.append(f"{label}: expected shape {stored} ([in, out], Paddle's Linear), "
+                             f"found {tuple(value.shape)}")
+                continue
+            value = np.ascontiguousarray(value.T)          # (in, out) -> (out, in)
+        elif tuple(value.shape) != tuple(shape):
+            wrong.append(f"{label}: expected shape {tuple(shape)}, found {tuple(value.shape)}")
             continue
-        if not np.isfinite(value).all():
+        if finite and not np.isfinite(value).all():
             bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
-            non_finite.append(f"{name}: {bad} of {value.size} values are NaN or infinite")
+            non_finite.append(f"{label}: {bad} of {value.size} values are NaN or infinite")
         checked[name] = value if dtype is None else value.astype(dtype, copy=False)
     problems = []
-    if missing and strict:
-        problems.append(f"{len(missing)} missing: " + ", ".join(missing))
-    if unexpected and strict:
-        problems.append(f"{len(unexpected)} unexpected: " + ", ".join(map(str, unexpected)))
+    if report.missing and strict:
+        problems.append(f"{len(report.missing)} missing: " + _listed(report.missing))
+    if report.unexpected and strict:
+        problems.append(f"{len(report.unexpected)} unexpected: "
+                        + clip_list([str(n) for n in report.unexpected], 40))
     for label, items in (("wrong shape", wrong), ("wrong type", bad_type), ("not finite", non_finite)):
         if items:
-            problems.append(f"{len(items)} {label}: " + "; ".join(items))
+            problems.append(f"{len(items)} {label}: " + clip_list(items, 40, "; "))
     if problems:
         raise WeightsError(f"{what} do not match architecture {plan.config.name} "
-                           f"({len(expected)} tensors expected):\n  " + "\n  ".join(problems))
-    return checked, {"missing": missing, "unexpected": unexpected}
+                           f"({len(expected)} tensors expected, "
+                           f"{len(weights) + len(unexpected)} found):\n  " + "\n  ".join(problems))
+    return checked, report
+
+
+def check_params(plan, weights, dtype=None, strict=True, what="weights"):
+    """:func:`validate` with the report as a dict of canonical names ``{"missing": [...],
+    "unexpected": [...]}``."""
+    checked, report = validate(plan, weights, dtype=dtype, strict=strict, what=what)
+    return checked, {"missing": [c for c, _ in report.missing],
+                     "unexpected": list(report.unexpected)}

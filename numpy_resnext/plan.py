@@ -5,7 +5,7 @@ once per model (:func:`numpy_resnext.model.build` makes it and hands it down), a
 consumer reads the plan instead of re-deriving layers from the config: parameter shapes and
 the seeded initialisation (:mod:`.params`, :mod:`.init`), output shapes and MACs
 (:mod:`.shapes`), the forward walk (:mod:`.walk`), the backward (:mod:`.grad`), the Fig. 3
-branch view (:mod:`.paper.branches`), weight-file name maps (:mod:`.io`) and golden name
+branch view (:mod:`.paper.branches`), weight-file name maps (:mod:`.io.schemes`) and golden name
 maps. A hyperparameter of a layer (channels, kernel, stride, padding, groups, pooling) is
 written here and nowhere else.
 

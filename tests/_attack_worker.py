@@ -28,9 +28,8 @@ from numpy_resnext.cli import main
 from numpy_resnext.commands._common import load_input, load_npy
 from numpy_resnext.errors import ResNeXtError
 from numpy_resnext.golden import compare, golden_dump, load_map, read_golden, write_golden
-from numpy_resnext.io import load_weights, read_paddle
-from numpy_resnext.io.safetensors import read_safetensors
-from numpy_resnext.io.torch_read import read_foreign
+from numpy_resnext.io import load_weights, read_paddle, read_weights
+from numpy_resnext.io import safetensors
 from numpy_resnext.preprocess import load_image
 
 TIMEOUT = 10
@@ -61,8 +60,8 @@ API = {
                   ("read_array_file", lambda p: read_array_file(p))],
     "map": [("load_map", lambda p: load_map(p)),
             ("compare(name_map=)", lambda p: compare(FILES["dump"], FILES["dump"], name_map=p))],
-    "torch": [("read_foreign", lambda p: read_foreign(p)), ("load_weights", lambda p: load_weights(p))],
-    "safetensors": [("read_safetensors", lambda p: read_safetensors(p)),
+    "torch": [("read_weights", lambda p: read_weights(p)), ("load_weights", lambda p: load_weights(p))],
+    "safetensors": [("safetensors.read", lambda p: safetensors.read(p)),
                     ("load_weights", lambda p: load_weights(p))],
     "glob": [("Selection.matches", lambda p: _glob_case(p))],
 }
@@ -85,7 +84,7 @@ def _glob_case(path):
 def _setup(workdir):
     """A tiny weight file, an input, a d(logits) and a reference dump made from them."""
     from numpy_resnext.archs import ArchConfig
-    from numpy_resnext.io.writers import write_weights
+    from numpy_resnext.io import write_weights
     from numpy_resnext.params import init_params
     cfg = ArchConfig(name="tiny", depths=(1, 1), cardinality=2, base_width=4, num_classes=3)
     FILES["w"] = f"{workdir}/tiny.npz"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numpy_resnext.io.tensor_record import encode_record
+from numpy_resnext.io.paddle.records import encode_record
 
 P61 = (1 << 61) - 1
 try:

@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 
 from _attacks import (P61, _binunicode, _case, _deflate_bomb_zip, _npy_header, _npz, _proto4)
-from numpy_resnext.io.torch_file import LEGACY_MAGIC
+from numpy_resnext.io.torch.file import LEGACY_MAGIC
 
 FORWARD = ["forward", "--weights", "{w}", "--input", "{path}", "--output", "{work}/o.npy"]
 GRAD_INPUT = ["grad", "--weights", "{w}", "--input", "{path}", "--dout", "{dout}",

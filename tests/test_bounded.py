@@ -19,8 +19,8 @@ from numpy_resnext import bounded as B
 from numpy_resnext._files import save_npy
 from numpy_resnext.errors import FormatError, InputError, OutputError, ResNeXtError
 from numpy_resnext.io import read_paddle
-from numpy_resnext.io.safe_pickle import safe_loads
-from numpy_resnext.io.tensor_record import encode_record
+from numpy_resnext.io.paddle.records import encode_record
+from numpy_resnext.io.unpickle import loads as safe_loads
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,11 +22,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from numpy_resnext.errors import FormatError
-from numpy_resnext.io import detect_kind, read_paddle
-from numpy_resnext.io.pdparams import SPLIT_INFO_KEY, read_pdparams, reassemble_split
-from numpy_resnext.io.program import persistable_variables
-from numpy_resnext.io.safe_pickle import safe_loads
-from numpy_resnext.io.tensor_record import encode_record, read_combined, read_record
+from numpy_resnext.io import read_paddle
+from numpy_resnext.io.paddle import detect_kind
+from numpy_resnext.io.paddle.pdparams import SPLIT_INFO_KEY, read_pdparams, reassemble_split
+from numpy_resnext.io.paddle.program import persistable_variables
+from numpy_resnext.io.paddle.records import encode_record, read_combined, read_record
+from numpy_resnext.io.unpickle import loads as safe_loads
 
 FORMATS = Path(__file__).resolve().parent.parent / "reference" / "fixtures" / "formats"
 
@@ -451,7 +452,7 @@ def test_huge_dims_are_caught_before_numpy():
 
 def test_file_shrinking_while_read_names_file_tensor_and_byte(tmp_path):
     """The data is read straight from the file: a short read is a FormatError, not zeros."""
-    from numpy_resnext.io.tensor_record import _Bytes, _decode
+    from numpy_resnext.io.paddle.records import _Bytes, _decode
     raw = encode_record(np.arange(6, dtype=np.float32))
     path = tmp_path / "shrunk.pdiparams"
     path.write_bytes(raw[:-8])

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numpy_resnext.io import read_paddle
-from numpy_resnext.io.tensor_record import encode_record
+from numpy_resnext.io.paddle.records import encode_record
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "reference" / "make_format_fixtures.py"

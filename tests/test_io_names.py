@@ -16,12 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numpy_resnext.archs import ARCHS, custom, get_arch
+from numpy_resnext.archs import ARCHS, MATH_FIELDS, custom, get_arch
 from numpy_resnext.errors import WeightsError
 from numpy_resnext.io import load_weights
-from numpy_resnext.io import names as N
+from numpy_resnext.io import schemes as N
 from numpy_resnext.io import infer as I
-from numpy_resnext.io.infer import MATH_FIELDS, infer_config
+from numpy_resnext.io.infer import infer_config
 from numpy_resnext.params import param_shapes
 
 KEY_SCHEME = {"resnext": "ppcls", "resnext_vd": "ppcls", "resnext101_wsl": "ppcls_wsl",

@@ -397,12 +397,27 @@ def test_weights_dict_with_nan_or_mismatch_is_refused():
     assert "fc.weight: expected shape (4, 256), found (4, 3)" in msg
 
 
+def test_weight_file_with_nan_loads_as_stored_but_does_not_build(tmp_path):
+    """load_weights (and convert) copy values as they are; build refuses NaN from a file as
+    it does from a dict."""
+    from numpy_resnext.io import load_weights
+    config = custom(depths=(1,), cardinality=2, num_classes=4)
+    weights = build(config, dtype="float32").state_dict()
+    weights["layer1.0.conv2.weight"][0, 0, 0, 0] = np.nan
+    path = tmp_path / "w.npz"
+    np.savez(path, **weights)
+    assert np.isnan(load_weights(path).params["layer1.0.conv2.weight"][0, 0, 0, 0])
+    with pytest.raises(WeightsError, match=r"(?s)w\.npz.*1 not finite: layer1\.0\.conv2\.weight: "
+                       r"1 of \d+ values are NaN"):
+        build(None, weights=path)
+
+
 def test_non_strict_build_reports_what_it_filled():
     config = custom(depths=(1,), cardinality=2, num_classes=4)
     weights = build(config, dtype="float32").state_dict()
     del weights["fc.bias"]
     model = build(config, weights=weights, strict=False)
-    assert model.load_report["missing"] == ["fc.bias"]
+    assert model.load_report.as_dict()["missing"] == ["fc.bias"]
     assert model.params["fc.bias"].shape == (4,)
 
 

@@ -1,5 +1,5 @@
 """params.py: canonical names and shapes, parameter counts, the seeded initialisation, and
-check_params' all-at-once report of what does not match.
+the one validation's (validate, check_params) all-at-once report of what does not match.
 """
 
 import math
@@ -10,7 +10,8 @@ import pytest
 from numpy_resnext.archs import ARCHS, custom
 from numpy_resnext.errors import WeightsError
 from numpy_resnext.params import (check_params, count_params, init_params, is_trainable,
-                                  param_shapes)
+                                  param_shapes, validate)
+from numpy_resnext.plan import layer_plan
 
 # docs/architectures.md, trainable parameters (BN running statistics excluded), checked with Paddle and torch
 PUBLISHED_PARAMS = {
@@ -174,6 +175,41 @@ def test_check_params_infinite_and_non_mapping():
         check_params(TINY, w)
     with pytest.raises(WeightsError, match=r"expected a mapping of canonical names to arrays, found list"):
         check_params(TINY, [1, 2])
+
+
+def test_validate_names_the_file_and_reads_the_stored_head_layout():
+    """A renamed file: each problem under the canonical name and the file's; the head stored
+    [in, out] is checked in that layout and comes back [out, in], contiguous."""
+    good = init_params(TINY, seed=0, dtype="float32")
+    stored = dict(good, **{"fc.weight": np.ascontiguousarray(good["fc.weight"].T)})
+    names = {n: f"f/{n}" for n in good}
+    checked, report = validate(layer_plan(TINY), stored, file_names=names, in_out=("fc.weight",))
+    np.testing.assert_array_equal(checked["fc.weight"], good["fc.weight"])
+    assert checked["fc.weight"].flags.c_contiguous and list(checked) == list(good)
+    assert report.missing == [] and report.unexpected == []
+    bad = dict(stored, **{"fc.weight": good["fc.weight"]})          # [out, in]: not as stored
+    del bad["conv1.weight"]
+    with pytest.raises(WeightsError) as info:
+        validate(TINY, bad, file_names=names, in_out=("fc.weight",), unexpected=["f/extra"])
+    msg = str(info.value)
+    for part in ("1 missing: conv1.weight (file: f/conv1.weight)", "1 unexpected: f/extra",
+                 "fc.weight (file: f/fc.weight): expected shape (512, 5) ([in, out], "
+                 "Paddle's Linear), found (5, 512)"):
+        assert part in msg, f"{part!r} not in:\n{msg}"
+    del bad["fc.weight"]
+    checked, report = validate(TINY, bad, strict=False, file_names=names, unexpected=["f/extra"])
+    assert report.missing == [("conv1.weight", "f/conv1.weight"), ("fc.weight", "f/fc.weight")]
+    assert report.as_dict()["missing"] == ["conv1.weight", "fc.weight"]
+    assert report.unexpected == ["f/extra"] and "conv1.weight" not in checked
+
+
+def test_validate_finite_is_optional():
+    w = init_params(TINY, seed=0)
+    w["fc.bias"] = np.full(5, np.nan, np.float32)
+    with pytest.raises(WeightsError, match=r"1 not finite: fc.bias: 5 of 5 values are NaN"):
+        validate(TINY, w)
+    checked, _ = validate(TINY, w, finite=False)
+    assert np.isnan(checked["fc.bias"]).all()
 
 
 @pytest.mark.paddle

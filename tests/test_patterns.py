@@ -8,7 +8,8 @@ import random
 import re
 
 from numpy_resnext._select import Selection, glob_match
-from numpy_resnext.golden.names import StarPattern, parse_map
+from numpy_resnext.bounded import StarPattern
+from numpy_resnext.golden.names import parse_map
 
 
 def _regex_groups(key, name):

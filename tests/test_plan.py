@@ -17,7 +17,7 @@ from numpy_resnext import grad, walk
 from numpy_resnext.archs import ARCHS, custom
 from numpy_resnext.ops.conv import conv2d_backward
 from numpy_resnext.ops.im2col import conv_output_size
-from numpy_resnext.io.names import units
+from numpy_resnext.io.schemes import units
 from numpy_resnext.model import ResNeXt
 from numpy_resnext.params import param_shapes
 from numpy_resnext.plan import PAPER_STAGE_NAMES, layer_plan

@@ -19,7 +19,7 @@ import numpy_resnext as nrx
 from numpy_resnext.errors import ResNeXtError, WeightsError
 from numpy_resnext.golden import params_sha256
 from numpy_resnext.io import load_weights
-from numpy_resnext.io.torch_file import TorchFile
+from numpy_resnext.io.torch.file import TorchFile
 from numpy_resnext.params import param_shapes
 from numpy_resnext.plan import layer_plan
 
@@ -115,7 +115,7 @@ def test_only_the_chosen_state_dict_is_read(monkeypatch):
         return original(self, f, info)
     monkeypatch.setattr(TorchFile, "_read_storage", spy)
     loaded = load_weights(FIX / "micro_checkpoint.pth.tar")
-    from numpy_resnext.io.torch_file import open_torch
+    from numpy_resnext.io.torch.file import open_torch
     tf = open_torch(FIX / "micro_checkpoint.pth.tar")
     n_state = len(tf.obj["state_dict"])
     assert len(read) == n_state < len(tf.storages)                # momentum + EMA left alone
@@ -144,7 +144,7 @@ def test_logits_from_the_torch_file_match_torch(expected):
 
 @pytest.mark.parametrize("ext", [".pth", ".safetensors", ".pdparams", ".npz", ".pt", ".bin"])
 def test_conversions_round_trip_bit_exact(tmp_path, ext):
-    from numpy_resnext.io.writers import write_weights
+    from numpy_resnext.io import write_weights
     src = load_weights(FIX / "micro_zip.pth")
     out = tmp_path / f"w{ext}"
     write_weights(out, src.params, src.config, metadata={"source_sha256": "0" * 64})
@@ -156,12 +156,12 @@ def test_conversions_round_trip_bit_exact(tmp_path, ext):
 def test_convert_command_names_formats_and_metadata(tmp_path, capsys):
     import zipfile
     from numpy_resnext.cli import main
-    from numpy_resnext.io.safetensors import read_safetensors_header
+    from numpy_resnext.io.safetensors import read_header
     out = tmp_path / "m.safetensors"
     assert main(["convert", "--weights", str(FIX / "micro_d_lightning.ckpt"), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "names timm" in printed and "safetensors __metadata__" in printed
-    _, meta, _ = read_safetensors_header(out)
+    _, meta, _ = read_header(out)
     assert meta["architecture"] == load_weights(out).config.name and len(meta["source_sha256"]) == 64
     pth = tmp_path / "m.pth"
     assert main(["convert", "--weights", str(FIX / "micro.safetensors"), "--output", str(pth)]) == 0
@@ -179,7 +179,7 @@ def test_convert_command_names_formats_and_metadata(tmp_path, capsys):
 
 def test_finetuned_head_loads_under_the_named_architecture(tmp_path, capsys):
     from numpy_resnext.cli import main
-    from numpy_resnext.io.writers import write_weights
+    from numpy_resnext.io import write_weights
     config = nrx.get_arch("ResNet50").replace(num_classes=10)
     params = OrderedDict((k, np.zeros(s, np.float16)) for k, s in param_shapes(config).items())
     src = tmp_path / "finetuned.safetensors"
@@ -217,7 +217,7 @@ def test_every_error_is_a_resnext_error_on_truncation(tmp_path):
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("ext", [".pth", ".safetensors"])
 def test_reduced_precision_writes_round_trip(tmp_path, ext, dtype):
-    from numpy_resnext.io.writers import write_weights
+    from numpy_resnext.io import write_weights
     src = load_weights(FIX / "micro_zip.pth")
     params = OrderedDict((k, v.astype(dtype)) for k, v in src.params.items())
     write_weights(tmp_path / f"w{ext}", params, src.config)
@@ -226,7 +226,7 @@ def test_reduced_precision_writes_round_trip(tmp_path, ext, dtype):
 
 def test_sharded_torch_bins_read_through_their_index(tmp_path):
     """pytorch_model.bin.index.json: the same weight_map, .bin shards (torch.save files)."""
-    from numpy_resnext.io.writers import write_torch_zip
+    from numpy_resnext.io.torch.save import write_torch_zip
     src = load_weights(FIX / "micro_zip.pth")
     names = list(src.params)
     shards = {"pytorch_model-00001-of-00002.bin": names[:10],

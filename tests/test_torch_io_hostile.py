@@ -17,7 +17,7 @@ import pytest
 
 from numpy_resnext.errors import FormatError, ResNeXtError, WeightsError
 from numpy_resnext.io import load_weights
-from numpy_resnext.io.torch_file import LEGACY_HEAD
+from numpy_resnext.io.torch.file import LEGACY_HEAD
 
 FIX = Path(__file__).resolve().parent.parent / "reference" / "fixtures" / "torch_io"
 
@@ -99,7 +99,7 @@ def test_torch_specific_gadgets_are_refused_by_name(tmp_path, body):
 
 def _tensor_pickle(size=(3,), stride=(1,), offset=0, numel=3, hooks=b"ccollections\nOrderedDict\n)R",
                    storage=b"FloatStorage", key="0", extra=b""):
-    from numpy_resnext.io.writers import _int, _ints, _str
+    from numpy_resnext.io.torch.save import _int, _ints, _str
     pid = (b"(" + _str("storage") + b"ctorch\n" + storage + b"\n" + _str(key) + _str("cpu")
            + _int(numel) + b"tQ")
     return (b"\x80\x02}(" + _str("fc.bias") + b"ctorch._utils\n_rebuild_tensor_v2\n(" + pid
@@ -119,8 +119,8 @@ def _zip_one(tmp_path, pkl, data=b"\0" * 12):
 
 def test_a_well_formed_hand_made_file_reads(tmp_path):
     """The builder below is right: only the one field each hostile case changes is wrong."""
-    from numpy_resnext.io.torch_read import read_foreign
-    tensors, _, _ = read_foreign(_zip_one(tmp_path, _tensor_pickle(), struct.pack("<3f", 1, 2, 3)))
+    from numpy_resnext.io import read_weights
+    tensors = read_weights(_zip_one(tmp_path, _tensor_pickle(), struct.pack("<3f", 1, 2, 3))).tensors
     assert tensors["fc.bias"].tolist() == [1.0, 2.0, 3.0]
 
 

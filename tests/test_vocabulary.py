@@ -183,12 +183,11 @@ def test_readme_layout_table_lists_every_module_and_sub_package():
     assert subs <= listed, f"sub-packages without a row: {sorted(subs - listed)}"
     assert listed <= top | subs, f"rows for what does not exist: {sorted(listed - top - subs)}"
     for sub in sorted(s for s in subs if (pkg / s / "__init__.py").exists()):
-        modules = {p.name for p in (pkg / sub).rglob("*.py") if p.name != "__init__.py"
-                   and p.parent == pkg / sub.rstrip("/")}
+        modules = {p.name for p in (pkg / sub).rglob("*.py") if p.name != "__init__.py"}   # nested too
         packages = {p.parent.name + "/" for p in (pkg / sub).glob("*/__init__.py")}
         unnamed = sorted(m for m in modules | packages if f"`{m}`" not in rows[sub])
         if sub == "commands/":            # one module per command, named after it
             commands = {c.replace("-", "_") + ".py" for c in COMMANDS} | {"_common.py"}
             assert modules == commands, f"command modules {sorted(modules ^ commands)} differ from cli.COMMANDS"
-        elif sub != "io/":                # io/ is described by format, its modules in docs/formats.md
+        else:
             assert not unnamed, f"README's row for {sub} does not name {unnamed}"

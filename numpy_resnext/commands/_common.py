@@ -121,10 +121,10 @@ def load_model(args):
     model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict,
                   init=args.init, ema=args.ema)
     report = model.load_report
-    skipped = report.get("missing", []) + report.get("skipped", []) + report.get("unexpected", [])
+    skipped = [c for c, _ in report.missing] + list(report.unexpected)
     if skipped:
         print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
-    for note in report.get("notes", []):
+    for note in report.notes:
         if note.startswith(("fine-tuned head", "weights taken from")):
             print(f"note: {note}", file=sys.stderr)
     return model

@@ -3,16 +3,15 @@
 The output format follows the extension of --output; the names follow --names or the
 default of that format (torchvision for plain/WSL models and timm for vd models in
 .pth/.safetensors, PaddleClas or paddle.vision in .pdparams, canonical in .npz: see
-:mod:`numpy_resnext.io.torch_names`). No framework is imported, for reading or writing.
+:mod:`numpy_resnext.io.schemes`). No framework is imported, for reading or writing.
 The source's sha256, the architecture and this package's version go into the file where
 the format has room (safetensors metadata, the .pth archive comment).
 """
 
 from .. import __version__
 from ..checksums import file_sha256
-from ..io import load_weights
-from ..io.torch_names import WRITE_SCHEMES
-from ..io.writers import FORMATS, write_weights
+from ..io import FORMATS, load_weights, write_weights
+from ..io.schemes import WRITE_SCHEMES
 from ._common import add_command, check_output_path
 
 
@@ -53,7 +52,7 @@ def run(args):
     loaded = load_weights(args.weights, arch=args.arch, strict=not args.non_strict, ema=args.ema)
     metadata = {"source_sha256": _sha256(args.weights), "numpy_resnext": __version__,
                 "source": str(args.weights)}
-    scheme, why, where = write_weights(args.output, loaded.params, loaded.config,
+    scheme, why, where = write_weights(args.output, loaded.params, loaded.plan,
                                        args.names, metadata)
     dtypes = sorted({str(v.dtype) for v in loaded.params.values()})
     print(f"{args.weights}: naming scheme {loaded.scheme}, architecture {loaded.config.name}")

@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ..io.dtypes import narrow_bfloat16, widen_bfloat16
 from ..ops.batchnorm import EPS, batchnorm_train
 from ..ops.conv import conv2d
 from ..ops.linear import linear
@@ -35,10 +36,8 @@ from ..walk import ArrayOps
 
 def to_bfloat16(a):
     """``a`` rounded to bfloat16 (8 significant bits, round to nearest even), kept in a's
-    dtype: the float32 bit pattern with its low 16 bits rounded away."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
-    rounded = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
-    return rounded.view(np.float32).astype(a.dtype)
+    dtype: the float32 bit pattern with its low 16 bits rounded away (:mod:`..io.dtypes`)."""
+    return widen_bfloat16(narrow_bfloat16(a)).astype(a.dtype)
 
 
 class MutantOps(ArrayOps):

@@ -1,221 +1,34 @@
-"""Read Paddle weight files with NumPy only (Paddle is never imported).
+"""Weight files of every framework, read and written with NumPy only (no framework is
+ever imported).
 
-:func:`read_paddle` accepts every layout Paddle has used for weights and returns the
-tensors under the names the file itself uses:
+One module per format, each with the same verbs: ``detect(path) -> bool``, ``read(path,
+ema=None) ->`` :class:`~.weightfile.WeightFile` (the tensors under the file's own names,
+with what was read, notes and extras) and, where the format is written, ``write(path,
+tensors, metadata=None)``:
 
-==========================================  ===========================================
-``model.pdparams`` / ``.pdopt`` / tensor     paddle.save pickle (:mod:`.pdparams`)
-a directory of per-parameter files           legacy ``save_vars`` / PaddleClas ``.tar``
-                                             unpacked (:mod:`.tensor_record`)
-``<Name>_pretrained.tar``                    the same directory, read from the archive
-``model.pdiparams`` / ``__params__``         combined tensor records; names from the
-                                             program beside it (:mod:`.program`)
-``model`` (a prefix), ``model.json``,        ``model.pdiparams`` + ``model.json`` or
-``model.pdmodel``, ``__model__``             ``model.pdmodel`` (``__params__`` +
-                                             ``__model__``)
-a directory with ``__params__`` or one       an exported model: that combined file
-``*.pdiparams``
-one tensor record (any other name)           ``paddle.save(t, use_binary_format=True)``
-==========================================  ===========================================
+===================  =====================================================================
+:mod:`.paddle`       every Paddle layout: paddle.save pickles, tensor records (legacy
+                     directories, ``.tar``, combined ``.pdiparams``), programs
+:mod:`.torch`        torch.save files (zip and legacy, any extension), checkpoint wrappers
+:mod:`.safetensors`  ``.safetensors``
+:mod:`.hub`          shard indexes and Hugging Face-style directories (read only)
+:mod:`.npz`          canonical ``.npz``
+===================  =====================================================================
 
-PyTorch-world files (torch.save zip and legacy files under any extension, .safetensors,
-shard indexes, Hugging Face-style directories) are read by :mod:`.torch_read`, also without
-the framework; :func:`load_weights` takes either kind, and :mod:`.writers` writes .npz,
-.safetensors, .pth and .pdparams.
+What they share: :mod:`.unpickle` (the one restricted unpickler, its opcode scan and its
+one allow-list), :mod:`.dtypes` (the one table of element types and each format's
+spelling), :mod:`.schemes` (the one table of naming schemes, for reading and writing).
 
-The kind is decided by the first bytes (a pickle starts with ``0x80``; a tensor record
-with the uint32 version ``0``) and, where bytes alone cannot tell, by the name (combined
-vs single record, program files, archives). Mapping the names found here
-onto canonical ones is the job of :mod:`.names` / :mod:`.load`.
+On top: :func:`read_weights` (any format, told apart by :mod:`.formats`),
+:func:`load_weights` (canonical names, the architecture inferred by :mod:`.infer`, checked
+by :func:`numpy_resnext.params.validate`; :mod:`.load`), :func:`write_weights` (the format
+from the extension) and :func:`read_paddle` (:func:`.paddle.read`).
 """
 
-from __future__ import annotations
+from .formats import FORMATS, read_weights, write_weights
+from .load import LoadedWeights, load_weights
+from .paddle import read as read_paddle
+from .weightfile import WeightFile
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
-
-from ..bounded import clip_list, first_bytes
-from ..errors import FormatError
-from .pdparams import read_pdparams, unpickle_file
-from .program import persistable_variables
-from .tensor_record import (is_record_start, read_combined, read_record_dir, read_record_file,
-                            read_record_tar)
-
-__all__ = ["PaddleFile", "read_paddle", "detect_kind", "LoadedWeights", "load_weights"]
-
-PICKLE_EXTS = (".pdparams", ".pdopt", ".pdtensor", ".pkl", ".pickle")
-COMBINED_EXTS = (".pdiparams",)
-PROGRAM_EXTS = (".json", ".pdmodel")
-TAR_EXTS = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-
-
-@dataclass
-class PaddleFile:
-    """Tensors read from one Paddle weight file or directory.
-
-    tensors:             name -> array, in the file's order (pickles: state_dict order;
-                         combined files: the sorted order they are stored in).
-    kind:                "pdparams", "record-dir", "record-tar", "combined" (also for
-                         a prefix) or "record" (one parameter file).
-    source:              the path read (for a combined file: the parameters file).
-    structured_to_param: {structured key: parameter name}, when the file says: the
-                         StructuredToParameterName@@ table of a .pdparams, or the
-                         <prefix>.pdiparams.info a legacy paddle.jit.save writes.
-    notes:               what was skipped or reassembled on the way, for the user.
-    extras:              non-array entries of a pickled dict (e.g. an optimizer's
-                         LR_Scheduler state), never mixed into ``tensors``.
-    """
-
-    tensors: "OrderedDict[str, np.ndarray]"
-    kind: str
-    source: str
-    structured_to_param: dict | None = None
-    notes: list = field(default_factory=list)
-    extras: dict = field(default_factory=dict)
-
-
-def _first_bytes(path: Path, n: int = 4) -> bytes:
-    return first_bytes(path, n, "weight file")      # regular files only: a FIFO never blocks
-
-
-def _combined_params_in(directory: Path) -> Path | None:
-    """The combined parameters file of an exported model directory, if it is one.
-
-    ``__params__`` (fluid save_inference_model) or a single ``*.pdiparams`` (PaddleClas
-    export: inference.pdiparams + inference.json/.pdmodel + inference.yml).
-    """
-    if (directory / "__params__").is_file():
-        return directory / "__params__"
-    found = sorted(p for p in directory.glob("*.pdiparams") if p.is_file())
-    if len(found) > 1:
-        raise FormatError(f"{directory}: holds {len(found)} .pdiparams files "
-                          f"({clip_list([p.name for p in found])}); pass one of them")
-    return found[0] if found else None
-
-
-def detect_kind(path) -> str:
-    """One of "pdparams", "record-dir", "record-tar", "combined", "record", "prefix"."""
-    path = Path(path)
-    if path.is_dir():
-        return "combined" if _combined_params_in(path) else "record-dir"
-    if not path.exists():
-        for ext in COMBINED_EXTS:
-            if path.with_name(path.name + ext).is_file():
-                return "prefix"
-        raise FormatError(f"{path}: no such file or directory (nor {path.name}.pdiparams "
-                          "for a model prefix)")
-    head = _first_bytes(path)
-    if head[:1] == b"\x80":
-        return "pdparams"
-    if path.name == "__model__":
-        if path.with_name("__params__").is_file():
-            return "prefix"
-        raise FormatError(f"{path}: this is a program file, not weights, and no __params__ "
-                          "is beside it; pass the parameter directory instead")
-    if path.suffix in PROGRAM_EXTS:
-        prefix = path.with_suffix("")
-        if prefix.with_name(prefix.name + ".pdiparams").is_file():
-            return "prefix"
-        raise FormatError(f"{path}: this is a program file, not weights; pass the "
-                          f"{prefix.name}.pdiparams file or the prefix {prefix}")
-    if path.suffix == ".tar" or path.name.endswith(TAR_EXTS):
-        return "record-tar"
-    if is_record_start(head):
-        if path.suffix in COMBINED_EXTS or path.name == "__params__":
-            return "combined"
-        return "record"
-    if path.suffix in PICKLE_EXTS:
-        raise FormatError(f"{path}: wrong magic: a {path.suffix} file should be a pickle "
-                          f"starting with byte 0x80, found {head.hex(' ') or 'an empty file'}")
-    raise FormatError(f"{path}: unknown weight format: first bytes "
-                      f"{head.hex(' ') or '(empty file)'}; expected a paddle.save pickle "
-                      "(80 ..) or tensor records (00 00 00 00 ..)")
-
-
-def read_paddle(path) -> PaddleFile:
-    """Read any Paddle weight layout at ``path`` into a :class:`PaddleFile`."""
-    path = Path(path)
-    kind = detect_kind(path)
-    if kind == "pdparams":
-        content = read_pdparams(path)
-        return PaddleFile(content.tensors, "pdparams", str(path), content.structured_to_param,
-                          content.notes, content.extras)
-    if kind == "record-dir":
-        tensors, notes = read_record_dir(path)
-        return PaddleFile(tensors, kind, str(path), None, notes)
-    if kind == "record-tar":
-        tensors, notes = read_record_tar(path)
-        return PaddleFile(tensors, kind, str(path), None, notes)
-    if kind == "record":
-        return PaddleFile(OrderedDict([(path.name, read_record_file(path, path.name))]),
-                          kind, str(path), None, [])
-    if kind == "prefix":
-        path = _params_of_prefix(path)
-    elif path.is_dir():
-        path = _combined_params_in(path)
-    return read_combined_with_program(path)
-
-
-def _params_of_prefix(path: Path) -> Path:
-    """The parameters file for a prefix, or for the program file the user pointed at."""
-    if path.name == "__model__":
-        return path.with_name("__params__")
-    prefix = path.with_suffix("") if path.suffix in PROGRAM_EXTS else path
-    return prefix.with_name(prefix.name + ".pdiparams")
-
-
-def _program_for(params: Path, notes: list) -> Path:
-    """The program file saved beside a combined parameters file."""
-    if params.name == "__params__":
-        candidates = [params.with_name("__model__")]
-    else:
-        prefix = params.with_suffix("")
-        candidates = [prefix.with_name(prefix.name + ext) for ext in (".json", ".pdmodel")]
-    present = [c for c in candidates if c.is_file()]
-    if not present:
-        raise FormatError(f"{params}: a combined parameters file stores no names; expected "
-                          f"the program beside it: {' or '.join(c.name for c in candidates)}")
-    if len(present) > 1:
-        notes.append(f"names taken from {present[0].name} ({present[1].name} also present)")
-    return present[0]
-
-
-def _structured_names(params: Path, notes: list) -> dict | None:
-    """{structured key: parameter name} from ``<prefix>.pdiparams.info`` when present.
-
-    The legacy jit.save writes this pickle: {param name: {"structured_name": key, ...}}.
-    """
-    info = params.with_name(params.name + ".info")
-    if not info.is_file():
-        return None
-    table = unpickle_file(info)
-    if not isinstance(table, dict):
-        raise FormatError(f"{info}: expected a dict {{parameter name: {{'structured_name': "
-                          f"...}}}}, found {type(table).__name__}")
-    out = {}
-    for param, entry in table.items():
-        if isinstance(entry, dict) and isinstance(entry.get("structured_name"), str):
-            out[entry["structured_name"]] = param
-    notes.append(f"structured names from {info.name}")
-    return out
-
-
-def read_combined_with_program(params) -> PaddleFile:
-    """Read ``__params__`` / ``*.pdiparams`` with names from the program beside it."""
-    params = Path(params)
-    notes = []
-    program = _program_for(params, notes)
-    variables = persistable_variables(program)
-    tensors = read_combined(params, [v.name for v in variables])
-    for var in variables:
-        found = tensors[var.name].shape
-        if var.dims is not None and -1 not in var.dims and tuple(var.dims) != found:
-            raise FormatError(f"{params}: tensor {var.name!r} has shape {list(found)}, but "
-                              f"{program.name} declares {list(var.dims)}")
-    return PaddleFile(tensors, "combined", str(params), _structured_names(params, notes), notes)
-
-
-from .load import LoadedWeights, load_weights  # noqa: E402  (load.py imports read_paddle)
+__all__ = ["FORMATS", "LoadedWeights", "WeightFile", "load_weights", "read_paddle",
+           "read_weights", "write_weights"]

@@ -16,26 +16,24 @@ The result is a registry entry when one has exactly these fields, else a custom
 
 from __future__ import annotations
 
-from ..archs import ARCHS, ArchConfig
+from ..archs import MATH_FIELDS, ArchConfig, registered
 from ..bounded import clip_list
 from ..errors import WeightsError
-from . import names as N
+from .schemes import block_index, get_scheme, name_map, stem_kind
 
 # far beyond any published ResNeXt (ResNeXt152 has 8 and 36 blocks in its longest stages);
 # bounds an index like 99999999999 before any range over it is made
 MAX_STAGES = 8
 MAX_BLOCKS = 256
 
-# the fields that make two architectures compute the same function
-MATH_FIELDS = ("depths", "cardinality", "base_width", "stem", "avg_down", "num_classes",
-               "stem_width", "deep_stem_width")
+__all__ = ["infer_config", "infer_depths", "match_registry", "config_differences"]
 
 
 def infer_depths(scheme, names) -> tuple:
     """Blocks per stage, from the (stage, block) indices found in ``names``."""
     seen = {}
     for n in names:
-        pos = N.block_index(scheme, n)
+        pos = block_index(scheme, n)
         if pos is not None:
             seen.setdefault(pos[0], set()).add(pos[1])
     if not seen:
@@ -79,15 +77,15 @@ def infer_config(tensors, scheme, num_classes_default=None) -> tuple:
     ``num_classes_default`` is used when the file has no head (a bare backbone); without
     it a missing head is an error.
     """
-    scheme = N.get_scheme(scheme)
+    scheme = get_scheme(scheme)
     names = list(tensors)
     notes = []
     depths = infer_depths(scheme.name, names)
-    stem = N.stem_kind(scheme.name, names)
+    stem = stem_kind(scheme.name, names)
     # a provisional config gives the file names of the tensors whose shapes we need
     probe = ArchConfig(name="probe", depths=depths, cardinality=1, base_width=64, stem=stem,
                        avg_down=stem == "deep")
-    fmap = N.name_map(probe, scheme)
+    fmap = name_map(probe, scheme)
     w2 = _shape(tensors, fmap["layer1.0.conv2.weight"], "cardinality")
     if len(w2) != 4 or min(w2[:2]) < 1 or w2[0] % w2[1]:
         raise WeightsError(f"{fmap['layer1.0.conv2.weight']}: expected a grouped 3x3 weight "
@@ -122,15 +120,15 @@ def infer_config(tensors, scheme, num_classes_default=None) -> tuple:
 
 def match_registry(fields) -> ArchConfig:
     """The registry entry computing exactly ``fields``, else a custom config named by them."""
-    for cfg in ARCHS.values():
-        if all(getattr(cfg, f) == fields[f] for f in MATH_FIELDS):
-            return cfg
+    cfg = registered(fields)
+    if cfg is not None:
+        return cfg
     # the same network with another head (fine-tuned): say which one it is
-    for cfg in ARCHS.values():
-        if all(getattr(cfg, f) == fields[f] for f in MATH_FIELDS if f != "num_classes"):
-            return cfg.replace(name=f"{cfg.name}_{fields['num_classes']}classes",
-                               num_classes=fields["num_classes"],
-                               description=f"{cfg.description}, {fields['num_classes']}-class head")
+    cfg = registered(fields, head=False)
+    if cfg is not None:
+        return cfg.replace(name=f"{cfg.name}_{fields['num_classes']}classes",
+                           num_classes=fields["num_classes"],
+                           description=f"{cfg.description}, {fields['num_classes']}-class head")
     d = fields["depths"]
     name = (f"custom_{'-'.join(map(str, d))}_{fields['cardinality']}x{fields['base_width']}d"
             + ("_vd" if fields["stem"] == "deep" else ""))

@@ -8,37 +8,78 @@ without gaps or overlaps. Nothing is executed on reading: the header is JSON.
 
 Reading checks the whole header (dtype, shape, offsets inside the file, sizes, tiling)
 before any tensor is allocated, and reads only the tensors asked for. BF16 is widened
-exactly to float32 (its bits are float32's upper half).
+exactly to float32 (its bits are float32's upper half). Dtype codes: :mod:`.dtypes`.
+
+Verbs, as every format module has them: :func:`detect`, :func:`read` (a
+:class:`~.weightfile.WeightFile` with the wrapper prefixes ``module.`` ... removed and the
+metadata in ``extras``) and :func:`write` (metadata in ``__metadata__``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
 from .._files import atomic_write
-from ..bounded import check_shape, loads_json, open_regular, short_repr
-from ..errors import FormatError
-from .torch_pickle import widen_bfloat16
+from ..bounded import check_shape, first_bytes, is_regular, loads_json, open_regular, short_repr
+from ..errors import FormatError, ResNeXtError, WeightsError
+from .dtypes import BY_NAME, SAFETENSORS, itemsize, widen_bfloat16
+from .weightfile import WeightFile, reading, strip_prefixes
 
-__all__ = ["read_safetensors_header", "read_safetensors", "write_safetensors", "DTYPES"]
+__all__ = ["detect", "read", "write", "looks_like", "read_header", "read_tensors", "encode_header"]
 
-DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-          "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
-          "U16": "uint16", "U32": "uint32", "U64": "uint64", "BOOL": "bool"}
-CODES = {v: k for k, v in DTYPES.items()}
 MAX_HEADER = 100 << 20             # the format's own limit on the JSON header
 
 
-def _itemsize(dtype):
-    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+def looks_like(path) -> bool:
+    """True when ``path`` is a regular file starting with a plausible header length and
+    ``{``."""
+    if not is_regular(path):
+        return False
+    try:
+        size = os.path.getsize(path)
+        head = first_bytes(path, 9, "safetensors file")
+    except (OSError, ResNeXtError):
+        return False
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and n <= size - 8
 
 
-def read_safetensors_header(path):
+def detect(path) -> bool:
+    """True when ``path`` is a file that starts like a safetensors file or is named
+    ``*.safetensors`` (:func:`read` then says why it is not one)."""
+    path = Path(path)
+    return looks_like(path) or (path.suffix == ".safetensors" and path.is_file())
+
+
+@reading
+def read(path, ema=None, names=None) -> WeightFile:
+    """The tensors of a .safetensors file (only ``names`` when given), wrapper prefixes
+    removed; ``ema=True`` is an error (the file holds one set of weights)."""
+    if not looks_like(path):
+        raise FormatError(f"{path}: not a safetensors file (expected an 8-byte header length "
+                          "followed by a JSON object)")
+    if ema is True:
+        raise WeightsError(f"{path}: a .safetensors file holds one set of weights; there is "
+                           "no EMA copy to choose")
+    tensors, metadata = read_tensors(path, names)
+    notes = []
+    if metadata:
+        shown = ", ".join(f"{short_repr(k, 40)}={v[:60]}" for k, v in list(metadata.items())[:6])
+        notes.append(f"safetensors metadata: {shown}")
+    tensors, stripped = strip_prefixes(tensors)
+    return WeightFile(tensors, "safetensors", str(path), notes + stripped, metadata)
+
+
+def read_header(path):
     """(entries {name: (dtype, shape, begin, end)} in offset order, metadata, buffer start)."""
     f, size = open_regular(path, "safetensors file")
     with f:
@@ -65,11 +106,11 @@ def read_safetensors_header(path):
         if not (isinstance(e, dict) and set(e) >= {"dtype", "shape", "data_offsets"}):
             raise FormatError(f"{where}: expected {{dtype, shape, data_offsets}}, found "
                               f"{short_repr(e, 80)}")
-        dtype = DTYPES.get(e["dtype"]) if isinstance(e["dtype"], str) else None
+        dtype = SAFETENSORS.get(e["dtype"]) if isinstance(e["dtype"], str) else None
         shape, offs = e["shape"], e["data_offsets"]
         if dtype is None:
             raise FormatError(f"{where}: dtype {short_repr(e['dtype'], 20)} (known: "
-                              f"{', '.join(DTYPES)})")
+                              f"{', '.join(SAFETENSORS)})")
         if not (isinstance(shape, list) and len(shape) <= 32
                 and all(type(d) is int and d >= 0 for d in shape)):
             raise FormatError(f"{where}: shape {short_repr(shape, 80)} (a list of non-negative ints)")
@@ -77,8 +118,8 @@ def read_safetensors_header(path):
                 and 0 <= offs[0] <= offs[1] <= buffer):
             raise FormatError(f"{where}: data_offsets {short_repr(offs, 60)} outside the "
                               f"{buffer}-byte data buffer")
-        check_shape(shape, _itemsize(dtype), f"a {dtype} tensor", where)   # before multiplying
-        need = math.prod(shape) * _itemsize(dtype)
+        check_shape(shape, itemsize(dtype), f"a {dtype} tensor", where)   # before multiplying
+        need = math.prod(shape) * itemsize(dtype)
         if offs[1] - offs[0] != need:
             raise FormatError(f"{where}: {dtype}{shape} needs {need} bytes, data_offsets "
                               f"give {offs[1] - offs[0]}")
@@ -96,9 +137,10 @@ def read_safetensors_header(path):
     return OrderedDict(ordered), metadata, 8 + n
 
 
-def read_safetensors(path, names=None):
-    """({name: ndarray} in header order, metadata); only ``names`` when given."""
-    entries, metadata, start = read_safetensors_header(path)
+def read_tensors(path, names=None):
+    """({name: ndarray} in header order, metadata), names as stored; only ``names`` when
+    given."""
+    entries, metadata, start = read_header(path)
     wanted = entries if names is None else {k: entries[k] for k in names}
     out = OrderedDict()
     f, _ = open_regular(path, "safetensors file")
@@ -122,10 +164,11 @@ def encode_header(arrays, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, value in arrays.items():
         a = np.ascontiguousarray(value)
-        if a.dtype.name not in CODES:
+        code = BY_NAME[a.dtype.name].safetensors if a.dtype.name in BY_NAME else None
+        if code is None:
             raise FormatError(f"tensor {name!r}: dtype {a.dtype} has no safetensors code")
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-        header[name] = {"dtype": CODES[a.dtype.name], "shape": list(a.shape),
+        header[name] = {"dtype": code, "shape": list(a.shape),
                         "data_offsets": [offset, offset + a.nbytes]}
         offset += a.nbytes
         buffers.append(a)
@@ -134,13 +177,15 @@ def encode_header(arrays, metadata=None):
     return struct.pack("<Q", len(text)) + text, buffers
 
 
-def write_safetensors(path, arrays, metadata=None):
-    """Write ``{name: ndarray}`` as a .safetensors file, atomically."""
-    head, buffers = encode_header(arrays, metadata)
+def write(path, tensors, metadata=None) -> str:
+    """Write ``{name: ndarray}`` as a .safetensors file, atomically; returns where the
+    metadata went."""
+    head, buffers = encode_header(tensors, metadata)
 
-    def write(tmp):
+    def save(tmp):
         with open(tmp, "wb") as f:
             f.write(head)
             for a in buffers:
                 f.write(memoryview(a.reshape(-1)).cast("B") if a.size else b"")
-    atomic_write(path, write)
+    atomic_write(path, save)
+    return "in the safetensors __metadata__"

@@ -24,16 +24,16 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..bounded import clip_list, short_repr
-from ..errors import WeightsError
-from .torch_pickle import TensorRef
+from ...bounded import clip_list, short_repr
+from ...errors import WeightsError
+from ..unpickle import TensorRef
+from ..weightfile import strip_prefixes
 
 PLAIN_KEYS = ("state_dict", "model", "model_state_dict", "model_state", "net", "network",
               "weights", "params")
 EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema", "model_ema_state_dict")
-PREFIXES = ("module.", "model.", "_orig_mod.")
 
-__all__ = ["select_state_dict", "strip_prefixes", "is_tensor", "PLAIN_KEYS", "EMA_KEYS"]
+__all__ = ["select_state_dict", "is_tensor", "PLAIN_KEYS", "EMA_KEYS"]
 
 
 def is_tensor(value) -> bool:
@@ -102,18 +102,4 @@ def select_state_dict(obj, ema=None, source="<checkpoint>"):
                      f"state dict not read: {clip_list([short_repr(k, 60) for k in rest], 8)}")
     tensors, stripped = strip_prefixes(tensors)
     notes.extend(stripped)
-    return tensors, notes
-
-
-def strip_prefixes(tensors):
-    """Remove ``module.`` / ``model.`` / ``_orig_mod.`` while every key starts with one."""
-    notes = []
-    changed = True
-    while changed and tensors:
-        changed = False
-        for prefix in PREFIXES:
-            if all(k.startswith(prefix) for k in tensors):
-                tensors = OrderedDict((k[len(prefix):], v) for k, v in tensors.items())
-                notes.append(f"prefix {prefix!r} removed from every name")
-                changed = True
     return tensors, notes

@@ -1,6 +1,6 @@
 """``torch.save`` files without torch: the zip format and the legacy format.
 
-Both hold one pickle (read by :mod:`.torch_pickle`, which names storages and never reads
+Both hold one pickle (read by :mod:`..unpickle`, which names storages and never reads
 them) and the raw bytes of every storage (docs/torch_formats.md has the byte layouts):
 
 - zip (torch >= 1.6, the default): an uncompressed zip archive ``<root>/data.pkl``,
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounded import check_nbytes, clip_list, first_bytes, get_limits, open_regular, short_repr
-from ..errors import FormatError, ResNeXtError
-from .torch_pickle import ITEMSIZE, load_torch_pickle, widen_bfloat16
+from ...bounded import check_nbytes, clip_list, first_bytes, get_limits, open_regular, short_repr
+from ...errors import FormatError, ResNeXtError
+from ..dtypes import itemsize, widen_bfloat16
+from ..unpickle import load
 
 __all__ = ["TorchFile", "open_torch", "is_torch_file", "LEGACY_MAGIC", "LEGACY_HEAD"]
 
@@ -66,7 +67,7 @@ def _zip_has_data_pkl(path) -> bool:
 class TorchFile:
     """The unpickled object of a torch.save file and lazy access to its storages.
 
-    obj:      the pickled object with :class:`~.torch_pickle.TensorRef` for every tensor
+    obj:      the pickled object with :class:`~..unpickle.TensorRef` for every tensor
     storages: storage key -> StorageInfo (dtype, numel)
     kind:     "torch-zip" or "torch-legacy"
     """
@@ -107,9 +108,9 @@ class TorchFile:
             raise FormatError(f"{where}: {ref.numel} elements from a storage of {info.numel} "
                               "(overlapping strides; a weight never repeats itself)")
         start, nbytes = self._locate(info.key)
-        if nbytes != info.numel * ITEMSIZE[info.dtype]:
+        if nbytes != info.numel * itemsize(info.dtype):
             raise FormatError(f"{self.source}: storage {short_repr(info.key)} ({info.dtype}) should hold "
-                              f"{info.numel} elements = {info.numel * ITEMSIZE[info.dtype]} "
+                              f"{info.numel} elements = {info.numel * itemsize(info.dtype)} "
                               f"bytes, the file holds {nbytes}")
         check_nbytes(nbytes, f"storage {short_repr(info.key)}", self.source)  # the ceiling
 
@@ -175,7 +176,7 @@ def _read_zip(path: Path) -> TorchFile:
             raise FormatError(f"{path}: data.pkl declares {pkl.file_size} bytes (at most "
                               f"{limit} for a state dict's pickle, and the file holds {size})")
         data = z.read(pkl)
-    obj, storages = load_torch_pickle(io.BytesIO(data), f"{path}:{root}data.pkl", len(data))
+    obj, storages = load(io.BytesIO(data), f"{path}:{root}data.pkl", len(data), "torch")
     f, _ = open_regular(path, WHAT)
     with f:
         where = {}
@@ -249,7 +250,7 @@ def _read_legacy(path: Path) -> TorchFile:
             nonlocal pos
             data = _pickle_bytes(raw, pos, size)
             pos += len(data)
-            return load_torch_pickle(io.BytesIO(data), f"{src}{what}", len(data), legacy)
+            return load(io.BytesIO(data), f"{src}{what}", len(data), "torch", legacy)
         head = [next_pickle(f" ({what})")[0]
                 for what in ("magic number", "protocol version", "sys_info")]
         magic, protocol, sys_info = head
@@ -274,7 +275,7 @@ def _read_legacy(path: Path) -> TorchFile:
             if len(count) != 8:
                 raise FormatError(f"{src}: storage {short_repr(key)}: element count cut off at byte {pos}")
             (numel,) = struct.unpack("<q", count)
-            nbytes = numel * ITEMSIZE[info.dtype]
+            nbytes = numel * itemsize(info.dtype)
             if numel != info.numel or pos + 8 + nbytes > size:
                 raise FormatError(f"{src}: storage {short_repr(key)} at byte {pos}: {numel} elements "
                                   f"recorded, the pickle says {info.numel}; "

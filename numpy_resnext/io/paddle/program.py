@@ -4,7 +4,7 @@ A combined parameters file stores tensors without names; the program saved besid
 says which they are. Two program formats exist:
 
 - legacy ProgramDesc protobuf (``__model__``, ``*.pdmodel``, Paddle < 3 and Paddle 3 with
-  ``FLAGS_enable_pir_api=0``), read by hand with :mod:`._protobuf`::
+  ``FLAGS_enable_pir_api=0``), read by hand with :mod:`.protobuf`::
 
       ProgramDesc  1: blocks (BlockDesc, repeated)
       BlockDesc    3: vars (VarDesc, repeated)
@@ -27,9 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bounded import expect, first_bytes, load_json, read_bytes, short_repr
-from ..errors import FormatError
-from ._protobuf import LENGTH, VARINT, as_int64, iter_fields
+from ...bounded import expect, first_bytes, load_json, read_bytes, short_repr
+from ...errors import FormatError
+from .protobuf import LENGTH, VARINT, as_int64, iter_fields
 
 __all__ = ["Variable", "persistable_variables", "read_program_desc", "read_pir_json"]
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounded import check_nbytes, check_shape, clip_list, open_regular, short_repr
-from ..errors import FormatError
-from .safe_pickle import BoundedReader, safe_load
+from ...bounded import check_nbytes, check_shape, clip_list, open_regular, short_repr
+from ...errors import FormatError
+from ..unpickle import BoundedReader, load
 
 NAME_TABLE_KEY = "StructuredToParameterName@@"
 SPLIT_INFO_KEY = "UnpackBigParamInfor@@"  # sic: Paddle's spelling
@@ -49,7 +49,7 @@ class PdparamsContent:
 
 
 def unpickle_file(path) -> object:
-    """Unpickle ``path`` with the allow-list (see :mod:`.safe_pickle`)."""
+    """Unpickle ``path`` with the allow-list (see :mod:`..unpickle`)."""
     path = Path(path)
     f, size = open_regular(path, "weight file")
     with f:
@@ -58,7 +58,7 @@ def unpickle_file(path) -> object:
             raise FormatError(f"{path}: wrong magic: byte 0 is {head.hex() or 'missing'}, "
                               "expected 80 (the pickle protocol 2+ header paddle.save writes)")
         f.seek(0)
-        obj = safe_load(BoundedReader(f, size), str(path), size)
+        obj, _ = load(BoundedReader(f, size), str(path), size)
         end = f.tell()
     if end != size:
         raise FormatError(f"{path}: {size - end} unexpected bytes after the end of the "

@@ -1,7 +1,7 @@
 """The pass over a pickle's opcodes that runs before the unpickler sees a byte of it.
 
-The C unpickler is fast and never calls anything we did not allow (see
-:mod:`.safe_pickle`), but some harm needs no call at all:
+The C unpickler is fast and never calls anything we did not allow (see :mod:`.allow`),
+but some harm needs no call at all:
 
 - a counted string allocates its declared length first (BINBYTES of 4 GB in a 2 kB file),
   FRAME does the same, and ``PUT n`` grows the memo table to 2n entries;
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pickletools
 
-from ..bounded import get_limits
+from ...bounded import get_limits
 
 BIG_INT = (1 << 61) - 1  # CPython's hash modulus: below it, integers hash to themselves
 FORBIDDEN = {"PERSID", "BINPERSID", "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}

@@ -13,7 +13,7 @@ and the byte offset, so a garbled file never reaches NumPy with nonsense sizes.
 
 from __future__ import annotations
 
-from ..errors import FormatError
+from ...errors import FormatError
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 

@@ -26,24 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounded import (check_shape, check_walk_depth, is_dir, is_regular, open_regular,
+from ...bounded import (check_shape, check_walk_depth, is_dir, is_regular, open_regular,
                        open_tar, read_member, short_repr)
-from ..errors import FormatError
-from ._protobuf import LENGTH, VARINT, as_int64, iter_fields, read_varint
+from ...errors import FormatError
+from ..dtypes import NO_NUMPY, PADDLE
+from .protobuf import LENGTH, VARINT, as_int64, iter_fields, read_varint
 
 __all__ = ["DTYPES", "read_record", "read_record_file", "read_record_dir", "read_record_tar",
            "read_combined", "encode_record", "is_record_start"]
 
-# Paddle VarType code -> NumPy dtype (little-endian, as Paddle writes them).
-DTYPES = {
-    0: np.dtype("?"), 1: np.dtype("<i2"), 2: np.dtype("<i4"), 3: np.dtype("<i8"),
-    4: np.dtype("<f2"), 5: np.dtype("<f4"), 6: np.dtype("<f8"),
-    20: np.dtype("u1"), 21: np.dtype("i1"),
-    23: np.dtype("<c8"), 24: np.dtype("<c16"),
-    36: np.dtype("<u2"), 37: np.dtype("<u4"), 38: np.dtype("<u8"),
-}
-# Codes Paddle defines that NumPy has no dtype for: refused by name rather than guessed.
-NO_NUMPY_DTYPE = {22: "BF16", 32: "FP8_E4M3FN", 33: "FP8_E5M2"}
+# Paddle VarType code -> NumPy dtype (little-endian, as Paddle writes them), from the one
+# table; codes NumPy has no dtype for (BF16, FP8) are refused by name rather than guessed.
+DTYPES = {code: np.dtype(row.name).newbyteorder("<") for code, row in PADDLE.items()
+          if row.name not in NO_NUMPY}
 CODES = {dt: code for code, dt in DTYPES.items()}
 
 MAX_LOD_LEVELS = 16  # weights have 0; a huge value means the bytes are not a record
@@ -125,8 +120,8 @@ def parse_tensor_desc(buf, start: int, end: int, where: str,
     if code is None:
         raise FormatError(f"{where}: TensorDesc at byte {base + start} has no data_type "
                           "(field 1)")
-    if code in NO_NUMPY_DTYPE:
-        raise FormatError(f"{where}: data type {NO_NUMPY_DTYPE[code]} (code {code}) has no "
+    if code in PADDLE and code not in DTYPES:
+        raise FormatError(f"{where}: data type {PADDLE[code].paddle[1]} (code {code}) has no "
                           "NumPy dtype; convert the weights to FP32 with Paddle first")
     if code not in DTYPES:
         raise FormatError(f"{where}: unknown data type code {code} in TensorDesc at byte "
