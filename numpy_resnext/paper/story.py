@@ -13,7 +13,7 @@
 - :func:`paddleclas_rows`: PaddleClas's layer names (the ``ConvBNLayer`` s of its
   ``BottleneckBlock``: conv0, conv1, conv2, short; and its ParamAttr names such as
   res2a_branch2b) beside this package's, read from the name maps the weight readers use
-  (:mod:`numpy_resnext.io.names`), so the table cannot drift from the code that loads the files.
+  (:mod:`numpy_resnext.io.schemes`), so the table cannot drift from the code that loads the files.
 
 The Inception branch widths are GoogLeNet's module "inception (3a)" (Szegedy et al., *Going
 Deeper with Convolutions*, CVPR 2015, Table 1), whose output is 256 channels like the block's;
@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..archs import get_arch
-from ..io.names import name_map
+from ..io.schemes import name_map
 from ..ops.conv import conv2d
 from ..ops.pooling import maxpool2d
 from ..plan import BN_FIELDS, layer_plan
@@ -204,7 +204,7 @@ class NameRow(NamedTuple):
 
 def paddleclas_rows(arch="ResNeXt50_32x4d", blocks=("layer1.0",), bn_of="conv2") -> list:
     """Rows for the stem conv, every conv of ``blocks`` (with all four BN tensors of the
-    ``bn_of`` conv), and the head, from :func:`numpy_resnext.io.names.name_map`."""
+    ``bn_of`` conv), and the head, from :func:`numpy_resnext.io.schemes.name_map`."""
     config = get_arch(arch)
     ppcls, param = name_map(config, "ppcls"), name_map(config, "ppcls_param")
     plan = layer_plan(config)
