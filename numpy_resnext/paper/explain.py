@@ -150,13 +150,14 @@ def format_layout(lay: dict) -> str:
     same = (g_params, g_macs) == (C * gp, C * gm)
     K, P, RS = C * dp, lay["out_shape"][1] * lay["out_shape"][2], lay["kernel"] ** 2
     whole = lay["whole"]
+    projection = (f"the projection's {whole['projection']:,} included" if whole["projection"]
+                  else "no projection: the shortcut is the identity")
     lines += [f"  the three residual convolutions: {g_params:,} weights, {g_macs:,} MACs "
               f"({'equal to' if same else 'DIFFERENT from'} C x one branch)",
               f"  the whole block: {whole['trainable']:,} trainable parameters = {whole['conv_weights']:,} "
-              f"convolution weights (the projection's {whole['projection']:,} included) + "
-              f"{whole['bn']:,} BatchNorm scales and shifts;",
+              f"convolution weights ({projection}) + {whole['bn']:,} BatchNorm scales and shifts;",
               f"    besides, {whole['running']:,} BatchNorm running statistics (not trained); "
-              f"{whole['macs']:,} MACs with the projection",
+              f"{whole['macs']:,} MACs {'with the projection' if whole['projection'] else 'in all'}",
               f"  conv1: rows i*{dp}:(i+1)*{dp} of its weight are branch i's first conv; the C "
               f"outputs come out concatenated ({K} channels).",
               f"  conv2: group g = branch g (G = C = {C} groups of Cg = d' = {dp} channels). "
