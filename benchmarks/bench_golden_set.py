@@ -49,17 +49,10 @@ from numpy_resnext.dataset import Options, run_golden_set        # noqa: E402
 from numpy_resnext.dataset.executors import cores                # noqa: E402
 from numpy_resnext.dataset.store import RunStore                 # noqa: E402
 from numpy_resnext.dataset.synthetic import generated_image      # noqa: E402
+from numpy_resnext.ops.cpu import cpu_name                       # noqa: E402
 from numpy_resnext.preprocess import get_preset                  # noqa: E402
 
 PINNED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 def blas_info() -> str:
