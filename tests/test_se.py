@@ -120,7 +120,7 @@ def test_paddleclas_files_say_which_152_layer_model_they_hold(recorded):
                                            r"SE_ResNeXt152_64x4d alike .*name the architecture$"):
         load_weights(keys)
     for name in ("SENet154_vd", "SE_ResNeXt152_64x4d"):
-        loaded = load_weights(keys, arch=name, strict=False)
+        loaded = load_weights(keys, arch=name)
         assert loaded.config == get_arch(name).replace(bn_eps=PADDLE_BN_EPS)
 
 

@@ -158,9 +158,10 @@ def _avg_down_by_registry(fields, declared, wanted, notes) -> bool:
         notes.append(f"deep stem with 1x1/s projections, as {twins[1].name} has")
         return False
     named = wanted or _declared(declared)
-    if named is not None and registered(named.replace(num_classes=fields["num_classes"]), head=False) in twins:
+    if wanted is not None or (named is not None and registered(
+            named.replace(num_classes=fields["num_classes"]), head=False) in twins):
         notes.append(f"{named.name}'s shortcut, as {'named' if wanted else 'the file declares'} "
-                     "(its tensors are also those of " + " and ".join(t.name for t in twins) + ")")
+                     "(the tensors are those of " + " and ".join(t.name for t in twins) + " alike)")
         return named.avg_down
     raise WeightsError(f"the tensors are those of {twins[0].name} and of {twins[1].name} alike (they "
                        "differ only in the shortcut's average pool, which has no tensor) and the file "
