@@ -228,3 +228,24 @@ def test_bn_eps_is_carried_by_every_bn_layer_and_recorded_in_goldens(tmp_path, c
     capsys.readouterr()
     manifest = nrx.golden.read_golden(tmp_path / "g.npz")[1]
     assert manifest["arch"]["bn_eps"] == manifest["arch"]["config"]["bn_eps"] == PADDLE_BN_EPS
+
+
+def test_the_per_stage_cost_table_is_the_plans():
+    """docs/se_resnext.md's "What SE costs, per stage" (measured on timm's models) equals the
+    shape walk's weights (convolutions and fully connected layers) and MACs, stage by stage."""
+    def per_stage(arch):
+        out = {}
+        for r in nrx.summarize(arch)["layers"]:
+            stage = r["name"].split(".")[0] if r["name"].startswith("layer") else (
+                "head" if r["name"] in ("avgpool", "fc") else "stem")
+            weights = r["params"] if r["op"].startswith(("conv", "SE fc", "fully")) else 0
+            w, m = out.get(stage, (0, 0))
+            out[stage] = (w + weights, m + r["macs"])
+        return out
+    plain, se = per_stage("ResNeXt50_32x4d"), per_stage("SE_ResNeXt50_32x4d")
+    rows = re.findall(r"^\| (stem|layer\d|head) \| ([\d,]+) \| ([\d,]+) \| [\d,]+ \| [^|]+ \| ([\d,]+) \| "
+                      r"([\d,]+) \|", DOC, re.M)
+    assert len(rows) == 6
+    for stage, w0, w1, m0, m1 in rows:
+        assert (plain[stage][0], se[stage][0]) == (int(w0.replace(",", "")), int(w1.replace(",", ""))), stage
+        assert (plain[stage][1], se[stage][1]) == (int(m0.replace(",", "")), int(m1.replace(",", ""))), stage
