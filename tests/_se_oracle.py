@@ -43,6 +43,7 @@ Frameworks are imported inside functions only; a caller without them gets Import
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -110,8 +111,7 @@ def need(framework: str):
     """Skip the calling test (with the install line) unless ``framework``'s oracle can run:
     "timm" (torch==2.13.0 CPU and timm==1.0.31) or "paddle" (paddlepaddle==3.3.1 and the
     PaddleClas model files)."""
-    import importlib.util
-    import pytest                                             # only tests call this
+    import pytest                                             # only the tests call this (the reference scripts do not)
     if framework == "timm":
         pytest.importorskip("torch", reason="the timm oracle needs torch==2.13.0 (CPU) and timm==1.0.31")
         try:
@@ -257,7 +257,7 @@ def calibrate_paddle(model, seed, batch, dtype="float64"):
     """:func:`calibrate` for a Paddle model: every BatchNorm / BatchNorm2D set during one eval
     forward over ``batch`` (float64 N, C, H, W), the statistics stored in ``dtype``."""
     import paddle                                             # optional: the oracle's framework
-    import paddle.nn as nn
+    import paddle.nn as nn                                    # optional: the oracle's framework
     bns = [(n, m) for n, m in model.named_sublayers() if isinstance(m, (nn.BatchNorm, nn.BatchNorm2D))]
 
     def assign(layer, mean, var):

@@ -16,6 +16,7 @@ from numpy_resnext.ops.batchnorm import (batchnorm_backward, batchnorm_train, ba
 from numpy_resnext.ops.conv import conv2d_backward
 from numpy_resnext.ops.linear import linear_backward
 from numpy_resnext.ops.loss import softmax_cross_entropy, softmax_cross_entropy_backward
+from numpy_resnext.ops.se import squeeze_excite, squeeze_excite_backward
 from numpy_resnext.ops.pooling import (avgpool2d_backward, global_avgpool_backward, maxpool2d,
                                    maxpool2d_backward, pool_output_size)
 
@@ -236,7 +237,6 @@ def nrx_module():
 def test_squeeze_excite_and_backward_match_loops(N, C, r, H, W, seed):
     """The SE layer (ops/se.py) against its loop twin, forward and backward, and the backward
     against centred finite differences of sum(y * dout)."""
-    from numpy_resnext.ops.se import squeeze_excite, squeeze_excite_backward
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W))
     w1, b1 = rng.standard_normal((r, C, 1, 1)), rng.standard_normal(r)

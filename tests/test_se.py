@@ -16,7 +16,7 @@ import numpy_resnext as nrx
 from numpy_resnext.archs import ARCHS, PADDLE_BN_EPS, TORCH_BN_EPS, get_arch, se_width
 from numpy_resnext.cli import main
 from numpy_resnext.errors import WeightsError
-from numpy_resnext.io import load_weights, write_weights
+from numpy_resnext.io import load_weights, read_paddle, write_weights
 from numpy_resnext.io.infer import TWINS, infer_config
 from numpy_resnext.io.recognise import detect_scheme
 from numpy_resnext.io.schemes import in_out_names, name_map
@@ -180,7 +180,6 @@ def test_se_models_convert_and_read_back_bit_exact(tmp_path, arch, ext, scheme):
     for name, value in model.params.items():
         np.testing.assert_array_equal(back.params[name], value, err_msg=name)
     if paddle:                   # paddle.save's table of PaddleClas's ParamAttr names, as jit.save names them
-        from numpy_resnext.io import read_paddle
         table = read_paddle(out).structured_to_param
         assert table["bb_0_0.scale.squeeze.weight"] == f"fc{2 if '50' in arch else 4}_1_sqz_weights"
         stem = table["conv1_1._conv.weight"]
