@@ -58,8 +58,10 @@ def test_archs_json(capsys):
     assert rows["ResNeXt101_32x48d_wsl"]["params"] == 828_411_176          # docs/architectures.md
     assert rows["ResNeXt50_vd_32x4d"]["macs"] == 4_470_120_448
     assert rows["ResNeXt50_vd_32x4d"]["stem"] == "deep" and rows["ResNeXt50_vd_32x4d"]["avg_down"]
-    assert rows["ResNeXt101_32x8d_wsl"]["aliases"] == ["resnext101_32x8d"]
-    assert rows["ResNeXt50_32x4d"]["aliases"] == []      # same name up to case: not repeated
+    assert rows["ResNeXt101_32x8d_wsl"]["aliases"][0] == "resnext101_32x8d"
+    assert rows["ResNeXt101_32x8d_wsl"]["alias_of"]["ig_resnext101_32x8d"] == "timm < 0.9"
+    assert rows["ResNet50"]["aliases"][0] == "resnet50"     # torchvision's name, even equal up to case
+    assert rows["ResNeXt50_vd_32x4d"]["aliases"] == ["resnext50d_32x4d"]
 
 
 # --- forward -------------------------------------------------------------------------------------
