@@ -138,7 +138,11 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
         checked, report = validate(plan, weights, dtype=dt, strict=strict)
     params = checked                           # in parameter order
     if report.missing:
-        # a non-strict load: the seeded initialisation fills what the weights left out
+        # a non-strict load: the seeded initialisation fills what the weights left out, and
+        # the load's one report says which tensors and how
         params = init_params(plan, seed=seed, dtype=dt)
         params.update(checked)
+        report.filled = [c for c, _ in report.missing]
+        report.filled_with = (f"seeded values (params.init_params, seed {seed}: He-normal "
+                              "convolutions, identity BatchNorm, uniform head)")
     return ResNeXt(plan, params, dt, load_report=report)

@@ -121,12 +121,11 @@ def load_model(args):
     model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict,
                   init=args.init, ema=args.ema)
     report = model.load_report
-    skipped = [c for c, _ in report.missing] + list(report.unexpected)
-    if skipped:
-        print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
-    for note in report.notes:
-        if note.startswith(("fine-tuned head", "weights taken from")):
-            print(f"note: {note}", file=sys.stderr)
+    for line in report.assumptions():
+        print(f"note: {line}", file=sys.stderr)
+    if not strict and args.weights is not None:
+        for line in report.skipped_and_filled():
+            print(f"non-strict load: {line}", file=sys.stderr)
     return model
 
 

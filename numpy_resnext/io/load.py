@@ -18,15 +18,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
-from ..archs import ArchConfig, get_arch
+from ..archs import ArchConfig, get_arch, registered
 from ..bounded import human
 from ..errors import WeightsError
 from ..params import LoadReport, param_shapes, validate
 from ..plan import Plan, layer_plan
 from . import paddle
+from .declared import evidence, refusal
 from .formats import read_weights
 from .infer import config_differences, infer_config
 from .schemes import detect_scheme, get_scheme, is_ignored, name_map
+from .weightfile import WeightFile
 
 __all__ = ["LoadedWeights", "load_weights", "SEED_ALLOWANCE"]
 
@@ -43,6 +45,9 @@ class LoadedWeights(NamedTuple):
     file_names: canonical name -> the file's name for it
     report:     :class:`~numpy_resnext.params.LoadReport`
     source:     where the tensors came from
+    buffers:    tensors that carry no model state, as read (shape, dtype and value), under
+                canonical names: torch's ``<bn>.num_batches_tracked``; a conversion writes
+                them back
     """
 
     params: "OrderedDict"
@@ -52,6 +57,7 @@ class LoadedWeights(NamedTuple):
     file_names: "OrderedDict[str, str]"
     report: LoadReport
     source: str = "<dict>"
+    buffers: "OrderedDict | None" = None
 
 
 def load_weights(source, arch=None, strict=True, ema=None, *, dtype=None,
@@ -69,8 +75,9 @@ def load_weights(source, arch=None, strict=True, ema=None, *, dtype=None,
             as they are).
     """
     read = read_weights(source, ema)
+    path = None if hasattr(source, "items") or isinstance(source, WeightFile) else source
     try:
-        return _load(read, arch, strict, dtype, finite)
+        return _load(read, arch, strict, dtype, finite, path)
     except WeightsError as exc:
         message = str(exc)
         if read.source == "<dict>" or read.source in message:
@@ -78,13 +85,26 @@ def load_weights(source, arch=None, strict=True, ema=None, *, dtype=None,
         raise WeightsError(f"{read.source}: {message}") from None    # every message names the file
 
 
-def _load(read, arch, strict, dtype, finite):
+def _load(read, arch, strict, dtype, finite, path):
     label, table = read.source, dict(read.structured_to_param or {})
     report = LoadReport(notes=list(read.notes))
     report.ignored = [n for n in read.tensors if is_ignored(n)]
     tensors = OrderedDict((k, v) for k, v in read.tensors.items() if not is_ignored(k))
-    scheme, tensors = _choose_scheme(tensors, read.kind in paddle.KINDS, table)
-    config = _resolve_config(tensors, scheme, arch, strict, report)
+    declared, findings = evidence(read, path)
+    try:
+        scheme, tensors = _choose_scheme(tensors, read.kind in paddle.KINDS, table)
+        config = _resolve_config(tensors, scheme, arch, strict, report)
+    except WeightsError as exc:
+        if findings and arch is None:
+            raise WeightsError(refusal(findings)) from None
+        raise
+    if findings:
+        if arch is None:
+            raise WeightsError(refusal(findings, config.name))
+        report.assumed += [f"{f.sentence()}; loaded as {config.name} because it was named, so "
+                           f"the results are {config.name}'s, not the file's network's"
+                           for f in findings]
+    config = _check_declared(declared, config, arch, report)
     plan = layer_plan(config)
     fmap = name_map(plan, scheme)
     if not strict:
@@ -99,13 +119,56 @@ def _load(read, arch, strict, dtype, finite):
     renamed = OrderedDict((c, tensors[f]) for c, f in fmap.items() if f in tensors)
     known = set(fmap.values())
     head = f"{plan.head.fc}.weight"
-    params, report = validate(
-        plan, renamed, dtype=dtype, strict=strict, finite=finite,
-        what=f"weights {label} (naming scheme {scheme})",
-        file_names={c: named(f) for c, f in fmap.items()},
-        in_out=(head,) if get_scheme(scheme).fc_layout == "in_out" else (),
-        unexpected=[named(n) for n in tensors if n not in known], report=report)
-    return LoadedWeights(params, config, plan, scheme, fmap, report, label)
+    try:
+        params, report = validate(
+            plan, renamed, dtype=dtype, strict=strict, finite=finite,
+            what=f"weights {label} (naming scheme {scheme})",
+            file_names={c: named(f) for c, f in fmap.items()},
+            in_out=(head,) if get_scheme(scheme).fc_layout == "in_out" else (),
+            unexpected=[named(n) for n in tensors if n not in known], report=report)
+    except WeightsError as exc:
+        if not report.assumed:
+            raise
+        raise WeightsError(f"{exc}\n  " + "\n  ".join(f"assumed: {a}" for a in report.assumed)) from None
+    buffers = _buffers(read.tensors, report.ignored, fmap, get_scheme(scheme))
+    return LoadedWeights(params, config, plan, scheme, fmap, report, label, buffers)
+
+
+def _buffers(tensors, ignored, fmap, scheme):
+    """The file's step counters under canonical names (``<bn>.num_batches_tracked``), as read."""
+    mean = scheme.bn_fields[2]
+    prefixes = {}
+    for canonical, fname in fmap.items():
+        if canonical.endswith(".running_mean") and fname.endswith(mean):
+            prefixes[fname[:-len(mean)]] = canonical[:-len("running_mean")]
+    out = OrderedDict()
+    for name in ignored:
+        stem, _, suffix = name.rpartition(".")
+        if f"{stem}." in prefixes:
+            out[f"{prefixes[stem + '.']}{suffix}"] = tensors[name]
+    return out
+
+
+def _check_declared(declared, config, arch, report):
+    """The config.json's architecture against the tensors: the same network, or an error
+    (a named architecture decides, and the report says so)."""
+    if declared is None:
+        return config
+    name, expected = declared
+    diffs = config_differences(expected, config, skip=("num_classes", "avg_down"))
+    if diffs and arch is None:
+        raise WeightsError(f"config.json declares the architecture {name!r} "
+                           f"({expected.name}), but the tensors hold {config.name}: "
+                           + "; ".join(diffs) + "; name an architecture to load them anyway")
+    if diffs:
+        report.assumed.append(f"config.json declares {name!r} ({expected.name}), which "
+                              f"disagrees with the tensors; loaded as {config.name}, as named")
+        return config
+    report.notes.append(f"config.json declares {name!r}, which the tensors match")
+    if registered(config, head=False) is None and arch is None:
+        return config.replace(name=str(name) if config.num_classes == expected.num_classes
+                              else f"{name}_{config.num_classes}classes")
+    return config
 
 
 def _choose_scheme(tensors, paddle_file, table):
