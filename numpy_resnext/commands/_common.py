@@ -18,6 +18,7 @@ from ..model import build
 from ..preprocess import describe, load_image, preprocess
 from ..bounded import check_regular, clip_list, first_bytes, read_npy, read_npz
 from ..bounded.arrays import ZIP_MAGICS
+from ..io.torch.file import is_torch_file
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -59,6 +60,10 @@ def load_npy(path, what="input"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{what}: file {path!r} does not exist")
+    if is_torch_file(path):                           # torch.save(x, "x.pt"): say what to do
+        raise InputError(f"{what} {path!r}: a torch.save file (a pickled tensor), not a NumPy "
+                         "array; inputs are .npy files: numpy.save('x.npy', "
+                         "torch.load('x.pt').numpy()) writes one (nothing in the file was read)")
     if first_bytes(path, 4, what) in ZIP_MAGICS:      # an .npz, whatever its name
         names = list(read_npz(path, what))
         raise InputError(f"{what}: expected a plain .npy array, found an .npz archive {path!r} "
@@ -148,7 +153,9 @@ def load_input(path, dtype, what="--input"):
         x, note = load_npy(path, what), None
         if x.dtype == np.uint8:
             if x.ndim != 3 or x.shape[-1] != 3:
-                raise InputError(f"{what} {path!r}: a uint8 image must be (H, W, 3) RGB, found {x.shape}")
+                raise InputError(f"{what} {path!r}: expected float32 or float64 values (N, 3, H, W) "
+                                 f"or (3, H, W), or a uint8 image (H, W, 3) RGB; found uint8 of "
+                                 f"shape {x.shape}")
             x, note = preprocess(x, dtype="float32"), describe()
     if x.ndim == 3:
         x = x[None]                                   # (3, H, W) -> (1, 3, H, W)

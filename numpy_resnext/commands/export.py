@@ -61,7 +61,7 @@ def parse_globs(items, option="--intermediates"):
 
 def run(args):
     require("onnx", "ONNX export")                                    # exit 2 naming the extra, before any work
-    check_output_path(args.onnx, "--onnx")
+    check_output_path(args.onnx, "--onnx", (".onnx",))
     if args.test_data < 0 or args.batch < 1:
         raise InputError(f"--test-data must be >= 0 and --batch >= 1, found {args.test_data} and {args.batch}")
     if min(args.size) < 1:

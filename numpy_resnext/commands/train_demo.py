@@ -70,11 +70,11 @@ def run(args):
     if args.lr <= 0:
         raise InputError(f"--lr must be positive, found {args.lr}")
     if args.json:
-        check_output_path(args.json, "--json")
+        check_output_path(args.json, "--json", (".json",))
     if args.png:
         if not args.png.lower().endswith(".png"):
             raise InputError(f"--png: expected a file name ending in .png, found {args.png!r}")
-        check_output_path(args.png, "--png")
+        check_output_path(args.png, "--png", (".png",))
         pyplot("--png")                       # fail before training, not after
     cfg = DIGITS_CONFIG
     params, macs = totals(cfg, 8, 8)

@@ -260,11 +260,13 @@ def default_scheme(config: ArchConfig, ext: str):
     return "canonical", "canonical names"
 
 
-def file_state(params, arch, scheme: str):
+def file_state(params, arch, scheme: str, buffers=None):
     """OrderedDict file name -> array for canonical ``params`` of ``arch`` (a Plan, or a
     config) in the written scheme ``scheme``: Paddle schemes store the head [in, out];
-    torch schemes add ``<bn>.num_batches_tracked`` (int64 0) after each BN's running_var,
-    in torch's state_dict order. Tensors ``params`` lacks are left out."""
+    torch schemes add ``<bn>.num_batches_tracked`` after each BN's running_var, in torch's
+    state_dict order: the source's counter as read (``buffers``, canonical name -> array:
+    its shape, dtype and value), else torch's fresh one (int64 0, shape ()). Tensors
+    ``params`` lacks are left out."""
     if scheme not in WRITE_SCHEMES:
         raise WeightsError(f"unknown naming scheme {scheme!r} for writing; known: "
                            f"{', '.join(WRITE_SCHEMES)}")
@@ -280,7 +282,8 @@ def file_state(params, arch, scheme: str):
         transpose = canonical == head and scheme.fc_layout == "in_out"
         out[fname] = np.ascontiguousarray(value.T) if transpose else value
         if canonical in counters:
-            out[counters[canonical]] = np.zeros((), np.int64)
+            counter = counters[canonical]
+            out[counter] = (buffers or {}).get(counter, np.zeros((), np.int64))
     return out
 
 
