@@ -19,6 +19,7 @@ EXTRAS = {
     "onnx": ("onnx", "onnx"),
     "onnxruntime": ("onnx", "onnxruntime"),
     "sklearn": ("digits", "scikit-learn"),
+    "torch": ("torch", "torch"),
 }
 
 
