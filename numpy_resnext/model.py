@@ -18,6 +18,7 @@ from .archs import get_arch
 from .errors import InputError, InputTypeError, WeightsError
 from .init import DEFAULT_INIT, seeded_params
 from .io import load_weights
+from .io.schemes import is_ignored
 from .params import LoadReport, count_params, init_params, is_trainable, validate
 from .plan import Plan, layer_plan
 from .shapes import check_input_size
@@ -135,7 +136,11 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
         plan = layer_plan(get_arch(arch))          # the one plan this model's parts all read
         if weights is None:
             return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt)
-        checked, report = validate(plan, weights, dtype=dt, strict=strict)
+        # a state dict under canonical names; torch's BN step counters carry no model state
+        ignored = [n for n in weights if is_ignored(str(n))] if hasattr(weights, "keys") else []
+        state = {k: v for k, v in weights.items() if k not in ignored} if ignored else weights
+        checked, report = validate(plan, state, dtype=dt, strict=strict)
+        report.ignored = ignored
     params = checked                           # in parameter order
     if report.missing:
         # a non-strict load: the seeded initialisation fills what the weights left out, and

@@ -42,28 +42,35 @@ from .names import load_map
 __all__ = ["torch_capture"]
 
 
+def _not_activations(torch):
+    """Module types inside a block that are not its activations."""
+    nn = torch.nn
+    return (nn.Conv2d, nn.BatchNorm2d, nn.Identity, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d)
+
+
 def _plan_of(model, torch):
     """The layer plan of ``model``'s state dict, read from names and shapes alone."""
     zero = np.zeros((), np.float32)
     shapes = OrderedDict((k, np.broadcast_to(zero, tuple(v.shape))) for k, v in model.state_dict().items()
                          if torch.is_floating_point(v))
-    return load_weights(shapes).plan
+    return load_weights(shapes, strict=False).plan          # names and shapes are all it needs
 
 
 def _refuse_what_we_lack(model, torch):
     """Modules numpy-resnext does not implement (they hold no weights, or extra ones)."""
-    nn, found = torch.nn, []
+    nn, found = torch.nn, {}
     for name, m in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
         if leaf in ("se", "se_module", "attn") and not isinstance(m, nn.Identity):
-            found.append(f"{name} ({type(m).__name__}: squeeze-and-excitation or attention)")
+            found.setdefault("squeeze-and-excitation or attention", []).append(name)
         elif (leaf == "aa" and not isinstance(m, nn.Identity)) or "blur" in type(m).__name__.lower():
-            found.append(f"{name} ({type(m).__name__}: anti-aliased downsampling)")
+            found.setdefault("anti-aliased downsampling", []).append(name)
         elif isinstance(m, nn.Conv2d) and tuple(m.dilation) != (1, 1):
-            found.append(f"{name} (dilation {tuple(m.dilation)})")
+            found.setdefault("dilation", []).append(name)
     if found:
-        raise InputError(f"torch_capture: the model has layers numpy-resnext does not implement: "
-                         f"{', '.join(found[:3])}{' ...' if len(found) > 3 else ''}")
+        raise InputError("torch_capture: the model has layers numpy-resnext does not implement: "
+                         + "; ".join(f"{what} ({', '.join(names[:2])}{', ...' if len(names) > 2 else ''})"
+                                     for what, names in found.items()))
 
 
 def torch_capture(model, x, path=None, *, map_name=None):
@@ -106,7 +113,10 @@ def torch_capture(model, x, path=None, *, map_name=None):
         if next(m.children(), None) is None or name in blocks:
             handles.append(m.register_forward_hook(lambda _m, _i, out, n=name: record(n, out)))
         block = name.rsplit(".", 1)[0]
-        if block in blocks and isinstance(m, torch.nn.ReLU):
+        leaf = next(m.children(), None) is None
+        if block in blocks and leaf and not isinstance(m, _not_activations(torch)):
+            # an activation of the block (torchvision's relu, timm's act1..act3): the last
+            # one called receives the residual add
             handles.append(m.register_forward_pre_hook(lambda _m, args, b=block: last_input(b, args[0])))
     try:
         with torch.no_grad():
