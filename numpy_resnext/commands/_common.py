@@ -86,12 +86,16 @@ def cast_input(x, dtype, what="input"):
 
 # --- the model options ------------------------------------------------------------------------
 def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False,
-                      with_dtype=True):
+                      with_dtype=True, arch_positional=True):
     """The options :func:`load_model` reads: ARCH (optional with --weights unless
     ``arch_required``), --weights, --dtype, --seed, --init and, where a command allows
     partial loads, --non-strict. A command whose precision is fixed (``with_dtype=False``)
-    sets ``args.dtype`` itself."""
-    if arch_required:
+    sets ``args.dtype`` itself; one whose positionals say themselves whether they start with
+    an architecture (``arch_positional=False``: classify's ``[ARCH] IMAGE...``) sets
+    ``args.arch``."""
+    if not arch_positional:
+        p.set_defaults(arch=None)
+    elif arch_required:
         p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
     else:
         p.add_argument("arch", nargs="?", default=None,
