@@ -12,6 +12,7 @@ Before, FX captures compared 127 of 175 tensors under --map torchvision with 33 
 and timm's stage outputs compared 1 tensor and passed.
 """
 
+import re
 from collections import OrderedDict
 
 import numpy as np
@@ -35,48 +36,30 @@ def dump(request):
     return request.param, model.plan, tensors, manifest
 
 
-def torchvision_fx(plan, tensors):
-    """The nodes create_feature_extractor(model, get_graph_node_names(model)[1]) returns."""
-    out = OrderedDict()
-    for name, v in tensors.items():
-        if name == "input":
-            out["x"] = v
-        elif name.endswith(".relu1"):
-            out[name[:-1]] = v                                     # layerL.i.relu
-        elif name.endswith(".relu2"):
-            out[name[:-5] + "relu_1"] = v
-        elif name in {b.name for b in plan.blocks}:
-            out[f"{name}.relu_2"] = v
-        elif name == "avgpool":
-            out["avgpool"], out["flatten"] = v[:, :, None, None], v
-        else:
-            out[name] = v
-    return out
+# (reference name pattern, the candidate's names for that tensor; ":4d" keeps a pooled tensor
+# as (N, C, 1, 1)), first match wins, other names unchanged
+TORCHVISION_FX = [(r"^input$", ["x"]), (r"^(layer\d+\.\d+)\.relu1$", [r"\1.relu"]),
+                  (r"^(layer\d+\.\d+)\.relu2$", [r"\1.relu_1"]), (r"^(layer\d+\.\d+)$", [r"\1.relu_2"]),
+                  (r"^avgpool$", ["avgpool:4d", "flatten"])]
+# timm's FX nodes: act names, the Identity placeholders (the same tensor as their input),
+# act3 for the block output, global_pool.pool / .flatten
+TIMM_FX = [(r"^input$", ["x"]), (r"^relu$", ["act1"]), (r"^(layer\d+\.\d+)\.relu1$", [r"\1.act1"]),
+           (r"^(layer\d+\.\d+)\.relu2$", [r"\1.act2", r"\1.aa"]),
+           (r"^(layer\d+\.\d+)\.bn2$", [r"\1.bn2", r"\1.drop_block"]), (r"^(layer\d+\.\d+)$", [r"\1.act3"]),
+           (r"^avgpool$", ["global_pool.pool:4d", "global_pool.flatten"])]
 
 
-def timm_fx(plan, tensors):
-    """timm.models.create_feature_extractor's nodes: act names, Identity placeholders, the
-    add, act3 for the block output, global_pool.pool / .flatten."""
+def renamed(tensors, rules):
+    """The golden's tensors under a framework's names (``rules`` as above)."""
     out = OrderedDict()
-    blocks = {b.name for b in plan.blocks}
     for name, v in tensors.items():
-        if name == "input":
-            out["x"] = v
-        elif name == "relu":
-            out["act1"] = v
-        elif name.endswith((".relu1", ".relu2")):
-            out[name[:-5] + "act" + name[-1]] = v
-            if name.endswith(".relu2"):
-                out[name[:-5] + "aa"] = v                           # Identity: the same tensor
-        elif name.endswith(".bn2"):
+        match = next((m for m in (re.match(p, name) for p, _ in rules) if m), None)
+        if match is None:
             out[name] = v
-            out[name[:-3] + "drop_block"] = v
-        elif name in blocks:
-            out[f"{name}.act3"] = v
-        elif name == "avgpool":
-            out["global_pool.pool"], out["global_pool.flatten"] = v[:, :, None, None], v
-        else:
-            out[name] = v
+            continue
+        for template in dict(rules)[match.re.pattern]:
+            key, _, form = match.expand(template).partition(":")
+            out[key] = v[:, :, None, None] if form == "4d" else v
     return out
 
 
@@ -112,7 +95,7 @@ def test_torchvision_fx_node_names_map_every_tensor(dump):
     kind, plan, tensors, _ = dump
     if kind == "deep":
         pytest.skip("torchvision has no deep-stem model")
-    report = compare(tensors, torchvision_fx(plan, tensors), name_map="torchvision", strict=True)
+    report = compare(tensors, renamed(tensors, TORCHVISION_FX), name_map="torchvision", strict=True)
     assert report.passed and len(report.compared) == len(tensors) and not report.missing
     assert report.extra == [] and report.ignored == ["flatten (= avgpool)"]
     assert "PASS: every reference tensor compared" in report.verdict()
@@ -120,7 +103,7 @@ def test_torchvision_fx_node_names_map_every_tensor(dump):
 
 def test_timm_fx_node_names_map_every_tensor(dump):
     _, plan, tensors, _ = dump
-    report = compare(tensors, timm_fx(plan, tensors), name_map="timm", strict=True)
+    report = compare(tensors, renamed(tensors, TIMM_FX), name_map="timm", strict=True)
     assert report.passed and len(report.compared) == len(tensors) and not report.extra
 
 
