@@ -39,8 +39,10 @@ ANTI_ALIASED = ("resnetaa50", "resnetblur50", "resnetaa50d", "seresnextaa101d_32
 
 
 def library(name):
+    """(torch, torchvision or timm); skips with the reason when one is missing."""
+    lib = need_torchvision() if name == "torchvision" else need_timm()
     import torch                                              # optional: the oracle's framework
-    return torch, (need_torchvision() if name == "torchvision" else need_timm())
+    return torch, lib
 
 
 def create(lib_name, name, **kwargs):

@@ -107,10 +107,9 @@ def test_hook_and_fx_captures_through_the_maps(case):
             assert f"PASS ON 5 OF {len(tensors)} REFERENCE TENSORS ONLY" in report.verdict()
 
 
+@pytest.mark.parametrize("case", ["tv_resnext50_32x4d", "timm_resnext50d_32x4d"], indirect=True)
 def test_hooks_without_a_copy_are_recognised(case):
     key, model, x, ours, tensors, manifest = case
-    if key not in ("tv_resnext50_32x4d", "timm_resnext50d_32x4d"):
-        pytest.skip("one plain and one deep-stem model show it")
     family = "torchvision" if key.startswith("tv") else "timm"
     report = compare(tensors, tm.hook_capture(model, x, clone=False), name_map=family)
     first = report.first_divergence
@@ -170,12 +169,11 @@ def _planted(torch):
     return {"tv_resnext50_32x4d": tv, "timm_resnext50d_32x4d": timm}
 
 
+@pytest.mark.parametrize("case", ["tv_resnext50_32x4d", "timm_resnext50d_32x4d"], indirect=True)
 def test_planted_bugs_are_caught_at_their_tensor(case):
     key, model, x, ours, tensors, manifest = case
     torch, _ = tm.library("torchvision")
-    bugs = _planted(torch).get(key)
-    if bugs is None:
-        pytest.skip("bugs are planted in resnext50_32x4d (torchvision) and resnext50d_32x4d (timm)")
+    bugs = _planted(torch)[key]
     for what, plant, where in bugs:
         buggy = copy.deepcopy(model)
         plant(buggy)
@@ -188,10 +186,9 @@ def test_planted_bugs_are_caught_at_their_tensor(case):
 FILES = ("tv_resnet50", "tv_resnext50_32x4d", "timm_resnext50d_32x4d", "timm_resnext50_32x4d")
 
 
+@pytest.mark.parametrize("case", FILES, indirect=True)
 def test_files_load_and_converted_weights_reload_bit_for_bit(case, tmp_path, capsys):
     key, model, x, ours, tensors, manifest = case
-    if key not in FILES:
-        pytest.skip("the 50-layer models carry the file checks")
     torch, library = tm.library(tm.MODELS[key][0])
     from safetensors.torch import load_file, save_file
     sd = model.state_dict()
