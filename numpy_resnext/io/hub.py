@@ -5,7 +5,7 @@
 ``model.safetensors.index.json``,               sharded: ``weight_map`` {name: shard file};
 ``pytorch_model.bin.index.json``                every shard in the same directory
 a directory with ``model.safetensors``,         Hugging Face / timm hub layout; ``config.json``
-``pytorch_model.bin`` or an index               beside the weights: checked, not needed (.declared)
+``pytorch_model.bin`` or an index               beside the weights is checked (.declared)
 ==============================================  ===========================================
 
 A shard or the directory's weights file is read as what its first bytes say it is,
