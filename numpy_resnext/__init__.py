@@ -16,7 +16,9 @@ its backward beside it (``nrx.conv2d_backward``, ...; ``nrx.softmax_cross_entrop
 its backward for the loss; ``nrx.gradients`` for a whole network); their loop twins,
 forward and backward, live in :mod:`numpy_resnext.ops.naive`. Weight files: ``nrx.load_weights(path)`` (any
 Paddle format, mapped onto canonical names) and ``nrx.read_paddle(path)`` (the file's own
-names), neither of which imports Paddle.
+names), neither of which imports Paddle. ``nrx.torch_capture(model, x, "capture.npz")``
+records a torchvision or timm model's tensors under these names for ``numpy-resnext
+compare`` (torch is imported when it is called).
 """
 
 __version__ = "0.1.0"          # first, so that modules importing it find it during start-up
@@ -31,6 +33,7 @@ from .ops.im2col import col2im, conv_output_size, im2col, weight_matrix
 from .errors import (ArchitectureError, FormatError, InputError, InputTypeError, ResNeXtError,
                      WeightsError)
 from .io import load_weights, read_paddle
+from .golden.capture import torch_capture
 from .grad import gradients
 from .ops.linear import linear, linear_backward
 from .ops.loss import softmax_cross_entropy, softmax_cross_entropy_backward
@@ -49,7 +52,7 @@ __all__ = ["Block", "ConvBN", "Plan", "Pool", "layer_plan",
     "conv_output_size", "count_params", "custom", "get_arch", "global_avgpool", "im2col",
     "init_params", "linear", "list_archs", "load_weights", "maxpool2d", "param_shapes",
     "pool_output_size", "read_paddle", "relu", "sigmoid", "squeeze_excite", "summarize",
-    "weight_matrix", "__version__",
+    "torch_capture", "weight_matrix", "__version__",
     # backward of every op, and of the whole network
     "avgpool2d_backward", "batchnorm_backward", "batchnorm_train", "batchnorm_train_backward",
     "conv2d_backward", "global_avgpool_backward", "gradients", "linear_backward",

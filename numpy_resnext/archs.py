@@ -257,16 +257,48 @@ def _registry():
 
 ARCHS = _registry()
 
-# torchvision's names for the same math (case is ignored on lookup anyway)
-ALIASES = {
-    "resnext50_32x4d": "ResNeXt50_32x4d",
-    "resnext101_32x8d": "ResNeXt101_32x8d_wsl",
-    "resnext101_64x4d": "ResNeXt101_64x4d",
-    "resnet50": "ResNet50",
-    # timm's names for PaddleClas's SE models
-    "seresnext50_32x4d": "SE_ResNeXt50_32x4d",
-    "seresnext101_32x4d": "SE_ResNeXt101_32x4d",
-}
+# other libraries' names for the registry's networks, as data: (name, registry name, whose
+# name). Each computes exactly the registry network (same layers, same tensors); timm's
+# pretrained tags ("resnext50_32x4d.a1h_in1k") are accepted after the name. Names of
+# networks numpy-resnext does not implement (anti-aliased, SE-ResNets, ...) are in
+# numpy_resnext/io/declared.py, which refuses them.
+ALIAS_TABLE = (
+    ("resnet50", "ResNet50", "torchvision, timm, paddle.vision"),
+    ("resnext50_32x4d", "ResNeXt50_32x4d", "torchvision, timm, paddle.vision"),
+    ("resnext101_32x8d", "ResNeXt101_32x8d_wsl", "torchvision, timm"),
+    ("resnext101_64x4d", "ResNeXt101_64x4d", "torchvision, timm, paddle.vision"),
+    ("resnext50d_32x4d", "ResNeXt50_vd_32x4d", "timm"),
+    ("resnext101_32x4d", "ResNeXt101_32x4d", "timm, paddle.vision"),
+    ("resnext101_32x16d", "ResNeXt101_32x16d_wsl", "timm"),
+    ("resnext101_32x32d", "ResNeXt101_32x32d_wsl", "timm"),
+    ("resnext50_64x4d", "ResNeXt50_64x4d", "paddle.vision"),
+    ("resnext152_32x4d", "ResNeXt152_32x4d", "paddle.vision"),
+    ("resnext152_64x4d", "ResNeXt152_64x4d", "paddle.vision"),
+    # timm's names for PaddleClas's SE-ResNeXts (timm's other SE models are registered
+    # under their timm names)
+    ("seresnext50_32x4d", "SE_ResNeXt50_32x4d", "timm"),
+    ("seresnext101_32x4d", "SE_ResNeXt101_32x4d", "timm"),
+    # timm's names before 0.9 (now pretrained tags of the names above); file names still use them
+    ("tv_resnet50", "ResNet50", "timm < 0.9"),
+    ("tv_resnext50_32x4d", "ResNeXt50_32x4d", "timm < 0.9"),
+    ("gluon_resnext50_32x4d", "ResNeXt50_32x4d", "timm < 0.9"),
+    ("gluon_resnext101_32x4d", "ResNeXt101_32x4d", "timm < 0.9"),
+    ("gluon_resnext101_64x4d", "ResNeXt101_64x4d", "timm < 0.9"),
+    ("ssl_resnext50_32x4d", "ResNeXt50_32x4d", "timm < 0.9"),
+    ("swsl_resnext50_32x4d", "ResNeXt50_32x4d", "timm < 0.9"),
+    ("ssl_resnext101_32x4d", "ResNeXt101_32x4d", "timm < 0.9"),
+    ("swsl_resnext101_32x4d", "ResNeXt101_32x4d", "timm < 0.9"),
+    ("ssl_resnext101_32x8d", "ResNeXt101_32x8d_wsl", "timm < 0.9"),
+    ("swsl_resnext101_32x8d", "ResNeXt101_32x8d_wsl", "timm < 0.9"),
+    ("ssl_resnext101_32x16d", "ResNeXt101_32x16d_wsl", "timm < 0.9"),
+    ("swsl_resnext101_32x16d", "ResNeXt101_32x16d_wsl", "timm < 0.9"),
+    ("ig_resnext101_32x8d", "ResNeXt101_32x8d_wsl", "timm < 0.9"),
+    ("ig_resnext101_32x16d", "ResNeXt101_32x16d_wsl", "timm < 0.9"),
+    ("ig_resnext101_32x32d", "ResNeXt101_32x32d_wsl", "timm < 0.9"),
+    ("ig_resnext101_32x48d", "ResNeXt101_32x48d_wsl", "timm < 0.9"),
+)
+ALIASES = {name: target for name, target, _ in ALIAS_TABLE}
+
 
 def list_archs() -> list:
     """Names of every built-in architecture, in table order."""
@@ -282,8 +314,9 @@ def get_arch(name) -> ArchConfig:
     lower = {n.lower(): n for n in ARCHS}
     lower.update({a.lower(): t for a, t in ALIASES.items()})
     key = name.strip().lower()
-    if key in lower:
-        return ARCHS[lower[key]]
+    base, dot, tag = key.partition(".")            # timm's "name.pretrained_tag"
+    if key in lower or (dot and tag and base in lower):
+        return ARCHS[lower[key if key in lower else base]]
     close = difflib.get_close_matches(key, list(lower), n=3, cutoff=0.5)
     hint = ", ".join(lower[c] if lower[c].lower() == c else f"{c} (= {lower[c]})" for c in close)
     msg = f"unknown architecture {name!r}"

@@ -54,7 +54,14 @@ def _printable_streams():
 def main(argv=None) -> int:
     _printable_streams()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # a command whose positionals are a list (classify's [ARCH] IMAGE...) takes those after its
+    # options too, as argparse does for a list that follows a single positional
+    more = getattr(args, "_more_positionals", None)
+    if extra and more and not any(e.startswith("-") for e in extra):
+        getattr(args, more).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0

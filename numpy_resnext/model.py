@@ -18,6 +18,7 @@ from .archs import get_arch
 from .errors import InputError, InputTypeError, WeightsError
 from .init import DEFAULT_INIT, seeded_params
 from .io import load_weights
+from .io.schemes import is_ignored
 from .params import LoadReport, count_params, init_params, is_trainable, validate
 from .plan import Plan, layer_plan
 from .shapes import check_input_size
@@ -139,12 +140,20 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
         plan = _with_eps(layer_plan(get_arch(arch)), bn_eps, report)   # the one plan this model's parts all read
         if weights is None:
             return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt, report)
-        checked, report = validate(plan, weights, dtype=dt, strict=strict, report=report)
+        # a state dict under canonical names; torch's BN step counters carry no model state
+        ignored = [n for n in weights if is_ignored(str(n))] if hasattr(weights, "keys") else []
+        state = {k: v for k, v in weights.items() if k not in ignored} if ignored else weights
+        checked, report = validate(plan, state, dtype=dt, strict=strict, report=report)
+        report.ignored = ignored
     params = checked                           # in parameter order
     if report.missing:
-        # a non-strict load: the seeded initialisation fills what the weights left out
+        # a non-strict load: the seeded initialisation fills what the weights left out, and
+        # the load's one report says which tensors and how
         params = init_params(plan, seed=seed, dtype=dt)
         params.update(checked)
+        report.filled = [c for c, _ in report.missing]
+        report.filled_with = (f"seeded values (params.init_params, seed {seed}: He-normal "
+                              "convolutions, identity BatchNorm, uniform head)")
     return ResNeXt(plan, params, dt, load_report=report)
 
 

@@ -4,6 +4,7 @@ and the per-layer shapes of all 17 built-in architectures checked against the pa
 """
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -152,6 +153,32 @@ def test_torchvision_aliases(alias, target):
     assert ALIASES[alias.lower()] == target
 
 
+@pytest.mark.parametrize("alias,target", [("resnext50d_32x4d", "ResNeXt50_vd_32x4d"),
+                                          ("resnext101_32x4d", "ResNeXt101_32x4d"),
+                                          ("resnext101_32x16d", "ResNeXt101_32x16d_wsl"),
+                                          ("resnext101_32x32d", "ResNeXt101_32x32d_wsl"),
+                                          ("resnext50d_32x4d.bt_in1k", "ResNeXt50_vd_32x4d"),
+                                          ("resnext101_64x4d.c1_in1k", "ResNeXt101_64x4d"),
+                                          ("ig_resnext101_32x48d", "ResNeXt101_32x48d_wsl")])
+def test_timm_names_are_aliases(alias, target):
+    """timm's names (and pretrained tags) of the registry's networks; before, the vd ones
+    were 'unknown architecture ... did you mean ResNeXt50_vd_32x4d'."""
+    assert get_arch(alias) is ARCHS[target]
+
+
+def test_a_tag_does_not_rescue_an_unknown_name():
+    with pytest.raises(ArchitectureError, match="unknown architecture"):
+        get_arch("resnetaa50.a1h_in1k")
+
+
+def test_every_alias_is_listed_in_the_docs():
+    """docs/architectures.md's table of other libraries' names is ALIAS_TABLE, row for row."""
+    from numpy_resnext.archs import ALIAS_TABLE
+    text = (Path(__file__).resolve().parent.parent / "docs" / "architectures.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \| (\w+) \| ([^|]+) \|$", text, re.M)
+    assert [(a, t, w.strip()) for a, t, w in rows] == list(ALIAS_TABLE)
+
+
 def test_config_passes_through():
     cfg = custom(depths=(1, 1))
     assert get_arch(cfg) is cfg
@@ -159,7 +186,7 @@ def test_config_passes_through():
 
 @pytest.mark.parametrize("typo,suggestion", [("ResNeXt50_32x4", "ResNeXt50_32x4d"),
                                              ("resnext50_vd_32x4", "ResNeXt50_vd_32x4d"),
-                                             ("ResNeXt101_32x16d", "ResNeXt101_32x16d_wsl"),
+                                             ("ResNeXt101_32x16", "ResNeXt101_32x16d_wsl"),
                                              ("resnext152_64x4", "ResNeXt152_64x4d")])
 def test_unknown_name_suggests_the_closest(typo, suggestion):
     with pytest.raises(ArchitectureError) as info:

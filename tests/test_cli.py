@@ -58,8 +58,10 @@ def test_archs_json(capsys):
     assert rows["ResNeXt101_32x48d_wsl"]["params"] == 828_411_176          # docs/architectures.md
     assert rows["ResNeXt50_vd_32x4d"]["macs"] == 4_470_120_448
     assert rows["ResNeXt50_vd_32x4d"]["stem"] == "deep" and rows["ResNeXt50_vd_32x4d"]["avg_down"]
-    assert rows["ResNeXt101_32x8d_wsl"]["aliases"] == ["resnext101_32x8d"]
-    assert rows["ResNeXt50_32x4d"]["aliases"] == []      # same name up to case: not repeated
+    assert rows["ResNeXt101_32x8d_wsl"]["aliases"][0] == "resnext101_32x8d"
+    assert rows["ResNeXt101_32x8d_wsl"]["alias_of"]["ig_resnext101_32x8d"] == "timm < 0.9"
+    assert rows["ResNet50"]["aliases"][0] == "resnet50"     # torchvision's name, even equal up to case
+    assert rows["ResNeXt50_vd_32x4d"]["aliases"] == ["resnext50d_32x4d"]
 
 
 # --- forward -------------------------------------------------------------------------------------
@@ -134,7 +136,8 @@ def test_forward_errors(capsys, tmp_path, x_file):
                  "ResNeXt50_32x4d", "--input", path, "--output", tmp_path)
     ints = tmp_path / "ints.npy"
     np.save(ints, np.zeros((1, 3, 8, 8), np.uint8))
-    expect_error(capsys, "forward", "--input: expected float32 or float64 values, found uint8",
+    expect_error(capsys, "forward", "expected float32 or float64 values (N, 3, H, W) or (3, H, W), "
+                 "or a uint8 image (H, W, 3) RGB; found uint8 of shape (1, 3, 8, 8)",
                  "ResNeXt50_32x4d", "--input", ints, "--output", out_path)
     cplx = tmp_path / "complex.npy"
     np.save(cplx, np.zeros((1, 3, 8, 8), np.complex64))
@@ -142,12 +145,22 @@ def test_forward_errors(capsys, tmp_path, x_file):
                  "--output", out_path)
     hwc = tmp_path / "hwc.npy"
     np.save(hwc, np.zeros((1, 8, 8, 3), np.float32))
-    expect_error(capsys, "forward", "expected 3 channels at axis 1", "ResNeXt50_32x4d", "--input", hwc,
+    expect_error(capsys, "forward", "found shape (1, 8, 8, 3) (channels-last? use x.transpose(0, 3, 1, 2))",
+                 "ResNeXt50_32x4d", "--input", hwc,
                  "--output", out_path)
     flat = tmp_path / "flat.npy"
-    np.save(flat, np.zeros((3, 8, 8), np.float32))
-    expect_error(capsys, "forward", "expected a 4-D array (N, 3, H, W), found 3-D", "ResNeXt50_32x4d",
-                 "--input", flat, "--output", out_path)
+    np.save(flat, np.zeros((8, 8), np.float32))
+    expect_error(capsys, "forward", "expected (3, H, W) or (N, 3, H, W) values, found shape (8, 8)",
+                 "ResNeXt50_32x4d", "--input", flat, "--output", out_path)
+    for name, ext in (("o.pt", ".pt"), ("o.npz", ".npz")):              # another format's extension
+        expect_error(capsys, "forward", f"this writes .npy files, not '{ext}'; name the output o.npy",
+                     "ResNeXt50_32x4d", "--input", path, "--output", tmp_path / name)
+    tensor = tmp_path / "x.pt"                                        # torch.save(x, "x.pt")
+    shutil.copy(Path(__file__).resolve().parent.parent / "reference" / "fixtures" / "torch_io"
+                / "micro_zip.pth", tensor)
+    expect_error(capsys, "forward", "a torch.save file (a pickled tensor), not a NumPy array; inputs "
+                 "are .npy files: numpy.save('x.npy', torch.load('x.pt').numpy())", "ResNeXt50_32x4d",
+                 "--input", tensor, "--output", out_path)
     pickled = tmp_path / "obj.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     expect_error(capsys, "forward", "is not a plain numeric dtype", "ResNeXt50_32x4d", "--input", pickled,

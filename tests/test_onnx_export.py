@@ -160,6 +160,59 @@ def test_dynamic_batch_and_names(tmp_path):
         assert rel(got, model(x)) <= 1e-5
 
 
+def test_size_dynamic_is_parsed_without_onnx():
+    """--size dynamic (before: argparse's 'invalid int value')."""
+    from numpy_resnext.commands.export import parse_size
+    from numpy_resnext.errors import InputError
+    assert parse_size(["dynamic"]) is None and parse_size(["DYNAMIC"]) is None
+    assert parse_size(["67", "45"]) == (67, 45)
+    for bad in (["0", "4"], ["big"], ["1", "2", "3"]):
+        with pytest.raises(InputError, match="two positive integers H W or 'dynamic'"):
+            parse_size(bad)
+
+
+@pytest.mark.parametrize("stem", ["plain", "deep"])
+def test_size_dynamic_one_graph_for_every_size(tmp_path, stem):
+    """Symbolic H and W: onnxruntime runs the one graph at two sizes (and batches), every
+    intermediate at each size agreeing with the NumPy forward; test data at a concrete size."""
+    onnx = need_onnx()
+    from numpy_resnext.onnx_export.testdata import read_test_data, write_test_data
+    model = random_bn(nrx.build(nrx.custom(stem=stem), seed=2, dtype="float32"))
+    path = tmp_path / "dyn.onnx"
+    info = _export(model, path, size=None, intermediates="layer?.?")
+    assert info["input_shape"] == ["N", 3, "H", "W"]
+    m = onnx.load(str(path))
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["N", "", "H", "W"] and dims[1].dim_value == 3
+    assert {p.key: p.value for p in m.metadata_props}["input_size"] == "dynamic"
+    need_ort()
+    for shape in ((1, 3, 67, 45), (2, 3, 96, 128)):
+        x = np.random.default_rng(shape[2]).standard_normal(shape).astype(np.float32)
+        got = run_ort(path, x)
+        logits, acts = model.forward(x, keep="layer?.?")
+        assert rel(got["fc"], logits) <= 1e-5
+        for name, value in acts.items():
+            assert got[name].shape == value.shape and rel(got[name], value) <= 1e-4, name
+    dirs = write_test_data(path, model, 1, batch=2, size=(41, 39))
+    inputs, outputs = read_test_data(dirs[0])
+    assert inputs[0][1].shape == (2, 3, 41, 39)
+    got = run_ort(path, inputs[0][1])
+    for (name, want), have in zip(outputs, got.values()):
+        assert rel(have, want) <= 1e-4, name
+
+
+def test_export_command_size_dynamic(tmp_path, capsys):
+    need_onnx()
+    from numpy_resnext.cli import main
+    out = tmp_path / "m.onnx"
+    assert main(["export", "ResNet50", "--init", "identity-bn", "--onnx", str(out), "--size", "dynamic",
+                 "--test-data", "1", "--test-size", "35", "33"]) == 0
+    text = capsys.readouterr().out
+    assert "input Nx3xHxW" in text
+    assert (tmp_path / "test_data_set_0" / "input_0.pb").exists()
+    assert main(["export", "ResNet50", "--onnx", str(out), "--size", "64", "64", "--test-size", "3", "3"]) == 2
+
+
 def test_external_data_path(tmp_path):
     onnx = need_onnx()
     from onnx.reference import ReferenceEvaluator

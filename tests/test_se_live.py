@@ -146,3 +146,25 @@ def test_paddles_other_files_load_the_same_model(run, tmp_path):
         assert load_weights(bare, arch=run["name"]).config == ref.config
     else:
         assert load_weights(bare).config == ref.config
+
+
+@pytest.mark.parametrize("name", ["seresnext26t_32x4d", "legacy_seresnext26_32x4d"])
+def test_torch_capture_of_timms_se_model_compares_with_no_map(name, tmp_path):
+    """nrx.torch_capture on timm's own SE model (the oracle's weights) gives every tensor of
+    the golden under its name (the squeeze as fc1's input; legacy SENet through the senet
+    map), and compare --strict passes at float64's tolerance."""
+    import torch                                              # optional: the oracle's framework
+    import numpy_resnext as nrx
+    from numpy_resnext.golden import compare, golden_dump
+    so.need("timm")
+    o = so.oracle(name, (2, 3, 37, 35))
+    model = so.timm_module().create_model(name, pretrained=False).double().eval()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in o.params.items()}, strict=False)
+    captured = nrx.torch_capture(model, o.x)
+    ours = build(name, weights=load_weights(o.params).params, dtype="float64")     # timm's or senet's names
+    golden, _ = golden_dump(ours, o.x)
+    report = compare(golden, captured, rtol=TOL, atol=0.0, strict=True)
+    assert report.passed, report.format(show="fail")
+    assert {n for se in ours.plan.se_layers() for n in se.emits} <= {r.name for r in report.compared}
+    worst = max(report.compared, key=lambda r: r.max_rel)
+    print(f"{name}: torch_capture, {len(report.compared)} tensors, worst {worst.name} {worst.max_rel:.1e}")

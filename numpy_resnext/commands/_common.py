@@ -18,6 +18,7 @@ from ..model import build
 from ..preprocess import describe, load_image, preprocess
 from ..bounded import check_regular, clip_list, first_bytes, read_npy, read_npz
 from ..bounded.arrays import ZIP_MAGICS
+from ..io.torch.file import is_torch_file
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -59,6 +60,10 @@ def load_npy(path, what="input"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{what}: file {path!r} does not exist")
+    if is_torch_file(path):                           # torch.save(x, "x.pt"): say what to do
+        raise InputError(f"{what} {path!r}: a torch.save file (a pickled tensor), not a NumPy "
+                         "array; inputs are .npy files: numpy.save('x.npy', "
+                         "torch.load('x.pt').numpy()) writes one (nothing in the file was read)")
     if first_bytes(path, 4, what) in ZIP_MAGICS:      # an .npz, whatever its name
         names = list(read_npz(path, what))
         raise InputError(f"{what}: expected a plain .npy array, found an .npz archive {path!r} "
@@ -81,12 +86,16 @@ def cast_input(x, dtype, what="input"):
 
 # --- the model options ------------------------------------------------------------------------
 def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False,
-                      with_dtype=True):
+                      with_dtype=True, arch_positional=True):
     """The options :func:`load_model` reads: ARCH (optional with --weights unless
     ``arch_required``), --weights, --dtype, --seed, --init, --bn-eps and, where a command allows
     partial loads, --non-strict. A command whose precision is fixed (``with_dtype=False``)
-    sets ``args.dtype`` itself."""
-    if arch_required:
+    sets ``args.dtype`` itself; one whose positionals say themselves whether they start with
+    an architecture (``arch_positional=False``: classify's ``[ARCH] IMAGE...``) sets
+    ``args.arch``."""
+    if not arch_positional:
+        p.set_defaults(arch=None)
+    elif arch_required:
         p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
     else:
         p.add_argument("arch", nargs="?", default=None,
@@ -124,12 +133,11 @@ def load_model(args):
     model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict,
                   init=args.init, ema=args.ema, bn_eps=getattr(args, "bn_eps", None))
     report = model.load_report
-    skipped = [c for c, _ in report.missing] + list(report.unexpected)
-    if skipped:
-        print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
-    for note in report.notes:
-        if note.startswith(("fine-tuned head", "weights taken from", "BatchNorm epsilon")):
-            print(f"note: {note}", file=sys.stderr)
+    for line in report.assumptions():
+        print(f"note: {line}", file=sys.stderr)
+    if not strict and args.weights is not None:
+        for line in report.skipped_and_filled():
+            print(f"non-strict load: {line}", file=sys.stderr)
     return model
 
 
@@ -152,7 +160,9 @@ def load_input(path, dtype, what="--input"):
         x, note = load_npy(path, what), None
         if x.dtype == np.uint8:
             if x.ndim != 3 or x.shape[-1] != 3:
-                raise InputError(f"{what} {path!r}: a uint8 image must be (H, W, 3) RGB, found {x.shape}")
+                raise InputError(f"{what} {path!r}: expected float32 or float64 values (N, 3, H, W) "
+                                 f"or (3, H, W), or a uint8 image (H, W, 3) RGB; found uint8 of "
+                                 f"shape {x.shape}")
             x, note = preprocess(x, dtype="float32"), describe()
     if x.ndim == 3:
         x = x[None]                                   # (3, H, W) -> (1, 3, H, W)

@@ -47,19 +47,38 @@ def _sha256(path):
         return "unknown"
 
 
+def _counters(loaded, scheme):
+    """What became of torch's BatchNorm step counters (num_batches_tracked)."""
+    kept = loaded.buffers or {}
+    if not TABLE[scheme].counters:
+        return (f"{len(kept)} num_batches_tracked counters of the source not written ({scheme} "
+                "files hold model state only)" if kept else "no num_batches_tracked counters "
+                f"({scheme} files hold none)")
+    if kept:
+        shapes = sorted({str(tuple(v.shape)) for v in kept.values()})
+        values = sorted({int(v.reshape(-1)[0]) for v in kept.values() if v.size})
+        rest = len(loaded.plan.convs()) - len(kept)
+        return (f"num_batches_tracked: {len(kept)} counters written as read (shape "
+                f"{', '.join(shapes)}, values {', '.join(map(str, values[:4]))}"
+                f"{', ...' if len(values) > 4 else ''})" + (f"; {rest} the source lacks as 0"
+                                                            if rest else ""))
+    return "num_batches_tracked: written as torch's fresh counters (0, shape ()), the source has none"
+
+
 def run(args):
-    check_output_path(args.output, "--output")
+    check_output_path(args.output, "--output", FORMATS)
     loaded = load_weights(args.weights, arch=args.arch, strict=not args.non_strict, ema=args.ema)
     metadata = {"source_sha256": _sha256(args.weights), "numpy_resnext": __version__,
                 "source": str(args.weights)}
     scheme, why, where = write_weights(args.output, loaded.params, loaded.plan,
-                                       args.names, metadata)
+                                       args.names, metadata, loaded.buffers)
     dtypes = sorted({str(v.dtype) for v in loaded.params.values()})
     print(f"{args.weights}: naming scheme {loaded.scheme}, architecture {loaded.config.name}")
     for line in loaded.report.lines():
         print(f"  {line}")
     print(f"wrote {len(loaded.params)} tensors ({', '.join(dtypes)}) to {args.output}, "
           f"names {scheme} ({why}); metadata {where}")
+    print(f"  {_counters(loaded, scheme)}")
     written_eps = TABLE[scheme].bn_eps
     if written_eps != loaded.config.bn_eps:
         print(f"note: BatchNorm epsilon: the source runs with {loaded.config.bn_eps!r}; in {scheme} "

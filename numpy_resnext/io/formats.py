@@ -75,9 +75,11 @@ def read_weights(source, ema=None) -> WeightFile:
     return format_of(path).read(path, ema=ema)
 
 
-def write_weights(path, params, arch, scheme=None, metadata=None):
+def write_weights(path, params, arch, scheme=None, metadata=None, buffers=None):
     """Write canonical ``params`` of ``arch`` (a Plan; a config is accepted too) to ``path``
-    (format from the extension).
+    (format from the extension); ``buffers`` (canonical name -> array, e.g. a torch file's
+    ``num_batches_tracked`` as :class:`~.load.LoadedWeights` keeps them) go into the torch
+    formats as read.
 
     Returns (scheme used, why that scheme, what the metadata went into).
     """
@@ -95,7 +97,7 @@ def write_weights(path, params, arch, scheme=None, metadata=None):
     if scheme not in fits:
         names = ", ".join(fits[:-1]) + " or " + fits[-1] if len(fits) > 1 else fits[0]
         raise WeightsError(_CARRY[fmt].format(ext=ext, scheme=scheme, names=names))
-    state = file_state(params, plan, scheme)
+    state = file_state(params, plan, scheme, buffers)
     meta = dict(metadata or {}, architecture=config.name, names=scheme)
     if fmt is safetensors:
         meta["format"] = "pt"               # what the torch world's loaders look for

@@ -5,9 +5,7 @@
 ``model.safetensors.index.json``,               sharded: ``weight_map`` {name: shard file};
 ``pytorch_model.bin.index.json``                every shard in the same directory
 a directory with ``model.safetensors``,         Hugging Face / timm hub layout; ``config.json``
-``pytorch_model.bin`` or an index               beside the weights is reported, not needed
-                                                (its "architecture" goes to ``extras``: it
-                                                settles what the tensors cannot tell)
+``pytorch_model.bin`` or an index               beside the weights is checked (.declared)
 ==============================================  ===========================================
 
 A shard or the directory's weights file is read as what its first bytes say it is,
@@ -27,7 +25,7 @@ from ..errors import FormatError
 from . import safetensors, torch
 from .weightfile import WeightFile, reading, strip_prefixes
 
-__all__ = ["detect", "read", "HUB_FILES"]
+__all__ = ["detect", "read", "read_config", "HUB_FILES"]
 
 # what a Hugging Face-style directory may hold, in the order they are preferred
 HUB_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -99,26 +97,29 @@ def _read_index(path, ema):
     return WeightFile(tensors, "index", str(path), notes + stripped, {})
 
 
+def read_config(directory):
+    """The parsed ``config.json`` of a Hugging Face-style directory, or None without one
+    (what it declares is checked by :mod:`.declared`)."""
+    config = Path(directory) / "config.json"
+    return _read_json(config, "config.json") if config.is_file() else None
+
+
 def _read_hub_dir(path, ema):
-    notes, extras = [], {}
-    config = path / "config.json"
-    if config.is_file():
-        cfg = _read_json(config, "config.json")
-        if isinstance(cfg, dict):
-            arch = cfg.get("architecture") or cfg.get("architectures")
-            shown = {k: short_repr(cfg[k], 20) for k in ("num_classes", "num_labels") if k in cfg}
-            notes.append(f"config.json: architecture {short_repr(arch)}"
-                         + (f", {shown}" if shown else "")
-                         + " (the architecture is inferred from the tensors; this name only "
-                           "settles what they cannot tell)")
-            if isinstance(arch, str):
-                extras["architecture"] = arch[:200]
+    notes = []
+    cfg = read_config(path)
+    if isinstance(cfg, dict):
+        arch = cfg.get("architecture") or cfg.get("architectures")
+        shown = {k: short_repr(cfg[k], 20) for k in ("num_classes", "num_labels") if k in cfg}
+        notes.append(f"config.json: architecture {short_repr(arch)}"
+                     + (f", {shown}" if shown else "")
+                     + " (checked against the tensors)")
     chosen = next(f for f in HUB_FILES if (path / f).is_file())
     others = [f for f in HUB_FILES if (path / f).is_file() and f != chosen]
     notes.append(f"weights from {chosen}" + (f" ({', '.join(others)} also present, not read)"
                                              if others else ""))
     got = _read_file(path / chosen, ema)
-    return WeightFile(got.tensors, "hub-dir", str(path), notes + list(got.notes), extras)
+    return WeightFile(got.tensors, "hub-dir", str(path), notes + list(got.notes),
+                      {"config.json": cfg} if cfg is not None else {})
 
 
 def _read_file(path, ema):

@@ -99,7 +99,7 @@ def infer_config(tensors, scheme, num_classes_default=None, evidence=None, wante
     stem = stem_kind(scheme.name, names)
     avg_down = _avg_down_said(scheme, names, stem, evidence.get("table") or {}, notes)
     # a provisional config gives the file names of the tensors whose shapes we need
-    probe = ArchConfig(name="probe", depths=depths, cardinality=1, base_width=64, stem=stem,
+    probe = ArchConfig(name="probe", depths=depths, cardinality=2, base_width=64, stem=stem,
                        avg_down=stem == "deep" if avg_down is None else avg_down,
                        stem_pool=scheme.stem_pools[0], se_reduction=0 if scheme.no_se else 1)
     fmap = name_map(probe, scheme)
@@ -109,6 +109,9 @@ def infer_config(tensors, scheme, num_classes_default=None, evidence=None, wante
                            f"(width, width/C, 3, 3), found shape {w2}")
     width0 = w2[0]
     cardinality = width0 // w2[1]      # a multiple by the check above
+    if scheme.name == "senet" and cardinality == 1:
+        raise WeightsError("timm's legacy SE-ResNet (senet.py, cardinality 1) strides its blocks' first 1x1 "
+                           "convolution: not implemented (its SE-ResNeXts, cardinality > 1, are)")
     base_width = width0 // cardinality
     convs = ["conv1"] if stem == "plain" else ["conv1.0", "conv1.3", "conv1.6"]
     widths = [_shape(tensors, fmap[f"{c}.weight"], "stem width", 4)[0] for c in convs]
@@ -214,11 +217,13 @@ def _se_fields(tensors, fmap, scheme, stages) -> tuple:
     outs = [STAGE_PLANES[s] * EXPANSION for s in range(stages)]
     widths = []
     for s in range(stages):
-        shape = _shape(tensors, fmap[f"layer{s + 1}.0.se.fc1.weight"], "squeeze-and-excitation width")
-        if len(shape) < 2:
-            raise WeightsError(f"{fmap[f'layer{s + 1}.0.se.fc1.weight']}: expected an SE fc weight, "
-                               f"found shape {shape}")
-        widths.append(shape[1] if scheme.fc_layout == "in_out" else shape[0])   # [in, out] / [out, in, 1, 1]
+        name = fmap[f"layer{s + 1}.0.se.fc1.weight"]
+        shape = _shape(tensors, name, "squeeze-and-excitation width")
+        paddle = scheme.fc_layout == "in_out"                      # [in, out] / [out, in, 1, 1]
+        if len(shape) < 2 or shape[0 if paddle else 1] != outs[s]:
+            raise WeightsError(f"{name}: expected the squeeze-and-excitation reduce of layer{s + 1}'s "
+                               f"{outs[s]} channels, {'(C, r)' if paddle else '(r, C, 1, 1)'}, found shape {shape}")
+        widths.append(shape[1] if paddle else shape[0])
     rules = ("timm", "floor") if scheme.bn_eps == TORCH_BN_EPS and scheme.name != "senet" else ("floor", "timm")
     for reduction in [16] + list(range(1, outs[0] + 1)):
         for rule in rules:

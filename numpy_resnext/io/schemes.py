@@ -296,7 +296,9 @@ def cannot_name(config: ArchConfig, scheme) -> str:
         legacy = config.stem_pool == "ceil"
         return (f"{config.name}'s stem max-pool is {'the legacy SENet one' if legacy else 'padded'}"
                 f", which no model named this way has: use --names {'senet' if legacy else 'timm'}")
-    return "the legacy SENet models lack the vd shortcut" if scheme.layers == "senet" and config.avg_down else ""
+    if scheme.layers == "senet" and (config.avg_down or config.cardinality == 1):
+        return "legacy SENet models have no vd shortcut, and their cardinality-1 blocks stride conv1"
+    return ""
 
 
 def name_map(arch, scheme) -> "OrderedDict[str, str]":
@@ -321,12 +323,9 @@ def name_map(arch, scheme) -> "OrderedDict[str, str]":
 
 
 def in_out_names(plan, scheme) -> tuple:
-    """The canonical names ``scheme`` stores [in, out] (Paddle's Linear): the head's weight
-    and the SE layers' fc1 / fc2 weights; () for a torch-style scheme."""
-    if get_scheme(scheme).fc_layout != "in_out":
-        return ()
-    return (f"{plan.head.fc}.weight",) + tuple(f"{fc.name}.weight" for se in plan.se_layers()
-                                               for fc in (se.fc1, se.fc2))
+    """The canonical names ``scheme`` stores [in, out] (Paddle's Linear): the head's and SE layers' weights."""
+    fcs = [f"{plan.head.fc}.weight"] + [f"{fc.name}.weight" for se in plan.se_layers() for fc in (se.fc1, se.fc2)]
+    return tuple(fcs) if get_scheme(scheme).fc_layout == "in_out" else ()
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -354,11 +353,13 @@ def default_scheme(config: ArchConfig, ext: str):
     return "canonical", "canonical names"
 
 
-def file_state(params, arch, scheme: str):
+def file_state(params, arch, scheme: str, buffers=None):
     """OrderedDict file name -> array for canonical ``params`` of ``arch`` (a Plan, or a
     config) in the written scheme ``scheme``: Paddle schemes store the head and the SE
-    layers [in, out]; torch schemes add ``<bn>.num_batches_tracked`` (int64 0) after each
-    BN's running_var, in torch's state_dict order. Tensors ``params`` lacks are left out."""
+    layers [in, out]; torch schemes add ``<bn>.num_batches_tracked`` after each BN's
+    running_var, in torch's state_dict order: the source's counter as read (``buffers``,
+    canonical name -> array: its shape, dtype and value), else torch's fresh one (int64 0,
+    shape ()). Tensors ``params`` lacks are left out."""
     if scheme not in WRITE_SCHEMES:
         raise WeightsError(f"unknown naming scheme {scheme!r} for writing; known: "
                            f"{', '.join(WRITE_SCHEMES)}")
@@ -375,7 +376,8 @@ def file_state(params, arch, scheme: str):
             value = np.ascontiguousarray(value.reshape(value.shape[:2]).T)
         out[fname] = value
         if canonical in counters:
-            out[counters[canonical]] = np.zeros((), np.int64)
+            counter = counters[canonical]
+            out[counter] = (buffers or {}).get(counter, np.zeros((), np.int64))
     return out
 
 

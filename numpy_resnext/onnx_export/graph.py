@@ -55,6 +55,7 @@ from .._optional import require
 OPSET = 17                      # the ONNX operator set every exported graph declares
 
 BATCH = "N"                                 # the dynamic batch axis' symbolic name
+HEIGHT, WIDTH = "H", "W"                    # the spatial axes' names with size=None (dynamic)
 
 
 def eps_float32_gap(eps: float) -> float:
@@ -181,7 +182,9 @@ def build_graph(model, *, dtype="float32", size=(224, 224), intermediates=None, 
     """The ONNX graph of ``model`` (a :class:`~numpy_resnext.model.ResNeXt`).
 
     dtype:         float32 or float64: the weights are cast to it, input and outputs have it.
-    size:          (H, W) of the input; the batch axis is dynamic ("N").
+    size:          (H, W) of the input, or None for symbolic "H" and "W" (every op of the
+                   graph runs at any size; a runtime refuses an input smaller than the
+                   smallest size the network takes); the batch axis is dynamic ("N").
     intermediates: None, or names / glob patterns (:mod:`numpy_resnext._select`) of
                    intermediates to add as graph outputs, after the logits.
     fold:          fold each BatchNorm into the conv before it (one Conv with a bias).
@@ -191,9 +194,12 @@ def build_graph(model, *, dtype="float32", size=(224, 224), intermediates=None, 
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise InputError(f"ONNX export: dtype must be float32 or float64, found {dtype}")
-    H, W = (int(v) for v in size)
     plan = model.plan
-    check_input_size(plan, H, W, "ONNX export: input")
+    if size is None:
+        H, W = HEIGHT, WIDTH
+    else:
+        H, W = (int(v) for v in size)
+        check_input_size(plan, H, W, "ONNX export: input")
     ops = OnnxOps(helper, model.params, dtype, fold)
     order = []
     logits = walk(plan, INPUT_NAME, ops, emit=lambda name, value: order.append(name))
