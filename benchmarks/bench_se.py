@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from collections import defaultdict
@@ -33,20 +32,10 @@ from collections import defaultdict
 import numpy as np
 
 import numpy_resnext as nrx
+from numpy_resnext.ops.cpu import cpu_name
 from numpy_resnext.walk import ArrayOps, walk
 
 PLAIN, SE = "resnext50_32x4d", "seresnext50_32x4d"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 CLOCK = {"time": time.perf_counter, "cpu": time.process_time}

@@ -296,9 +296,8 @@ def cannot_name(config: ArchConfig, scheme) -> str:
         legacy = config.stem_pool == "ceil"
         return (f"{config.name}'s stem max-pool is {'the legacy SENet one' if legacy else 'padded'}"
                 f", which no model named this way has: use --names {'senet' if legacy else 'timm'}")
-    if scheme.layers == "senet" and (config.avg_down or config.cardinality == 1):
-        return "legacy SENet models have no vd shortcut, and their cardinality-1 blocks stride conv1"
-    return ""
+    senet = scheme.layers == "senet" and (config.avg_down or config.cardinality == 1)
+    return "legacy SENet models have no vd shortcut, and their cardinality-1 blocks stride conv1" if senet else ""
 
 
 def name_map(arch, scheme) -> "OrderedDict[str, str]":
