@@ -26,9 +26,11 @@ import pytest
 
 import _se_oracle as so
 from _arrays import rel_err
+import numpy_resnext as nrx
 from numpy_resnext import build
 from numpy_resnext.archs import PADDLE_BN_EPS, TORCH_BN_EPS, get_arch
 from numpy_resnext.errors import WeightsError
+from numpy_resnext.golden import compare, golden_dump
 from numpy_resnext.golden import load_map
 from numpy_resnext.io import load_weights
 from numpy_resnext.io.infer import TWINS
@@ -153,10 +155,8 @@ def test_torch_capture_of_timms_se_model_compares_with_no_map(name, tmp_path):
     """nrx.torch_capture on timm's own SE model (the oracle's weights) gives every tensor of
     the golden under its name (the squeeze as fc1's input; legacy SENet through the senet
     map), and compare --strict passes at float64's tolerance."""
-    import torch                                              # optional: the oracle's framework
-    import numpy_resnext as nrx
-    from numpy_resnext.golden import compare, golden_dump
     so.need("timm")
+    import torch                                              # optional: the oracle's framework
     o = so.oracle(name, (2, 3, 37, 35))
     model = so.timm_module().create_model(name, pretrained=False).double().eval()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in o.params.items()}, strict=False)
