@@ -118,10 +118,12 @@ def unsupported(name: str) -> list:
 
 
 def _ours(low: str) -> bool:
-    """``low`` is one of numpy-resnext's names, alone or followed by ".tag", "-hash" or
-    "_pretrained..." (``seresnext50_32x4d.gluon_in1k``, ``SE_ResNeXt50_32x4d_pretrained.pdparams``)."""
+    """``low`` is one of numpy-resnext's names, alone or followed by ".tag", "-hash",
+    "_pretrained..." or Paddle's "_infer..." (``seresnext50_32x4d.gluon_in1k``,
+    ``SE_ResNeXt50_32x4d_pretrained.pdparams``, ``SENet154_vd_infer.pdiparams``)."""
     names = {n.lower() for n in ARCHS} | set(ALIASES) | set(SAME_MATH)
-    return any(low == n or (low.startswith(n) and (low[len(n)] in ".-" or low[len(n):].startswith("_pretrained")))
+    return any(low == n or (low.startswith(n) and (low[len(n)] in ".-"
+                                                   or low[len(n):].startswith(("_pretrained", "_infer"))))
                for n in names)
 
 
