@@ -75,5 +75,5 @@ def test_committed_figures_exist_small_and_linked(name):
     path = FIG_DIR / name
     w, h = png_size(path)
     assert w >= 1200 and path.stat().st_size < 300_000
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"docs/figures/{name}" in readme
+    tools = (ROOT / "docs" / "tools.md").read_text(encoding="utf-8")     # the lecture figures' page
+    assert f"](figures/{name})" in tools
