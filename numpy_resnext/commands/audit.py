@@ -5,6 +5,7 @@ import json
 import math
 import os
 
+from ..dataset.mutation_set import format_set_table, run_mutants_over_set
 from ..golden.mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, format_table, run_mutants, summary
 from ..paper.claims import format_audit, run_audit
 from ..errors import InputError
@@ -85,7 +86,6 @@ def run_mutation_audit(args):
 
 
 def run_set_audit(args, arch, size, init, dtypes, progress):
-    from ..dataset.mutation_set import format_set_table, run_mutants_over_set
     results = run_mutants_over_set(arch, size, args.set, init, dtypes, args.seed, args.mutant,
                                    progress=lambda note: progress.update(0, note))
     progress.done()
