@@ -19,6 +19,7 @@ import tarfile
 import zlib
 
 from ..errors import FormatError
+from .budget import charge
 from .files import open_regular
 from .limits import check_nbytes, get_limits, human, short_repr
 
@@ -64,6 +65,12 @@ class _Bounded:
 
     def tell(self):
         return self.inner.tell()
+
+    def seekable(self):
+        return True
+
+    def readable(self):
+        return True
 
 
 @contextlib.contextmanager
@@ -122,7 +129,9 @@ def _members(tar, where: str, real_size):
 
 
 def read_member(tar, member, where: str) -> bytes:
-    """The bytes of a regular member (its size was checked by :func:`open_tar`)."""
+    """The bytes of a regular member (its size was checked by :func:`open_tar`), charged to
+    the reading budget of the load."""
+    charge(member.size, f"member {short_repr(member.name, 80)}", where)
     stream = tar.extractfile(member)
     data = stream.read(member.size)
     if len(data) != member.size:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import FormatError
 from .files import read_bytes
-from .limits import get_limits, short_repr
+from .limits import MAX_NDIM, get_limits, short_repr
 
 MAX_INT_DIGITS = 40
 _STEP = np.zeros(256, np.int8)                 # +1 for [ and {, -1 for ] and }
@@ -132,8 +132,11 @@ def expect_keys(obj, required, where: str, source: str, optional=()) -> dict:
 
 
 def expect_shape(value, where: str, source: str) -> tuple:
-    """A list of non-negative integers (a tensor shape), as a tuple."""
+    """A list of at most 32 non-negative integers (a tensor shape), as a tuple."""
     expect(value, list, where, source)
+    if len(value) > MAX_NDIM:
+        raise FormatError(f"{source}: {where} has {len(value):,} axes; a tensor has at most "
+                          f"{MAX_NDIM}")
     for i, d in enumerate(value):
         if not (type(d) is int and d >= 0):
             raise FormatError(f"{source}: {where}[{i}] should be a non-negative integer, "

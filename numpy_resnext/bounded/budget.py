@@ -1,0 +1,117 @@
+"""One reading budget per load: what a file makes a reader allocate, bounded for the whole
+file rather than per member, per tensor or per shard.
+
+Each bound of :mod:`.limits` holds for one item: a deflated member may expand 64 times,
+a tensor may be as large as its storage. A file multiplies them: an .npz of 100 deflated
+members of zeros, each within its own allowance; a torch storage viewed by 200 tensors; a
+zip directory whose 300 entries all point at one member. So every reader charges what it
+materialises (arrays filled from the file, decompressed bytes, copies made of the file's
+data) to the budget of the load it belongs to, and one allowance covers the whole load:
+
+    allowance = Limits.expand_bound(the bytes of the distinct files the load opened)
+              = min(max_bytes, max(64 MiB, 64 x those bytes))
+
+A file opened twice (or under two names: symlinked shards, hard links) counts once, by
+device and inode. A load is one call of a reader's entry point (:func:`one_load`), with
+everything it calls: ``load_weights`` of a shard index is one load over all its shards.
+Beyond the allowance, and beyond the memory the process can still have
+(:func:`.memory.available_memory`), a charge is refused with an error naming the file.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+
+from ..errors import BudgetError, FormatError
+from .limits import get_limits, human
+from .memory import ENV_MAX_MEMORY, available_memory
+
+__all__ = ["Load", "one_load", "charge", "register_file", "check_whole", "current_load"]
+
+_current = contextvars.ContextVar("numpy_resnext_load", default=None)
+
+
+class Load:
+    """The files one load opened and the bytes it materialised from them."""
+
+    def __init__(self):
+        self.files = {}            # (st_dev, st_ino) -> size
+        self.used = 0
+        self._room = None          # memory known to be available, re-read when used up
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(self.files.values())
+
+    @property
+    def allowance(self) -> int:
+        return get_limits().expand_bound(self.input_bytes)
+
+    def _why(self) -> str:
+        limits = get_limits()
+        return (f"the {human(self.allowance)} allowed for the whole file ({self.input_bytes} "
+                f"bytes read: at most {limits.max_ratio} times that, or "
+                f"{human(limits.min_expand)}, never over the {human(limits.max_bytes)} "
+                "reading limit)")
+
+    def check(self, nbytes: int, what: str, source: str) -> None:
+        """Refuse unless ``nbytes`` more fit the allowance and the available memory."""
+        total = self.used + nbytes
+        if total > self.allowance:
+            raise FormatError(f"{source}: {what} would bring what the file makes us allocate "
+                              f"to {human(total)} ({total} bytes), more than {self._why()}; "
+                              "a file that repeats or expands its content, not a weight file")
+        if self._room is None or total > self._room:
+            have, why = available_memory()
+            self._room = None if have is None else self.used + have
+            if self._room is not None and total > self._room:
+                raise BudgetError(f"{source}: reading it needs at least {human(total)} of "
+                                  f"memory, more than the {human(max(have, 0))} available "
+                                  f"({why}); raise the budget with `numpy-resnext "
+                                  f"--max-memory` or {ENV_MAX_MEMORY} if the machine has it")
+
+    def charge(self, nbytes: int, what: str, source: str) -> None:
+        self.check(nbytes, what, source)
+        self.used += nbytes
+
+
+def current_load() -> Load | None:
+    return _current.get()
+
+
+def one_load(func):
+    """Run ``func`` as one load (or as part of the load already under way)."""
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        if _current.get() is not None:
+            return func(*args, **kwargs)
+        token = _current.set(Load())
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _current.reset(token)
+    return run
+
+
+def register_file(st) -> None:
+    """Count a file (an ``os.stat_result``) once in the load under way."""
+    load = _current.get()
+    if load is not None:
+        load.files.setdefault((st.st_dev, st.st_ino), st.st_size)
+
+
+def charge(nbytes: int, what: str, source: str) -> None:
+    """Charge ``nbytes`` materialised from ``source`` to the load under way (nothing
+    outside a load)."""
+    load = _current.get()
+    if load is not None:
+        load.charge(int(nbytes), what, source)
+
+
+def check_whole(nbytes: int, what: str, source: str) -> None:
+    """Refuse now if ``nbytes`` (what a file declares it will expand to) cannot fit the
+    load's allowance, before any of it is read."""
+    load = _current.get()
+    if load is not None:
+        load.check(int(nbytes), what, source)
