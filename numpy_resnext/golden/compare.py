@@ -1,6 +1,9 @@
 """Comparing a candidate's tensors with a golden dump, tensor by tensor, in execution order.
 
-The error measure and the pass rule are in :mod:`numpy_resnext.golden`'s docstring.
+The error measure and the pass rule are in :mod:`numpy_resnext.golden`'s docstring. The
+table shows names from the files as :func:`numpy_resnext.errors.printable` makes them
+(control characters and line breaks escaped, cut to :data:`NAME_WIDTH` characters), so a
+name cannot add a line or move the cursor.
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, printable
 from .manifest import ERROR_DEFINITION, LOGITS_NAME, SUGGESTED_TOLERANCES, read_golden
 from .names import load_map
 
 TINY = float(np.finfo(np.float64).tiny)
+NAME_WIDTH = 120        # characters of a name in the table
+
+
+def _shown(name) -> str:
+    return printable(name, NAME_WIDTH)
 
 
 @dataclass
@@ -89,18 +97,22 @@ class Report:
         count line instead of a row each (``strict`` lists them, as failures)."""
         single = not self.strict and len(self.compared) + len(self.extra) + len(self.ignored) == 1
         rows = [r for r in self.rows if not (single and r.status == "missing")]
-        width = max([28] + [len(r.name) + len(r.candidate_name or "") + 4 for r in rows])
+        width = max([28] + [len(_shown(r.name)) + len(_shown(r.candidate_name or "")) + 4
+                            for r in rows])
         lines = [f"{'tensor':<{width}} {'shape':<18} {'max_abs':>10} {'max_rel':>10} {'|ref|max':>10}  status"]
         for r in rows:
             if show == "fail" and (r.status == "pass" or (r.status == "missing" and not self.strict)):
                 continue
-            name = r.name if r.candidate_name in (None, r.name) else f"{r.name} <- {r.candidate_name}"
+            name = _shown(r.name) if r.candidate_name in (None, r.name) else \
+                f"{_shown(r.name)} <- {_shown(r.candidate_name)}"
             shape = "x".join(map(str, r.ref_shape)) or "scalar"
             lines.append(f"{name:<{width}} {shape:<18} {_num(r.max_abs):>10} {_num(r.max_rel):>10} "
-                         f"{_num(r.ref_abs_max):>10}  {r.status}{'  ' + r.note if r.note else ''}")
+                         f"{_num(r.ref_abs_max):>10}  {r.status}"
+                         f"{'  ' + printable(r.note, 400) if r.note else ''}")
         if single and self.missing:
             lines.append(f"({len(self.missing)} other reference tensors are not in the candidate: "
-                         f"a single array is compared with {self.compared[0].name if self.compared else 'one tensor'} only)")
+                         f"a single array is compared with "
+                         f"{_shown(self.compared[0].name) if self.compared else 'one tensor'} only)")
         lines.append(self.verdict())
         return "\n".join(lines)
 
@@ -111,18 +123,19 @@ class Report:
                 f"{len(self.missing)} not in the candidate, {len(self.ignored)} candidate tensors "
                 f"ignored by the map, {len(self.extra)} without a reference counterpart")
         if worst is not None and not math.isnan(worst.max_rel):
-            head += f"\nlargest relative error {worst.max_rel:.3g} at {worst.name}"
+            head += f"\nlargest relative error {worst.max_rel:.3g} at {_shown(worst.name)}"
         first = self.first_divergence
         if not self.compared:
             return head + "\nFAIL: no tensor in common (wrong --map?)"
         if first is None:
             return head + "\nPASS: every compared tensor within tolerance"
-        cand = f" (candidate {first.candidate_name!r})" if first.candidate_name not in (None, first.name) else ""
-        detail = first.note or (f"max_abs {first.max_abs:.3g} > atol + rtol*|ref|max = "
-                                f"{self.atol + self.rtol * first.ref_abs_max:.3g}")
+        cand = f" (candidate {_shown(repr(first.candidate_name))})" \
+            if first.candidate_name not in (None, first.name) else ""
+        detail = printable(first.note, 400) or (f"max_abs {first.max_abs:.3g} > atol + rtol*|ref|max = "
+                                                f"{self.atol + self.rtol * first.ref_abs_max:.3g}")
         n_bad = sum(r.status in ("FAIL", "shape") for r in self.rows)
         return head + (f"\nFAIL: {n_bad} tensor(s) diverge; first in execution order: "
-                       f"{first.name}{cand}: {detail}")
+                       f"{_shown(first.name)}{cand}: {detail}")
 
 
 def _num(v):
@@ -207,8 +220,8 @@ def compare(reference, candidate, rtol=None, atol=None, name_map=None, strict=Fa
         d_rtol, d_atol = default_tolerances(ref_manifest, dtypes or [np.float64])
         rtol = d_rtol if rtol is None else rtol
         atol = d_atol if atol is None else atol
-    if rtol < 0 or atol < 0:
-        raise InputError(f"tolerances must be >= 0, found rtol={rtol}, atol={atol}")
+    if not (math.isfinite(rtol) and math.isfinite(atol) and rtol >= 0 and atol >= 0):
+        raise InputError(f"tolerances must be finite numbers >= 0, found rtol={rtol}, atol={atol}")
     rows = []
     for name, ref in reference.items():
         if name not in mapped:

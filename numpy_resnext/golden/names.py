@@ -1,5 +1,15 @@
 """Name maps: a candidate's tensor names (torch module names, Paddle layer names) onto the
-names the forward pass emits."""
+names the forward pass emits.
+
+Trying every pattern key against every name is keys x names matches: 20,000 keys such as
+``*q123*`` against 1,000 names would take minutes. A name is only tried against the keys
+that can match it: a key's ``*`` never matches ``.``, so a key and a name that match have
+as many dots; and each key is indexed by its longest literal part, which must occur in the
+name (a dictionary lookup per substring of the name of that length). What remains is
+checked for its literal parts in order before the full matcher runs, and the work of one
+:meth:`NameMap.apply` is capped (:data:`MAX_MATCH_WORK`): past it the map is refused with
+a clear error instead of running for minutes.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +23,48 @@ from ..errors import FormatError, InputError
 
 MAPS_DIR = Path(__file__).resolve().parent.parent / "maps"
 SHIPPED_MAPS = ("torchvision", "timm", "paddle.vision")
+MAX_MATCH_WORK = 1_000_000     # substring lookups + literal checks (+ 20 per full match)
+FULL_MATCH_COST = 20
+
+
+class _Bucket:
+    """The pattern keys of one dot count, indexed by their longest literal part."""
+
+    def __init__(self):
+        self.index, self.always, self.lengths = {}, [], set()
+
+    def add(self, i, key):
+        anchor = max(key.split("*"), key=len)
+        if anchor:
+            self.index.setdefault(anchor, []).append(i)
+            self.lengths.add(len(anchor))
+        else:
+            self.always.append(i)
+
+    def candidates(self, name):
+        """(the keys' numbers in file order, the lookups it took)."""
+        found, work = list(self.always), 0
+        for n in self.lengths:
+            for j in range(len(name) - n + 1):
+                hit = self.index.get(name[j:j + n])
+                if hit:
+                    found.extend(hit)
+            work += max(len(name) - n + 1, 0)
+        return sorted(set(found)), work
+
+
+def _literals_in_order(literals, name) -> bool:
+    """Whether the literal parts of a key occur in ``name`` in order, the first at its
+    start and the last at its end (a necessary condition of a match)."""
+    if not (name.startswith(literals[0]) and name.endswith(literals[-1])):
+        return False
+    at = len(literals[0])
+    for lit in literals[1:-1]:
+        at = name.find(lit, at)
+        if at < 0:
+            return False
+        at += len(lit)
+    return at <= len(name) - len(literals[-1])
 
 
 @dataclass
@@ -30,10 +82,32 @@ class NameMap:
     patterns: list = field(default_factory=list)     # (StarPattern, value, key)
     source: str = "identity"
 
-    def translate(self, name):
+    def _buckets(self):
+        if getattr(self, "_built", None) is None or self._built[0] != len(self.patterns):
+            buckets = {}
+            for i, (_, _, key) in enumerate(self.patterns):
+                buckets.setdefault(key.count("."), _Bucket()).add(i, key)
+            self._built = (len(self.patterns), buckets)
+        return self._built[1]
+
+    def translate(self, name, work=None):
+        """The canonical name for ``name`` (None: ignore it). ``work``: a one-item list
+        counting the matching work against :data:`MAX_MATCH_WORK` over several names."""
         if name in self.exact:
             return self.exact[name]
-        for pattern, value, _ in self.patterns:
+        bucket = self._buckets().get(name.count("."))
+        if bucket is None:
+            return name
+        tried, cost = bucket.candidates(name)
+        work = [0] if work is None else work
+        work[0] += cost + len(tried)
+        self._check_work(work[0])
+        for i in tried:
+            pattern, value, key = self.patterns[i]
+            if not _literals_in_order(key.split("*"), name):
+                continue
+            work[0] += FULL_MATCH_COST
+            self._check_work(work[0])
             groups = pattern.match(name)
             if groups is not None:
                 if value is None:
@@ -44,11 +118,18 @@ class NameMap:
                 return "".join(p + g for p, g in zip(pieces, groups)) + pieces[-1]
         return name
 
+    def _check_work(self, done):
+        if done > MAX_MATCH_WORK:
+            raise InputError(f"name map {self.source}: its {len(self.patterns)} pattern keys "
+                             f"would need more than {MAX_MATCH_WORK:,} match steps against "
+                             "these names; use exact names, or fewer patterns with longer "
+                             "literal parts")
+
     def apply(self, tensors, what="candidate"):
         """(OrderedDict canonical -> array, {canonical: original name}, [ignored names])."""
-        out, origin, ignored = OrderedDict(), {}, []
+        out, origin, ignored, work = OrderedDict(), {}, [], [0]
         for name, value in tensors.items():
-            canonical = self.translate(name)
+            canonical = self.translate(name, work)
             if canonical is None:
                 ignored.append(name)
                 continue

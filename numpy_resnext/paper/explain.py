@@ -29,7 +29,8 @@ from .._optional import pyplot
 from ..plan import PAPER_STAGE_NAMES, Plan, as_plan
 from .branches import block_branches, grouped_form
 from ..preprocess import MEAN, STD
-from ..shapes import output_shapes
+from ..bounded import check_memory
+from ..shapes import describe_run, memory_estimate, output_shapes
 
 
 
@@ -177,10 +178,17 @@ class Contributions(NamedTuple):
     check: float
 
 
-def branch_contributions(model, x, block) -> Contributions:
-    """Split the block's aggregated transform on input batch ``x`` into its C branches."""
+def branch_contributions(model, x, block, allow_nonfinite=False) -> Contributions:
+    """Split the block's aggregated transform on input batch ``x`` into its C branches
+    (the memory it needs checked first: C branch tensors, stacked and in float64)."""
     b = model.plan.block(block)
-    xin = model.forward(x, stop_before=b.name)                           # N, in, H, W
+    x = model.check_input(x, allow_nonfinite)
+    rows = {r["name"]: r["shape"] for r in output_shapes(model.plan, *x.shape[2:])}
+    out = int(np.prod(rows[b.conv3.name])) * x.shape[0]                  # one branch's elements
+    branches = model.plan.config.cardinality * out * (2 * x.dtype.itemsize + 16)
+    check_memory(memory_estimate(model.plan, x.shape, x.dtype, "forward") + branches,
+                 f"explaining {b.name} of {describe_run(model.plan, x.shape, x.dtype)}")
+    xin = model.forward(x, stop_before=b.name, allow_nonfinite=allow_nonfinite)  # N, in, H, W
     conv3 = grouped_form(xin, model.params, b, model.plan).total        # what the model computes
     form = block_branches(xin, model.params, b, model.plan)
     # the statistics in float64, converted once
