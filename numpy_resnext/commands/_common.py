@@ -1,25 +1,70 @@
-"""Helpers shared by the commands: examples in --help, progress, the model options and the
-model they build, inputs (arrays and images), atomic writes."""
+"""Helpers shared by the commands: examples in --help, progress, numeric option types
+(each value checked when the command line is parsed: a seed is a non-negative integer, a
+size a positive one below a stated cap, a tolerance a finite number), the model options
+and the model they build, inputs (arrays and images), atomic writes."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 
 import numpy as np
 
-from .._checks import as_float_array
+from .._checks import as_float_array, check_finite
 from .._files import atomic_write, check_output_path, save_json, save_npy  # noqa: F401  (the commands import them from here)
-from ..errors import ArchitectureError, InputError
+from ..errors import ArchitectureError, InputError, printable
 from ..init import DEFAULT_INIT, INITS
 from ..model import build
 from ..preprocess import describe, load_image, preprocess
-from ..bounded import check_regular, clip_list, first_bytes, read_npy, read_npz
+from ..bounded import check_regular, clip_list, first_bytes, npz_names, read_npy
 from ..bounded.arrays import ZIP_MAGICS
 
+MAX_SIZE = 1 << 20           # an image side: far beyond any camera, far below what overflows
+MAX_COUNT = 1 << 20          # a batch, a number of test sets, epochs ...
+MAX_SEED = (1 << 63) - 1
+NON_FINITE_HELP = ("run inputs holding NaN or infinite values (refused by default) to see how "
+                   "they propagate")
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def integer(low, high=None):
+    """An argparse type: an integer from ``low`` to ``high`` (inclusive)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, found {text[:40]!r}") from None
+        if value < low or (high is not None and value > high):
+            wanted = f"from {low} to {high:,}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {wanted}, found {text[:40]}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(low=0.0, positive=False):
+    """An argparse type: a finite number, at least ``low`` (above it when ``positive``)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, found {text[:40]!r}") from None
+        if not math.isfinite(value) or value < low or (positive and value == low):
+            raise argparse.ArgumentTypeError(
+                f"expected a finite number {'above' if positive else 'of at least'} {low:g}, "
+                f"found {text[:40]}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+SEED = integer(0, MAX_SEED)
+SIZE = integer(1, MAX_SIZE)
+COUNT = integer(1, MAX_COUNT)
 
 
 def add_command(sub, name, help, example, description=None):
@@ -60,18 +105,21 @@ def load_npy(path, what="input"):
     if not os.path.exists(path):
         raise InputError(f"{what}: file {path!r} does not exist")
     if first_bytes(path, 4, what) in ZIP_MAGICS:      # an .npz, whatever its name
-        names = list(read_npz(path, what))
+        names = npz_names(path, what)                 # its directory: no member is read
         raise InputError(f"{what}: expected a plain .npy array, found an .npz archive {path!r} "
                          f"holding {clip_list(names, 8)}; save the one array with numpy.save")
     return read_npy(path, what)
 
 
-def cast_input(x, dtype, what="input"):
-    """An explicit, announced cast of a loaded input to the model dtype (never integers)."""
+def cast_input(x, dtype, what="input", allow_nonfinite=False, source=None):
+    """An explicit, announced cast of a loaded input to the model dtype (never integers),
+    with finite values unless ``allow_nonfinite`` (``source``: the file, for messages)."""
     if x.dtype.kind in "iub":
         raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}; "
                          f"preprocess images to floats first (see `numpy-resnext classify`)")
     x = as_float_array(x, what)
+    if not allow_nonfinite:
+        check_finite(x, what if source is None else f"{what} {source!r}", "pass --allow-non-finite")
     if x.dtype == np.dtype(dtype):
         return x
     print(f"note: {what}: {x.dtype} values cast to {np.dtype(dtype)} (the model's --dtype)",
@@ -81,7 +129,7 @@ def cast_input(x, dtype, what="input"):
 
 # --- the model options ------------------------------------------------------------------------
 def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False,
-                      with_dtype=True):
+                      with_dtype=True, non_finite=True):
     """The options :func:`load_model` reads: ARCH (optional with --weights unless
     ``arch_required``), --weights, --dtype, --seed, --init and, where a command allows
     partial loads, --non-strict. A command whose precision is fixed (``with_dtype=False``)
@@ -96,7 +144,7 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
     if with_dtype:
         p.add_argument("--dtype", default=default_dtype, choices=["float32", "float64"],
                        help=dtype_help or f"precision of the model and its input (default {default_dtype})")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=SEED, default=0,
                    help="seed of the initialisation when there is no --weights (default 0)")
     p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,
                    help="seeded weights: BN statistics calibrated on a seeded batch (default) or "
@@ -111,6 +159,8 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
         p.add_argument("--non-strict", action="store_true",
                        help="load what matches (e.g. a backbone without its head), keep seeded "
                             "values for the rest and list what was skipped")
+    if non_finite:
+        p.add_argument("--allow-non-finite", action="store_true", help=NON_FINITE_HELP)
 
 
 def load_model(args):
@@ -123,15 +173,45 @@ def load_model(args):
     report = model.load_report
     skipped = [c for c, _ in report.missing] + list(report.unexpected)
     if skipped:
-        print(f"non-strict load skipped {len(skipped)} tensors: {', '.join(skipped)}", file=sys.stderr)
+        print(f"non-strict load skipped {len(skipped)} tensors: "
+              f"{printable(clip_list(skipped, 40), 4000)}", file=sys.stderr)
     for note in report.notes:
         if note.startswith(("fine-tuned head", "weights taken from")):
-            print(f"note: {note}", file=sys.stderr)
+            print(f"note: {printable(note, 1000)}", file=sys.stderr)
     return model
 
 
+def allow_nonfinite(args) -> bool:
+    return bool(getattr(args, "allow_non_finite", False))
+
+
+def warn_nonfinite(values, what):
+    """One warning line when a finite input still gave NaN or infinite ``values`` (an
+    overflow in the arithmetic of the dtype)."""
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        print(f"warning: {bad:,} of {values.size:,} {what} are NaN or infinite", file=sys.stderr)
+
+
 # --- inputs ---------------------------------------------------------------------------------
-def load_input(path, dtype, what="--input"):
+def check_batch(x, what, path):
+    """``x`` if it is an (N, 3, H, W) batch with N, H, W >= 1; else InputError naming
+    ``path`` (as the model's own check says it, with the file)."""
+    where = f"{what} {path!r}"
+    if x.ndim != 4:
+        raise InputError(f"{where}: expected a 4-D array (N, 3, H, W), found {x.ndim}-D with "
+                         f"shape {x.shape}")
+    if x.shape[1] != 3:
+        hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
+        raise InputError(f"{where}: expected 3 channels at axis 1 of (N, 3, H, W), found shape "
+                         f"{x.shape}{hint}")
+    if 0 in x.shape:
+        raise InputError(f"{where}: an empty batch or image, shape {x.shape}; N, H and W must be "
+                         "at least 1")
+    return x
+
+
+def load_input(path, dtype, what="--input", allow_nonfinite=False):
     """(x, note): an (N, 3, H, W) array of ``dtype`` from a .npy file or an image, and how it
     was made (None, or the preprocessing applied).
 
@@ -153,8 +233,8 @@ def load_input(path, dtype, what="--input"):
             x, note = preprocess(x, dtype="float32"), describe()
     if x.ndim == 3:
         x = x[None]                                   # (3, H, W) -> (1, 3, H, W)
-    if x.ndim != 4 or x.shape[1] != 3:
-        hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
-        raise InputError(f"{what} {path!r}: expected (3, H, W) or (N, 3, H, W) values, "
-                         f"found shape {x.shape}{hint}")
-    return cast_input(x, dtype, what), note
+    if x.ndim != 4 or x.shape[1] != 3 or 0 in x.shape:
+        hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if x.ndim and x.shape[-1] == 3 else ""
+        raise InputError(f"{what} {path!r}: expected (3, H, W) or (N, 3, H, W) values with "
+                         f"N, H and W at least 1, found shape {x.shape}{hint}")
+    return cast_input(x, dtype, what, allow_nonfinite, path), note

@@ -6,7 +6,7 @@ import os
 from ..errors import InputError
 from ..labels import label_names, short_name, top_k
 from ..preprocess import describe, load_image
-from ._common import Progress, add_command, add_model_options, cast_input, load_model
+from ._common import Progress, add_command, add_model_options, allow_nonfinite, cast_input, load_model
 
 
 def add_parser(sub):
@@ -49,8 +49,9 @@ def run(args):
     elif not args.json:
         print(f"{model.config.name}, weights {args.weights}; preprocessing: {describe()}")
     for done, path in enumerate(args.images):
-        x = cast_input(load_image(path, args.dtype), args.dtype, path)   # 3, H, W
-        logits = model(x[None])[0]                                        # classes
+        x = cast_input(load_image(path, args.dtype), args.dtype, path,   # 3, H, W
+                       allow_nonfinite(args))
+        logits = model(x[None], allow_nonfinite=allow_nonfinite(args))[0]  # classes
         best = top_k(logits, k)
         if args.json:
             print(json.dumps({"image": path, "arch": model.config.name, "weights": args.weights,

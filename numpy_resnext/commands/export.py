@@ -6,7 +6,8 @@ from .._optional import require
 from ..onnx_export.save import export
 from ..onnx_export.testdata import write_test_data
 from ..errors import InputError
-from ._common import Progress, add_command, add_model_options, check_output_path, load_model
+from ._common import (COUNT, SEED, SIZE, Progress, add_command, add_model_options, check_output_path,
+                      integer, load_model)
 
 DESCRIPTION = """\
 export a model as ONNX (opset 17), built from the same layer plan the NumPy forward walks:
@@ -30,17 +31,17 @@ def add_parser(sub):
                       dtype_help="dtype of the exported weights, input and outputs (default float32; "
                                  "onnxruntime's CPU provider has no float64 Conv)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write (atomically)")
-    p.add_argument("--size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"),
+    p.add_argument("--size", nargs=2, type=SIZE, default=(224, 224), metavar=("H", "W"),
                    help="spatial size of the input the graph declares (default 224 224); the batch "
                         "axis is dynamic")
     p.add_argument("--intermediates", action="append", default=None, metavar="GLOBS",
                    help="also expose these intermediates as graph outputs, after the logits: names or "
                         "glob patterns, comma-separated, repeatable (e.g. 'layer?.?,avgpool' or '*')")
-    p.add_argument("--test-data", type=int, default=0, metavar="N",
+    p.add_argument("--test-data", type=integer(0, 1000), default=0, metavar="N",
                    help="write N model-zoo test sets (test_data_set_0 .. N-1 beside OUT.onnx: input_0.pb, "
                         "output_0.pb, ...) from the float64 golden cast to the model's dtype")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the test-data inputs (default 1)")
-    p.add_argument("--data-seed", type=int, default=0,
+    p.add_argument("--batch", type=COUNT, default=1, help="batch size of the test-data inputs (default 1)")
+    p.add_argument("--data-seed", type=SEED, default=0,
                    help="seed of the test-data inputs (set i draws from default_rng([seed, i]); default 0)")
     p.add_argument("--fold-bn", action="store_true",
                    help="fold each BatchNorm into the Conv before it (the conv outputs before BN then "

@@ -2,8 +2,9 @@
 
 import time
 
-from ._common import (Progress, add_command, add_model_options, cast_input, check_output_path, load_model,  # noqa: F401
-                      load_npy, save_npy)
+from ..errors import printable
+from ._common import (Progress, add_command, add_model_options, allow_nonfinite, cast_input,  # noqa: F401
+                      check_batch, check_output_path, load_model, load_npy, save_npy, warn_nonfinite)
 
 
 def add_parser(sub):
@@ -17,14 +18,16 @@ def add_parser(sub):
 
 def run(args):
     check_output_path(args.output, "--output")       # fail before the forward pass, not after
-    x = cast_input(load_npy(args.input, "--input"), args.dtype, "--input")
+    x = cast_input(check_batch(load_npy(args.input, "--input"), "--input", args.input), args.dtype,
+                   "--input", allow_nonfinite(args), args.input)
     progress = Progress("forward")
     t0 = time.perf_counter()
     model = load_model(args)
     progress.update(0, f"built {model.config.name} ({model.num_params:,} params)")
-    logits = model(x)
+    logits = model(x, allow_nonfinite=allow_nonfinite(args))
+    warn_nonfinite(logits, "logits")
     save_npy(args.output, logits)
-    progress.done(f"wrote {args.output}")
+    progress.done(f"wrote {printable(args.output)}")
     print(f"{model.config.name}: input {x.shape} {x.dtype} -> logits {logits.shape} {logits.dtype} "
-          f"in {time.perf_counter() - t0:.2f} s, written to {args.output}")
+          f"in {time.perf_counter() - t0:.2f} s, written to {printable(args.output)}")
     return 0

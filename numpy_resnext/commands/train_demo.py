@@ -11,7 +11,7 @@ from ..paper.digits import DEFAULTS, DIGITS_CONFIG, DIGITS_HINT, plot_curves, tr
 from .._optional import pyplot
 from ..errors import InputError
 from ..shapes import totals
-from ._common import add_command, check_output_path, save_json
+from ._common import SEED, add_command, check_output_path, integer, number, save_json
 
 
 def add_parser(sub):
@@ -26,17 +26,17 @@ def add_parser(sub):
                     "Momentum SGD with weight decay and a cosine learning rate, BatchNorm "
                     "with batch statistics, one-pixel random shifts. Progress goes to stderr; "
                     "the result to stdout.")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+    p.add_argument("--epochs", type=integer(1, 10_000), default=DEFAULTS["epochs"],
                    help=f"passes over the training split (default {DEFAULTS['epochs']})")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=SEED, default=0,
                    help="seed of the split, the initialisation, the batch order and the shifts (default 0)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+    p.add_argument("--batch-size", type=integer(2, 1 << 20), default=DEFAULTS["batch_size"],
                    help=f"images per SGD step (default {DEFAULTS['batch_size']})")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+    p.add_argument("--lr", type=number(0.0, positive=True), default=DEFAULTS["lr"],
                    help=f"peak learning rate of the cosine schedule (default {DEFAULTS['lr']})")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="precision of the training (default float32)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=integer(0, 1024), default=1,
                    help="BLAS threads while training (default 1: the layers are small, and on a "
                         "shared machine two threads mostly wait for each other; 0 leaves the BLAS "
                         "default). Set through threadpoolctl, which scikit-learn installs")
