@@ -88,7 +88,7 @@ def read_npy_stream(f, size: int, where: str) -> np.ndarray:
         raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
                           f"{list(shape)} ({nbytes} bytes of data), the file holds "
                           f"{size - start} after the header")
-    charge(nbytes, f"a {dtype} array of shape {short_repr(list(shape))}", where)
+    charge(nbytes, lambda: f"a {dtype} array of shape {short_repr(list(shape))}", where)
     out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
     _fill(f, out, where, f"the {dtype} array of shape {list(shape)}")
     out = out.T if fortran else out
@@ -139,7 +139,7 @@ def _read_stored(f, info: zipfile.ZipInfo, start: int, where: str) -> np.ndarray
         raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
                           f"{list(shape)} ({nbytes} bytes of data), the member holds {held} "
                           "after the header")
-    charge(nbytes, f"a {dtype} array of shape {short_repr(list(shape))}", where)
+    charge(nbytes, lambda: f"a {dtype} array of shape {short_repr(list(shape))}", where)
     out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
     _fill(f, out, where, f"the {dtype} array of shape {list(shape)}")
     f.seek(start)

@@ -37,6 +37,7 @@ class Load:
 
     def __init__(self):
         self.files = {}            # (st_dev, st_ino) -> size
+        self.name = "<no file>"    # the first file opened, for messages that have no other
         self.used = 0
         self._room = None          # memory known to be available, re-read when used up
 
@@ -55,9 +56,14 @@ class Load:
                 f"{human(limits.min_expand)}, never over the {human(limits.max_bytes)} "
                 "reading limit)")
 
-    def check(self, nbytes: int, what: str, source: str) -> None:
-        """Refuse unless ``nbytes`` more fit the allowance and the available memory."""
+    def check(self, nbytes: int, what, source) -> None:
+        """Refuse unless ``nbytes`` more fit the allowance and the available memory
+        (``what`` and ``source`` may be callables: formatted only for the message)."""
         total = self.used + nbytes
+        if total <= self.allowance and self._room is not None and total <= self._room:
+            return
+        what = what() if callable(what) else what
+        source = source() if callable(source) else source
         if total > self.allowance:
             raise FormatError(f"{source}: {what} would bring what the file makes us allocate "
                               f"to {human(total)} ({total} bytes), more than {self._why()}; "
@@ -71,7 +77,7 @@ class Load:
                                   f"({why}); raise the budget with `numpy-resnext "
                                   f"--max-memory` or {ENV_MAX_MEMORY} if the machine has it")
 
-    def charge(self, nbytes: int, what: str, source: str) -> None:
+    def charge(self, nbytes: int, what, source) -> None:
         self.check(nbytes, what, source)
         self.used += nbytes
 
@@ -94,19 +100,23 @@ def one_load(func):
     return run
 
 
-def register_file(st) -> None:
-    """Count a file (an ``os.stat_result``) once in the load under way."""
+def register_file(st, name=None) -> None:
+    """Count a file (an ``os.stat_result``; ``name`` for messages) once in the load under
+    way."""
     load = _current.get()
     if load is not None:
+        if not load.files and name is not None:
+            load.name = name
         load.files.setdefault((st.st_dev, st.st_ino), st.st_size)
 
 
-def charge(nbytes: int, what: str, source: str) -> None:
-    """Charge ``nbytes`` materialised from ``source`` to the load under way (nothing
-    outside a load)."""
+def charge(nbytes: int, what, source=None) -> None:
+    """Charge ``nbytes`` materialised from ``source`` (default: the load's first file) to
+    the load under way (nothing outside a load). ``what`` and ``source`` may be callables
+    returning the text, so that nothing is formatted unless a message needs it."""
     load = _current.get()
     if load is not None:
-        load.charge(int(nbytes), what, source)
+        load.charge(int(nbytes), what, load.name if source is None else source)
 
 
 def check_whole(nbytes: int, what: str, source: str) -> None:

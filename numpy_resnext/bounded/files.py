@@ -125,6 +125,12 @@ class Reader:
     def tell(self):
         return self._f.tell()
 
+    @property
+    def file(self):
+        """The file object itself, for a caller that maps OSError on its own (the pickle
+        reader calls ``read`` once per opcode of its scan: one wrapper less)."""
+        return self._f
+
     def __getattr__(self, name):        # seekable, readable, close, closed, name, mode ...
         return getattr(self._f, name)
 
@@ -155,7 +161,7 @@ def open_regular(path, what="file"):
                              "expected a regular file")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
-        register_file(st)
+        register_file(st, name)
         return Reader(os.fdopen(fd, "rb"), f"{name}: cannot read the {what}"), st.st_size
     except BaseException:
         os.close(fd)

@@ -150,12 +150,13 @@ def read_tensors(path, names=None, header=None):
     f, _ = open_regular(path, "safetensors file")
     with f:
         for name, (dtype, shape, begin, stop) in wanted.items():
-            where = f"{path}: tensor {short_repr(name)}"
+            def where(name=name):
+                return f"{path}: tensor {short_repr(name)}"
             charge((stop - begin) * (2 if dtype == "bfloat16" else 1), "a tensor", where)
             arr = np.empty(shape, "<u2" if dtype == "bfloat16" else np.dtype(dtype).newbyteorder("<"))
             f.seek(start + begin)
             if stop > begin and f.readinto(memoryview(arr.reshape(-1)).cast("B")) != stop - begin:
-                raise FormatError(f"{where} cut off by the end of the file")
+                raise FormatError(f"{where()} cut off by the end of the file")
             if dtype == "bfloat16":
                 arr = widen_bfloat16(arr)
             out[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)

@@ -86,8 +86,8 @@ class _Bytes:
     def array(self, pos: int, dtype: np.dtype, dims: tuple, where: str) -> np.ndarray:
         """A fresh, aligned, native-order (dims) array from the bytes at ``pos``."""
         count = int(np.prod(dims, dtype=np.int64)) if dims else 1
-        charge(count * dtype.itemsize, f"a {dtype} tensor of shape {short_repr(list(dims))}",
-               where)
+        charge(count * dtype.itemsize, lambda: f"a {dtype} tensor of shape "
+               f"{short_repr(list(dims))}", where)
         if self.buf is not None:
             flat = np.frombuffer(self.buf, dtype=dtype, count=count, offset=pos)
             return flat.reshape(dims).astype(dtype.newbyteorder("="), copy=True)

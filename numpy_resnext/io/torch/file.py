@@ -99,7 +99,8 @@ class TorchFile:
                 key = ref.storage.key
                 if key not in cache:
                     cache[key] = self._read_storage(f, ref.storage)
-                where = f"{self.source}: tensor {short_repr(name)}"
+                def where(name=name):
+                    return f"{self.source}: tensor {short_repr(name)}"
                 out[name] = _view(cache[key], ref, users[key] > 1, where)
                 if ref.dtype == "bfloat16":
                     charge(4 * ref.numel, "bfloat16 widened to float32", where)
@@ -126,7 +127,7 @@ class TorchFile:
     def _read_storage(self, f, info) -> np.ndarray:
         start, nbytes = self._locate(info.key)
         dtype = np.dtype("uint16" if info.dtype == "bfloat16" else info.dtype)
-        charge(nbytes, f"storage {short_repr(info.key)}", self.source)
+        charge(nbytes, lambda: f"storage {short_repr(info.key)}", self.source)
         buf = np.empty(info.numel, dtype)
         f.seek(start)
         if f.readinto(memoryview(buf).cast("B")) != nbytes:

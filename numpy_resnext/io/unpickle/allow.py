@@ -60,7 +60,7 @@ import re
 
 import numpy as np
 
-from ...bounded import check_shape, short_repr
+from ...bounded import charge, check_shape, short_repr
 from ...errors import FormatError
 from ..dtypes import TORCH_STORAGES, TORCH_UNTYPED
 from .scan import BIG_INT, Refused
@@ -162,6 +162,8 @@ class ArrayStub:
         if len(data) != need:
             raise Refused(f"array of shape {list(shape)} and dtype {dtype} needs {need} "
                           f"bytes of data, the file holds {len(data)}")
+        # one bytes object can be referenced by many arrays: each array counts
+        charge(need, lambda: f"a pickled {dtype} array of shape {short_repr(list(shape))}")
         array = _MA._reconstruct(np.ndarray, (0,), b"b")
         array.__setstate__((1, shape, dtype, fortran, data))  # now known to be consistent
         self.array = array
@@ -186,6 +188,7 @@ def _encode(text, encoding="utf-8", *rest):
     if not (isinstance(text, str) and isinstance(encoding, str)) or encoding.replace(
             "-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
         raise Refused(f"_codecs.encode with encoding {short_repr(encoding, 40)} (only latin1)")
+    charge(len(text), "bytes encoded from latin-1 text")       # a new copy per call
     return _codecs.encode(text, "latin1")
 
 
