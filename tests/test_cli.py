@@ -203,11 +203,12 @@ def test_top_level_help_and_version(capsys):
     assert capsys.readouterr().out.startswith("numpy-resnext 0.")
 
 
-def test_argparse_rejects_unknown_dtype(capsys):
-    with pytest.raises(SystemExit) as info:
-        cli.main(["forward", "ResNet50", "--input", "x", "--output", "y", "--dtype", "float16"])
-    assert info.value.code == 2
-    assert "invalid choice: 'float16'" in capsys.readouterr().err
+def test_argparse_rejects_unknown_dtype_in_one_line(capsys):
+    assert cli.main(["forward", "ResNet50", "--input", "x", "--output", "y", "--dtype",
+                     "float16"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'float16'" in err
+    assert err.startswith("numpy-resnext forward: error: argument --dtype") and err.count("\n") == 1
 
 
 # --- real processes (one each) -------------------------------------------------------------------
