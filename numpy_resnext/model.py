@@ -154,6 +154,8 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
     params = checked                           # in parameter order
     if report.missing:
         # a non-strict load: the seeded initialisation fills what the weights left out
+        check_memory(_seeding_bytes(plan, dt, "identity-bn"), f"seeded weights of "
+                     f"{plan.config.name} ({dt}) for what the file lacks")
         params = init_params(plan, seed=seed, dtype=dt)
         params.update(checked)
     return ResNeXt(plan, params, dt, load_report=report)

@@ -5,8 +5,8 @@ import os
 
 from .._optional import pyplot
 from ..errors import InputError
-from ..paper.explain import (block_layout, branch_contributions, denormalize, format_contributions,
-                       format_layout, image_to_input, plot_contributions,
+from ..paper.explain import (block_layout, branch_contributions, check_contributions, denormalize,
+                       format_contributions, format_layout, image_to_input, plot_contributions,
                        synthetic_image)
 from ..plan import layer_plan
 from ..shapes import check_input_size
@@ -65,6 +65,7 @@ def run(args):
     model = load_model(args)
     note, image = "", None
     if x is None:
+        check_contributions(model.plan, (1, 3, h, w), args.dtype, args.block, image=True)
         image = synthetic_image(h, w, args.seed)           # shapes to react to, not noise
         x = image_to_input(image, args.dtype)
         note = f"\nsynthetic input (seed {args.seed})"

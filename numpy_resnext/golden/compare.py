@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bounded import check_memory
 from ..errors import InputError, printable
 from .manifest import ERROR_DEFINITION, LOGITS_NAME, SUGGESTED_TOLERANCES, read_golden
 from .names import load_map
@@ -160,6 +161,8 @@ def compare_tensor(name, ref, cand, rtol, atol, candidate_name=None) -> Row:
         if a.dtype.kind not in "fiu":
             row.status, row.note = "shape", f"{label} has non-numeric dtype {a.dtype}"
             return row
+    if ref.size > 1 << 20:             # float64 copies of both, the difference, a mask
+        check_memory(25 * ref.size, f"comparing tensor {_shown(name)} of shape {ref.shape}")
     r = ref.astype(np.float64, copy=False)
     c = cand.astype(np.float64, copy=False)
     diff = np.abs(c - r)                                      # same shape as the reference

@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import __version__
 from .._files import atomic_write
-from ..bounded import (clip_list, expect, expect_keys, expect_shape, loads_json, read_array_file,
-                       short_repr)
+from ..bounded import (clip_list, expect, expect_keys, expect_shape, loads_json, one_load,
+                       read_array_file, short_repr)
 from ..checksums import params_sha256, tensor_sha256
 from ..errors import FormatError, InputError
 
@@ -103,6 +103,7 @@ def write_golden(path, tensors, manifest=None):
     return os.path.getsize(path)
 
 
+@one_load
 def read_golden(path, verify=True, what="golden file"):
     """``(tensors, manifest)`` from an .npz (ours or anyone's) or a single .npy.
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
+import numpy as np
+
 from ..archs import ArchConfig, get_arch
-from ..bounded import human
+from ..bounded import check_memory, human
 from ..errors import WeightsError
 from ..params import LoadReport, param_shapes, validate
 from ..plan import Plan, layer_plan
@@ -97,6 +99,10 @@ def _load(read, arch, strict, dtype, finite):
         return f"{fname} = {other[fname]}" if other.get(fname) else fname
 
     renamed = OrderedDict((c, tensors[f]) for c, f in fmap.items() if f in tensors)
+    if dtype is not None:                 # the cast to the model's dtype copies: check first
+        check_memory(sum(int(v.size) * np.dtype(dtype).itemsize for v in renamed.values()
+                         if getattr(v, "dtype", None) != np.dtype(dtype)),
+                     f"weights {label} cast to {np.dtype(dtype)}")
     known = set(fmap.values())
     head = f"{plan.head.fc}.weight"
     params, report = validate(

@@ -178,16 +178,26 @@ class Contributions(NamedTuple):
     check: float
 
 
+def check_contributions(plan, shape, dtype, block, image=False):
+    """Raise BudgetError unless the memory :func:`branch_contributions` needs on an input
+    of ``shape`` fits: the forward to the block, then C branch tensors, stacked and in
+    float64 (and with ``image``, the synthetic picture and its input)."""
+    b = plan.block(block)
+    rows = {r["name"]: r["shape"] for r in output_shapes(plan, *shape[2:])}
+    out = int(np.prod(rows[b.conv3.name])) * shape[0]                    # one branch's elements
+    need = memory_estimate(plan, shape, dtype, "forward") \
+        + plan.config.cardinality * out * (2 * np.dtype(dtype).itemsize + 16)
+    if image:
+        need += 64 * shape[2] * shape[3]                     # float64 grids and planes
+    check_memory(need, f"explaining {b.name} of {describe_run(plan, shape, dtype)}")
+
+
 def branch_contributions(model, x, block, allow_nonfinite=False) -> Contributions:
     """Split the block's aggregated transform on input batch ``x`` into its C branches
-    (the memory it needs checked first: C branch tensors, stacked and in float64)."""
+    (the memory it needs checked first: :func:`check_contributions`)."""
     b = model.plan.block(block)
     x = model.check_input(x, allow_nonfinite)
-    rows = {r["name"]: r["shape"] for r in output_shapes(model.plan, *x.shape[2:])}
-    out = int(np.prod(rows[b.conv3.name])) * x.shape[0]                  # one branch's elements
-    branches = model.plan.config.cardinality * out * (2 * x.dtype.itemsize + 16)
-    check_memory(memory_estimate(model.plan, x.shape, x.dtype, "forward") + branches,
-                 f"explaining {b.name} of {describe_run(model.plan, x.shape, x.dtype)}")
+    check_contributions(model.plan, x.shape, x.dtype, block)
     xin = model.forward(x, stop_before=b.name, allow_nonfinite=allow_nonfinite)  # N, in, H, W
     conv3 = grouped_form(xin, model.params, b, model.plan).total        # what the model computes
     form = block_branches(xin, model.params, b, model.plan)
