@@ -128,14 +128,15 @@ def _tuple(values) -> bytes:
     return b"(" + b"".join(_long(v) for v in values) + b"t"
 
 
-def _state_pickle(tensors) -> bytes:
+def _state_pickle(tensors, legacy=False) -> bytes:
     """A state dict {name: tensor} as torch.save pickles it (protocol 2, BINPERSID), for
-    tensors [(name, storage key, storage numel, size, stride, offset)]."""
+    tensors [(name, storage key, storage numel, size, stride, offset)]; ``legacy``: the
+    persistent ids of the legacy format (a sixth field, None)."""
     body = b""
     for name, key, numel, size, stride, offset in tensors:
         body += (_binunicode(name) + b"ctorch._utils\n_rebuild_tensor_v2\n("
                  + b"(" + _binunicode("storage") + b"ctorch\nFloatStorage\n" + _binunicode(key)
-                 + _binunicode("cpu") + _long(numel) + b"tQ"
+                 + _binunicode("cpu") + _long(numel) + (b"N" if legacy else b"") + b"tQ"
                  + _long(offset) + _tuple(size) + _tuple(stride) + b"\x89"
                  + b"ccollections\nOrderedDict\n)RtR")
     return b"\x80\x02}(" + body + b"u."
@@ -159,8 +160,8 @@ def torch_storage_views(root):
         _case(cases, "torch-storage-views", f"zip-{count}x{mib}MiB", p, "torch",
               r"unrecognised|no tensors|naming scheme", may_load=True)
         q = root / f"views_legacy_{count}x{mib}.pth"
-        obj = pkl                                  # the same pickle, legacy container
-        _legacy(q, obj, keys=["0"])
+        _legacy(q, _state_pickle([(f"w{i}", "0", numel, (numel,), (1,), 0) for i in range(count)],
+                                 legacy=True), keys=["0"])
         with open(q, "ab") as f:
             f.write(struct.pack("<q", numel) + bytes(4 * numel))
         _case(cases, "torch-storage-views", f"legacy-{count}x{mib}MiB", q, "torch",
@@ -407,7 +408,7 @@ def map_many_patterns(root):
         cand = root / f"map_{label}.json.cand.npz"
         one = np.zeros(1, np.float32)
         np.savez(cand, **{KEY_FORMS[form].format(j=j): one for j in range(names)})
-        _case(cases, "map-many-patterns", label, p, "map-cand", r"pattern keys|no tensor",
+        _case(cases, "map-many-patterns", label, p, "map-cand", r"pattern keys|no tensor|both map to",
               cli=[["compare", "{dump}", str(cand), "--map", "{path}"]], completes=True)
     return cases
 

@@ -19,6 +19,7 @@ from ..errors import ArchitectureError, InputError, printable
 from ..init import DEFAULT_INIT, INITS
 from ..model import build
 from ..preprocess import describe, load_image, preprocess
+from ..shapes import check_compute, describe_run
 from ..bounded import check_regular, clip_list, first_bytes, npz_names, read_npy
 from ..bounded.arrays import ZIP_MAGICS
 
@@ -114,12 +115,14 @@ def load_npy(path, what="input"):
 def cast_input(x, dtype, what="input", allow_nonfinite=False, source=None):
     """An explicit, announced cast of a loaded input to the model dtype (never integers),
     with finite values unless ``allow_nonfinite`` (``source``: the file, for messages)."""
+    label = what if source is None else f"{what} {source!r}"
     if x.dtype.kind in "iub":
-        raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}; "
+        found = "" if source is None else f" in {source!r}"
+        raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}{found}; "
                          f"preprocess images to floats first (see `numpy-resnext classify`)")
     x = as_float_array(x, what)
     if not allow_nonfinite:
-        check_finite(x, what if source is None else f"{what} {source!r}", "pass --allow-non-finite")
+        check_finite(x, label, "pass --allow-non-finite")
     if x.dtype == np.dtype(dtype):
         return x
     print(f"note: {what}: {x.dtype} values cast to {np.dtype(dtype)} (the model's --dtype)",
@@ -179,6 +182,15 @@ def load_model(args):
         if note.startswith(("fine-tuned head", "weights taken from")):
             print(f"note: {printable(note, 1000)}", file=sys.stderr)
     return model
+
+
+def check_run(model, x, kind, path, keep=None):
+    """The memory check of a computation on ``x`` (:func:`numpy_resnext.shapes.check_compute`),
+    its message naming the input file ``path``."""
+    label = {"forward": "a forward pass", "golden": "golden", "gradients": "gradients"}[kind]
+    check_compute(model.plan, x.shape, model.dtype, kind, keep,
+                  what=f"{label} of {describe_run(model.plan, x.shape, model.dtype)} "
+                       f"(--input {path!r})")
 
 
 def allow_nonfinite(args) -> bool:

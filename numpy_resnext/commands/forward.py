@@ -4,7 +4,8 @@ import time
 
 from ..errors import printable
 from ._common import (Progress, add_command, add_model_options, allow_nonfinite, cast_input,  # noqa: F401
-                      check_batch, check_output_path, load_model, load_npy, save_npy, warn_nonfinite)
+                      check_batch, check_output_path, check_run, load_model, load_npy, save_npy,
+                      warn_nonfinite)
 
 
 def add_parser(sub):
@@ -24,6 +25,7 @@ def run(args):
     t0 = time.perf_counter()
     model = load_model(args)
     progress.update(0, f"built {model.config.name} ({model.num_params:,} params)")
+    check_run(model, x, "forward", args.input)
     logits = model(x, allow_nonfinite=allow_nonfinite(args))
     warn_nonfinite(logits, "logits")
     save_npy(args.output, logits)

@@ -8,7 +8,7 @@ from ..bounded import clip_list
 from ..errors import InputError, printable
 from ..golden import INPUT_NAME, LOGITS_NAME, file_sha256, golden_dump, write_golden
 from ._common import (Progress, add_command, add_model_options, allow_nonfinite, check_output_path,
-                      load_input, load_model, warn_nonfinite)
+                      check_run, load_input, load_model, warn_nonfinite)
 
 
 def add_parser(sub):
@@ -51,6 +51,8 @@ def run(args):
     if keep is not None and not any(map(Selection(keep).matches, model.intermediate_names())):
         raise InputError(f"--keep {clip_list(keep, 10, ',')}: matches no tensor name; see "
                          f"`numpy-resnext summary {model.config.name}` for the names")
+    model.check_input(x, allow_nonfinite(args))
+    check_run(model, x, "golden", args.input, keep)
     progress = Progress(f"golden {model.config.name}", total=len(model.plan.blocks) + 2)
     tensors, manifest = golden_dump(model, x, keep,
                                     progress=lambda done, total, note: progress.update(done, note),

@@ -6,7 +6,7 @@ from ..errors import InputError, printable
 from .._files import save_npz
 from ..grad import gradients
 from ._common import (Progress, add_command, add_model_options, allow_nonfinite, cast_input,
-                      check_batch, check_output_path, load_model, load_npy)
+                      check_batch, check_output_path, check_run, load_model, load_npy)
 
 
 def add_parser(sub):
@@ -51,6 +51,7 @@ def run(args):
     if dout.shape != expected:
         raise InputError(f"--dout {args.dout!r}: expected shape (N, classes) = {expected} for input "
                          f"{x.shape} and {model.config.name}, found {dout.shape}")
+    check_run(model, x, "gradients", args.input)
     progress.update(0, f"built {model.config.name}, running forward and backward")
     result = gradients(model, x, dout, train=args.train, allow_nonfinite=allow_nonfinite(args))
     grads = result.grads
