@@ -248,7 +248,7 @@ def compute_size(root):
         _case(cases, "compute-size", label, p, "compute", r"memory", cli=cli, completes=True,
               progress=True)
     for size in ("5000", "20000", "100000"):
-        cli = [["audit", "--mutants", "--size", size, size, "--mutant", "none"],
+        cli = [["audit", "--mutants", "--size", size, size, "--mutant", "bn-no-eps"],
                ["demo", "--size", size, "--repeat", "1"]]
         if _have("onnx"):
             cli += [["export", "--weights", "{w}", "--size", size, size, "--onnx",

@@ -120,7 +120,7 @@ def cast_input(x, dtype, what="input", allow_nonfinite=False, source=None):
         found = "" if source is None else f" in {source!r}"
         raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}{found}; "
                          f"preprocess images to floats first (see `numpy-resnext classify`)")
-    x = as_float_array(x, what)
+    x = as_float_array(x, label)
     if not allow_nonfinite:
         check_finite(x, label, "pass --allow-non-finite")
     if x.dtype == np.dtype(dtype):

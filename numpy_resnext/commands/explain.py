@@ -74,6 +74,9 @@ def run(args):
     if args.weights is None:
         note += ("; " if note else "\n") + (f"untrained weights of build(seed={args.seed}, "
                                              f"init={getattr(args, 'init', 'calibrated')!r})")
+    if args.input:
+        check_contributions(model.plan, x.shape, x.dtype, args.block,
+                            source=f"--input {args.input!r}")
     progress.update(1, "running the branches")
     contrib = branch_contributions(model, x, args.block, allow_nonfinite=allow_nonfinite(args))
     print()

@@ -178,10 +178,11 @@ class Contributions(NamedTuple):
     check: float
 
 
-def check_contributions(plan, shape, dtype, block, image=False):
+def check_contributions(plan, shape, dtype, block, image=False, source=None):
     """Raise BudgetError unless the memory :func:`branch_contributions` needs on an input
     of ``shape`` fits: the forward to the block, then C branch tensors, stacked and in
-    float64 (and with ``image``, the synthetic picture and its input)."""
+    float64 (and with ``image``, the synthetic picture and its input); ``source`` names
+    the input in the message."""
     b = plan.block(block)
     rows = {r["name"]: r["shape"] for r in output_shapes(plan, *shape[2:])}
     out = int(np.prod(rows[b.conv3.name])) * shape[0]                    # one branch's elements
@@ -189,7 +190,8 @@ def check_contributions(plan, shape, dtype, block, image=False):
         + plan.config.cardinality * out * (2 * np.dtype(dtype).itemsize + 16)
     if image:
         need += 64 * shape[2] * shape[3]                     # float64 grids and planes
-    check_memory(need, f"explaining {b.name} of {describe_run(plan, shape, dtype)}")
+    check_memory(need, f"explaining {b.name} of {describe_run(plan, shape, dtype)}"
+                       + (f" ({source})" if source else ""))
 
 
 def branch_contributions(model, x, block, allow_nonfinite=False) -> Contributions:
