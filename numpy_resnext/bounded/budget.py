@@ -25,7 +25,7 @@ import functools
 
 from ..errors import BudgetError, FormatError
 from .limits import get_limits, human
-from .memory import ENV_MAX_MEMORY, available_memory
+from .memory import ENV_MAX_MEMORY, SMALL, available_memory, memory_budget
 
 __all__ = ["Load", "one_load", "charge", "register_file", "check_whole", "current_load"]
 
@@ -60,7 +60,8 @@ class Load:
         """Refuse unless ``nbytes`` more fit the allowance and the available memory
         (``what`` and ``source`` may be callables: formatted only for the message)."""
         total = self.used + nbytes
-        if total <= self.allowance and self._room is not None and total <= self._room:
+        if total <= self.allowance and (total <= self._room if self._room is not None else
+                                        total < SMALL and memory_budget() is None):
             return
         what = what() if callable(what) else what
         source = source() if callable(source) else source

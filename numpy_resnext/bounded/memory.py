@@ -35,6 +35,7 @@ from ..errors import BudgetError
 from .limits import human, parse_size
 
 ENV_MAX_MEMORY = "NUMPY_RESNEXT_MAX_MEMORY"
+SMALL = 64 << 20          # below this (and with no budget set) nothing is worth reading limits for
 _budget = [None]          # bytes set by hand (None: the environment, then the machine)
 
 __all__ = ["ENV_MAX_MEMORY", "available_memory", "check_memory", "memory_budget",
@@ -150,6 +151,8 @@ def available_memory() -> tuple[int | None, str]:
 def check_memory(nbytes: int, what: str) -> int:
     """``nbytes`` if ``what`` (e.g. "golden ResNeXt50_32x4d on a (1, 3, 1, 873813) float64
     input") may allocate that much now; else BudgetError naming the size and the option."""
+    if nbytes < SMALL and memory_budget() is None:
+        return nbytes
     have, why = available_memory()
     if have is None or nbytes <= have:
         return nbytes

@@ -17,10 +17,11 @@ data starts.
 
 from __future__ import annotations
 
+import os
 import struct
 import zipfile
 
-from ..errors import FormatError
+from ..errors import FormatError, InputError
 from .limits import short_repr
 
 LOCAL = b"PK\x03\x04"
@@ -47,19 +48,40 @@ def open_zip(f, size: int, where: str, what: str, max_members: int):
     return z, infos, starts
 
 
+def _reader(f, where):
+    """read(offset, n): positioned reads, with one system call each where the file has a
+    descriptor (a buffered seek + read would fill 8 KiB per member header); a failing read
+    is an InputError naming ``where``."""
+    try:
+        fd = f.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+
+    def read(at, n):
+        try:
+            if fd is not None and hasattr(os, "pread"):
+                return os.pread(fd, n, at)
+            f.seek(at)
+            return f.read(n)
+        except OSError as exc:
+            raise InputError(f"{where}: cannot read the zip archive ({exc.strerror or exc}; "
+                             "the read failed after the file was opened)") from None
+    return read
+
+
 def _check_local_headers(f, infos, size, central_at, where):
     spans, starts = [], {}
+    read = _reader(f, where)
     for info in infos:
         name = short_repr(info.filename, 80)
         at = info.header_offset
-        f.seek(at)
-        head = f.read(30)
-        if len(head) != 30 or head[:4] != LOCAL:
+        head = read(at, 30 + 256)                        # the header and most names
+        if len(head) < 30 or head[:4] != LOCAL:
             raise FormatError(f"{where}: member {name}: no local header at byte {at} (a "
                               "damaged or hand-made zip directory)")
         flags, method = struct.unpack("<HH", head[6:10])
         name_len, extra_len = struct.unpack("<HH", head[26:30])
-        raw = f.read(name_len)
+        raw = head[30:30 + name_len] if name_len <= 256 else read(at + 30, name_len)
         local = raw.decode("utf-8" if flags & UTF8_NAMES else "cp437", "replace")
         if local != info.orig_filename or method != info.compress_type:
             raise FormatError(f"{where}: member {name}: the local header at byte {at} "

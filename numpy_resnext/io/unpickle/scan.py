@@ -133,10 +133,23 @@ class _Sim:
 
     def memo_put(self, index, value):
         memo = self.memo
-        if index >= len(memo):
+        if index == len(memo):                   # MEMOIZE, and PUT in order: the usual case
+            memo.append(value)
+            self.memo_len += 1
+            return
+        if index > len(memo):
             memo.extend([-1] * (index + 1 - len(memo)))
         self.memo_len += memo[index] < 0
         memo[index] = value
+
+    def push(self, flags, at):
+        """Push one new object of depth 0 (the common case, inlined for speed)."""
+        n = len(self.flags)
+        if n >= self.max_objects:
+            self.new(0, flags, at)               # raises with the message
+        self.depth.append(0)
+        self.flags.append(flags)
+        self.stack.append(n)
 
     def step(self, name, at, value):
         """Apply opcode ``name`` (``value``: its int argument, or a big-int flag)."""
@@ -144,8 +157,7 @@ class _Sim:
         if name == "MARK":
             stack.append(None)
         elif name in _PLAIN:                     # the commonest: one new key-able object
-            big = value is True
-            stack.append(self.new(0, BIG | KEYLESS if big else 0, at))
+            self.push(BIG | KEYLESS if value is True else 0, at)
         elif name in _FROM_MARK:
             items = self.pop_mark(at, name)
             if name in _KEYED:
@@ -193,7 +205,7 @@ class _Sim:
         elif name in ("PROTO", "FRAME", "STOP"):
             pass
         else:                                    # any other opcode pushes one new object
-            stack.append(self.new(0, KEYLESS, at))
+            self.push(KEYLESS, at)
 
 
 def _int_value(name, payload: bytes):
