@@ -19,6 +19,11 @@ EXTRAS = {
     "onnx": ("onnx", "onnx"),
     "onnxruntime": ("onnx", "onnxruntime"),
     "sklearn": ("digits", "scikit-learn"),
+    "dask": ("dataset", "dask[distributed]"),
+    "distributed": ("dataset", "dask[distributed]"),
+    "zarr": ("dataset", "zarr>=3.1.3"),
+    "threadpoolctl": ("dataset", "threadpoolctl"),
+    "skimage": ("photos", "scikit-image"),
 }
 
 

@@ -56,7 +56,7 @@ class Parser(argparse.ArgumentParser):
 
 # commands, in the order `--help` lists them (module: the name with "-" as "_")
 COMMANDS = ["demo", "archs", "summary", "forward", "convert", "classify", "golden", "compare", "audit", "explain", "grad", "export", "conformance",
-            "train-demo"]
+            "train-demo", "golden-set", "set-status", "compare-set"]
 
 
 def build_parser() -> argparse.ArgumentParser:

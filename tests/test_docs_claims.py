@@ -156,3 +156,64 @@ def test_backward_md_avgpool_example():
     grad = [sum(1 / c for r, c in zip(rows, excl) if h in r) for h in range(H)]
     m = re.search(r"the exclusive gradient is ([\d., ]+) \(", sec)
     assert m and _floats(m[1]) == [round(g, 3) for g in grad]
+
+
+def test_early_concat_form_runs_what_bottleneck_md_says(monkeypatch, rng):
+    """docs/bottleneck.md says how many convolutions `early_concat_form` runs and of what
+    shape; count the calls the code really makes (the claim "(b)'s C first 1x1 layers as
+    that one 1x1 conv" was once printed there while the code ran C separate ones)."""
+    text = " ".join(BOTTLENECK.split())
+    m = re.search(r"`early_concat_form` runs \(b\) as drawn: C separate 1x1 convolutions, C separate "
+                  r"3x3 convolutions and one 1x1 convolution over their concatenation \(2·C \+ 1 calls", text)
+    assert m, "docs/bottleneck.md no longer says what early_concat_form runs"
+    assert "as that one 1x1 conv" not in text
+    import numpy_resnext.paper.branches as branches
+    calls = []
+    real = branches.conv2d
+
+    def counting(x, w, *args, **kwargs):
+        calls.append(w.shape)
+        return real(x, w, *args, **kwargs)
+    monkeypatch.setattr(branches, "conv2d", counting)
+    cfg = nrx.custom(depths=(1,), cardinality=4, base_width=2, num_classes=3)
+    model = nrx.build(cfg, dtype="float64", seed=1)
+    blk = model.plan.blocks[0]
+    C, d = blk.groups, blk.group_width
+    x = model.forward(rng.standard_normal((1, 3, 12, 12)), stop_before=blk.name)
+    branches.early_concat_form(x, model.params, blk, cfg)
+    assert calls == [(d, blk.in_channels, 1, 1), (d, d, 3, 3)] * C + [(blk.out_channels, C * d, 1, 1)]
+    assert len(calls) == 2 * C + 1
+
+
+def test_backward_md_step_example():
+    """docs/backward.md §11's example, recomputed on the walkthrough's tiny network: the
+    gradient entry, its channel's rms, the miss of a fixed h = 1e-6 and the agreement of
+    h = 1e-6 x rms (the step guidance rests on these numbers)."""
+    from numpy_resnext.grad import gradients
+    sec = " ".join(BACKWARD[BACKWARD.index("## 11."):].split())
+    m = re.search(r"largest gradient entry of `(\S+)` is about ([\d.e]+) in a channel whose weights have "
+                  r"rms ([\d.e-]+); h = 1e-6 misses it by (\d+) %, h = ([\d.e-]+) \(1e-6 × rms\) agrees to ([\d.e-]+)\.", sec)
+    assert m, "docs/backward.md §11: the example moved"
+    rng = np.random.default_rng(0)
+    rng.standard_normal(16), rng.standard_normal(16)                  # as the walkthrough draws
+    config = nrx.custom(depths=(1, 1), cardinality=4, base_width=4, stem_width=16, num_classes=10)
+    model = nrx.build(config, seed=0, dtype="float64")
+    images, dlogits = rng.standard_normal((2, 3, 32, 32)), rng.standard_normal((2, 10))
+    name = m[1]
+    grad = gradients(model, images, dlogits).grads[name]
+    idx = np.unravel_index(np.abs(grad).argmax(), grad.shape)
+    rms = float(np.sqrt(np.mean(model.params[name][idx[0]] ** 2)))
+
+    def fd(h):
+        def loss(sign):
+            p = dict(model.params)
+            p[name] = p[name].copy()
+            p[name][idx] += sign * h
+            return float((nrx.build(config, weights=p, dtype="float64")(images) * dlogits).sum())
+        return (loss(1) - loss(-1)) / (2 * h)
+    def sci(v):                                                        # 2.6e3, 6.5e-4
+        return f"{v:.1e}".replace("e+0", "e").replace("e-0", "e-")
+    assert (sci(grad[idx]), sci(rms)) == (m[2], m[3])
+    assert round(100 * abs(fd(1e-6) - grad[idx]) / abs(grad[idx]), -1) == int(m[4])
+    assert sci(1e-6 * rms) == m[5]
+    assert abs(fd(1e-6 * rms) - grad[idx]) / abs(grad[idx]) <= 2 * float(m[6])

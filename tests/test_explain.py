@@ -1,5 +1,6 @@
 """explain: the per-branch layout by hand, branch contributions, the command and its PNG."""
 
+import math
 import sys
 
 import numpy as np
@@ -10,6 +11,7 @@ from numpy_resnext.archs import ARCHS, custom
 from numpy_resnext.cli import main
 from numpy_resnext.paper.explain import block_layout, branch_contributions, format_layout
 from numpy_resnext.errors import InputError
+from numpy_resnext.params import param_shapes
 
 TINY = custom(depths=(2, 1, 1, 1), cardinality=4, base_width=4, num_classes=10, name="tiny")
 
@@ -158,3 +160,28 @@ def test_png_without_input_uses_a_seeded_picture_and_the_seeded_model(tmp_path, 
     model = build("ResNeXt50_32x4d", seed=3)
     expected = ex.branch_contributions(model, ex.image_to_input(img), "layer1.0").shares
     np.testing.assert_allclose(seen["shares"], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_block_totals_are_labelled_and_the_whole_block_counted(capsys):
+    """layer2.0 of ResNeXt50_32x4d by hand: the three residual convolutions hold
+    256*256 + 256*8*9 + 256*512 = 215,040 weights; the block also holds the projection's
+    256*512 and two per channel for each BN (bn1, bn2: 256; bn3, projection BN: 512), with
+    as many running statistics. A total once printed as "total 215,040 parameters" left the
+    projection and BN out without saying so."""
+    convs = 256 * 256 + 256 * 8 * 9 + 256 * 512
+    projection = 256 * 512
+    bn = 2 * (256 + 256 + 512 + 512)
+    status, out, _ = _run(["explain", "ResNeXt50_32x4d", "--block", "layer2.0"], capsys)
+    assert status == 0
+    assert f"the three residual convolutions: {convs:,} weights" in out
+    assert (f"the whole block: {convs + projection + bn:,} trainable parameters = {convs + projection:,} "
+            f"convolution weights (the projection's {projection:,} included) + {bn:,} BatchNorm") in out
+    assert f"besides, {bn:,} BatchNorm running statistics" in out
+    assert "total 215,040 parameters" not in out
+    # the whole block's count is the model's own: every tensor a model holds under layer2.0.*
+    shapes = param_shapes(ARCHS["ResNeXt50_32x4d"])
+    held = sum(math.prod(s) for n, s in shapes.items() if n.startswith("layer2.0.") and "running" not in n)
+    assert held == convs + projection + bn
+    macs = block_layout(ARCHS["ResNeXt50_32x4d"], "layer2.0")["whole"]["macs"]
+    assert macs == (256 * 256 * 56 * 56 + 256 * 8 * 9 * 28 * 28 + 256 * 512 * 28 * 28
+                    + 256 * 512 * 28 * 28)

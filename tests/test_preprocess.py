@@ -153,7 +153,8 @@ def test_load_image_missing_and_directory(tmp_path):
 
 def test_load_image_without_pillow_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "cat.jpg").write_bytes(b"\xff\xd8\xff")
-    monkeypatch.setitem(sys.modules, "PIL", None)          # import PIL now fails
+    monkeypatch.setitem(sys.modules, "PIL", None)          # import PIL now fails,
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)    # and so does PIL.Image if matplotlib loaded it
     with pytest.raises(ResNeXtError, match=r"pip install 'numpy-resnext\[image\]'"):
         pp.load_image(tmp_path / "cat.jpg")
 

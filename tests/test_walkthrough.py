@@ -32,6 +32,10 @@ def test_walkthrough_cells_run_in_order(capsys):
     assert run_cells(WALKTHROUGH.read_text(encoding="utf-8"), WALKTHROUGH.name) >= 10
     out = capsys.readouterr().out
     assert "C = 32  d' = 4" in out and "ResNeXt50_32x4d: 25.03 M parameters, 4.23 G MACs" in out
+    # the gradient check: a fixed step fails on a 2**-9 channel, a step relative to the
+    # weights passes on every trainable tensor, and so does the directional derivative
+    assert "h = 1e-6 gives" in out and "29 tensors checked at their largest gradient entry" in out
+    assert "directional derivative: backward" in out
 
 
 def test_the_runner_fails_on_a_false_claim_and_names_the_cell():

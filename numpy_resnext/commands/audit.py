@@ -9,7 +9,7 @@ from ..golden.mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, format_table, ru
 from ..paper.claims import format_audit, run_audit
 from ..errors import InputError
 from ..init import DEFAULT_INIT, INITS
-from ._common import SEED, SIZE, Progress, add_command
+from ._common import COUNT, SEED, SIZE, Progress, add_command
 
 
 def add_parser(sub):
@@ -53,6 +53,9 @@ def add_parser(sub):
                    help="dtype of the mutated forward (repeatable; default both); the golden is float64")
     m.add_argument("--mutant", action="append", default=None, metavar="NAME",
                    help="run only this mutant (repeatable); default every one")
+    m.add_argument("--set", type=COUNT, default=None, metavar="N",
+                   help="judge each mutant as compare-set does, on the logits of N seeded generated "
+                        "images (docs/dataset.md), instead of every tensor of one image")
     return p
 
 
@@ -63,6 +66,8 @@ def run_mutation_audit(args):
     dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else ("float32", "float64")
     progress = Progress("audit --mutants")
     init = args.init or DEFAULT_INIT
+    if args.set is not None:
+        return run_set_audit(args, arch, size, init, dtypes, progress)
     results = run_mutants(arch, size, init, dtypes, args.seed, args.mutant,
                           progress=lambda note: progress.update(0, note))
     progress.done()
@@ -79,10 +84,26 @@ def run_mutation_audit(args):
     return 0 if all(r.ok for r in results) else 1
 
 
+def run_set_audit(args, arch, size, init, dtypes, progress):
+    from ..dataset.mutation_set import format_set_table, run_mutants_over_set
+    results = run_mutants_over_set(arch, size, args.set, init, dtypes, args.seed, args.mutant,
+                                   progress=lambda note: progress.update(0, note))
+    progress.done()
+    if args.json:
+        print(json.dumps({"arch": arch, "size": list(size), "init": init, "seed": args.seed,
+                          "images": args.set, "results": [dict(r._asdict(), ok=r.ok) for r in results]},
+                         indent=1))
+    else:
+        print(format_set_table(results, f"{arch}, {args.set} generated images of {size[0]}x{size[1]}, "
+                                        f"seed {args.seed}, {init} seeded weights, reference float64, "
+                                        "judged by compare-set on the logits"))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def run(args):
     if args.mutants:
         return run_mutation_audit(args)
-    given = [f"--{k}" for k in ("arch", "size", "init", "dtype", "mutant") if getattr(args, k) is not None]
+    given = [f"--{k}" for k in ("arch", "size", "init", "dtype", "mutant", "set") if getattr(args, k) is not None]
     if given:
         raise InputError(f"{', '.join(given)}: only with --mutants (the mutation audit)")
     if args.weights is not None and not os.path.exists(args.weights):

@@ -101,14 +101,15 @@ def layer_inputs(plan, height, width) -> dict:
     return ops.inputs
 
 
-def run_mutant(model, mutant, image):
-    """(tensors, note): every tensor the mutant's forward emits on ``image`` (input first)."""
+def run_mutant(model, mutant, image, keep=True):
+    """(tensors, note): every tensor the mutant's forward emits on ``image`` (input first),
+    or those ``keep`` selects (e.g. ["fc"]: the logits only)."""
     plan = mutant.plan(model.plan) if mutant and mutant.plan else model.plan
     ops_class = mutant.ops if mutant and mutant.ops else ArrayOps
     ops = ops_class(model.params, plan) if issubclass(ops_class, MutantOps) else ops_class(model.params)
     pipeline = mutant.prepare if mutant and mutant.prepare else prepare
     x = model.check_input(pipeline(image, model.dtype)[None])
-    kept, note = Capture(True), ""
+    kept, note = Capture(keep), ""
     try:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             walk(plan, x, ops, kept)

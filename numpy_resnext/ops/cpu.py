@@ -38,6 +38,19 @@ def cache_size(level, default):
     return default
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), or "unknown" where the system does not say."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def l2_bytes():
     """The per-core L2 cache (2 MB when the system does not say)."""
     return cache_size(2, 2 << 20)

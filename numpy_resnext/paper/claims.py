@@ -22,6 +22,7 @@ import numpy as np
 
 from ..archs import ARCHS, STAGE_PLANES, ArchConfig, custom, get_arch
 from .branches import block_branches, early_concat_form, grouped_form
+from .results import cite
 from ..model import build
 from ..params import count_params, param_shapes
 from ..plan import PAPER_STAGE_NAMES, Plan, layer_plan
@@ -38,16 +39,16 @@ PAPER_STAGE_OUTS = (256, 512, 1024, 2048)
 PAPER_OUTPUT_SIZES = (112, 56, 28, 14, 7)
 # Table 2: (cardinality C, bottleneck width d, width of the grouped conv C*d)
 PAPER_TABLE2 = ((1, 64, 64), (2, 40, 80), (4, 24, 96), (8, 14, 112), (32, 4, 128))
-TEMPLATE_TARGET = 70_000          # "~70k" parameters per block template (Sec. 3.3, Table 2)
+TEMPLATE_TARGET = 70_000          # "~70k" parameters per block template (Eq. 4 and Table 2, §3.4)
 TEMPLATE_TOLERANCE = 0.025        # relative; the paper gives no tolerance, this is ours
 FIG3_RTOL = 1e-12                 # float64: the three forms differ only in summation order
 
 
-SECTION_TITLES = {
-    "Table 1": "Table 1: ResNet-50 vs ResNeXt-50 (32x4d)",
-    "Table 2": "Table 2 / Eq. 4: block templates of about the same complexity",
+SECTION_TITLES = {        # the paper's sections come from results.LOCATIONS, the one table of them
+    "Table 1": f"{cite('Table 1')}: ResNet-50 vs ResNeXt-50 (32x4d)",
+    "Table 2": f"{cite('Table 2')} and Eq. 4: block templates of about the same complexity",
     "widths": "Widths: PaddleClas's num_filters rule = torchvision's formula = the engine's layers",
-    "Fig. 3": "Fig. 3: three equivalent forms of a block, evaluated",
+    "Fig. 3": f"{cite('Fig. 3')}: three equivalent forms of a block, evaluated",
 }
 
 
@@ -312,5 +313,6 @@ def format_audit(checks) -> str:
     n_ok = sum(c.holds for c in checks)
     lines.append(f"\n{n_ok} of {len(checks)} claims hold." +
                  ("" if n_ok == len(checks) else " Claims marked FAILS need attention."))
-    lines.append("Not recomputed: Tables 3-4 (ImageNet error rates) need the validation set.")
+    lines.append("Not recomputed: Tables 3-5, 7 and 8 (error rates) need the data sets; their numbers "
+                 "are in docs/paper_results.md.")
     return "\n".join(lines).lstrip("\n")

@@ -20,7 +20,11 @@ statistics, mean softmax cross-entropy, the network backward, and momentum SGD w
 weight decay the way Paddle's ``Momentum`` applies it (``v = mu*v + (g + wd*p)``,
 ``p -= lr*v``), the learning rate following a cosine from ``lr`` to 0 over all steps
 (:func:`lr_at`). Every random choice (split, initialisation, batch order) comes from the
-seed, so a run is reproducible on the same machine.
+seed. A run repeats bit for bit on the same machine, NumPy and BLAS build and BLAS thread
+count; anything that changes the last bit of a float32 sum (another CPU kind, whose BLAS
+kernel adds in another order, or another thread count) changes the trajectory from the first
+step on. :func:`nudge_last_bit` makes such a change on purpose, to measure the spread that
+remains (docs/digits.md).
 """
 
 from __future__ import annotations
@@ -149,32 +153,51 @@ class DemoResult(NamedTuple):
 INIT = "identity-bn"
 
 
-def initial_model(config=DIGITS_CONFIG, seed=0, dtype="float32"):
+def initial_model(config=DIGITS_CONFIG, seed=0, dtype="float32", nudge=None):
     """The untrained network: He-normal convolutions and BatchNorm at scale 1, shift 0
     (``build(init="identity-bn")``), the usual start of training from scratch. (build()'s
     default calibrated weights set BN statistics for inference-mode forward passes; training
-    normalises with batch statistics and replaces the running ones as it goes.)"""
-    return build(config, seed=seed, dtype=dtype, init=INIT)
+    normalises with batch statistics and replaces the running ones as it goes.) ``nudge``:
+    see :func:`nudge_last_bit`."""
+    model = build(config, seed=seed, dtype=dtype, init=INIT)
+    if nudge is not None:
+        model.params.update(nudge_last_bit(model.params, nudge))
+    return model
+
+
+def nudge_last_bit(params, seed) -> dict:
+    """Every convolution and fc weight moved by one unit in the last place, up or down or not
+    at all (seeded, a third each): a stand-in for another CPU, whose sums round differently
+    in the last bit. New arrays under the same names; ``params`` is not modified."""
+    rng = np.random.default_rng([seed, 2])
+    out = {}
+    for name, w in params.items():
+        if name.endswith(".weight") and w.ndim > 1:                      # conv (K, C/G, R, S), fc (out, in)
+            toward = np.where(rng.integers(-1, 2, w.shape) > 0, np.inf, -np.inf).astype(w.dtype)
+            stay = rng.integers(0, 3, w.shape) == 0
+            out[name] = np.where(stay, w, np.nextafter(w, toward))
+    return out
 
 
 def train_digits(epochs=DEFAULTS["epochs"], seed=0, batch_size=DEFAULTS["batch_size"],
                  lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"],
                  weight_decay=DEFAULTS["weight_decay"], dtype="float32",
                  test_fraction=DEFAULTS["test_fraction"], augment=True, config=DIGITS_CONFIG, max_steps=None,
-                 on_step=None, on_epoch=None, split=None) -> DemoResult:
+                 on_step=None, on_epoch=None, split=None, nudge=None) -> DemoResult:
     """Train ``config`` on the digits; see the module docstring for what happens.
 
     on_step(step, x, y, lr, step_result) is called after every SGD step with the batch it
     used (shifted by :func:`shift_augment` when ``augment``); on_epoch(epoch, history)
     after every epoch.
     max_steps stops early (the torch comparison runs 20 steps). The seed draws the split,
-    the initialisation (:func:`initial_model`) and the batch order.
+    the initialisation (:func:`initial_model`) and the batch order; ``nudge`` (a seed) moves
+    the initial weights by one unit in the last place (:func:`nudge_last_bit`).
     """
     if epochs < 1 or batch_size < 2:
         raise InputError(f"epochs must be >= 1 and batch_size >= 2, found {epochs} and {batch_size}")
     t0 = time.perf_counter()
     split = split if split is not None else make_split(seed, test_fraction, dtype)
-    model = initial_model(config, seed, dtype)
+    model = initial_model(config, seed, dtype, nudge)
     rng = np.random.default_rng([seed, 1])                               # batch order, shifts
     n = len(split.x_train)
     per_epoch = len(epoch_batches(n, batch_size, np.random.default_rng(0)))

@@ -20,6 +20,7 @@ aggregated transform T = sum_i T_i into the branches' outputs T_i (via
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -27,7 +28,8 @@ import numpy as np
 from .._files import save_figure
 from .._optional import pyplot
 from ..plan import PAPER_STAGE_NAMES, Plan, as_plan
-from .branches import block_branches, grouped_form
+from .branches import branch, grouped_form
+from ..params import is_trainable, param_shapes
 from ..preprocess import MEAN, STD
 from ..bounded import check_memory
 from ..shapes import describe_run, memory_estimate, output_shapes
@@ -95,7 +97,24 @@ def block_layout(plan: Plan, block, height=224, width=224) -> dict:
                 kernel=c2.kernel, in_shape=(cin, H, W),
                 out_shape=(out, OH, OW), branch=branch, grouped=grouped,
                 branch_conv_params=branch_params, branch_macs=branch_macs,
-                aggregation_adds=(C - 1) * out * OH * OW, input_size=(height, width))
+                aggregation_adds=(C - 1) * out * OH * OW, input_size=(height, width),
+                whole=_whole_block(plan, b, by_name))
+
+
+def _whole_block(plan: Plan, b, by_name) -> dict:
+    """Every tensor of block ``b``, not only its three residual convolutions: the
+    projection's weight, all BatchNorm scales and shifts (trainable) and running statistics
+    (not trainable), and the MACs of every convolution, the projection's included."""
+    shapes = {n: s for n, s in param_shapes(plan).items() if n.startswith(b.name + ".")}
+    size = {n: math.prod(s) for n, s in shapes.items()}
+    convs = [layer.name for layer in b.convs]                           # conv1..3 [+ projection]
+    running = sum(v for n, v in size.items() if not is_trainable(n))
+    projection = size[f"{b.projection.name}.weight"] if b.projection else 0
+    conv_weights = sum(size[f"{c}.weight"] for c in convs)
+    return dict(conv_weights=conv_weights, projection=projection,
+                bn=sum(size.values()) - running - conv_weights, running=running,
+                trainable=sum(size.values()) - running,
+                macs=sum(by_name[c]["macs"] for c in convs))
 
 
 def _row(by_name, name):
@@ -131,8 +150,15 @@ def format_layout(lay: dict) -> str:
     g_macs = sum(layer.macs for layer in lay["grouped"])
     same = (g_params, g_macs) == (C * gp, C * gm)
     K, P, RS = C * dp, lay["out_shape"][1] * lay["out_shape"][2], lay["kernel"] ** 2
-    lines += [f"  total {g_params:,} parameters, {g_macs:,} MACs "
+    whole = lay["whole"]
+    projection = (f"the projection's {whole['projection']:,} included" if whole["projection"]
+                  else "no projection: the shortcut is the identity")
+    lines += [f"  the three residual convolutions: {g_params:,} weights, {g_macs:,} MACs "
               f"({'equal to' if same else 'DIFFERENT from'} C x one branch)",
+              f"  the whole block: {whole['trainable']:,} trainable parameters = {whole['conv_weights']:,} "
+              f"convolution weights ({projection}) + {whole['bn']:,} BatchNorm scales and shifts;",
+              f"    besides, {whole['running']:,} BatchNorm running statistics (not trained); "
+              f"{whole['macs']:,} MACs {'with the projection' if whole['projection'] else 'in all'}",
               f"  conv1: rows i*{dp}:(i+1)*{dp} of its weight are branch i's first conv; the C "
               f"outputs come out concatenated ({K} channels).",
               f"  conv2: group g = branch g (G = C = {C} groups of Cg = d' = {dp} channels). "
@@ -180,14 +206,15 @@ class Contributions(NamedTuple):
 
 def check_contributions(plan, shape, dtype, block, image=False, source=None):
     """Raise BudgetError unless the memory :func:`branch_contributions` needs on an input
-    of ``shape`` fits: the forward to the block, then C branch tensors, stacked and in
-    float64 (and with ``image``, the synthetic picture and its input); ``source`` names
-    the input in the message."""
+    of ``shape`` fits: the forward to the block, then the block's output in float64 a few
+    times over (T, the running sum, one branch and its square; the branches come one at a
+    time) and, with ``image``, the synthetic picture and its input; ``source`` names the
+    input in the message."""
     b = plan.block(block)
     rows = {r["name"]: r["shape"] for r in output_shapes(plan, *shape[2:])}
     out = int(np.prod(rows[b.conv3.name])) * shape[0]                    # one branch's elements
     need = memory_estimate(plan, shape, dtype, "forward") \
-        + plan.config.cardinality * out * (2 * np.dtype(dtype).itemsize + 16)
+        + out * (5 * 8 + 3 * np.dtype(dtype).itemsize)
     if image:
         need += 64 * shape[2] * shape[3]                     # float64 grids and planes
     check_memory(need, f"explaining {b.name} of {describe_run(plan, shape, dtype)}"
@@ -195,25 +222,30 @@ def check_contributions(plan, shape, dtype, block, image=False, source=None):
 
 
 def branch_contributions(model, x, block, allow_nonfinite=False) -> Contributions:
-    """Split the block's aggregated transform on input batch ``x`` into its C branches
-    (the memory it needs checked first: :func:`check_contributions`)."""
+    """Split the block's aggregated transform on input batch ``x`` into its C branches.
+
+    T is the block's conv3 output as the model computes it (the grouped form); the branches
+    are computed one at a time (:func:`numpy_resnext.paper.branches.branch`) and only their
+    statistics kept, so memory holds one branch, not C. ``check`` compares their sum with T.
+    The memory it needs is checked first (:func:`check_contributions`)."""
     b = model.plan.block(block)
     x = model.check_input(x, allow_nonfinite)
     check_contributions(model.plan, x.shape, x.dtype, block)
     xin = model.forward(x, stop_before=b.name, allow_nonfinite=allow_nonfinite)  # N, in, H, W
-    conv3 = grouped_form(xin, model.params, b, model.plan).total        # what the model computes
-    form = block_branches(xin, model.params, b, model.plan)
-    # the statistics in float64, converted once
-    T = form.total.astype(np.float64, copy=False)                        # N, out, OH, OW
-    Ti = np.stack(form.branches).astype(np.float64, copy=False)          # C, N, out, OH, OW
-    flat = Ti.reshape(len(form.branches), -1)                            # C, N*out*OH*OW
+    T = grouped_form(xin, model.params, b, model.plan).total.astype(np.float64)   # N, out, OH, OW
     tot = T.reshape(-1)                                                  # N*out*OH*OW
-    norms = np.sqrt((flat ** 2).sum(axis=1))
-    shares = flat @ tot / max(float(tot @ tot), 1e-300)
-    maps = np.sqrt((Ti ** 2).sum(axis=2)).mean(axis=1)                   # C, OH, OW
+    tt = max(float(tot @ tot), 1e-300)
+    norms, shares, maps = np.empty(b.groups), np.empty(b.groups), []
+    summed = np.zeros_like(T)
+    for i in range(b.groups):
+        Ti = branch(xin, model.params, b, i).astype(np.float64)          # N, out, OH, OW
+        flat = Ti.reshape(-1)
+        norms[i], shares[i] = np.sqrt(flat @ flat), flat @ tot / tt
+        maps.append(np.sqrt((Ti ** 2).sum(axis=1)).mean(axis=0))         # OH, OW
+        summed += Ti
     total_map = np.sqrt((T ** 2).sum(axis=1)).mean(axis=0)               # OH, OW
-    check = float(np.abs(form.total - conv3).max() / max(np.abs(conv3).max(), 1e-300))
-    return Contributions(norms, shares, maps, total_map, float(np.sqrt(tot @ tot)), check)
+    check = float(np.abs(summed - T).max() / max(np.abs(T).max(), 1e-300))
+    return Contributions(norms, shares, np.stack(maps), total_map, float(np.sqrt(tt)), check)
 
 
 def format_contributions(c: Contributions, block_name: str, top: int = 0) -> str:

@@ -1,10 +1,10 @@
-"""Evaluation preprocessing of the published ResNeXt weights, in NumPy.
+"""PaddleClas's evaluation preprocessing of its ResNeXt weights, in NumPy.
 
 PaddleClas evaluates its ResNeXt models with this pipeline (its eval / inference
 configs: DecodeImage to RGB, ResizeImage resize_short 256, CropImage 224, NormalizeImage,
 ToCHWImage), reproduced here step by step:
 
-1. decode to RGB, uint8, (H, W, 3)                                   :func:`read_image`
+1. decode to RGB, uint8, (H, W, 3)                  :func:`numpy_resnext.preprocess.read_image`
 2. resize so the short side is 256, bilinear as OpenCV's INTER_LINEAR  :func:`resize_short`
        percent = 256 / min(W, H);  W' = round(W * percent),  H' = round(H * percent)
    (Python's round: halves go to the even neighbour)
@@ -16,27 +16,21 @@ ToCHWImage), reproduced here step by step:
 5. (H, W, 3) -> (3, H, W)                                            :func:`to_chw`
 
 The bilinear resize is OpenCV's for uint8 images, fixed-point rounding included, so that a
-model sees the same pixels here as in PaddleClas (see :func:`resize_bilinear`). Decoding
-other than .npy needs Pillow (``pip install numpy-resnext[image]``); JPEG decoders may
-differ from OpenCV's by a grey level on some pixels, which this module cannot control.
+model sees the same pixels here as in PaddleClas (see :func:`resize_bilinear`).
 
-Image area is bounded by ``Limits.max_image_pixels`` (default 2**26, 8192 x 8192): a PNG
-header declaring 30000 x 30000 pixels is refused before decoding, as is an .npy image or a
-resize whose output would exceed it (a (1, 100000, 3) image resized to a short side of 256
-would be 25.6 million pixels wide). See docs/formats.md, "Reading limits".
+Image area is bounded by ``Limits.max_image_pixels`` (default 2**26, 8192 x 8192): a resize
+whose output would exceed it is refused before allocating (a (1, 100000, 3) image resized
+to a short side of 256 would be 25.6 million pixels wide). See docs/formats.md, "Reading
+limits".
 """
 
 from __future__ import annotations
 
-import os
-import struct
-
 import numpy as np
 
-from ._checks import float_dtype
-from .bounded import check_regular, get_limits, read_npy
-from ._optional import require
-from .errors import FormatError, InputError, InputTypeError
+from .._checks import float_dtype
+from ..bounded import get_limits
+from ..errors import InputError, InputTypeError
 
 RESIZE_SHORT = 256
 CROP_SIZE = 224
@@ -110,7 +104,7 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
     cases). A build that rounded some elements with OpenCV's scalar formula,
     (rows[r0] * b0 + rows[r1] * b1 + 2**21) >> 22, could differ by one grey level there.
     """
-    _check_uint8_hwc(image, "resize input")
+    check_uint8_hwc(image, "resize input")
     H, W, C = image.shape
     if height < 1 or width < 1:
         raise InputError(f"resize: output size must be at least 1x1, found {height}x{width}")
@@ -128,11 +122,21 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def resize_short(image: np.ndarray, short: int = RESIZE_SHORT) -> np.ndarray:
     """Resize a uint8 (H, W, C) image so that its short side is ``short`` pixels."""
-    _check_uint8_hwc(image, "resize input")
+    check_uint8_hwc(image, "resize input")
     h, w = short_side_size(image.shape[0], image.shape[1], short)
     if (h, w) == image.shape[:2]:
         return image.copy()
     return resize_bilinear(image, h, w)
+
+
+def check_uint8_hwc(image, what):
+    if not isinstance(image, np.ndarray):
+        raise InputTypeError(f"{what}: expected a numpy.ndarray, found {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InputTypeError(f"{what}: expected a uint8 image (grey levels 0..255), found {image.dtype}")
+    if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"{what}: expected an (H, W, C) image, found shape {image.shape}")
+
 
 
 # --- 3..5 --------------------------------------------------------------------------------------
@@ -173,90 +177,10 @@ def to_chw(image: np.ndarray) -> np.ndarray:
 
 def preprocess(image: np.ndarray, dtype="float32") -> np.ndarray:
     """uint8 RGB (H, W, 3) -> the (3, 224, 224) array the published weights were evaluated on."""
-    _check_uint8_hwc(image, "preprocess input")
+    check_uint8_hwc(image, "preprocess input")
     if image.shape[2] != 3:
         raise InputError(f"preprocess input: expected 3 RGB channels, found shape {image.shape}")
     return to_chw(normalize(center_crop(resize_short(image)), dtype))
-
-
-# --- 1. reading -------------------------------------------------------------------------------
-def _check_uint8_hwc(image, what):
-    if not isinstance(image, np.ndarray):
-        raise InputTypeError(f"{what}: expected a numpy.ndarray, found {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise InputTypeError(f"{what}: expected a uint8 image (grey levels 0..255), found {image.dtype}")
-    if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f"{what}: expected an (H, W, C) image, found shape {image.shape}")
-
-
-def _decode_with_pillow(path: str) -> np.ndarray:
-    pil = require("PIL.Image", f"reading {path!r}",
-                  "(or save the image as a uint8 (H, W, 3) RGB .npy file)")
-    Image, UnidentifiedImageError = pil, pil.UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            # the header's size, checked before a pixel is decoded (decode bombs)
-            check_pixels(im.size[1], im.size[0], f"image {path!r}")
-            # like OpenCV's IMREAD_COLOR: grey is replicated, alpha is dropped (not blended)
-            rgb = np.asarray(im.convert("RGB"))
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"image {path!r} is too large to decode safely ({exc})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
-            IndexError, TypeError, KeyError, ZeroDivisionError, MemoryError) as exc:
-        raise FormatError(f"cannot decode {path!r} as an image "
-                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
-    return np.array(rgb, dtype=np.uint8)
-
-
-def _from_npy(path: str) -> np.ndarray:
-    a = read_npy(path, "image")                   # header sizes checked before allocation
-    if a.ndim >= 2:
-        h, w = (a.shape[-2:] if a.dtype.kind == "f" else a.shape[:2])
-        check_pixels(int(h), int(w), f"image {path!r}")
-    if a.dtype == np.uint8:
-        if a.ndim == 3 and a.shape[2] == 3:
-            return a
-        raise InputError(f"{path!r}: a uint8 image must be (H, W, 3) RGB, found shape {a.shape}")
-    if a.dtype.kind == "f":
-        if a.ndim == 4 and a.shape[0] == 1:
-            a = a[0]
-        if a.ndim == 3 and a.shape[0] == 3:
-            return a
-        raise InputError(f"{path!r}: a preprocessed image must be a float (3, H, W) array, "
-                         f"found shape {a.shape}")
-    raise InputTypeError(f"{path!r}: expected uint8 (H, W, 3) RGB or float (3, H, W) "
-                         f"preprocessed values, found dtype {a.dtype} with shape {a.shape}")
-
-
-def read_image(path) -> np.ndarray:
-    """The array stored at ``path``: uint8 (H, W, 3) RGB, or a float (3, H, W) array that is
-    already preprocessed.
-
-    The rule for .npy files is by dtype: uint8 means raw RGB pixels in (H, W, 3) order;
-    float32/float64 means values already preprocessed, in (3, H, W) (or (1, 3, H, W))
-    order. Any other file is decoded with Pillow and converted to RGB.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"image {path!r} does not exist")
-    if os.path.isdir(path):
-        raise InputError(f"image {path!r} is a directory, expected an image or .npy file")
-    check_regular(path, "image")                  # a FIFO would block the open
-    if path.lower().endswith(".npy"):
-        return _from_npy(path)
-    return _decode_with_pillow(path)
-
-
-def load_image(path, dtype="float32") -> np.ndarray:
-    """A model-ready (3, H, W) float array: raw images are preprocessed (-> 3 x 224 x 224),
-    float .npy arrays are returned as stored (their dtype is left to the caller)."""
-    a = read_image(path)
-    if a.dtype != np.uint8:
-        return a
-    try:
-        return preprocess(a, dtype)
-    except InputError as exc:            # say which image (a resize may be refused)
-        raise InputError(f"image {os.fspath(path)!r}: {exc}") from None
 
 
 def describe() -> str:
@@ -265,7 +189,7 @@ def describe() -> str:
             f"{CROP_SIZE}, /255, mean {MEAN}, std {STD}, CHW")
 
 
-__all__ = ["CROP_SIZE", "MEAN", "RESIZE_SHORT", "STD", "center_crop", "describe", "load_image",
-           "normalize", "preprocess", "read_image", "resize_bilinear", "resize_short",
-           "short_side_size", "to_chw"]
+__all__ = ["CROP_SIZE", "MEAN", "RESIZE_SHORT", "SCALE", "STD", "center_crop", "check_pixels",
+           "check_uint8_hwc", "describe", "normalize", "preprocess", "resize_bilinear",
+           "resize_short", "short_side_size", "to_chw"]
 

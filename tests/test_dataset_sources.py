@@ -1,0 +1,85 @@
+"""Sources and the generated data sets (NumPy only, but for the scikit-image lane)."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from numpy_resnext.dataset.sources import load_item, open_source, parse_list, read_labels
+from numpy_resnext.dataset.synthetic import (FAMILIES, SKIMAGE_IMAGES, generated_image, skimage_image,
+                                             write_folder)
+from numpy_resnext.errors import InputError
+from numpy_resnext.preprocess import get_preset
+
+SMALL = get_preset("paddleclas:resize=40,crop=32")
+
+
+def test_generated_images_are_seeded_and_varied():
+    a, b = generated_image(5, seed=1), generated_image(5, seed=1)
+    assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3 and 160 <= min(a.shape[:2])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(generated_image(5, seed=2)[:50, :50], a[:50, :50])
+    # eight families, each image different; a fixed size is honoured
+    images = [generated_image(i, size=(40, 30)) for i in range(len(FAMILIES))]
+    assert all(im.shape == (40, 30, 3) for im in images)
+    assert len({hashlib.sha256(im.tobytes()).hexdigest() for im in images}) == len(FAMILIES)
+    assert all(im.std() > 5 for im in images)
+
+
+def test_folder_and_imagefolder(tmp_path):
+    write_folder(tmp_path / "tree", 10, fmt="npy")
+    s = open_source(tmp_path / "tree", SMALL)
+    assert s.spec.kind == "imagefolder" and s.classes == [f"class_{k:02d}" for k in range(8)]
+    assert list(s.labels) == [int(i[6:8]) for i in s.ids] and s.input_shape == (3, 32, 32)
+    x = load_item(s.spec, s.ids[3], 3)
+    np.testing.assert_array_equal(x, SMALL(np.load(tmp_path / "tree" / s.ids[3])))
+    (tmp_path / "tree" / "class_99").mkdir()
+    with pytest.raises(InputError, match=r"class folder\(s\) class_99 hold no image"):
+        open_source(tmp_path / "tree", SMALL)
+    write_folder(tmp_path / "flat", 4, fmt="npy", layout="flat")
+    s = open_source(tmp_path / "flat", SMALL, limit=3)
+    assert s.spec.kind == "folder" and len(s.ids) == 3 and (s.labels == -1).all()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no image files found"):
+        open_source(tmp_path / "empty", SMALL)
+
+
+def test_list_files_and_labels(tmp_path):
+    ids, labels = parse_list("# val_map\na.JPEG 65\n\nb with space.JPEG 3\nc.JPEG\nd.JPEG -1\n", "list")
+    assert ids == ["a.JPEG", "b with space.JPEG", "c.JPEG", "d.JPEG"] and list(labels) == [65, 3, -1, -1]
+    with pytest.raises(InputError, match=r"'a.JPEG' is listed twice \(lines 1 and 2\)"):
+        parse_list("a.JPEG 1\na.JPEG 2\n", "list")
+    with pytest.raises(InputError, match="label must be >= 0"):
+        parse_list("a.JPEG -3\n", "list")
+    (tmp_path / "labels.txt").write_text("x 1\ny 2\nz 3\n")
+    assert list(read_labels(tmp_path / "labels.txt", ["z", "x"])) == [3, 1]
+    np.save(tmp_path / "labels.npy", np.array([4, 5]))
+    assert list(read_labels(tmp_path / "labels.npy", ["z", "x"])) == [4, 5]
+    with pytest.raises(InputError, match="expected 3 integer labels"):
+        read_labels(tmp_path / "labels.npy", ["a", "b", "c"])
+
+
+def test_tensor_sources_refuse_what_is_not_tensors(tmp_path):
+    np.save(tmp_path / "hwc.npy", np.zeros((2, 32, 32, 3), np.float32))
+    with pytest.raises(InputError, match=r"expected float \(N, 3, H, W\)"):
+        open_source(tmp_path / "hwc.npy", None)
+    np.savez(tmp_path / "mixed.npz", a=np.zeros((3, 32, 32)), b=np.zeros((3, 16, 16)))
+    with pytest.raises(InputError, match="one size"):
+        open_source(tmp_path / "mixed.npz", None)
+    s = open_source("generated:3:7", SMALL)
+    assert s.ids == ["generated-7-000000", "generated-7-000001", "generated-7-000002"]
+    assert s.list_sha256 != open_source("generated:3:8", SMALL).list_sha256
+    with pytest.raises(InputError, match="generated:N or generated:N:SEED"):
+        open_source("generated:many", SMALL)
+
+
+def test_skimage_variants():
+    pytest.importorskip("skimage.data", reason="the photographs come with scikit-image")
+    pytest.importorskip("PIL.Image", reason="JPEG re-encoding needs Pillow")
+    a, b = skimage_image(11, seed=0), skimage_image(11, seed=0)
+    np.testing.assert_array_equal(a, b)                          # seeded crop, flip, quality
+    assert a.dtype == np.uint8 and a.shape[2] == 3
+    assert len({skimage_image(i).shape for i in range(len(SKIMAGE_IMAGES))}) > 5
+    s = open_source("skimage:4", SMALL)
+    assert load_item(s.spec, s.ids[2], 2).shape == (3, 32, 32)
+
