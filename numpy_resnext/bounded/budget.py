@@ -39,7 +39,7 @@ class Load:
         self.files = {}            # (st_dev, st_ino) -> size
         self.name = "<no file>"    # the first file opened, for messages that have no other
         self.used = 0
-        self._room = None          # memory known to be available, re-read when used up
+        self._clear = 0            # charges up to this total need no further look
 
     @property
     def input_bytes(self) -> int:
@@ -60,23 +60,28 @@ class Load:
         """Refuse unless ``nbytes`` more fit the allowance and the available memory
         (``what`` and ``source`` may be callables: formatted only for the message)."""
         total = self.used + nbytes
-        if total <= self.allowance and (total <= self._room if self._room is not None else
-                                        total < SMALL and memory_budget() is None):
+        if total <= self._clear:           # the common case: one comparison per tensor
             return
-        what = what() if callable(what) else what
-        source = source() if callable(source) else source
-        if total > self.allowance:
+        allowance = self.allowance
+        if total > allowance:
+            what = what() if callable(what) else what
+            source = source() if callable(source) else source
             raise FormatError(f"{source}: {what} would bring what the file makes us allocate "
                               f"to {human(total)} ({total} bytes), more than {self._why()}; "
                               "a file that repeats or expands its content, not a weight file")
-        if self._room is None or total > self._room:
-            have, why = available_memory()
-            self._room = None if have is None else self.used + have
-            if self._room is not None and total > self._room:
-                raise BudgetError(f"{source}: reading it needs at least {human(total)} of "
-                                  f"memory, more than the {human(max(have, 0))} available "
-                                  f"({why}); raise the budget with `numpy-resnext "
-                                  f"--max-memory` or {ENV_MAX_MEMORY} if the machine has it")
+        if total < SMALL and memory_budget() is None:
+            self._clear = min(allowance, SMALL)
+            return
+        have, why = available_memory()
+        room = None if have is None else self.used + have
+        if room is not None and total > room:
+            what = what() if callable(what) else what
+            source = source() if callable(source) else source
+            raise BudgetError(f"{source}: reading it needs at least {human(total)} of "
+                              f"memory, more than the {human(max(have, 0))} available "
+                              f"({why}); raise the budget with `numpy-resnext "
+                              f"--max-memory` or {ENV_MAX_MEMORY} if the machine has it")
+        self._clear = allowance if room is None else min(allowance, room)
 
     def charge(self, nbytes: int, what, source) -> None:
         self.check(nbytes, what, source)
@@ -108,7 +113,9 @@ def register_file(st, name=None) -> None:
     if load is not None:
         if not load.files and name is not None:
             load.name = name
-        load.files.setdefault((st.st_dev, st.st_ino), st.st_size)
+        if (st.st_dev, st.st_ino) not in load.files:
+            load.files[(st.st_dev, st.st_ino)] = st.st_size
+            load._clear = 0                 # the allowance grew: look again
 
 
 def charge(nbytes: int, what, source=None) -> None:

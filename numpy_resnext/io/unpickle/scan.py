@@ -86,8 +86,12 @@ class _Sim:
 
     def container(self, items, at):
         depth, flags = self.depth, self.flags
-        return self.new(1 + max((depth[c] for c in items), default=0),
-                        KEYLESS | (BIG if any(flags[c] & BIG for c in items) else 0), at)
+        d, f = 0, KEYLESS
+        for c in items:                          # a plain loop: most containers hold 1-5
+            if depth[c] > d:
+                d = depth[c]
+            f |= flags[c] & BIG
+        return self.new(d + 1, f, at)
 
     def pop(self, at, name):
         if not self.stack or self.stack[-1] is None:
