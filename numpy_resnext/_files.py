@@ -24,9 +24,17 @@ from .bounded.files import check_output_target, output_error
 from .errors import InputError, OutputError
 
 
-def check_output_path(path, what="output"):
-    """Raise a clear error now, before any work, if ``path`` cannot be written as a file."""
+def check_output_path(path, what="output", suffixes=()):
+    """Raise a clear error now, before any work, if ``path`` cannot be written as a file, or
+    (``suffixes``: the extensions the caller writes, e.g. (".npy",)) if its extension names
+    another format: ``--output logits.pt`` would get .npy bytes under a torch name."""
     path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if suffixes and ext and ext not in suffixes:
+        raise InputError(f"{what} {path!r}: this writes {' or '.join(suffixes)} files, not {ext!r}; "
+                         f"name the output {os.path.splitext(os.path.basename(path))[0]}{suffixes[0]}"
+                         + ("; `numpy-resnext convert` writes weight files" if ext in
+                            (".pt", ".pth", ".bin", ".safetensors", ".pdparams") else ""))
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise InputError(f"{what} {path!r}: directory {directory!r} does not exist")

@@ -24,6 +24,7 @@ EXTRAS = {
     "zarr": ("dataset", "zarr>=3.1.3"),
     "threadpoolctl": ("dataset", "threadpoolctl"),
     "skimage": ("photos", "scikit-image"),
+    "torch": ("torch", "torch"),
 }
 
 

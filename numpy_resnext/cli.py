@@ -109,7 +109,14 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # a command whose positionals are a list (classify's [ARCH] IMAGE...) takes those after
+        # its options too, as argparse does for a list that follows a single positional
+        more = getattr(args, "_more_positionals", None)
+        if extra and more and not any(e.startswith("-") for e in extra):
+            getattr(args, more).extend(extra)
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except ParseError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -13,10 +13,12 @@ updated running statistics.
 of the layer plan (:mod:`numpy_resnext.plan`) from last to first, the stem; every
 stride, padding, group count and pool comes from the plan's layers. Inside a block:
 
-    dout -> final ReLU -> (residual branch: bn3 -> conv3 -> relu2 -> bn2 -> conv2 (grouped)
-                                            -> relu1 -> bn1 -> conv1)
+    dout -> final ReLU -> (residual branch: [SE ->] bn3 -> conv3 -> relu2 -> bn2
+                                            -> conv2 (grouped) -> relu1 -> bn1 -> conv1)
                        -> (shortcut: identity | bn -> 1x1 conv [-> vd avg pool])
-         and the two input gradients add.
+         and the two input gradients add. The SE layer's backward
+         (:func:`numpy_resnext.ops.se.squeeze_excite_backward`) reads its input, bn3's
+         output, from the tape and recomputes its small gate from it.
 
 Gradients come back as an ordered dict under canonical parameter names (the order of
 :func:`numpy_resnext.params.param_shapes`), with the input's gradient first as
@@ -32,14 +34,15 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import check_finite
-from .ops.activations import relu_backward
-from .ops.batchnorm import EPS, PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train, batchnorm_train_backward
-from .ops.conv import conv2d_backward
 from .errors import InputError, InputTypeError
+from .ops.activations import relu_backward
+from .ops.batchnorm import PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train, batchnorm_train_backward
+from .ops.conv import conv2d_backward
 from .ops.linear import linear_backward
-from .params import is_trainable, param_shapes
-from .plan import Block, ConvBN, Head, Pool
 from .ops.pooling import avgpool2d_backward, global_avgpool_backward, maxpool2d_backward
+from .ops.se import squeeze_excite_backward
+from .params import is_trainable, param_shapes
+from .plan import SE, Block, ConvBN, Head, Pool
 from .shapes import check_compute
 
 
@@ -51,15 +54,16 @@ class TrainBN:
     own running statistics are not touched.
     """
 
-    def __init__(self, momentum=PADDLE_MOMENTUM, eps=EPS):
-        self.momentum, self.eps = momentum, eps
+    def __init__(self, momentum=PADDLE_MOMENTUM):
+        self.momentum = momentum
         self.caches = {}
         self.running = OrderedDict()
 
-    def __call__(self, x, params, name):
+    def __call__(self, x, params, layer: ConvBN):
+        name = layer.bn
         y, cache, mean, var = batchnorm_train(
             x, params[f"{name}.weight"], params[f"{name}.bias"], params[f"{name}.running_mean"],
-            params[f"{name}.running_var"], momentum=self.momentum, eps=self.eps)
+            params[f"{name}.running_var"], momentum=self.momentum, eps=layer.eps)
         self.caches[name] = cache
         self.running[f"{name}.running_mean"] = mean
         self.running[f"{name}.running_var"] = var
@@ -75,15 +79,23 @@ class Tape(NamedTuple):
     running: OrderedDict    # updated running statistics (training mode), else empty
 
 
+def se_input(block: Block) -> str:
+    """The name of the tensor a block's SE layer scales: bn3's output, or the sum (SE-POST)."""
+    return block.add if block.se.position == "post" else block.conv3.bn
+
+
 def backward_names(model, train=False):
     """The intermediates the backward reads: every emitted name but BN outputs, the
-    residual additions and the logits; in training mode the conv outputs (BN inputs) too,
+    residual additions, the logits and the SE layers' own (the backward recomputes them),
+    yet the input of every SE layer; in training mode the conv outputs (BN inputs) too,
     since training BN keeps its own normalised input."""
     plan = model.plan
     skip = {layer.bn for layer in plan.convs()} | {b.add for b in plan.blocks} | {plan.head.fc}
+    skip |= {n for se in plan.se_layers() for n in se.emits}
     if train:
         skip |= {layer.name for layer in plan.convs()}
-    return [n for n in plan.names() if n not in skip]
+    keep = {se_input(b) for b in plan.blocks if b.se is not None}
+    return [n for n in plan.names() if n not in skip or n in keep]
 
 
 def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM, allow_nonfinite=False):
@@ -114,7 +126,8 @@ class _Backward:
         else:
             p = self.params
             dx, dw, db = batchnorm_backward(dout, self.acts[layer.name], p[f"{name}.weight"],
-                                            p[f"{name}.running_mean"], p[f"{name}.running_var"])
+                                            p[f"{name}.running_mean"], p[f"{name}.running_var"],
+                                            eps=layer.eps)
         self.grads[f"{name}.weight"], self.grads[f"{name}.bias"] = dw, db
         return dx
 
@@ -138,12 +151,24 @@ class _Backward:
         self.grads[f"{h.fc}.weight"], self.grads[f"{h.fc}.bias"] = dw, db
         return global_avgpool_backward(df, features_shape)
 
+    def se(self, dout, se: SE, u):
+        """An SE layer in reverse, for its input u (N, C, H, W): u's gradient."""
+        p = self.params
+        w1, b1, w2, b2 = (p[f"{fc.name}.{k}"] for fc in (se.fc1, se.fc2) for k in ("weight", "bias"))
+        du, dw1, db1, dw2, db2 = squeeze_excite_backward(dout, u, w1, b1, w2, b2)
+        for fc, dw, db in ((se.fc1, dw1, db1), (se.fc2, dw2, db2)):
+            self.grads[f"{fc.name}.weight"], self.grads[f"{fc.name}.bias"] = dw, db
+        return du
+
     def bottleneck(self, dout, x, block: Block):
         """One block in reverse: the gradient for the block input x (N, in, H, W)."""
-        a = self.acts
+        a, se = self.acts, block.se
         dy = relu_backward(dout, a[block.name])                          # through the final ReLU
+        if se is not None and se.position == "post":
+            dy = self.se(dy, se, a[se_input(block)])
         # residual branch, last layer first; each layer's input is the previous one's ReLU
-        g = self.conv_bn(dy, block.conv3, a[block.conv2.relu])
+        g = dy if se is None or se.position == "post" else self.se(dy, se, a[se_input(block)])
+        g = self.conv_bn(g, block.conv3, a[block.conv2.relu])
         g = self.conv_bn(g, block.conv2, a[block.conv1.relu])
         dx = self.conv_bn(g, block.conv1, x)
         # shortcut: the addition passes dy to both paths unchanged
@@ -164,7 +189,8 @@ class _Backward:
 def pool_backward(dout, x, pool: Pool):
     """The gradient of a max or average pool for its input ``x``."""
     if pool.kind == "max":
-        return maxpool2d_backward(dout, x, kernel=pool.kernel, stride=pool.stride, padding=pool.padding)
+        return maxpool2d_backward(dout, x, kernel=pool.kernel, stride=pool.stride, padding=pool.padding,
+                                  ceil_mode=pool.ceil_mode)
     return avgpool2d_backward(dout, x.shape, kernel=pool.kernel, stride=pool.stride,
                               padding=pool.padding, ceil_mode=pool.ceil_mode, exclusive=pool.exclusive)
 

@@ -27,7 +27,12 @@ bias. :func:`calibrated_params` (the default of ``build(seed=...)``) fixes both:
   with the statistics it stored, so the layers after it see what inference will compute;
 * fc: weight uniform in +-1/sqrt(features) (the ``init_params`` draws) times the power of
   two that brings the logits' standard deviation on the calibration batch nearest 4; bias
-  uniform in [-4, 4], as large as the logits' spread, so a port that drops it fails.
+  uniform in [-4, 4], as large as the logits' spread, so a port that drops it fails;
+* squeeze-and-excitation (SE-ResNeXt models only, from a stream of their own, so the other
+  draws are those of the same network without SE): fc1 and fc2 He-normal (the
+  ``init_params`` draws) times :data:`SE_GAIN`, their biases uniform in [-1/2, 1/2] and
+  [-2, 2], so that the gates spread over (0, 1) and depend on the input: a port that
+  replaces the sigmoid or squeezes by the maximum changes them.
 
 Bit-reproducibility. The calibration forward runs matrix products whose last bits depend
 on the BLAS kernel and thread count, so raw statistics would differ between machines. Every
@@ -67,6 +72,8 @@ CALIBRATION_SHAPE = (2, 3, 96, 96)
 STAT_BITS = 12                        # significant bits kept of every calibrated statistic
 LOGITS_STD = 4.0                      # target standard deviation of the logits on the calibration batch
 FC_BIAS_BOUND = 4.0
+SE_GAIN = 4.0                         # SE fc weights: He-normal times this
+SE_BIAS_BOUNDS = (0.5, 2.0)           # SE fc1 and fc2 biases: uniform in +- these
 
 
 def seeded_params(plan: Plan, seed: int = 0, dtype="float32", init: str = DEFAULT_INIT):
@@ -109,6 +116,11 @@ def draw_params(plan: Plan, seed: int = 0) -> "OrderedDict[str, np.ndarray]":
         params[f"{layer.bn}.bias"] = _f32_exact(rng.uniform(-shift, shift, channels))
     bias = rng.uniform(-FC_BIAS_BOUND, FC_BIAS_BOUND, plan.head.num_classes)
     params[f"{plan.head.fc}.bias"] = _f32_exact(bias)
+    se_rng = np.random.default_rng((seed, 3))                             # SE layers only
+    for se in plan.se_layers():
+        for fc, bound in zip((se.fc1, se.fc2), SE_BIAS_BOUNDS):
+            params[f"{fc.name}.weight"] = params[f"{fc.name}.weight"] * SE_GAIN
+            params[f"{fc.name}.bias"] = _f32_exact(se_rng.uniform(-bound, bound, fc.out_features))
     return params
 
 
@@ -146,13 +158,14 @@ class CalibratingBN:
     biased variance of its input (rounded, :func:`round_stats`) as the running statistics,
     then applies inference BN with them. ``params`` is modified: it is the dict being built."""
 
-    def __call__(self, x, params, name):
-        axes = (0, 2, 3)
+    def __call__(self, x, params, layer):
+        name, axes = layer.bn, (0, 2, 3)
         mean = x.mean(axis=axes)                                           # C
         var = ((x - mean.reshape(1, -1, 1, 1)) ** 2).mean(axis=axes)       # C, biased
         mean, var = round_stats(mean, var)
         params[f"{name}.running_mean"], params[f"{name}.running_var"] = mean, var
-        return batchnorm(x, params[f"{name}.weight"], params[f"{name}.bias"], mean, var, out=x)
+        return batchnorm(x, params[f"{name}.weight"], params[f"{name}.bias"], mean, var,
+                         eps=layer.eps, out=x)
 
 
 def calibrated_params(plan: Plan, seed: int = 0, dtype="float32") -> "OrderedDict[str, np.ndarray]":

@@ -20,6 +20,7 @@ from .bounded import check_memory
 from .errors import InputError, InputTypeError, WeightsError
 from .init import CALIBRATION_SHAPE, DEFAULT_INIT, seeded_params
 from .io import load_weights
+from .io.schemes import is_ignored
 from .params import LoadReport, count_params, init_params, is_trainable, param_shapes, validate
 from .plan import Plan, layer_plan
 from .shapes import check_compute, check_input_size, memory_estimate
@@ -118,7 +119,8 @@ class ResNeXt:
         return f"ResNeXt({self.config.name}, dtype={self.dtype}, params={self.num_params:,})"
 
 
-def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFAULT_INIT, ema=None):
+def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFAULT_INIT, ema=None,
+          bn_eps=None):
     """Build a model.
 
     arch:    a name from ``numpy-resnext archs`` (case-insensitive), an alias such as
@@ -135,29 +137,40 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
     strict:  report every missing / unexpected / misshapen tensor as an error (default);
              non-strict loads fill missing tensors from the seeded initialisation and
              record what they skipped in ``model.load_report``.
+    bn_eps:  BatchNorm's epsilon, overriding the one of the weights' source (1e-5; a file
+             in a Paddle naming scheme: Paddle's float32(1e-5), see ``ArchConfig.bn_eps``).
     """
     dt = float_dtype(dtype, "build: dtype")
     if weights is not None and isinstance(weights, (str, os.PathLike)):
         # read, renamed and validated once, against the plan of the file's architecture (a
         # named architecture is checked against the file, which says how they differ)
         loaded = load_weights(weights, arch=arch, strict=strict, ema=ema, dtype=dt, finite=True)
-        plan, checked, report = loaded.plan, loaded.params, loaded.report
+        plan, checked, report = _with_eps(loaded.plan, bn_eps, loaded.report), loaded.params, loaded.report
     else:
         if arch is None:
             raise WeightsError("build: an architecture is needed unless weights come from a file")
-        plan = layer_plan(get_arch(arch))          # the one plan this model's parts all read
+        report = LoadReport()
+        plan = _with_eps(layer_plan(get_arch(arch)), bn_eps, report)   # the one plan this model's parts all read
         if weights is None:
             check_memory(_seeding_bytes(plan, dt, init), f"seeded weights of {plan.config.name} "
                          f"({dt}, {init})")
-            return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt)
-        checked, report = validate(plan, weights, dtype=dt, strict=strict)
+            return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt, report)
+        # a state dict under canonical names; torch's BN step counters carry no model state
+        ignored = [n for n in weights if is_ignored(str(n))] if hasattr(weights, "keys") else []
+        state = {k: v for k, v in weights.items() if k not in ignored} if ignored else weights
+        checked, report = validate(plan, state, dtype=dt, strict=strict, report=report)
+        report.ignored = ignored
     params = checked                           # in parameter order
     if report.missing:
-        # a non-strict load: the seeded initialisation fills what the weights left out
+        # a non-strict load: the seeded initialisation fills what the weights left out, and
+        # the load's one report says which tensors and how
         check_memory(_seeding_bytes(plan, dt, "identity-bn"), f"seeded weights of "
                      f"{plan.config.name} ({dt}) for what the file lacks")
         params = init_params(plan, seed=seed, dtype=dt)
         params.update(checked)
+        report.filled = [c for c, _ in report.missing]
+        report.filled_with = (f"seeded values (params.init_params, seed {seed}: He-normal "
+                              "convolutions, identity BatchNorm, uniform head)")
     return ResNeXt(plan, params, dt, load_report=report)
 
 
@@ -169,3 +182,12 @@ def _seeding_bytes(plan, dtype, init) -> int:
     if init == DEFAULT_INIT:
         need += memory_estimate(plan, CALIBRATION_SHAPE, "float64", "golden") + sum(sizes) * 8
     return need
+
+
+def _with_eps(plan: Plan, bn_eps, report: LoadReport) -> Plan:
+    """``plan``, or its architecture's plan with BatchNorm epsilon ``bn_eps`` (noted)."""
+    if bn_eps is None or float(bn_eps) == plan.config.bn_eps:
+        return plan
+    report.notes.append(f"BatchNorm epsilon {float(bn_eps)!r} as asked (the weights' source "
+                        f"uses {plan.config.bn_eps!r})")
+    return layer_plan(plan.config.replace(bn_eps=float(bn_eps)))

@@ -18,19 +18,25 @@ import numpy as np
 
 from .bounded import clip_list
 from .errors import WeightsError
-from .plan import BN_FIELDS, Plan, as_plan
+from .plan import BN_FIELDS, SE, ConvBN, Plan, as_plan
 
 
 def param_shapes(plan: Plan) -> "OrderedDict[str, tuple]":
     """Canonical name -> shape for every tensor of a :class:`Plan` (an architecture's name or
     config is accepted too) with BN statistics, in the order of the layer plan: each
-    convolution's weight, then its BN's four tensors, then the head."""
+    convolution's weight, then its BN's four tensors (an SE layer's fc1 and fc2 weight and
+    bias after its block's conv3), then the head."""
     plan = as_plan(plan)
     shapes = OrderedDict()
-    for layer in plan.convs():
-        shapes[f"{layer.name}.weight"] = layer.weight_shape
-        for f in BN_FIELDS:
-            shapes[f"{layer.bn}.{f}"] = (layer.out_channels,)
+    for layer in plan.all_layers():
+        if isinstance(layer, ConvBN):
+            shapes[f"{layer.name}.weight"] = layer.weight_shape
+            for f in BN_FIELDS:
+                shapes[f"{layer.bn}.{f}"] = (layer.out_channels,)
+        elif isinstance(layer, SE):
+            for fc in (layer.fc1, layer.fc2):
+                shapes[f"{fc.name}.weight"] = fc.weight_shape                # out, in, 1, 1
+                shapes[f"{fc.name}.bias"] = (fc.out_features,)
     shapes[f"{plan.head.fc}.weight"] = (plan.head.num_classes, plan.head.in_features)
     shapes[f"{plan.head.fc}.bias"] = (plan.head.num_classes,)
     return shapes
@@ -74,37 +80,76 @@ def init_params(plan: Plan, seed: int = 0, dtype="float32") -> "OrderedDict[str,
     return params
 
 
+# notes a user must see on every load, not only when asking (the command line prints them):
+# what the loader chose or assumed on the file's behalf (readers' and the loader's wording)
+KEY_NOTES = ("prefix ", "weights taken from", "fine-tuned head", "no head", "architecture not inferred",
+             "config.json declares", "BatchNorm epsilon")
+
+
 @dataclass
 class LoadReport:
-    """What a load found besides the expected tensors.
+    """What a load found besides the expected tensors: one report, from the reader through
+    :func:`validate` to ``build()``'s ``model.load_report``.
 
     missing:    (canonical name, file name) of tensors the weights lack
     unexpected: names that map to no tensor of the architecture (the file's own names)
     ignored:    file names that carry no model state (e.g. num_batches_tracked)
-    notes:      anything else the user should know (assumptions, reassembled tensors)
+    notes:      anything else the user should know (reassembled tensors, entries not read)
+    assumed:    what the load assumed against the file's own evidence (an architecture
+                named by the user over what the file declares)
+    filled:     canonical names a non-strict ``build`` filled with seeded values, and how
+                (``filled_with``)
     """
 
     missing: list = field(default_factory=list)
     unexpected: list = field(default_factory=list)
     ignored: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    assumed: list = field(default_factory=list)
+    filled: list = field(default_factory=list)
+    filled_with: str = ""
 
     def as_dict(self) -> dict:
         """The report as plain lists, the missing tensors by canonical name."""
         return {"missing": [c for c, _ in self.missing], "unexpected": list(self.unexpected),
-                "ignored": list(self.ignored), "notes": list(self.notes)}
+                "ignored": list(self.ignored), "notes": list(self.notes),
+                "assumed": list(self.assumed), "filled": list(self.filled)}
+
+    def __getitem__(self, key):
+        """``report["unexpected"]``: the entries of :meth:`as_dict`."""
+        return self.as_dict()[key]
+
+    def assumptions(self) -> list:
+        """What must be shown on every load: :attr:`assumed`, then the notes saying what was
+        chosen on the file's behalf (a prefix removed, the EMA copy, a fine-tuned head)."""
+        return list(self.assumed) + [n for n in self.notes if n.startswith(KEY_NOTES)]
+
+    def skipped_and_filled(self) -> list:
+        """Two lines for a non-strict load: what of the file was not used, what was filled."""
+        unused = (f"{len(self.unexpected)} tensors of the file not used: "
+                  + clip_list([str(n) for n in self.unexpected], 40)) if self.unexpected else \
+            "every tensor of the file used"
+        if self.filled:
+            filled = (f"{len(self.filled)} tensors the file lacks filled with {self.filled_with or 'seeded values'}: "
+                      + clip_list(self.filled, 40))
+        elif self.missing:
+            filled = f"{len(self.missing)} tensors the file lacks: " + _listed(self.missing)
+        else:
+            filled = "no tensor missing, none filled"
+        return [unused, filled]
 
     def lines(self) -> list:
         """Human-readable lines for what was not loaded (empty for a full load)."""
-        out = []
+        out = [f"assumed: {a}" for a in self.assumed]
         if self.missing:
-            out.append(f"{len(self.missing)} missing: " + _listed(self.missing))
+            how = f", filled with {self.filled_with}" if self.filled and self.filled_with else ""
+            out.append(f"{len(self.missing)} missing{how}: " + _listed(self.missing))
         if self.unexpected:
             out.append(f"{len(self.unexpected)} unexpected, not loaded: "
                        + clip_list(self.unexpected, 40))
         if self.ignored and all(n.endswith(".num_batches_tracked") for n in self.ignored):
             out.append(f"{len(self.ignored)} ignored: torch's BatchNorm step counters "
-                       "(num_batches_tracked, no model state)")
+                       "(num_batches_tracked, no model state; kept for conversion)")
         elif self.ignored:
             out.append(f"{len(self.ignored)} ignored (no model state): "
                        + clip_list(self.ignored, 40))
@@ -132,8 +177,9 @@ def validate(plan, weights, *, dtype=None, strict=True, finite=True, what="weigh
 
     file_names: {canonical name: the file's name for it}, shown beside the canonical one
                 (a weight file renamed to canonical names; default: the names themselves).
-    in_out:     canonical names stored [in, out] (Paddle's Linear): checked in that
-                layout and transposed to [out, in].
+    in_out:     canonical names stored [in, out] (Paddle's Linear: the head, and the SE
+                layers' fc1 / fc2): checked in that layout and transposed to [out, in]
+                (reshaped to [out, in, 1, 1] for an SE layer).
     unexpected: names found beside ``weights`` that map to no tensor (the file's names).
     report:     a LoadReport to add to (a file's notes and ignored tensors).
     """
@@ -156,12 +202,12 @@ def validate(plan, weights, *, dtype=None, strict=True, finite=True, what="weigh
             bad_type.append(f"{label}: expected a floating-point array, found {found}")
             continue
         if name in in_out:
-            stored = tuple(shape)[::-1]
+            stored = (shape[1], shape[0])                  # Paddle's Linear: [in, out]
             if tuple(value.shape) != stored:
                 wrong.append(f"{label}: expected shape {stored} ([in, out], Paddle's Linear), "
                              f"found {tuple(value.shape)}")
                 continue
-            value = np.ascontiguousarray(value.T)          # (in, out) -> (out, in)
+            value = np.ascontiguousarray(value.T).reshape(shape)   # (in, out) -> (out, in[, 1, 1])
         elif tuple(value.shape) != tuple(shape):
             wrong.append(f"{label}: expected shape {tuple(shape)}, found {tuple(value.shape)}")
             continue

@@ -3,7 +3,8 @@
 :func:`output_shapes` runs the forward walk (:mod:`.walk`) with ops that carry a per-sample
 (C, H, W) shape instead of an array, so the rows follow the forward pass by construction:
 for each name the forward emits, the op, the output shape, groups, trainable parameters and
-multiply-accumulates (MACs; conv and fc only, per sample). The summary command prints it;
+multiply-accumulates (MACs; convolutions and fully connected layers only, the SE layers'
+two included, per sample). The summary command prints it;
 the tests check it against the shapes the real forward produces.
 
 The same shapes give the memory a computation needs before it runs
@@ -26,9 +27,9 @@ from .bounded import check_memory
 from .errors import InputError
 from .ops.im2col import conv_output_size
 from .params import is_trainable, param_shapes
-from .plan import Block, ConvBN, Head, Plan, Pool, as_plan
+from .plan import SE, Block, ConvBN, Head, Plan, Pool, SEFc, as_plan
 from .ops.pooling import pool_output_size
-from .walk import walk
+from .walk import stem, walk
 
 
 class _Value(NamedTuple):
@@ -58,6 +59,20 @@ class ShapeOps:
     def relu(self, x, layer):
         return _Value(x.shape, "relu (block output)" if isinstance(layer, Block) else "relu")
 
+    def squeeze(self, x, se: SE):
+        return _Value((x.shape[0],), "SE squeeze (avgpool)")
+
+    def se_fc(self, x, fc: SEFc):
+        return _dense(fc.in_features, fc.out_features, "SE fc (1x1, bias)")
+
+    def gate(self, x, se: SE):
+        return _Value(x.shape, "sigmoid")
+
+    def scale(self, y, gate, se: SE):
+        if gate.shape != y.shape[:1]:
+            raise InputError(f"{se.name}: a gate of {gate.shape} for a branch of {y.shape}")
+        return _Value(y.shape, "SE scale")
+
     def pool(self, x, pool: Pool):
         C, H, W = x.shape
         args = (pool.kernel, pool.stride, pool.padding, pool.ceil_mode)
@@ -74,9 +89,12 @@ class ShapeOps:
         return _Value((x.shape[0],), "global avgpool")
 
     def fc(self, features, head: Head):
-        params = head.in_features * head.num_classes + head.num_classes
-        return _Value((head.num_classes,), "fully connected", params=params,
-                      macs=head.in_features * head.num_classes)
+        return _dense(head.in_features, head.num_classes, "fully connected")
+
+
+def _dense(n_in: int, n_out: int, op: str) -> _Value:
+    """A fully connected layer with a bias: n_in * n_out + n_out parameters, n_in * n_out MACs."""
+    return _Value((n_out,), op, params=n_in * n_out + n_out, macs=n_in * n_out)
 
 
 def shape_walk(plan, height: int, width: int, ops=None, emit=None):
@@ -100,13 +118,22 @@ def output_shapes(plan: Plan, height: int, width: int) -> list:
 def check_input_size(plan: Plan, height: int, width: int, what="input") -> None:
     """Raise a clear error unless ``height`` x ``width`` is a size the network can run.
 
-    Every layer of every plan pads enough that a 1x1 input leaves a 1x1 output (the stem's
-    7x7/2 conv pads 3, every 3x3 conv and pool pads 1, the vd average pool rounds up), so
-    any H, W >= 1 is valid; tests/test_plan.py walks the shapes of every architecture at 1x1
-    to keep that true."""
-    if height < 1 or width < 1:
+    Every layer pads enough that a 1x1 input leaves a 1x1 output (the stem's 7x7/2 conv
+    pads 3, every 3x3 conv pads 1, the vd average pool rounds up), except the legacy SENet
+    stem's max-pool (3x3/2, no padding, ceil mode), which needs 2x2 (a 3x3 input); so the
+    stem decides, and tests/test_plan.py walks every architecture at its smallest size."""
+    least = min_input_size(plan)
+    if height < least or width < least:
         raise InputError(f"{what}: spatial size {height}x{width} is too small for "
-                         f"{plan.config.name}; it runs on any input of at least 1x1")
+                         f"{plan.config.name}; it runs on any input of at least {least}x{least}")
+
+
+def min_input_size(plan: Plan) -> int:
+    """The smallest height (and width) the stem of ``plan`` turns into at least one pixel."""
+    size = 1
+    while stem(_Value((3, size, size), "input"), plan, ShapeOps()).shape[1] < 1:
+        size += 1
+    return size
 
 
 def totals(plan: Plan, height: int = 224, width: int = 224):

@@ -18,9 +18,14 @@ The bottleneck, as in the paper (Fig. 3c) with the stride on the grouped 3x3::
 
     x -> conv1 1x1 (in -> width) -> bn1 -> relu1
       -> conv2 3x3, groups = C, stride -> bn2 -> relu2
-      -> conv3 1x1 (width -> out) -> bn3 ------------------+-> add -> relu -> block output
+      -> conv3 1x1 (width -> out) -> bn3 [-> SE] ----------+-> add -> relu -> block output
     x -> shortcut: identity | 1x1 conv (stride) + BN       |
                  | vd: avgpool 2x2/2 ceil exclusive, 1x1 conv + BN
+
+and, in an SE-ResNeXt, the squeeze-and-excitation layer (:func:`squeeze_excite`)::
+
+    u -> squeeze (global average pool, N x C) -> se_fc fc1 (C -> r) -> relu -> se_fc fc2
+      (r -> C) -> gate (sigmoid) -> scale: u times the gate, channel by channel
 
 Arrays created by :class:`ArrayOps` are owned by the walk, which lets BN, ReLU and the
 addition work in place; ``emit`` copies whatever it keeps, and no input is ever modified.
@@ -33,19 +38,24 @@ from typing import Protocol
 import numpy as np
 
 from ._select import Selection
-from .ops.activations import relu
+from .errors import InputError
+from .ops.activations import relu, sigmoid
 from .ops.batchnorm import batchnorm
 from .ops.conv import conv2d
 from .ops.cpu import rows
 from .ops.linear import linear
-from .plan import Block, ConvBN, Head, Plan, Pool
 from .ops.pooling import avgpool2d, global_avgpool, maxpool2d
+from .ops.se import channel_scale, se_fc
+from .plan import SE, Block, ConvBN, Head, Plan, Pool, SEFc
 
 
-def inference_bn(x, params, name):
-    """BatchNorm with the running statistics, in place on an array the walk owns."""
+def inference_bn(x, params, layer: ConvBN):
+    """BatchNorm with the running statistics and the layer's epsilon, in place on an array
+    the walk owns."""
+    name = layer.bn
     return batchnorm(x, params[f"{name}.weight"], params[f"{name}.bias"],
-                     params[f"{name}.running_mean"], params[f"{name}.running_var"], out=x)
+                     params[f"{name}.running_mean"], params[f"{name}.running_var"],
+                     eps=layer.eps, out=x)
 
 
 class Ops(Protocol):
@@ -59,11 +69,13 @@ class Ops(Protocol):
         """The convolution of ``layer`` (weight ``{layer.name}.weight``)."""
 
     def bn(self, x, layer: ConvBN):
-        """The BatchNorm after that convolution (parameters under ``layer.bn``)."""
+        """The BatchNorm after that convolution (parameters under ``layer.bn``, epsilon
+        ``layer.eps``)."""
 
-    def relu(self, x, layer: ConvBN | Block):
-        """The ReLU after a conv's BN (``layer`` a ConvBN) or after a block's addition
-        (``layer`` the Block); it emits ``layer.relu`` in both cases."""
+    def relu(self, x, layer: ConvBN | Block | SE):
+        """The ReLU after a conv's BN (``layer`` a ConvBN), after a block's addition
+        (``layer`` the Block) or inside an SE layer (``layer`` the SE); it emits
+        ``layer.relu`` in every case."""
 
     def pool(self, x, pool: Pool):
         """A max or average pool (the stem's, or a vd shortcut's)."""
@@ -77,11 +89,25 @@ class Ops(Protocol):
     def fc(self, features, head: Head):
         """The head's fully connected layer: (N, C) -> (N, classes)."""
 
+    def squeeze(self, x, se: SE):
+        """An SE layer's squeeze, the global average pool: (N, C, H, W) -> (N, C)."""
+
+    def se_fc(self, x, fc: SEFc):
+        """One of an SE layer's fully connected layers (weight ``{fc.name}.weight``
+        [out, in, 1, 1] and its bias): (N, in) -> (N, out)."""
+
+    def gate(self, x, se: SE):
+        """An SE layer's gate, the sigmoid: (N, C) -> (N, C)."""
+
+    def scale(self, y, gate, se: SE):
+        """An SE layer's scale: the branch ``y`` (N, C, H, W) times ``gate`` (N, C)."""
+
 
 class ArrayOps:
     """The forward pass's ops on arrays (:class:`Ops`), reading parameters by canonical name.
 
-    norm: the BatchNorm, ``norm(x, params, bn_name) -> y`` (it may work in place on x);
+    norm: the BatchNorm, ``norm(x, params, layer) -> y`` with ``layer`` the ConvBN (its
+    ``bn`` names the parameters, ``eps`` is the epsilon; it may work in place on x);
     default :func:`inference_bn`. Training-mode BN (batch statistics) is passed in by
     :mod:`numpy_resnext.grad`.
     """
@@ -95,14 +121,15 @@ class ArrayOps:
                       padding=layer.padding, groups=layer.groups)
 
     def bn(self, x, layer: ConvBN):
-        return self.norm(x, self.params, layer.bn)
+        return self.norm(x, self.params, layer)
 
     def relu(self, x, layer):
         return relu(x, out=x)
 
     def pool(self, x, pool: Pool):
         if pool.kind == "max":
-            return maxpool2d(x, kernel=pool.kernel, stride=pool.stride, padding=pool.padding)
+            return maxpool2d(x, kernel=pool.kernel, stride=pool.stride, padding=pool.padding,
+                             ceil_mode=pool.ceil_mode)
         return avgpool2d(x, kernel=pool.kernel, stride=pool.stride, padding=pool.padding,
                          ceil_mode=pool.ceil_mode, exclusive=pool.exclusive)
 
@@ -115,6 +142,21 @@ class ArrayOps:
 
     def fc(self, features, head: Head):
         return linear(features, self.params[f"{head.fc}.weight"], self.params[f"{head.fc}.bias"])
+
+    def squeeze(self, x, se: SE):
+        return global_avgpool(x)                                         # N, C
+
+    def se_fc(self, x, fc: SEFc):
+        w = self.params[f"{fc.name}.weight"]
+        if w.shape != fc.weight_shape:           # a plan and weights that disagree (a port's width)
+            raise InputError(f"{fc.name}: weight {w.shape}, but the plan's layer is {fc.weight_shape}")
+        return se_fc(x, w, self.params[f"{fc.name}.bias"])               # N, out
+
+    def gate(self, x, se: SE):
+        return sigmoid(x, out=x)
+
+    def scale(self, y, gate, se: SE):
+        return channel_scale(y, gate, out=y)                             # y *= gate, per channel
 
 
 class Capture:
@@ -155,14 +197,38 @@ def conv_bn(x, layer: ConvBN, ops, emit):
     return y
 
 
+def squeeze_excite(u, se: SE, ops, emit=_ignore):
+    """Squeeze-and-excitation on u (N, C, H, W): each channel of u times a gate in (0, 1)
+    computed from the whole image's channel means."""
+    z = ops.squeeze(u, se)                                               # N, C
+    emit(se.pool, z)
+    a = ops.se_fc(z, se.fc1)                                             # N, r
+    emit(se.fc1.name, a)
+    a = ops.relu(a, se)
+    emit(se.relu, a)
+    e = ops.se_fc(a, se.fc2)                                             # N, C
+    emit(se.fc2.name, e)
+    g = ops.gate(e, se)                                                  # N, C
+    emit(se.gate, g)
+    y = ops.scale(u, g, se)                                              # N, C, H, W
+    emit(se.name, y)
+    return y
+
+
 def bottleneck(x, block: Block, ops, emit=_ignore):
-    """One ResNeXt block (split-transform-merge as a grouped convolution)."""
+    """One ResNeXt block (split-transform-merge as a grouped convolution), with its
+    squeeze-and-excitation layer if it has one."""
+    se = block.se
     y = conv_bn(x, block.conv1, ops, emit)                               # N, width, H, W
     y = conv_bn(y, block.conv2, ops, emit)                               # N, width, H/s, W/s (grouped)
     y = conv_bn(y, block.conv3, ops, emit)                               # N, out, H/s, W/s
+    if se is not None and se.position == "residual":
+        y = squeeze_excite(y, se, ops, emit)
     s = x if block.projection is None else conv_bn(x, block.projection, ops, emit)
     y = ops.add(y, s, block)
     emit(block.add, y)
+    if se is not None and se.position == "post":
+        y = squeeze_excite(y, se, ops, emit)
     y = ops.relu(y, block)
     emit(block.relu, y)
     return y

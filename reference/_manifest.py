@@ -4,7 +4,7 @@ MANIFEST.json is one JSON object over the whole fixture tree: for each file unde
 reference/fixtures/ (its path relative to that directory, "/"-separated) an entry with its
 sha256 and byte count, the script that made it, the framework version(s) and the seed(s).
 tests/test_manifest.py checks every file against it. Each script owns one prefix
-("formats/", "grads/", "paddle/", "torch/", "torch_io/") and rewrites only the keys under it, so the
+("formats/", "grads/", "paddle/", "se/", "torch/", "torch_io/") and rewrites only the keys under it, so the
 scripts can be re-run one at a time without touching each other's entries.
 
 Files are written with numpy_resnext's :func:`atomic_write` (temporary file + rename), so a

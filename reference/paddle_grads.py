@@ -1,6 +1,7 @@
 """Golden gradients from real Paddle's autograd, in float64, for numpy-resnext's backward.
 
-One run builds one Paddle model, gives its BatchNorm layers random statistics, and records
+One run builds one Paddle model, gives its BatchNorm layers random statistics (``--bn
+trained``: trained-looking ones, variances down to eps, as tests/_se_oracle.py), and records
 into one .npz (canonical names; Paddle's [in, out] fc weight transposed to [out, in]):
 
   params/<name>          every tensor before anything ran (BN running statistics included)
@@ -122,6 +123,26 @@ def randomise_bn(model, rng, paddle):
         value.set_value(new.astype(np.float64))
 
 
+def trained_bn(model, rng, paddle, calibration, seed):
+    """Trained-looking BatchNorm, the recipe of tests/_se_oracle.py: every convolution's output
+    channels scaled by 2**k (k in -9..1), so BN variances reach down to eps; BN scales of both
+    signs; running statistics calibrated in one eval forward over ``calibration``, each set
+    by a pre-hook from the BN's actual input just before it runs, then moved a little."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    import _se_oracle as so
+    nn = paddle.nn
+    for _, m in model.named_sublayers():
+        if isinstance(m, nn.Conv2D):
+            w = m.weight.numpy()
+            m.weight.set_value(w * np.ldexp(1.0, rng.integers(-9, 2, w.shape[0]))[:, None, None, None])
+    for _, m in model.named_sublayers():
+        if isinstance(m, (nn.BatchNorm, nn.BatchNorm2D)):
+            c = m.weight.shape[0]
+            m.weight.set_value(rng.choice((-1.0, 1.0), c) * rng.uniform(0.25, 1.0, c))
+            m.bias.set_value(rng.uniform(-0.5, 0.5, c))
+    so.calibrate_paddle(model, seed, calibration)
+
+
 def grads_of(model, names, paddle, xt, to_canonical):
     out = {"input": xt.grad.numpy().copy()}
     for key, p in model.named_parameters():
@@ -133,7 +154,7 @@ def grads_of(model, names, paddle, xt, to_canonical):
     return out
 
 
-def run(model_name, out_path, size, batch, seed, compress=True, lr=LR, steps=STEPS):
+def run(model_name, out_path, size, batch, seed, compress=True, lr=LR, steps=STEPS, bn="random"):
     import paddle
     paddle.set_default_dtype("float64")
     paddle.seed(seed)
@@ -145,7 +166,10 @@ def run(model_name, out_path, size, batch, seed, compress=True, lr=LR, steps=STE
     else:
         model, to_canonical = vision_model(paddle, model_name), vision_canonical
     model.to(dtype="float64")
-    randomise_bn(model, rng, paddle)
+    if bn == "trained":
+        trained_bn(model, rng, paddle, rng.standard_normal((batch, 3, size, size)), seed)
+    else:
+        randomise_bn(model, rng, paddle)
     initial = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     params, names = canonical_state(model, to_canonical)
     bad = [n for n, a in params.items() if a.dtype != np.float64]
@@ -187,7 +211,7 @@ def run(model_name, out_path, size, batch, seed, compress=True, lr=LR, steps=STE
     after, _ = canonical_state(model, to_canonical)
     rec.update({f"sgd/params/{n}": a for n, a in after.items()})
     rec["sgd/loss"] = np.array(losses)
-    meta = {"paddle": paddle.__version__, "model": model_name, "seed": seed, "batch": batch,
+    meta = {"paddle": paddle.__version__, "model": model_name, "seed": seed, "batch": batch, "bn": bn,
             "size": size, "lr": lr, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY,
             "steps": steps, "loss": "eval/train: sum(logits * dlogits); sgd: mean cross-entropy",
             "paddle_names": names}
@@ -216,8 +240,11 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=LR)
     ap.add_argument("--steps", type=int, default=STEPS, help="optimizer steps recorded under sgd/")
     ap.add_argument("--uncompressed", action="store_true", help="np.savez (faster for large models)")
+    ap.add_argument("--bn", choices=("random", "trained"), default="random",
+                    help="BN: random statistics (variances 0.5-2), or trained-looking (down to eps)")
     args = ap.parse_args(argv)
-    meta = run(args.model, args.out, args.size, args.batch, args.seed, compress=not args.uncompressed, lr=args.lr, steps=args.steps)
+    meta = run(args.model, args.out, args.size, args.batch, args.seed, compress=not args.uncompressed,
+               lr=args.lr, steps=args.steps, bn=args.bn)
     record(args.out, meta)
     print(f"wrote {args.out} ({os.path.getsize(args.out):,} bytes) with Paddle {meta['paddle']}")
 

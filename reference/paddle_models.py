@@ -22,7 +22,8 @@ is really exercised. The float32 model runs as stored; the float64 goldens come 
 Commands:
   python reference/paddle_models.py fixtures --out reference/fixtures/paddle   (all tiny fixtures)
   python reference/paddle_models.py one --kind resnext --model ResNeXt101_32x4d --out DIR
-         [--size 67x45 --batch 2 --seed 0 --formats pdparams,dir,infer --capture all]
+         [--size 67x45 --batch 2 --seed 0 --formats pdparams,dir,infer --capture all
+          --bn random|trained]
   python reference/paddle_models.py names --kind resnext --model ResNeXt101_32x4d
          (prints the state_dict's keys, parameter names and shapes as JSON; no weights)
 """
@@ -135,11 +136,42 @@ def _named_linear(fan_in, fan_out, weight_name, bias_name):
     return lin
 
 
+def randomize_trained(model, seed, calibration):
+    """Random weights with trained-looking BatchNorm, the recipe of tests/_se_oracle.py:
+    convolutions He-normal with every output channel times 2**k (k in -9..1), so the
+    variances BN sees span six decades and more, down to eps; BN scale of both signs; BN
+    running statistics calibrated in one eval forward over ``calibration`` (float64 N, C, H,
+    W), each set by a pre-hook from the BN's actual input just before it runs, then moved a
+    little. Linear: U(+-1/sqrt(fan_in)). Drawn in float64, stored in the model's dtype."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+    import _se_oracle as so
+    rng = np.random.default_rng(seed)
+    dtype = None
+    for key, p in model.state_dict().items():
+        shape, dtype = tuple(p.shape), str(p.dtype).replace("paddle.", "")
+        if len(shape) == 4:
+            v = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:]))
+            v *= np.ldexp(1.0, rng.integers(-9, 2, shape[0]))[:, None, None, None]
+        elif len(shape) == 2:
+            v = rng.uniform(-1, 1, shape) / np.sqrt(shape[0])
+        elif key.endswith(("_variance", "running_var")):
+            v = np.ones(shape)                                 # calibrated below
+        elif key.endswith(("_mean", "running_mean")):
+            v = np.zeros(shape)
+        elif key.endswith(".weight"):                          # BN scale
+            v = rng.choice((-1.0, 1.0), shape) * rng.uniform(0.2, 0.6, shape)
+        else:
+            v = rng.uniform(-0.5, 0.5, shape)
+        p.set_value(v.astype(dtype))
+    so.calibrate_paddle(model, seed, calibration, dtype)
+
+
 def randomize(model, seed):
     """Random weights and random BN statistics, drawn in float64, stored in the model's dtype.
 
     Conv: He-normal. BN scale U(0.2, 0.6) (keeps 100-block nets finite), offset N(0, 0.1),
     mean N(0, 0.1), variance U(0.5, 1.5). Linear: U(+-1/sqrt(fan_in)). Order: state_dict.
+    (The committed fixtures use this; the live lane uses :func:`randomize_trained`.)
     """
     rng = np.random.default_rng(seed)
     for key, p in model.state_dict().items():
@@ -237,7 +269,7 @@ def save_formats(model, out, stem, formats, x_shape):
 
 
 def make_one(kind, model_name, out, stem=None, size=(67, 45), batch=2, seed=0,
-             formats=("pdparams", "dir", "infer"), capture=None, tiny=False):
+             formats=("pdparams", "dir", "infer"), capture=None, tiny=False, bn="random"):
     """Build, randomise, save and run one model; writes the files listed in the docstring."""
     import paddle
     from numpy_resnext.archs import custom, get_arch
@@ -251,14 +283,17 @@ def make_one(kind, model_name, out, stem=None, size=(67, 45), batch=2, seed=0,
         model = full_model(kind, model_name)
         config = get_arch(model_name)
     model.eval()
-    randomize(model, seed)
+    rng = np.random.default_rng(seed + 1)
+    x64 = rng.standard_normal((batch, 3, size[0], size[1]))
+    if bn == "trained":
+        randomize_trained(model, seed, rng.standard_normal(x64.shape))
+    else:
+        randomize(model, seed)
     stem = stem or model_name
     if kind == "vision":
         # paddle.vision's parameter names come from a per-process counter (conv2d_0.w_0):
         # only the .pdparams (structured keys) says which tensor is which
         formats = [f for f in formats if f == "pdparams"]
-    rng = np.random.default_rng(seed + 1)
-    x64 = rng.standard_normal((batch, 3, size[0], size[1]))
     files = save_formats(model, out, stem, formats, x64.shape)
     hooks = _hook_names(kind, model, config)
     keep = None if capture in (None, "all") else set(capture)
@@ -269,7 +304,7 @@ def make_one(kind, model_name, out, stem=None, size=(67, 45), batch=2, seed=0,
     golden.update({f"f64/{k}": v for k, v in inter64.items()})
     golden.update({f"f32/{k}": v for k, v in inter32.items()})
     save_npz(os.path.join(out, f"{stem}_golden.npz"), golden, compressed=True)
-    meta = dict(kind=kind, model=model_name, tiny=tiny, config=_config_dict(config), seed=seed,
+    meta = dict(kind=kind, model=model_name, tiny=tiny, config=_config_dict(config), seed=seed, bn=bn,
                 input_shape=list(x64.shape), paddle=paddle.__version__, files=files,
                 golden=f"{stem}_golden.npz", intermediates=sorted(inter64))
     write_bytes(os.path.join(out, f"{stem}.json"), json.dumps(meta, indent=1).encode())
@@ -384,6 +419,8 @@ def main(argv=None):
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--formats", default="pdparams,dir,infer")
     o.add_argument("--capture", default="all")
+    o.add_argument("--bn", choices=("random", "trained"), default="random",
+                   help="BN statistics: random (variances 0.5-1.5), or trained-looking (calibrated, down to eps)")
     n = sub.add_parser("names")
     n.add_argument("--kind", choices=KINDS, required=True)
     n.add_argument("--model", required=True)
@@ -395,7 +432,7 @@ def main(argv=None):
         h, w = map(int, a.size.split("x"))
         capture = None if a.capture == "all" else a.capture.split(",")
         meta = make_one(a.kind, a.model, a.out, size=(h, w), batch=a.batch, seed=a.seed,
-                        formats=a.formats.split(","), capture=capture, tiny=a.tiny)
+                        formats=a.formats.split(","), capture=capture, tiny=a.tiny, bn=a.bn)
         print(json.dumps(meta))
     else:
         print(json.dumps(names(a.kind, a.model)))

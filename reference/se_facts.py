@@ -9,11 +9,21 @@ state_dict entries of each stage's first block.
 
     python reference/se_facts.py                 # everything
     python reference/se_facts.py --names seresnext26t_32x4d SENet154_vd
+    python reference/se_facts.py --fixture       # reference/fixtures/se/names.json.gz
+
+The fixture holds, for every model (and SE_ResNeXt152_64x4d as PaddleClas 2.6.0 declares it,
+under "SE_ResNeXt152_64x4d (declared)"), the framework, its state_dict's [key, ParamAttr
+name (Paddle; timm: the key), shape] rows, trainable parameters, BN statistic values and MACs
+at 1x3x224x224 (SE layers included), so that the tests check names, inference and counts
+against the frameworks' own models without them.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import io
+import json
 import re
 import sys
 from collections import OrderedDict
@@ -23,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import _se_counts as sc  # noqa: E402
 import _se_oracle as so  # noqa: E402
+sys.path.insert(0, str(ROOT / "reference"))
+from _manifest import FIXTURES, atomic_write, file_entry, update_manifest  # noqa: E402
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4", "head")
 CONV3 = {".se.fc2": ".conv3", ".se_module.fc2": ".conv3", ".scale.excitation": ".conv2._conv"}
@@ -99,13 +111,55 @@ def _common(names):
     return ", ".join(names)
 
 
+def fixture(out=FIXTURES / "se" / "names.json.gz"):
+    """The name lists and counts of every model (see the module docstring), gzip'd JSON, and
+    its entry in reference/fixtures/MANIFEST.json."""
+    data = OrderedDict()
+    for m in so.MODELS:
+        c = sc.counts(m)
+        data[m] = dict(framework=c["framework"], notes=c["notes"], names=c["names"],
+                       trainable=c["trainable"], statistics=c["statistics"],
+                       macs=sum(r["macs"] for r in c["rows"]))
+    d = sc.paddle_declared_counts("SE_ResNeXt152_64x4d")
+    data["SE_ResNeXt152_64x4d (declared)"] = dict(framework=d["framework"], notes=[f"forward: {d['ran']}"],
+                                                   names=d["names"], trainable=d["trainable"],
+                                                   statistics=d["statistics"], macs=None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp):                                    # the gzip header names the file, not the tmp
+        with open(tmp, "wb") as f, gzip.GzipFile(out.name, "wb", fileobj=f, mtime=0) as gz, \
+                io.TextIOWrapper(gz) as text:
+            json.dump(data, text, separators=(",", ":"))
+    atomic_write(out, write, mode=0o644)
+    record(out, data)
+    return out
+
+
+def record(out, data):
+    """The fixture's entry in reference/fixtures/MANIFEST.json: the versions its frameworks
+    report ("paddle 3.3.1, PaddleClas 2.6.0 (...)", "timm 1.0.31, torch 2.13.0+cpu")."""
+    said = " ".join(v["framework"] for v in data.values())
+    versions = {k: re.search(rf"{name} (\d[^, ]*)", said).group(1)
+                for k, name in (("paddle", "paddle"), ("paddleclas", "PaddleClas"), ("torch", "torch"),
+                                ("timm", "timm"))}
+    update_manifest("se/", {"se/names.json.gz": file_entry(
+        out, script="reference/se_facts.py", command="python reference/se_facts.py --fixture",
+        seed=None, random=False, **versions,
+        what="state_dict keys, ParamAttr names, shapes, trainable parameters, BN statistics and "
+             "MACs at 1x3x224x224 of every SE-ResNeXt model, as the frameworks build them")}, replace=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="*", default=list(so.MODELS) + list(so.REFERENCE_MODELS))
     p.add_argument("--names", nargs="*", default=["SE_ResNeXt50_32x4d", "SE_ResNeXt50_vd_32x4d",
                                                   "SENet154_vd", "seresnext50_32x4d", "seresnext26t_32x4d",
                                                   "legacy_seresnext50_32x4d"])
+    p.add_argument("--fixture", action="store_true", help="write reference/fixtures/se/names.json.gz")
     a = p.parse_args(argv)
+    if a.fixture:
+        print(f"wrote {fixture()}")
+        return
     got = OrderedDict((m, sc.counts(m)) for m in a.models)
     print(f"{'model':28} {'trainable':>12} {'BN stats':>9} {'MACs':>15} {'SE params':>11} "
           f"{'SE MACs':>10} {'scale mults':>12}  SE widths per stage")

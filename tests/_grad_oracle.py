@@ -9,6 +9,7 @@ import json
 import numpy as np
 
 import numpy_resnext as nrx
+from numpy_resnext.archs import PADDLE_BN_EPS
 from numpy_resnext.ops.batchnorm import PADDLE_MOMENTUM
 from numpy_resnext.grad import gradients
 from numpy_resnext.model import ResNeXt
@@ -39,9 +40,11 @@ def load(path):
     return rec, meta, params
 
 
-def compare(rec, meta, params, config, modes=("eval", "train"), tol=1e-9, sgd_tol=1e-9):
-    """Every comparison a recording allows; returns {lane: (worst name, worst rel err)}."""
-    model = nrx.build(config, weights=params, dtype="float64")
+def compare(rec, meta, params, config, modes=("eval", "train"), tol=1e-9, sgd_tol=1e-9,
+            bn_eps=PADDLE_BN_EPS):
+    """Every comparison a recording allows; returns {lane: (worst name, worst rel err)}. The
+    recordings are Paddle's, whose BatchNorm adds float32(1e-5) (``bn_eps``)."""
+    model = nrx.build(config, weights=params, dtype="float64", bn_eps=bn_eps)
     x, dlogits = rec["x"], rec["dlogits"]
     report = {}
     for mode in modes:

@@ -43,6 +43,7 @@ Frameworks are imported inside functions only; a caller without them gets Import
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -103,6 +104,24 @@ class Oracle(NamedTuple):
     se: OrderedDict            # block -> {role: key in tensors}
     seconds: float             # build + randomise + calibrate + float64 forward
     notes: tuple               # what this oracle had to change in the framework's model
+    files: dict = {}           # Paddle: format -> path of the model saved by Paddle itself
+
+
+def need(framework: str):
+    """Skip the calling test (with the install line) unless ``framework``'s oracle can run:
+    "timm" (torch==2.13.0 CPU and timm==1.0.31) or "paddle" (paddlepaddle==3.3.1 and the
+    PaddleClas model files)."""
+    import pytest                                             # only the tests call this (the reference scripts do not)
+    if framework == "timm":
+        pytest.importorskip("torch", reason="the timm oracle needs torch==2.13.0 (CPU) and timm==1.0.31")
+        try:
+            timm_module()
+        except Exception as exc:  # ImportError, or a broken install
+            pytest.skip(f"timm is not importable ({type(exc).__name__}): pip install timm==1.0.31")
+    else:
+        pytest.importorskip("paddle", reason="the Paddle oracle needs paddlepaddle==3.3.1")
+        if importlib.util.find_spec("paddleclas") is None:
+            pytest.skip("PaddleClas model files are not installed: pip install --no-deps paddleclas==2.6.0")
 
 
 # --- the weights: one recipe for every framework -------------------------------------------
@@ -234,6 +253,24 @@ def calibrate(bns, seed: int, run, assign):
             h.remove()
 
 
+def calibrate_paddle(model, seed, batch, dtype="float64"):
+    """:func:`calibrate` for a Paddle model: every BatchNorm / BatchNorm2D set during one eval
+    forward over ``batch`` (float64 N, C, H, W), the statistics stored in ``dtype``."""
+    import paddle                                             # optional: the oracle's framework
+    import paddle.nn as nn                                    # optional: the oracle's framework
+    bns = [(n, m) for n, m in model.named_sublayers() if isinstance(m, (nn.BatchNorm, nn.BatchNorm2D))]
+
+    def assign(layer, mean, var):
+        layer._mean.set_value(mean.astype(dtype))
+        layer._variance.set_value(var.astype(dtype))
+
+    def run():
+        model.eval()
+        with paddle.no_grad():
+            model(paddle.to_tensor(batch.astype(dtype)))
+    calibrate(bns, seed, run, assign)
+
+
 def _calibrate_torch(model, batch, seed):
     import torch                                              # optional: the oracle's framework
     bns = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -338,13 +375,21 @@ def run_worker(*args, timeout: float = 1800):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
 
 
-def paddle_oracle(name: str, shape=SHAPE, seed: int = 0, timeout: float = 1800) -> Oracle:
+def paddle_oracle(name: str, shape=SHAPE, seed: int = 0, timeout: float = 1800, save_dir=None,
+                  formats=("pdparams", "jit")) -> Oracle:
     """Runs tests/_se_paddle.py in a fresh process (PaddleClas fixes ParamAttr names, so one
-    process holds one model) and reads back what it wrote."""
+    process holds one model) and reads back what it wrote. With ``save_dir``, Paddle also
+    saves the model there in ``formats`` (``Oracle.files``: "pdparams" -> the .pdparams,
+    "jit" -> the jit.save prefix)."""
     kind, fn = MODELS[name][1]
+    files = {}
+    extra = []
+    if save_dir is not None:
+        extra = [str(save_dir), ",".join(formats)]
+        files = {f: Path(save_dir) / (f"{fn}.pdparams" if f == "pdparams" else f"{fn}_infer") for f in formats}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "oracle.npz"
-        run_worker("oracle", kind, fn, out, "x".join(map(str, shape)), seed, timeout=timeout)
+        run_worker("oracle", kind, fn, out, "x".join(map(str, shape)), seed, *extra, timeout=timeout)
         with np.load(out, allow_pickle=False) as d:
             rec = {k: d[k] for k in d.files}
     meta = json.loads(str(rec.pop("meta")))
@@ -355,18 +400,19 @@ def paddle_oracle(name: str, shape=SHAPE, seed: int = 0, timeout: float = 1800) 
                   tuple(meta["trainable"]), meta["param_names"], rec["logits"],
                   section("tensors", meta["tensors"]),
                   OrderedDict((b, OrderedDict(r)) for b, r in meta["se"]), meta["seconds"],
-                  tuple(meta["notes"]))
+                  tuple(meta["notes"]), files)
 
 
-def oracle(name: str, shape=SHAPE, seed: int = 0, bn_eps=None) -> Oracle:
+def oracle(name: str, shape=SHAPE, seed: int = 0, bn_eps=None, save_dir=None) -> Oracle:
     """The framework's model ``name`` (a key of :data:`MODELS`), randomised, run at float64;
-    ``bn_eps``: see :func:`timm_oracle` (timm models only)."""
+    ``bn_eps``: see :func:`timm_oracle` (timm models only); ``save_dir``: see
+    :func:`paddle_oracle` (Paddle models only)."""
     framework, source = MODELS[name]
     if framework == "timm":
         return timm_oracle(source, shape, seed, bn_eps)
     if bn_eps is not None:
         raise ValueError(f"{name}: bn_eps applies to timm models only")
-    return paddle_oracle(name, shape, seed)
+    return paddle_oracle(name, shape, seed, save_dir=save_dir)
 
 
 def fc_matrix(o: Oracle, layer: str) -> np.ndarray:

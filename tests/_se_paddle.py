@@ -9,7 +9,8 @@ collides with the first; tests/_se_oracle.py runs this file as a script, once pe
 
 ``oracle`` writes an .npz with the input, the state_dict (float64, structured keys), the
 logits and every captured tensor, and a JSON ``meta`` entry (orders, ParamAttr names, SE
-roles, seconds, notes). ``counts`` writes parameter counts, MACs at 224x224 and the
+roles, seconds, notes); given a directory and formats ("pdparams,jit"), it also saves the
+model there as Paddle saves it (:func:`save`). ``counts`` writes parameter counts, MACs at 224x224 and the
 state_dict's names and shapes (``declared``: SE_ResNeXt152_64x4d as PaddleClas declares it,
 whose forward fails, so without MACs). ``jit`` saves the model with paddle.jit.save.
 
@@ -95,24 +96,12 @@ def _entries(model):
 def randomize(model, seed, calibration):
     """draw()'s weights; running statistics calibrated on ``calibration`` and moved a little,
     each set by a pre-hook just before its BN runs (see tests/_se_oracle.py)."""
-    import paddle                                             # optional: the oracle's framework
-    import paddle.nn as nn
     sd = model.state_dict()
     values = so.draw(_entries(model), seed)
     assert set(values) == set(sd), sorted(set(values) ^ set(sd))[:5]
     for k, v in values.items():
         sd[k].set_value(v)
-    bns = [(n, m) for n, m in model.named_sublayers() if isinstance(m, nn.BatchNorm)]
-
-    def assign(layer, mean, var):
-        layer._mean.set_value(mean)
-        layer._variance.set_value(var)
-
-    def run():
-        model.eval()
-        with paddle.no_grad():
-            model(paddle.to_tensor(calibration))
-    so.calibrate(bns, seed, run, assign)
+    so.calibrate_paddle(model, seed, calibration)
 
 
 def se_blocks(model):
@@ -163,7 +152,18 @@ def capture(module, model, x, blocks):
     return logits, tensors
 
 
-def oracle(kind, fn, out, shape, seed):
+def save(model, fn, shape, save_dir, formats):
+    """The oracle's model as files: ``pdparams`` (paddle.save of the state_dict: structured keys
+    and the StructuredToParameterName@@ table) and ``jit`` (paddle.jit.save: the ParamAttr names)."""
+    import paddle                                             # optional: the oracle's framework
+    if "pdparams" in formats:
+        paddle.save(model.state_dict(), str(Path(save_dir) / f"{fn}.pdparams"))
+    if "jit" in formats:
+        spec = [paddle.static.InputSpec([None, 3, shape[2], shape[3]], "float64", "x")]
+        paddle.jit.save(model, str(Path(save_dir) / f"{fn}_infer"), input_spec=spec)
+
+
+def oracle(kind, fn, out, shape, seed, save_dir="", formats=""):
     import paddle                                             # optional: the oracle's framework
     start = time.perf_counter()
     paddle.seed(seed)
@@ -173,6 +173,8 @@ def oracle(kind, fn, out, shape, seed):
     randomize(model, seed, calibration)
     blocks = se_blocks(model)
     logits, tensors = capture(ppcls_module(kind), model, x, blocks)
+    if save_dir:
+        save(model, fn, shape, save_dir, formats.split(","))
     sd = model.state_dict()
     params = OrderedDict((k, v.numpy().astype(np.float64)) for k, v in sd.items())
     trainable = [k for k, v in sd.items() if not v.stop_gradient]
@@ -230,8 +232,8 @@ def jit(kind, fn, out):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "oracle":
-        kind, fn, out, size, seed = args
-        oracle(kind, fn, out, tuple(int(s) for s in size.split("x")), int(seed))
+        kind, fn, out, size, seed, *files = args
+        oracle(kind, fn, out, tuple(int(s) for s in size.split("x")), int(seed), *files)
     elif cmd == "counts":
         counts(*args)
     elif cmd == "jit":

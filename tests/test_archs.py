@@ -4,6 +4,7 @@ and the per-layer shapes of all 17 built-in architectures checked against the pa
 """
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -32,13 +33,21 @@ def paper_config(name):
     return PAPER_DEPTHS[int(m.group(1))], int(m.group(3)), int(m.group(4)), bool(m.group(2))
 
 
-def test_registry_holds_the_17_architectures():
-    assert sorted(list_archs()) == sorted(EXPECTED_NAMES)
-    assert len(ARCHS) == 17
+# the SE-ResNeXt family (issue 22): PaddleClas's names, timm's where PaddleClas has no twin
+SE_NAMES = ["SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d", "SE_ResNeXt152_64x4d", "SE_ResNeXt50_vd_32x4d",
+            "SENet154_vd", "seresnext26d_32x4d", "seresnext26t_32x4d", "seresnext101_32x8d",
+            "seresnext101_64x4d", "seresnext101d_32x8d", "legacy_seresnext26_32x4d",
+            "legacy_seresnext50_32x4d", "legacy_seresnext101_32x4d"]
+
+
+def test_registry_holds_the_30_architectures():
+    assert sorted(list_archs()) == sorted(EXPECTED_NAMES + SE_NAMES)
+    assert len(ARCHS) == 30
 
 
 @pytest.mark.parametrize("name", EXPECTED_NAMES)
 def test_registry_fields_match_the_name(name):
+    assert ARCHS[name].se_reduction == 0 and ARCHS[name].stem_pool == "padded"
     depths, C, d, vd = paper_config(name)
     cfg = ARCHS[name]
     assert cfg.name == name
@@ -144,6 +153,32 @@ def test_torchvision_aliases(alias, target):
     assert ALIASES[alias.lower()] == target
 
 
+@pytest.mark.parametrize("alias,target", [("resnext50d_32x4d", "ResNeXt50_vd_32x4d"),
+                                          ("resnext101_32x4d", "ResNeXt101_32x4d"),
+                                          ("resnext101_32x16d", "ResNeXt101_32x16d_wsl"),
+                                          ("resnext101_32x32d", "ResNeXt101_32x32d_wsl"),
+                                          ("resnext50d_32x4d.bt_in1k", "ResNeXt50_vd_32x4d"),
+                                          ("resnext101_64x4d.c1_in1k", "ResNeXt101_64x4d"),
+                                          ("ig_resnext101_32x48d", "ResNeXt101_32x48d_wsl")])
+def test_timm_names_are_aliases(alias, target):
+    """timm's names (and pretrained tags) of the registry's networks; before, the vd ones
+    were 'unknown architecture ... did you mean ResNeXt50_vd_32x4d'."""
+    assert get_arch(alias) is ARCHS[target]
+
+
+def test_a_tag_does_not_rescue_an_unknown_name():
+    with pytest.raises(ArchitectureError, match="unknown architecture"):
+        get_arch("resnetaa50.a1h_in1k")
+
+
+def test_every_alias_is_listed_in_the_docs():
+    """docs/architectures.md's table of other libraries' names is ALIAS_TABLE, row for row."""
+    from numpy_resnext.archs import ALIAS_TABLE
+    text = (Path(__file__).resolve().parent.parent / "docs" / "architectures.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \| (\w+) \| ([^|]+) \|$", text, re.M)
+    assert [(a, t, w.strip()) for a, t, w in rows] == list(ALIAS_TABLE)
+
+
 def test_config_passes_through():
     cfg = custom(depths=(1, 1))
     assert get_arch(cfg) is cfg
@@ -151,7 +186,7 @@ def test_config_passes_through():
 
 @pytest.mark.parametrize("typo,suggestion", [("ResNeXt50_32x4", "ResNeXt50_32x4d"),
                                              ("resnext50_vd_32x4", "ResNeXt50_vd_32x4d"),
-                                             ("ResNeXt101_32x16d", "ResNeXt101_32x16d_wsl"),
+                                             ("ResNeXt101_32x16", "ResNeXt101_32x16d_wsl"),
                                              ("resnext152_64x4", "ResNeXt152_64x4d")])
 def test_unknown_name_suggests_the_closest(typo, suggestion):
     with pytest.raises(ArchitectureError) as info:

@@ -25,7 +25,7 @@ def test_every_claim_holds(checks):
     failing = [c for c in checks if not c.holds]
     assert not failing, audit.format_audit(failing)
     sections = {c.section for c in checks}
-    assert sections == {"Table 1", "Table 2", "widths", "Fig. 3"}
+    assert sections == {"Table 1", "Table 2", "widths", "Fig. 3", "SE"}
     # one width line per registered architecture
     assert len([c for c in checks if c.section == "widths"]) == len(ARCHS)
 
@@ -132,3 +132,12 @@ def test_counts_match_paddle_vision(paddle):
             model(paddle.zeros([1, 3, 224, 224]))
         from numpy_resnext.shapes import totals
         assert totals(ARCHS[arch]) == (params, sum(macs)) == FRAMEWORK_COUNTS[arch]
+
+
+def test_se_claims_read_the_plans_se_layers(checks, monkeypatch):
+    """Eq. 5 of Hu et al. equals the SE weights of the plan (2,514,944 for a 50-layer network,
+    docs/se_resnext.md's figure); a plan with another SE width would fail it."""
+    se = [c for c in checks if c.section == "SE"]
+    assert len(se) == 2 and "2,514,944 in the plan's SE fc1/fc2 weights" in se[0].computed
+    monkeypatch.setattr(audit, "SE_CLAIM", ("seresnext26d_32x4d",) + audit.SE_CLAIM[1:])
+    assert not all(c.holds for c in audit.se_checks())          # 26 layers: far from 2.5M

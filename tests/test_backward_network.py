@@ -18,9 +18,9 @@ from numpy_resnext.params import is_trainable
 from _arrays import assert_grad
 
 
-def tiny_model(stem, seed=0):
+def tiny_model(stem, seed=0, **more):
     cfg = nrx.custom(depths=(1, 1), cardinality=2, base_width=4, stem=stem, num_classes=5,
-                     stem_width=8, deep_stem_width=4)
+                     stem_width=8, deep_stem_width=4, **more)
     # identity-BN seeded weights (plain He-normal convs) with the BN values set below: the
     # calibrated default scales conv channels down to 2**-9 and puts BN variances near eps,
     # where a fixed finite-difference step h is no longer small against the curvature
@@ -36,7 +36,7 @@ def tiny_model(stem, seed=0):
     return model
 
 
-def check_network(model, train, entries=4, h=1e-6, seed=0, size=24):
+def check_network(model, train, entries=4, h=1e-6, seed=0, size=24, atol=0.0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 3, size, size))
     R = rng.standard_normal((2, model.config.num_classes))
@@ -56,10 +56,32 @@ def check_network(model, train, entries=4, h=1e-6, seed=0, size=24):
         at = [tuple(int(rng.integers(0, s)) for s in arr.shape) for _ in range(entries)]
         try:
             worst[name] = assert_grad(grad, loss_of(arr), saved, f"{name} ({'train' if train else 'eval'} BN)",
-                                      h=h, at=at)
+                                      h=h, at=at, atol=atol)
         finally:
             np.copyto(arr, saved)
     return g, worst
+
+
+@pytest.mark.parametrize("position", ["residual", "post"])
+@pytest.mark.parametrize("train", [False, True], ids=["eval-bn", "train-bn"])
+def test_squeeze_excitation_gradients_match_finite_differences(position, train):
+    """SE-ResNeXt blocks (reduction 16, widths 16 and 32, with the legacy SENet stem max-pool:
+    ceil mode, no padding), the SE layer where the libraries put it (after bn3) and on the
+    sum (SE-POST, the mutation audit's "se-after-add"); Paddle's epsilon in every BN."""
+    model = tiny_model("plain", se_reduction=16, stem_pool="ceil", bn_eps=nrx.archs.PADDLE_BN_EPS)
+    for name, v in model.params.items():                               # gates spread over (0, 1)
+        if ".se.fc" in name:
+            model.params[name] = np.random.default_rng(len(name)).standard_normal(v.shape) * 0.5
+    if position == "post":
+        plan = model.plan._replace(blocks=tuple(b._replace(se=b.se._replace(position="post"))
+                                                for b in model.plan.blocks))
+        model = nrx.ResNeXt(plan, model.params, model.dtype)
+    # training BN: the stem BN's shift reaches layer1 through a max-pool of mostly positive
+    # values and then training BNs, which remove a constant shift, so its gradient is zero
+    # (1e-16 here); its centred differences are the loss's rounding noise, ~1e-9
+    g, worst = check_network(model, train, size=25, atol=1e-8 if train else 0.0)
+    assert {n for n in g.grads if ".se." in n} == {n for n in model.params if ".se." in n}
+    assert len([n for n in g.grads if ".se." in n]) == 8                # 2 blocks x fc1, fc2 x weight, bias
 
 
 @pytest.mark.parametrize("stem", ["plain", "deep", "cifar"])

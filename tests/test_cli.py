@@ -39,12 +39,12 @@ def expect_error(capsys, command, pattern, *argv):
 
 
 # --- archs ---------------------------------------------------------------------------------------
-def test_archs_table_lists_all_17(capsys):
+def test_archs_table_lists_all_30(capsys):
     code, out, _ = run_cli(capsys, "archs")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["architecture", "depths"]
-    assert [l.split()[0] for l in lines[1:]] == list(ARCHS)
+    assert [l.split()[0] for l in lines[1:-1]] == list(ARCHS) and lines[-1].startswith("SE: ")
     row = next(l for l in lines if l.startswith("ResNeXt50_32x4d "))
     assert "3-4-6-3" in row and "25,028,904" in row and "4.23" in row
     assert "resnext101_32x8d" in next(l for l in lines if l.startswith("ResNeXt101_32x8d_wsl "))
@@ -54,12 +54,14 @@ def test_archs_json(capsys):
     code, out, _ = run_cli(capsys, "archs", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
-    assert len(rows) == 17
+    assert len(rows) == 30
     assert rows["ResNeXt101_32x48d_wsl"]["params"] == 828_411_176          # docs/architectures.md
     assert rows["ResNeXt50_vd_32x4d"]["macs"] == 4_470_120_448
     assert rows["ResNeXt50_vd_32x4d"]["stem"] == "deep" and rows["ResNeXt50_vd_32x4d"]["avg_down"]
-    assert rows["ResNeXt101_32x8d_wsl"]["aliases"] == ["resnext101_32x8d"]
-    assert rows["ResNeXt50_32x4d"]["aliases"] == []      # same name up to case: not repeated
+    assert rows["ResNeXt101_32x8d_wsl"]["aliases"][0] == "resnext101_32x8d"
+    assert rows["ResNeXt101_32x8d_wsl"]["alias_of"]["ig_resnext101_32x8d"] == "timm < 0.9"
+    assert rows["ResNet50"]["aliases"][0] == "resnet50"     # torchvision's name, even equal up to case
+    assert rows["ResNeXt50_vd_32x4d"]["aliases"] == ["resnext50d_32x4d"]
 
 
 # --- forward -------------------------------------------------------------------------------------
@@ -134,7 +136,8 @@ def test_forward_errors(capsys, tmp_path, x_file):
                  "ResNeXt50_32x4d", "--input", path, "--output", tmp_path)
     ints = tmp_path / "ints.npy"
     np.save(ints, np.zeros((1, 3, 8, 8), np.uint8))
-    expect_error(capsys, "forward", "--input: expected float32 or float64 values, found uint8",
+    expect_error(capsys, "forward", "expected float32 or float64 values (N, 3, H, W) or (3, H, W), "
+                 "or a uint8 image (H, W, 3) RGB; found uint8 of shape (1, 3, 8, 8)",
                  "ResNeXt50_32x4d", "--input", ints, "--output", out_path)
     cplx = tmp_path / "complex.npy"
     np.save(cplx, np.zeros((1, 3, 8, 8), np.complex64))
@@ -142,12 +145,23 @@ def test_forward_errors(capsys, tmp_path, x_file):
                  "--output", out_path)
     hwc = tmp_path / "hwc.npy"
     np.save(hwc, np.zeros((1, 8, 8, 3), np.float32))
-    expect_error(capsys, "forward", "expected 3 channels at axis 1", "ResNeXt50_32x4d", "--input", hwc,
+    expect_error(capsys, "forward", "found shape (1, 8, 8, 3) (channels-last? use x.transpose(0, 3, 1, 2))",
+                 "ResNeXt50_32x4d", "--input", hwc,
                  "--output", out_path)
     flat = tmp_path / "flat.npy"
-    np.save(flat, np.zeros((3, 8, 8), np.float32))
-    expect_error(capsys, "forward", "expected a 4-D array (N, 3, H, W), found 3-D", "ResNeXt50_32x4d",
-                 "--input", flat, "--output", out_path)
+    np.save(flat, np.zeros((8, 8), np.float32))
+    expect_error(capsys, "forward", "expected (3, H, W) or (N, 3, H, W) values with N, H and W at least 1, "
+                 "found shape (8, 8)",
+                 "ResNeXt50_32x4d", "--input", flat, "--output", out_path)
+    for name, ext in (("o.pt", ".pt"), ("o.npz", ".npz")):              # another format's extension
+        expect_error(capsys, "forward", f"this writes .npy files, not '{ext}'; name the output o.npy",
+                     "ResNeXt50_32x4d", "--input", path, "--output", tmp_path / name)
+    tensor = tmp_path / "x.pt"                                        # torch.save(x, "x.pt")
+    shutil.copy(Path(__file__).resolve().parent.parent / "reference" / "fixtures" / "torch_io"
+                / "micro_zip.pth", tensor)
+    expect_error(capsys, "forward", "a torch.save file (a pickled tensor), not a NumPy array; inputs "
+                 "are .npy files: numpy.save('x.npy', torch.load('x.pt').numpy())", "ResNeXt50_32x4d",
+                 "--input", tensor, "--output", out_path)
     pickled = tmp_path / "obj.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     expect_error(capsys, "forward", "is not a plain numeric dtype", "ResNeXt50_32x4d", "--input", pickled,
@@ -222,7 +236,7 @@ def test_python_dash_m(tmp_path):
     done = subprocess.run([sys.executable, "-m", "numpy_resnext", "archs", "--json"], capture_output=True,
                           text=True, cwd=tmp_path, env=_env(), timeout=120)
     assert done.returncode == 0, done.stderr
-    assert len(json.loads(done.stdout)) == 17
+    assert len(json.loads(done.stdout)) == 30
 
 
 def test_console_script(tmp_path):

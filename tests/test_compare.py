@@ -119,11 +119,48 @@ def test_single_array_candidate_is_compared_as_logits(golden):
 
 
 def test_missing_tensors_and_strict(golden):
+    """--strict fails on a missing tensor, except a kind a hook capture cannot hold (the
+    adds, the input) when the candidate holds none of it: before, --strict could never pass
+    on a hook capture, and said '0 tensor(s) diverge ... input: max_abs nan'."""
     tensors, _ = golden
-    partial = OrderedDict((k, v) for k, v in tensors.items() if not k.endswith(".add"))
-    assert compare(tensors, partial).passed
-    strict = compare(tensors, partial, strict=True)
-    assert not strict.passed and strict.first_divergence.name == "layer1.0.add"
+    some = OrderedDict((k, v) for k, v in tensors.items() if k != "layer2.0.add")
+    assert compare(tensors, some).passed
+    strict = compare(tensors, some, strict=True)
+    assert not strict.passed and strict.first_divergence.name == "layer2.0.add"
+    verdict = strict.verdict()
+    assert "0 tensor(s) diverge" not in verdict and "max_abs nan" not in verdict
+    assert "FAIL: 1 reference tensor not in the candidate (--strict): 1 residual add (layer2.0.add)" in verdict
+    hooks = OrderedDict((k, v) for k, v in tensors.items() if not k.endswith(".add") and k != "input")
+    strict = compare(tensors, hooks, strict=True)
+    assert strict.passed and strict.excused == {"residual add", "input"}
+    assert "not held by the capture" in strict.verdict() and "PASS (--strict)" in strict.verdict()
+    lacking = OrderedDict((k, v) for k, v in hooks.items() if k != "layer1.0.relu2")
+    strict = compare(tensors, lacking, strict=True)
+    assert not strict.passed and strict.first_divergence.name == "layer1.0.relu2"
+
+
+def test_a_partial_pass_says_so_loudly(golden):
+    """Before: a PASS over 1 or 127 tensors read like a full one."""
+    tensors, _ = golden
+    hooks = OrderedDict((k, v) for k, v in tensors.items() if not k.endswith(".add") and "relu" not in k)
+    verdict = compare(tensors, hooks).verdict()
+    assert "PASS ON 24 OF 31 REFERENCE TENSORS ONLY: not compared: 5 ReLUs (relu, layer1.0.relu1, " \
+           "...), 2 residual adds (layer1.0.add, layer2.0.add)" in verdict
+    assert "PASS ON 1 OF 31" in compare(tensors, tensors["fc"] + 0.0).verdict()
+    assert "PASS: every reference tensor compared" in compare(tensors, tensors).verdict()
+    assert compare(tensors, hooks).to_dict()["missing_by_kind"] == {"ReLU": 5, "residual add": 2}
+
+
+def test_a_hook_without_a_copy_is_recognised(golden):
+    """An in-place ReLU overwrote the captured BN output: the candidate's bn1 equals the
+    reference's relu1; compare names the BN and says why it holds the ReLU's values."""
+    tensors, _ = golden
+    cand = OrderedDict(tensors)
+    cand["layer1.0.bn1"] = tensors["layer1.0.relu1"]
+    report = compare(tensors, cand)
+    assert report.first_divergence.name == "layer1.0.bn1"
+    assert "equals the reference's later 'layer1.0.relu1'" in report.first_divergence.note
+    assert "clone()" in report.verdict()
 
 
 def test_nothing_in_common_fails(golden):
@@ -165,8 +202,13 @@ def test_map_stars_do_not_cross_dots():
 
 def test_map_conflicts_and_bad_maps_are_clear(tmp_path):
     nm = parse_map({"a": "x", "b": "x"})
-    with pytest.raises(FormatError, match="'a' and 'b' both map to 'x'"):
-        nm.apply({"a": np.zeros(1), "b": np.zeros(1)})
+    with pytest.raises(FormatError, match="'a' and 'b' both map to 'x' under name map .* hold "
+                                          "different values"):
+        nm.apply({"a": np.zeros(1), "b": np.ones(1)})
+    # the same values twice (a stage output and its last block): kept once, listed
+    assert nm.apply({"a": np.zeros((2, 1)), "b": np.zeros(2)})[2] == ["b (= a)"]
+    with pytest.raises(FormatError, match="must be an object with a \"#when\" pattern"):
+        parse_map({"@fx": {"x": "y"}})
     with pytest.raises(FormatError, match="has 2 '\\*' but its value"):
         parse_map({"layer*.*.x": "*"})
     with pytest.raises(FormatError, match="must be a name or null"):
@@ -185,11 +227,13 @@ def test_shipped_maps_load_by_short_name():
     tv, pv, timm = load_map("torchvision"), load_map("paddle.vision"), load_map("timm")
     for nm in (tv, pv):
         assert nm.translate("layer4.2.relu#2") == "layer4.2.relu2"
-        assert nm.translate("layer4.2.relu#3") is None
-        assert nm.translate("layer4.2") == "layer4.2" and nm.translate("layer4") is None
+        assert nm.translate("layer4.2") == "layer4.2"
         assert nm.translate("layer1.0.downsample.0") == "layer1.0.downsample.0"
+    assert pv.translate("layer4.2.relu#3") is None and pv.translate("layer4") is None
+    # torchvision and timm: the block output and stage outputs map (same values kept once)
+    assert tv.translate("layer4.2.relu#3") == "layer4.2" and tv.translate("layer4") == "layer4.{last}"
     assert timm.translate("act1") == "relu" and timm.translate("layer3.1.act2") == "layer3.1.relu2"
-    assert timm.translate("global_pool") == "avgpool" and timm.translate("layer2.0.act3") is None
+    assert timm.translate("global_pool") == "avgpool" and timm.translate("layer2.0.act3") == "layer2.0"
     # plain timm models name the 7x7 stem conv and the shortcut conv like torchvision
     assert timm.translate("conv1") == "conv1" and timm.translate("layer1.0.downsample.0") == "layer1.0.downsample.0"
 
@@ -204,7 +248,7 @@ def test_map_renames_a_torch_style_capture(golden):
     cand["layer1.0.relu#3"] = tensors["layer1.0"]
     cand["avgpool"] = tensors["avgpool"][:, :, None, None]
     report = compare(tensors, cand, name_map="torchvision")
-    assert report.passed and report.ignored == ["layer1.0.relu#3"]
+    assert report.passed and report.ignored == ["layer1.0.relu#3 (= layer1.0)"]
     assert [r.name for r in report.missing] == ["layer1.0.add", "layer2.0.add"]
     unmapped = compare(tensors, cand)
     assert "layer1.0.relu1" in [r.name for r in unmapped.missing]

@@ -25,7 +25,8 @@ def test_every_non_equivalent_mutant_is_caught_over_the_set(results):
     assert not bad, [(r.mutant, r.dtype, r.caught, r.max_rel_max, r.equivalent) for r in bad]
     for dt in ("float32", "float64"):
         rows = [r for r in results if r.dtype == dt and r.mutant != "none"]
-        assert len(rows) == 25 and sum(not r.equivalent for r in rows) >= 23
+        # 30 bugs, the five squeeze-and-excitation ones equivalent on this network without SE
+        assert len(rows) == 30 and sum(not r.equivalent for r in rows) >= 23
     none32 = next(r for r in results if r.mutant == "none" and r.dtype == "float32")
     assert none32.top1_agreement == 1.0 and none32.max_rel_max < 1e-5
     floor = next(r for r in results if r.mutant == "avgpool-floor-mode")

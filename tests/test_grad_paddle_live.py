@@ -1,7 +1,8 @@
 """Live lane: the backward pass against Paddle's autograd, run now (skips without Paddle).
 
 Full-size ResNeXt50_32x4d (paddle.vision) and ResNeXt50_vd_32x4d (PaddleClas) at 4x3x64x64
-in float64 with random BN statistics: input and every parameter gradient in BN inference
+in float64 with trained-looking BN (statistics calibrated, variances down to eps; Paddle's
+epsilon float32(1e-5), without which the bound is missed): input and every parameter gradient in BN inference
 and training mode, running statistics, one momentum-SGD step with weight decay, all within
 1e-9 relative (per tensor, max difference over max magnitude). Each model is recorded by
 reference/paddle_grads.py in its own process (PaddleClas's fixed ParamAttr names allow one
@@ -31,14 +32,18 @@ SCRIPT = ROOT / "reference" / "paddle_grads.py"
 @pytest.mark.parametrize("paddle_model, arch", [("resnext50_32x4d", "ResNeXt50_32x4d"),
                                                 ("ResNeXt50_vd_32x4d", "ResNeXt50_vd_32x4d")])
 def test_full_size_gradients_match_paddle(paddle, tmp_path, paddle_model, arch):
+    """Trained-looking BN (variances down to eps): within 1e-9 with Paddle's epsilon,
+    float32(1e-5); with 1e-5 the inference-mode gradients miss it."""
     out = tmp_path / "grads.npz"
     subprocess.run([sys.executable, str(SCRIPT), paddle_model, "--out", str(out), "--size", "64",
-                    "--batch", "4", "--lr", "0.01", "--steps", "1", "--uncompressed"],
+                    "--batch", "4", "--lr", "0.01", "--steps", "1", "--uncompressed", "--bn", "trained"],
                    check=True, capture_output=True, cwd=ROOT)
     rec, meta, params = load(out)
     out.unlink()
     report = compare(rec, meta, params, nrx.get_arch(arch), tol=1e-9, sgd_tol=1e-9)
     print(arch, {k: f"{n} {e:.2e}" for k, (n, e) in report.items()})
+    with pytest.raises(AssertionError, match="off by more than 1e-09"):
+        compare(rec, meta, params, nrx.get_arch(arch), modes=("eval",), tol=1e-9, bn_eps=1e-5)
 
 
 def test_maxpool_tie_rule_matches_paddle(paddle):

@@ -16,13 +16,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numpy_resnext.archs import ARCHS, MATH_FIELDS, custom, get_arch
+from numpy_resnext.archs import ARCHS, MATH_FIELDS, PADDLE_BN_EPS, custom, get_arch
 from numpy_resnext.errors import WeightsError
 from numpy_resnext.io import load_weights
+from numpy_resnext.io import recognise as R
 from numpy_resnext.io import schemes as N
 from numpy_resnext.io import infer as I
 from numpy_resnext.io.infer import infer_config
 from numpy_resnext.params import param_shapes
+from numpy_resnext.plan import layer_plan
 
 KEY_SCHEME = {"resnext": "ppcls", "resnext_vd": "ppcls", "resnext101_wsl": "ppcls_wsl",
               "vision": "paddle_vision"}
@@ -55,7 +57,7 @@ def test_paddle_names_map_exactly(paddle_names, column):
             continue                         # generated names (conv2d_0.w_0): not a scheme
         idx = 0 if column == "key" else 1
         tensors = {row[idx]: lazy(row[2]) for row in entry["tensors"]}
-        scheme = N.detect_scheme(list(tensors), tensors.get("fc.weight", lazy((1,))).shape,
+        scheme = R.detect_scheme(list(tensors), tensors.get("fc.weight", lazy((1,))).shape,
                                  tensors.get("fc.bias", lazy((1,))).shape, paddle_file=True)
         want = (KEY_SCHEME if column == "key" else PARAM_SCHEME)[entry["kind"]]
         assert scheme == want, model
@@ -91,8 +93,8 @@ def test_res4_numbering():
     assert N.ppcls_block_name(a101, 2, 22) == "res4b22"
     assert N.ppcls_block_name(a101, 1, 3) == "res3d"
     assert N.ppcls_block_name(a50, 2, 5) == "res4f"
-    assert N.block_index("ppcls_param", "bn4b22_branch2a_scale") == (2, 22)
-    assert N.block_index("ppcls_param", "res5c_branch2c_weights") == (3, 2)
+    assert R.block_index("ppcls_param", "bn4b22_branch2a_scale") == (2, 22)
+    assert R.block_index("ppcls_param", "res5c_branch2c_weights") == (3, 2)
 
 
 @st.composite
@@ -100,53 +102,60 @@ def configs(draw):
     n = draw(st.integers(1, 4))
     card = draw(st.sampled_from([1, 2, 4, 8]))
     stem = draw(st.sampled_from(["plain", "deep"]))
+    deep = draw(st.sampled_from([8, 32]))
+    se = draw(st.sampled_from([0, 0, 16, 12]))
     return custom(depths=draw(st.lists(st.integers(1, 8), min_size=n, max_size=n)),
                   cardinality=card, base_width=draw(st.sampled_from([1, 2, 4])), stem=stem,
                   num_classes=draw(st.integers(1, 30)),
-                  stem_width=draw(st.sampled_from([16, 64])),
-                  deep_stem_width=draw(st.sampled_from([8, 32])))
+                  stem_width=draw(st.sampled_from([16, 64])), deep_stem_width=deep,
+                  deep_stem_first=draw(st.sampled_from([0, 0, 3 * (deep // 4)])) if stem == "deep" else 0,
+                  stem_pool=draw(st.sampled_from(["padded", "padded", "ceil"])),
+                  se_reduction=se, se_rounding=draw(st.sampled_from(["floor", "timm"])))
+
+
+def stored_shapes(config, scheme, fmap):
+    """{file name: shape as the scheme stores it} (Paddle's Linear [in, out])."""
+    shapes, in_out = param_shapes(config), set(N.in_out_names(layer_plan(config), scheme))
+    return {f: (shapes[c][1], shapes[c][0]) if c in in_out else shapes[c] for c, f in fmap.items()}
 
 
 @given(configs(), st.sampled_from(list(N.SCHEMES)))
 def test_every_architecture_round_trips(config, scheme):
-    """Names of any config in any scheme are unique, recognised, and infer back to it."""
-    if scheme == "ppcls_wsl" and config.stem == "deep":
-        with pytest.raises(WeightsError, match="no deep"):
+    """Names of any config in any scheme are unique, recognised, and infer back to it (or
+    the scheme says why it cannot name it)."""
+    why = N.cannot_name(config, scheme)
+    if why:
+        with pytest.raises(WeightsError, match="cannot be named"):
             N.name_map(config, scheme)
         return
     fmap = N.name_map(config, scheme)
     assert len(set(fmap.values())) == len(fmap)
-    shapes = param_shapes(config)
-    layout = N.SCHEMES[scheme].fc_layout
-    tensors = {}
-    for canonical, fname in fmap.items():
-        shape = shapes[canonical]
-        tensors[fname] = lazy(shape[::-1] if canonical == "fc.weight" and layout == "in_out" else shape)
+    tensors = {f: lazy(shape) for f, shape in stored_shapes(config, scheme, fmap).items()}
     w, b = tensors[fmap["fc.weight"]].shape, tensors[fmap["fc.bias"]].shape
-    found = N.detect_scheme(list(tensors), w, b, paddle_file=scheme != "canonical")
+    found = R.detect_scheme(list(tensors), w, b, paddle_file=scheme != "canonical")
     if {found, scheme} <= {"canonical", "ppcls_wsl_param"} and w[0] == w[1]:
         pass                                 # a square head is decided by the file's origin
     else:
         assert found == scheme
-    inferred, _ = infer_config(tensors, scheme)
+    inferred, _ = infer_config(tensors, scheme, wanted=config)
     assert I.config_differences(config, inferred) == []
     for f in MATH_FIELDS:
-        if f != "deep_stem_width" or config.stem == "deep":   # no tensor without a deep stem
+        if f not in ("deep_stem_width", "deep_stem_first") or config.stem == "deep":   # no tensor without a deep stem
             assert getattr(inferred, f) == getattr(config, f), f
 
 
 def test_torch_style_layout_is_read_off_the_head():
-    assert N.detect_scheme(["fc.weight", "fc.bias", "bn1.running_mean"], (10, 2048), (10,)) == "canonical"
-    assert N.detect_scheme(["fc.weight", "fc.bias", "bn1.running_mean"], (2048, 10), (10,)) == "ppcls_wsl_param"
-    assert N.detect_scheme(["fc.weight", "bn1.running_mean"], (8, 8), None, paddle_file=True) == "ppcls_wsl_param"
-    assert N.detect_scheme(["fc.weight", "bn1.running_mean"], (8, 8), None) == "canonical"
+    assert R.detect_scheme(["fc.weight", "fc.bias", "bn1.running_mean"], (10, 2048), (10,)) == "canonical"
+    assert R.detect_scheme(["fc.weight", "fc.bias", "bn1.running_mean"], (2048, 10), (10,)) == "ppcls_wsl_param"
+    assert R.detect_scheme(["fc.weight", "bn1.running_mean"], (8, 8), None, paddle_file=True) == "ppcls_wsl_param"
+    assert R.detect_scheme(["fc.weight", "bn1.running_mean"], (8, 8), None) == "canonical"
 
 
 def test_unrecognised_and_generated_names_are_explained():
     with pytest.raises(WeightsError, match="unrecognised tensor names"):
-        N.detect_scheme(["encoder.blocks.0.attn.qkv.weight"])
+        R.detect_scheme(["encoder.blocks.0.attn.qkv.weight"])
     with pytest.raises(WeightsError, match="generated per process"):
-        N.detect_scheme(["conv2d_0.w_0", "batch_norm2d_0.w_1", "linear_0.b_0"])
+        R.detect_scheme(["conv2d_0.w_0", "batch_norm2d_0.w_1", "linear_0.b_0"])
     with pytest.raises(WeightsError, match="no tensors"):
         load_weights({})
 
@@ -168,7 +177,9 @@ def test_named_architecture_disagreeing_with_file():
     fmap = N.name_map(config, "ppcls")
     shapes = param_shapes(config)
     tensors = {f: lazy(shapes[c][::-1] if c == "fc.weight" else shapes[c]) for c, f in fmap.items()}
-    assert load_weights(tensors).config == config
+    # the same architecture, run with Paddle's BatchNorm epsilon (the weights are Paddle's)
+    assert load_weights(tensors).config == config.replace(bn_eps=PADDLE_BN_EPS)
+    assert any("BatchNorm epsilon 9.999999747378752e-06" in n for n in load_weights(tensors).report.notes)
     with pytest.raises(WeightsError, match=r"ResNeXt50_32x4d.*ResNeXt50_64x4d.*cardinality"):
         load_weights(tensors, arch="ResNeXt50_64x4d")
     # the same net with another head (fine-tuned) loads, takes the file's classes, says so

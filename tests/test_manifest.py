@@ -72,6 +72,7 @@ def test_manifest_covers_every_reference_script_prefix(fixtures_dir):
     assert by_prefix == {"formats": {"reference/make_format_fixtures.py"},
                          "grads": {"reference/paddle_grads.py"},
                          "paddle": {"reference/paddle_models.py"},
+                         "se": {"reference/se_facts.py"},
                          "torch": {"reference/torch_capture.py"},
                          "torch_io": {"reference/torch_io_fixtures.py"}}
     assert list(manifest) == sorted(manifest), "MANIFEST.json keys are not sorted"

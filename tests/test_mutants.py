@@ -11,13 +11,20 @@ from numpy_resnext import build
 from numpy_resnext.archs import custom
 from numpy_resnext.cli import main
 from numpy_resnext.golden import golden_dump
-from numpy_resnext.golden.mutants import CATALOGUE, MUTANTS, tf_same_pads, to_bfloat16
+from numpy_resnext.golden.catalogue import CATALOGUE, MUTANTS
+from numpy_resnext.golden.mutants import hard_sigmoid, paddle_linear_reshaped, tf_same_pads, to_bfloat16
 from numpy_resnext.golden.mutation_audit import audit_image, prepare, run_mutants, summary
 
 TINY_VD = custom(depths=(1, 1, 1, 1), cardinality=4, base_width=4, stem="deep", num_classes=10,
                  name="tiny_vd")
 TINY_RESNET = custom(depths=(1, 1, 1, 1), cardinality=1, base_width=16, stem="plain", num_classes=10,
                      name="tiny_resnet")
+# squeeze-and-excitation with reduction 12: C / 12 is not whole (256 / 12 = 21.3), so
+# rounding it up (22) or down (21) differs, which no published model shows (C / 16 is whole)
+TINY_SE = custom(depths=(1, 1, 1, 1), cardinality=4, base_width=4, stem="deep", num_classes=10,
+                 se_reduction=12, name="tiny_se")
+SE_MUTANTS = {"se-hard-sigmoid", "se-after-add", "se-squeeze-max", "se-linear-not-transposed",
+              "se-width-rounded-other-way"}
 
 
 def check(results, min_live):
@@ -48,9 +55,9 @@ def test_tiny_vd_every_mutant_caught_at_its_tensor(tiny_vd_results):
     assert by["input-bgr", "float64"].first == "input"
     assert by["fc-bias-dropped", "float32"].first == "fc"
     assert "forward stopped" in by["avgpool-floor-mode", "float32"].note
-    # equivalent by construction: run, and they pass
+    # equivalent by construction: run, and they pass (the SE bugs: no SE layer here)
     assert {r.mutant for r in tiny_vd_results if r.equivalent} == {"maxpool-zero-padding",
-                                                                   "avgpool-count-include-pad"}
+                                                                   "avgpool-count-include-pad"} | SE_MUTANTS
 
 
 def test_real_architecture_float32_default_weights():
@@ -72,7 +79,7 @@ def test_plain_resnet_lists_group_and_pool_mutants_as_equivalent():
     check(results, min_live=18)
     eq = {r.mutant: r.equivalent for r in results if r.equivalent}
     assert set(eq) == {"grouped-conv-interleaved", "maxpool-zero-padding", "avgpool-count-include-pad",
-                       "avgpool-full-window", "avgpool-floor-mode", "vd-shortcut-without-pool"}
+                       "avgpool-full-window", "avgpool-floor-mode", "vd-shortcut-without-pool"} | SE_MUTANTS
     assert "cardinality 1" in eq["grouped-conv-interleaved"]
 
 
@@ -89,7 +96,7 @@ def test_even_sizes_catch_other_padding_bugs():
 def test_catalogue_is_documented_and_named_once():
     assert len(MUTANTS) == len(CATALOGUE) >= 20
     for m in CATALOGUE:
-        assert m.bug and m.kind in {"bn", "conv", "pool", "block", "input", "precision", "head"}
+        assert m.bug and m.kind in {"bn", "conv", "pool", "block", "input", "precision", "head", "se"}
         assert sum(x is not None for x in (m.ops, m.plan, m.prepare)) == 1, m.name
 
 
@@ -163,3 +170,38 @@ def test_precision_profile_orders_the_formats():
     assert p["float32"]["worst"] < 1e-5                                # within the float32 tolerance
     assert 1e-4 < p["float16"]["worst"] < p["bfloat16"]["worst"] < p["int8"]["worst"] < 1
     assert set(p["bfloat16"]) >= {"stem", "layer1", "layer4", "avgpool", "logits"}
+
+
+def test_tiny_se_every_se_bug_caught_at_its_tensor():
+    """The five SE port bugs, each caught by compare at the SE tensor where it lives, in
+    float32 and float64; the other bugs are still caught with SE layers in the blocks."""
+    results = run_mutants(TINY_SE, (67, 45), "calibrated", ("float32", "float64"))
+    check(results, min_live=28)
+    by = {(r.mutant, r.dtype): r for r in results}
+    for dt in ("float32", "float64"):
+        assert by["se-hard-sigmoid", dt].first == "layer1.0.se.gate"
+        assert by["se-after-add", dt].first == "layer1.0.se.pool"
+        assert by["se-squeeze-max", dt].first == "layer1.0.se.pool"
+        assert by["se-linear-not-transposed", dt].first == "layer1.0.se.fc1"
+        r = by["se-width-rounded-other-way", dt]
+        # the port's reduce has 22 outputs where the library's has 21 (256 / 12 truncated)
+        assert r.first == "layer1.0.se.fc1" and "reference (1, 21), candidate (1, 22)" in r.note
+    assert not any(r.equivalent for r in results if r.mutant in SE_MUTANTS)
+
+
+def test_published_se_widths_hide_the_rounding_bug():
+    """On a published SE-ResNeXt (r = C / 16 = 16 ... 128, whole) rounding up or down agrees:
+    the audit lists that bug as equivalent and runs it; the other four SE bugs are caught."""
+    names = sorted(SE_MUTANTS)
+    results = run_mutants("seresnext26d_32x4d", (35, 29), "calibrated", ("float32",), names=names)
+    check(results, min_live=4)
+    eq = {r.mutant: r.equivalent for r in results if r.equivalent}
+    assert set(eq) == {"se-width-rounded-other-way"} and "whole number" in eq["se-width-rounded-other-way"]
+
+
+def test_se_bug_helpers_by_hand():
+    x = np.array([-4.0, -3.0, -1.0, 0.0, 1.0, 3.0, 5.0])
+    assert hard_sigmoid(x).tolist() == [0.0, 0.0, 2 / 6, 0.5, 4 / 6, 1.0, 1.0]
+    w = np.arange(6.0).reshape(2, 3, 1, 1)                 # out 2, in 3
+    bad = paddle_linear_reshaped(w)                         # Paddle's (3, 2) read as (2, 3)
+    assert bad.shape == w.shape and bad[:, :, 0, 0].tolist() == [[0.0, 3.0, 1.0], [4.0, 2.0, 5.0]]

@@ -16,10 +16,11 @@ from numpy_resnext.ops.batchnorm import (batchnorm_backward, batchnorm_train, ba
 from numpy_resnext.ops.conv import conv2d_backward
 from numpy_resnext.ops.linear import linear_backward
 from numpy_resnext.ops.loss import softmax_cross_entropy, softmax_cross_entropy_backward
+from numpy_resnext.ops.se import squeeze_excite, squeeze_excite_backward
 from numpy_resnext.ops.pooling import (avgpool2d_backward, global_avgpool_backward, maxpool2d,
                                    maxpool2d_backward, pool_output_size)
 
-from _arrays import LAYOUTS, assert_close, conv_cases, in_layout, pool_cases
+from _arrays import LAYOUTS, assert_close, assert_grad, conv_cases, in_layout, pool_cases
 
 RTOL = 1e-12
 seeds = st.integers(0, 2**32 - 1)
@@ -93,11 +94,12 @@ def test_relu_backward_matches_loops(shape, seed):
     np.testing.assert_array_equal(naive.relu_backward(dout, x), naive.relu_backward(dout, y))
 
 
-@given(case=pool_cases(max_hw=7))
-def test_maxpool_backward_matches_loops(case):
+@given(case=pool_cases(max_hw=7), ceil=st.booleans())
+def test_maxpool_backward_matches_loops(case, ceil):
     x, k, s, p, rng = case
-    dout = rng.standard_normal(maxpool2d(x, k, s, p).shape)
-    assert_close(maxpool2d_backward(dout, x, k, s, p), naive.maxpool2d_backward(dout, x, k, s, p), RTOL)
+    dout = rng.standard_normal(maxpool2d(x, k, s, p, ceil).shape)
+    assert_close(maxpool2d_backward(dout, x, k, s, p, ceil), naive.maxpool2d_backward(dout, x, k, s, p, ceil),
+                 RTOL)
 
 
 @given(case=pool_cases(max_hw=7, ties=True))
@@ -228,3 +230,27 @@ def test_twins_agree_when_called_alike(N, K, seed):
 def nrx_module():
     import numpy_resnext
     return numpy_resnext
+
+
+@given(N=st.integers(1, 2), C=st.sampled_from([4, 8]), r=st.integers(1, 3), H=st.integers(1, 4),
+       W=st.integers(1, 4), seed=seeds)
+def test_squeeze_excite_and_backward_match_loops(N, C, r, H, W, seed):
+    """The SE layer (ops/se.py) against its loop twin, forward and backward, and the backward
+    against centred finite differences of sum(y * dout)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w1, b1 = rng.standard_normal((r, C, 1, 1)), rng.standard_normal(r)
+    w2, b2 = rng.standard_normal((C, r, 1, 1)), rng.standard_normal(C)
+    dout = rng.standard_normal(x.shape)
+    assert_close(squeeze_excite(x, w1, b1, w2, b2), naive.squeeze_excite(x, w1, b1, w2, b2), RTOL)
+    fast = squeeze_excite_backward(dout, x, w1, b1, w2, b2)
+    loops = naive.squeeze_excite_backward(dout, x, w1, b1, w2, b2)
+    for a, b in zip(fast, loops):
+        assert a.shape == b.shape
+        assert_close(a, b, RTOL)
+    for i, arr in enumerate((x, w1, b1, w2, b2)):
+        def loss(v, i=i):
+            args = [x, w1, b1, w2, b2]
+            args[i] = v
+            return float(np.sum(squeeze_excite(*args) * dout))
+        assert_grad(fast[i], loss, arr.copy(), f"squeeze_excite argument {i}")

@@ -18,9 +18,13 @@ from _onnx_lane import model64, need_onnx, need_ort, random_bn, rel, run_ort
 
 pytestmark = pytest.mark.onnx
 
-# plain, vd and WSL networks at odd sizes, batch 2 (the issue's lane)
+# plain, vd and WSL networks at odd sizes, batch 2 (the issue's lane); SE-ResNeXt: a timm
+# tiered-stem model, a legacy SENet one (ceil-mode stem max-pool) and a PaddleClas one run
+# with Paddle's BatchNorm epsilon
 LANE = [("ResNeXt50_32x4d", (67, 75)), ("ResNeXt50_vd_32x4d", (65, 71)),
-        ("ResNeXt101_32x8d_wsl", (71, 63))]
+        ("ResNeXt101_32x8d_wsl", (71, 63)), ("seresnext26t_32x4d", (67, 45)),
+        ("legacy_seresnext26_32x4d", (67, 45)),
+        (nrx.get_arch("SE_ResNeXt50_vd_32x4d").replace(bn_eps=nrx.archs.PADDLE_BN_EPS), (61, 57))]
 
 
 def _export(model, path, **kw):
@@ -30,7 +34,7 @@ def _export(model, path, **kw):
     return info
 
 
-@pytest.mark.parametrize("arch,size", LANE)
+@pytest.mark.parametrize("arch,size", LANE, ids=lambda v: getattr(v, "name", str(v)))
 def test_onnxruntime_float32_matches_the_float64_golden(tmp_path, arch, size):
     need_ort()
     model = model64(arch)
@@ -47,10 +51,13 @@ def test_onnxruntime_float32_matches_the_float64_golden(tmp_path, arch, size):
 
 
 def test_onnx_reference_float64_on_a_tiny_network(tmp_path):
+    """plain, deep (the vd shortcut too) and SE networks, the last with Paddle's epsilon and
+    the legacy SENet stem max-pool (ceil mode, no padding)."""
     onnx = need_onnx()
     from onnx.reference import ReferenceEvaluator
-    for stem in ("plain", "deep"):                                       # deep: the vd shortcut too
-        model = random_bn(nrx.build(nrx.custom(stem=stem), seed=1, dtype="float64"))
+    se = dict(se_reduction=16, stem_pool="ceil", bn_eps=nrx.archs.PADDLE_BN_EPS)
+    for stem, more in (("plain", {}), ("deep", {}), ("plain", se)):
+        model = random_bn(nrx.build(nrx.custom(stem=stem, **more), seed=1, dtype="float64"))
         x = np.random.default_rng(4).standard_normal((2, 3, 37, 41))
         logits, golden = model.forward(x, keep=True)
         path = tmp_path / f"{stem}.onnx"
@@ -153,6 +160,59 @@ def test_dynamic_batch_and_names(tmp_path):
         assert rel(got, model(x)) <= 1e-5
 
 
+def test_size_dynamic_is_parsed_without_onnx():
+    """--size dynamic (before: argparse's 'invalid int value')."""
+    from numpy_resnext.commands.export import parse_size
+    from numpy_resnext.errors import InputError
+    assert parse_size(["dynamic"]) is None and parse_size(["DYNAMIC"]) is None
+    assert parse_size(["67", "45"]) == (67, 45)
+    for bad in (["0", "4"], ["big"], ["1", "2", "3"]):
+        with pytest.raises(InputError, match="two positive integers H W or 'dynamic'"):
+            parse_size(bad)
+
+
+@pytest.mark.parametrize("stem", ["plain", "deep"])
+def test_size_dynamic_one_graph_for_every_size(tmp_path, stem):
+    """Symbolic H and W: onnxruntime runs the one graph at two sizes (and batches), every
+    intermediate at each size agreeing with the NumPy forward; test data at a concrete size."""
+    onnx = need_onnx()
+    from numpy_resnext.onnx_export.testdata import read_test_data, write_test_data
+    model = random_bn(nrx.build(nrx.custom(stem=stem), seed=2, dtype="float32"))
+    path = tmp_path / "dyn.onnx"
+    info = _export(model, path, size=None, intermediates="layer?.?")
+    assert info["input_shape"] == ["N", 3, "H", "W"]
+    m = onnx.load(str(path))
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["N", "", "H", "W"] and dims[1].dim_value == 3
+    assert {p.key: p.value for p in m.metadata_props}["input_size"] == "dynamic"
+    need_ort()
+    for shape in ((1, 3, 67, 45), (2, 3, 96, 128)):
+        x = np.random.default_rng(shape[2]).standard_normal(shape).astype(np.float32)
+        got = run_ort(path, x)
+        logits, acts = model.forward(x, keep="layer?.?")
+        assert rel(got["fc"], logits) <= 1e-5
+        for name, value in acts.items():
+            assert got[name].shape == value.shape and rel(got[name], value) <= 1e-4, name
+    dirs = write_test_data(path, model, 1, batch=2, size=(41, 39))
+    inputs, outputs = read_test_data(dirs[0])
+    assert inputs[0][1].shape == (2, 3, 41, 39)
+    got = run_ort(path, inputs[0][1])
+    for (name, want), have in zip(outputs, got.values()):
+        assert rel(have, want) <= 1e-4, name
+
+
+def test_export_command_size_dynamic(tmp_path, capsys):
+    need_onnx()
+    from numpy_resnext.cli import main
+    out = tmp_path / "m.onnx"
+    assert main(["export", "ResNet50", "--init", "identity-bn", "--onnx", str(out), "--size", "dynamic",
+                 "--test-data", "1", "--test-size", "35", "33"]) == 0
+    text = capsys.readouterr().out
+    assert "input Nx3xHxW" in text
+    assert (tmp_path / "test_data_set_0" / "input_0.pb").exists()
+    assert main(["export", "ResNet50", "--onnx", str(out), "--size", "64", "64", "--test-size", "3", "3"]) == 2
+
+
 def test_external_data_path(tmp_path):
     onnx = need_onnx()
     from onnx.reference import ReferenceEvaluator
@@ -188,11 +248,11 @@ def test_docs_state_the_opset_op_versions_and_epsilon():
     onnx = need_onnx()
     from pathlib import Path
     from numpy_resnext.onnx_export import OPSET
-    from numpy_resnext.onnx_export.graph import EPS_FLOAT32_GAP
+    from numpy_resnext.onnx_export.graph import eps_float32_gap
     doc = (Path(__file__).resolve().parent.parent / "docs" / "onnx.md").read_text(encoding="utf-8")
     assert f"**Opset {OPSET}**" in doc
     for op in ("Conv", "BatchNormalization", "Relu", "Add", "MaxPool", "AveragePool",
-               "GlobalAveragePool", "Flatten", "Gemm"):
+               "GlobalAveragePool", "Flatten", "Gemm", "Sigmoid", "Mul"):
         assert f"{op}-{onnx.defs.get_schema(op, OPSET).since_version}" in doc, op
     assert repr(float(np.float32(1e-5))) in doc
-    assert f"{EPS_FLOAT32_GAP:.1e}" in doc
+    assert f"{eps_float32_gap(1e-5):.1e}" in doc and eps_float32_gap(float(np.float32(1e-5))) == 0

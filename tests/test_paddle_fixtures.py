@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from numpy_resnext.archs import ArchConfig
+from numpy_resnext.archs import PADDLE_BN_EPS
 from numpy_resnext.errors import WeightsError
 from numpy_resnext.io import load_weights, read_paddle
 from numpy_resnext.archs import MATH_FIELDS
@@ -161,7 +162,10 @@ def test_convert_writes_canonical_npz_that_loads_back(paddle_dir, tmp_path, caps
         for name in z.files:
             np.testing.assert_array_equal(z[name], direct.params[name], err_msg=name)
     again = load_weights(out)
-    assert again.scheme == "canonical" and again.config == direct.config
+    # canonical names are run as torch runs them: BatchNorm's epsilon is then 1e-5, no
+    # longer Paddle's float32(1e-5) (convert says so; --bn-eps keeps Paddle's)
+    assert direct.config.bn_eps == PADDLE_BN_EPS and "BatchNorm epsilon" in printed
+    assert again.scheme == "canonical" and again.config == direct.config.replace(bn_eps=1e-5)
     # a named architecture that disagrees fails with exit status 2 and writes nothing
     bad = tmp_path / "bad.npz"
     assert main(["convert", "ResNeXt50_vd_32x4d", "--weights", str(out), "--output", str(bad)]) == 2

@@ -21,7 +21,7 @@ from numpy_resnext.io.schemes import units
 from numpy_resnext.model import ResNeXt
 from numpy_resnext.params import param_shapes
 from numpy_resnext.plan import PAPER_STAGE_NAMES, layer_plan
-from numpy_resnext.shapes import output_shapes, shape_walk
+from numpy_resnext.shapes import check_input_size, min_input_size, output_shapes, shape_walk
 
 CUSTOM = [custom(depths=(1, 2), cardinality=2, base_width=4, stem=stem, num_classes=3,
                  stem_width=8, deep_stem_width=4, name=f"tiny_{stem}")
@@ -62,7 +62,8 @@ def test_the_forward_runs_exactly_the_plans_convolutions(config, monkeypatch):
         return np.zeros((N, K, conv_output_size(H, R, stride, padding),
                          conv_output_size(W, S, stride, padding)), x.dtype)
     monkeypatch.setattr(walk, "conv2d", fake_conv2d)
-    logits = model(np.zeros((1, 3, 1, 1), np.float32))      # the smallest input (see below)
+    least = min_input_size(model.plan)                       # the smallest input (see below)
+    logits = model(np.zeros((1, 3, least, least), np.float32))
     expected = [(c.name, c.in_channels, c.weight_shape, c.stride, c.padding, c.groups)
                 for c in model.plan.convs()]
     assert calls == expected
@@ -96,8 +97,14 @@ def test_shapes_parameters_and_name_units_read_the_same_plan(config):
         assert shapes[f"{c.name}.weight"] == c.weight_shape
         assert by_name[c.name]["groups"] == c.groups and by_name[c.name]["shape"][0] == c.out_channels
         assert shapes[f"{c.bn}.running_var"] == (c.out_channels,)
+    for se in plan.se_layers():
+        assert shapes[f"{se.fc1.name}.weight"] == (se.reduced, se.channels, 1, 1) == se.fc1.weight_shape
+        assert shapes[f"{se.fc2.name}.weight"] == (se.channels, se.reduced, 1, 1) == se.fc2.weight_shape
+        assert by_name[se.fc1.name]["shape"] == (se.reduced,) and by_name[se.name]["shape"][0] == se.channels
     assert [(u.conv, u.bn) for u in units(config)] == [(c.name, c.bn) for c in plan.convs()]
-    assert len(shapes) == 5 * len(plan.convs()) + 2                     # conv + 4 BN tensors each, fc
+    # conv + 4 BN tensors each, 2 weights and 2 biases per SE layer, fc
+    assert len(shapes) == 5 * len(plan.convs()) + 4 * len(plan.se_layers()) + 2
+    assert len(plan.se_layers()) == (len(plan.blocks) if config.se_reduction else 0)
     assert plan.block_input(plan.blocks[0]) == plan.stem_output
 
 
@@ -151,7 +158,7 @@ OP_MODULES = {"plan.py", "naive.py", "conv.py", "im2col.py", "pooling.py", "batc
               "linear.py"}
 # the mutation audit's port bugs change a layer's hyperparameters on purpose (each is a
 # deliberately wrong variant of the plan's layer, made from it with _replace or an op override)
-MUTATION_MODULES = {"mutants.py"}
+MUTATION_MODULES = {"mutants.py", "catalogue.py"}
 # paper/minimal.py writes the whole network out in one file on purpose, independent of the
 # plan (the learner's one file; tests/test_minimal.py holds it equal to the plan's network)
 STANDALONE_MODULES = {"minimal.py"}
@@ -201,14 +208,20 @@ ALL_CONFIGS = [ARCHS[n] for n in ARCHS] + CUSTOM + [custom(depths=(1, 1, 1), ste
 
 
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: c.name)
-def test_every_plan_runs_on_a_1x1_input(config):
-    """Why check_input_size needs only H, W >= 1: every layer of every plan pads enough
-    that a 1x1 input leaves at least a 1x1 output everywhere (a stride, kernel or padding
-    change that broke this would fail here)."""
+def test_every_plan_runs_on_its_smallest_input(config):
+    """Why check_input_size needs only the stem's least size: every layer after the stem
+    pads enough that a 1x1 input leaves at least a 1x1 output everywhere (a stride, kernel
+    or padding change that broke this would fail here). Every stem runs on 1x1 but the
+    legacy SENet one (its max-pool has no padding), which needs 3x3."""
+    plan = layer_plan(config)
+    least = min_input_size(plan)
+    assert least == (3 if config.stem_pool == "ceil" else 1)
     shapes = []
-    shape_walk(layer_plan(config), 1, 1, emit=lambda name, v: shapes.append((name, v.shape)))
-    assert len(shapes) == len(layer_plan(config).names())
+    shape_walk(plan, least, least, emit=lambda name, v: shapes.append((name, v.shape)))
+    assert len(shapes) == len(plan.names())
     assert all(min(s) >= 1 for _, s in shapes), [(n, s) for n, s in shapes if min(s) < 1][:3]
+    with pytest.raises(nrx.InputError, match=f"at least {least}x{least}"):
+        check_input_size(plan, least - 1, least)
 
 
 def test_an_empty_spatial_size_is_refused_with_the_sizes():

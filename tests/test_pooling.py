@@ -50,14 +50,15 @@ def test_pool_output_size_resnext_sizes():
     assert pool_output_size(1, 2, 2, 0, ceil_mode=True) == 1
 
 
-@given(case=pool_cases(), layout=st.sampled_from(LAYOUTS), readonly=st.booleans())
-def test_maxpool_matches_loops(case, layout, readonly):
+@given(case=pool_cases(), layout=st.sampled_from(LAYOUTS), readonly=st.booleans(), ceil=st.booleans())
+def test_maxpool_matches_loops(case, layout, readonly, ceil):
+    """Floor and ceil mode (the legacy SENet stem: the last window may hang over the edge)."""
     x0, k, s, p, _ = case
     x = in_layout(x0, layout)
     x.flags.writeable = not readonly                  # read-only inputs are accepted too
-    y = maxpool2d(x, k, s, p)
+    y = maxpool2d(x, k, s, p, ceil)
     assert y.dtype == np.float64
-    np.testing.assert_array_equal(y, naive.maxpool2d(x0, k, s, p))
+    np.testing.assert_array_equal(y, naive.maxpool2d(x0, k, s, p, ceil))
     np.testing.assert_array_equal(x, x0)              # a new buffer: a write would show
 
 
@@ -136,7 +137,8 @@ def test_pool_errors_name_expected_and_found():
 
 # --- real frameworks, when installed ---------------------------------------------------------
 POOL_CASES = [((2, 3, 7, 9), 3, 2, 1, False), ((1, 2, 5, 7), 2, 2, 0, True),
-              ((1, 2, 6, 7), 3, 2, 1, True), ((2, 1, 1, 3), 2, 2, 0, True)]
+              ((1, 2, 6, 7), 3, 2, 1, True), ((2, 1, 1, 3), 2, 2, 0, True),
+              ((2, 3, 8, 7), 3, 2, 0, True)]                # the legacy SENet stem's max-pool
 
 
 @pytest.mark.torch
@@ -145,8 +147,10 @@ def test_pooling_matches_torch(torch, shape, k, s, p, ceil, rng):
     x = rng.standard_normal(shape)
     t = torch.from_numpy(x)
     F = torch.nn.functional
-    if min(shape[2:]) + 2 * p >= k:            # max-pool runs in floor mode
+    if min(shape[2:]) + 2 * p >= k:            # max-pool runs in floor and in ceil mode
         np.testing.assert_array_equal(maxpool2d(x, k, s, p), F.max_pool2d(t, k, s, p).numpy())
+        np.testing.assert_array_equal(maxpool2d(x, k, s, p, ceil_mode=ceil),
+                                      F.max_pool2d(t, k, s, p, ceil_mode=ceil).numpy())
     for exclusive in (True, False):
         ref = F.avg_pool2d(t, k, s, p, ceil_mode=ceil, count_include_pad=not exclusive).numpy()
         assert_close(avgpool2d(x, k, s, p, ceil_mode=ceil, exclusive=exclusive), ref)

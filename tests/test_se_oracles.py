@@ -11,8 +11,6 @@ SE-ResNeXt-50, given the same drawn weights and Paddle's BatchNorm epsilon, must
 Skips when timm (with torch) or Paddle with the PaddleClas model files is not installed.
 """
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -23,17 +21,7 @@ SMALL = (2, 3, 37, 35)                      # odd, small: a few seconds per mode
 PADDLE_EPS = float(np.float32(1e-5))
 
 
-def _need(framework):
-    if framework == "timm":
-        pytest.importorskip("torch", reason="the timm oracle needs torch==2.13.0 (CPU) and timm==1.0.31")
-        try:
-            so.timm_module()
-        except Exception as exc:  # ImportError, or a broken install
-            pytest.skip(f"timm is not importable ({type(exc).__name__}): pip install timm==1.0.31")
-    else:
-        pytest.importorskip("paddle", reason="the Paddle oracle needs paddlepaddle==3.3.1")
-        if importlib.util.find_spec("paddleclas") is None:
-            pytest.skip("PaddleClas model files are not installed: pip install --no-deps paddleclas==2.6.0")
+_need = so.need
 
 
 def _sigmoid(x):

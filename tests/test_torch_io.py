@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import numpy_resnext as nrx
+from numpy_resnext.archs import PADDLE_BN_EPS
 from numpy_resnext.errors import ResNeXtError, WeightsError
 from numpy_resnext.golden import params_sha256
 from numpy_resnext.io import load_weights
@@ -59,7 +60,8 @@ def _same(got, want, dtype):
         np.testing.assert_array_equal(got[k], v.astype(dtype), err_msg=k)
 
 
-# (file, net, dtype of the tensors, wrapper note expected)
+# (file, net, dtype of the tensors, wrapper note expected); the hub folder's config.json
+# names 'micro_d', which is no architecture numpy-resnext knows: it loads when named
 PLAIN = [("micro_zip.pth", "micro", "float64", "torch-zip"),
          ("micro_legacy.pth", "micro", "float32", "torch-legacy"),
          ("micro_views.pth", "micro", "float32", "torch-zip"),
@@ -73,7 +75,10 @@ PLAIN = [("micro_zip.pth", "micro", "float64", "torch-zip"),
 
 @pytest.mark.parametrize("fname,net,dtype,note", PLAIN)
 def test_every_layout_reads_bit_for_bit(fname, net, dtype, note):
-    loaded = load_weights(FIX / fname)
+    named = MICRO_D if fname.startswith("hub") else None
+    loaded = load_weights(FIX / fname, arch=named)
+    if named is not None:
+        assert "config.json names architecture 'micro_d'" in " ".join(loaded.report.assumed)
     assert loaded.config == (MICRO if net == "micro" else MICRO_D).replace(
         name=loaded.config.name, description=loaded.config.description)
     assert loaded.scheme == "canonical"
@@ -149,7 +154,8 @@ def test_conversions_round_trip_bit_exact(tmp_path, ext):
     out = tmp_path / f"w{ext}"
     write_weights(out, src.params, src.config, metadata={"source_sha256": "0" * 64})
     back = load_weights(out)
-    assert back.config == src.config and list(back.params) == list(src.params)
+    eps = PADDLE_BN_EPS if ext == ".pdparams" else src.config.bn_eps     # Paddle names: Paddle's epsilon
+    assert back.config == src.config.replace(bn_eps=eps) and list(back.params) == list(src.params)
     _same(back.params, src.params, "float64")
 
 
@@ -237,7 +243,7 @@ def test_sharded_torch_bins_read_through_their_index(tmp_path):
     (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps(index))
     (tmp_path / "config.json").write_text(json.dumps({"architecture": "micro"}))
     for source in (tmp_path, tmp_path / "pytorch_model.bin.index.json"):
-        loaded = load_weights(source)
+        loaded = load_weights(source, arch=MICRO)       # 'micro' is no architecture it knows
         _same(loaded.params, src.params, "float64")
         assert any("sharded: 27 tensors in 2 files" in n for n in loaded.report.notes)
     index["weight_map"]["fc.bias"] = "pytorch_model-00001-of-00002.bin"     # not in that shard

@@ -39,7 +39,8 @@ def test_the_protocol_names_every_method_the_walk_calls():
     import numpy_resnext.walk as walk
     source = inspect.getsource(walk)
     called = {m for m in METHODS if f"ops.{m}(" in source}
-    assert called == set(METHODS) and len(METHODS) == 7
+    # conv, bn, relu, pool, add, global_pool, fc; the SE layer's squeeze, se_fc, gate, scale
+    assert called == set(METHODS) and len(METHODS) == 11
 
 
 def test_the_ops_classes_are_found():
@@ -47,6 +48,8 @@ def test_the_ops_classes_are_found():
     for expected in ("numpy_resnext.walk.ArrayOps", "numpy_resnext.shapes.ShapeOps",
                      "numpy_resnext.onnx_export.graph.OnnxOps",
                      "numpy_resnext.golden.mutants.NoReluAfterAdd",
+                     "numpy_resnext.golden.mutants.SEHardSigmoid",
+                     "numpy_resnext.golden.mutation_audit._RecordingShapeOps",
                      "numpy_resnext.golden.precision.RoundedOps"):
         assert expected in names
     assert len(names) >= 15                     # the mutants and precision formats too

@@ -22,6 +22,7 @@ from ..preprocess import describe, load_image, preprocess
 from ..shapes import check_compute, describe_run
 from ..bounded import check_regular, clip_list, first_bytes, npz_names, read_npy
 from ..bounded.arrays import ZIP_MAGICS
+from ..io.torch.file import is_torch_file
 
 MAX_SIZE = 1 << 20           # an image side: far beyond any camera, far below what overflows
 MAX_COUNT = 1 << 20          # a batch, a number of test sets, epochs ...
@@ -105,6 +106,10 @@ def load_npy(path, what="input"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{what}: file {path!r} does not exist")
+    if is_torch_file(path):                           # torch.save(x, "x.pt"): say what to do
+        raise InputError(f"{what} {path!r}: a torch.save file (a pickled tensor), not a NumPy "
+                         "array; inputs are .npy files: numpy.save('x.npy', "
+                         "torch.load('x.pt').numpy()) writes one (nothing in the file was read)")
     if first_bytes(path, 4, what) in ZIP_MAGICS:      # an .npz, whatever its name
         names = npz_names(path, what)                 # its directory: no member is read
         raise InputError(f"{what}: expected a plain .npy array, found an .npz archive {path!r} "
@@ -132,12 +137,16 @@ def cast_input(x, dtype, what="input", allow_nonfinite=False, source=None):
 
 # --- the model options ------------------------------------------------------------------------
 def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False,
-                      with_dtype=True, non_finite=True):
+                      with_dtype=True, arch_positional=True, non_finite=True):
     """The options :func:`load_model` reads: ARCH (optional with --weights unless
-    ``arch_required``), --weights, --dtype, --seed, --init and, where a command allows
+    ``arch_required``), --weights, --dtype, --seed, --init, --bn-eps and, where a command allows
     partial loads, --non-strict. A command whose precision is fixed (``with_dtype=False``)
-    sets ``args.dtype`` itself."""
-    if arch_required:
+    sets ``args.dtype`` itself; one whose positionals say themselves whether they start with
+    an architecture (``arch_positional=False``: classify's ``[ARCH] IMAGE...``) sets
+    ``args.arch``."""
+    if not arch_positional:
+        p.set_defaults(arch=None)
+    elif arch_required:
         p.add_argument("arch", help="architecture name (see `numpy-resnext archs`)")
     else:
         p.add_argument("arch", nargs="?", default=None,
@@ -152,6 +161,9 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
     p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,
                    help="seeded weights: BN statistics calibrated on a seeded batch (default) or "
                         "identity BatchNorm (scale 1, shift 0, mean 0, variance 1)")
+    p.add_argument("--bn-eps", type=number(0.0, positive=True), default=None, metavar="EPS",
+                   help="BatchNorm epsilon (default: the weights' source's: 1e-5, or Paddle's "
+                        "float32(1e-5) = 9.999999747378752e-06 for weights in a Paddle naming)")
     ema = p.add_mutually_exclusive_group()
     ema.add_argument("--ema", dest="ema", action="store_true", default=None,
                      help="load the EMA copy of a torch checkpoint (state_dict_ema, model_ema)")
@@ -172,15 +184,13 @@ def load_model(args):
         raise ArchitectureError("name an architecture (see `numpy-resnext archs`) or give --weights")
     strict = not getattr(args, "non_strict", False)
     model = build(args.arch, weights=args.weights, seed=args.seed, dtype=args.dtype, strict=strict,
-                  init=args.init, ema=args.ema)
+                  init=args.init, ema=args.ema, bn_eps=getattr(args, "bn_eps", None))
     report = model.load_report
-    skipped = [c for c, _ in report.missing] + list(report.unexpected)
-    if skipped:
-        print(f"non-strict load skipped {len(skipped)} tensors: "
-              f"{printable(clip_list(skipped, 40), 4000)}", file=sys.stderr)
-    for note in report.notes:
-        if note.startswith(("fine-tuned head", "weights taken from")):
-            print(f"note: {printable(note, 1000)}", file=sys.stderr)
+    for line in report.assumptions():
+        print(f"note: {printable(line, 1000)}", file=sys.stderr)
+    if not strict and args.weights is not None:
+        for line in report.skipped_and_filled():
+            print(f"non-strict load: {printable(line, 4000)}", file=sys.stderr)
     return model
 
 
@@ -206,23 +216,6 @@ def warn_nonfinite(values, what):
 
 
 # --- inputs ---------------------------------------------------------------------------------
-def check_batch(x, what, path):
-    """``x`` if it is an (N, 3, H, W) batch with N, H, W >= 1; else InputError naming
-    ``path`` (as the model's own check says it, with the file)."""
-    where = f"{what} {path!r}"
-    if x.ndim != 4:
-        raise InputError(f"{where}: expected a 4-D array (N, 3, H, W), found {x.ndim}-D with "
-                         f"shape {x.shape}")
-    if x.shape[1] != 3:
-        hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
-        raise InputError(f"{where}: expected 3 channels at axis 1 of (N, 3, H, W), found shape "
-                         f"{x.shape}{hint}")
-    if 0 in x.shape:
-        raise InputError(f"{where}: an empty batch or image, shape {x.shape}; N, H and W must be "
-                         "at least 1")
-    return x
-
-
 def load_input(path, dtype, what="--input", allow_nonfinite=False):
     """(x, note): an (N, 3, H, W) array of ``dtype`` from a .npy file or an image, and how it
     was made (None, or the preprocessing applied).
@@ -241,7 +234,9 @@ def load_input(path, dtype, what="--input", allow_nonfinite=False):
         x, note = load_npy(path, what), None
         if x.dtype == np.uint8:
             if x.ndim != 3 or x.shape[-1] != 3:
-                raise InputError(f"{what} {path!r}: a uint8 image must be (H, W, 3) RGB, found {x.shape}")
+                raise InputError(f"{what} {path!r}: expected float32 or float64 values (N, 3, H, W) "
+                                 f"or (3, H, W), or a uint8 image (H, W, 3) RGB; found uint8 of "
+                                 f"shape {x.shape}")
             x, note = preprocess(x, dtype="float32"), describe()
     if x.ndim == 3:
         x = x[None]                                   # (3, H, W) -> (1, 3, H, W)

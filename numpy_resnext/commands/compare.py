@@ -43,7 +43,7 @@ def add_parser(sub):
 
 def run(args):
     if args.json:
-        check_output_path(args.json, "--json")       # fail before reading the dumps, not after
+        check_output_path(args.json, "--json", (".json",))       # fail before reading the dumps, not after
     report = compare(args.reference, args.candidate, rtol=args.rtol, atol=args.atol,
                      name_map=args.map, strict=args.strict)
     if args.show == "none":

@@ -52,7 +52,7 @@ def add_parser(sub):
 
 def run(args):
     if args.json:
-        check_output_path(args.json, "--json")
+        check_output_path(args.json, "--json", (".json",))
     report = compare_set(args.run, args.candidate, args.onnx, args.rtol, args.min_top1_agreement,
                          args.min_accuracy_ratio, args.candidate_dtype, args.images)
     print(format_report(report))

@@ -55,9 +55,9 @@ def add_parser(sub):
 def run(args):
     require("onnx", "ONNX export")
     parse_runtimes(args.runtimes)                     # a clear error before any work
-    for path, what in ((args.json, "--json"), (args.png, "--png")):
+    for path, what, ext in ((args.json, "--json", ".json"), (args.png, "--png", ".png")):
         if path:
-            check_output_path(path, what)
+            check_output_path(path, what, (ext,))
     if args.save_onnx and not os.path.isdir(args.save_onnx):
         raise InputError(f"--save-onnx {args.save_onnx!r}: not an existing directory")
     args.dtype, args.non_strict = "float64", False

@@ -12,7 +12,7 @@ from .. import __version__
 from ..checksums import file_sha256
 from ..errors import printable
 from ..io import FORMATS, load_weights, write_weights
-from ..io.schemes import WRITE_SCHEMES
+from ..io.schemes import TABLE, WRITE_SCHEMES
 from ._common import add_command, check_output_path
 
 
@@ -48,13 +48,31 @@ def _sha256(path):
         return "unknown"
 
 
+def _counters(loaded, scheme):
+    """What became of torch's BatchNorm step counters (num_batches_tracked)."""
+    kept = loaded.buffers or {}
+    if not TABLE[scheme].counters:
+        return (f"{len(kept)} num_batches_tracked counters of the source not written ({scheme} "
+                "files hold model state only)" if kept else "no num_batches_tracked counters "
+                f"({scheme} files hold none)")
+    if kept:
+        shapes = sorted({str(tuple(v.shape)) for v in kept.values()})
+        values = sorted({int(v.reshape(-1)[0]) for v in kept.values() if v.size})
+        rest = len(loaded.plan.convs()) - len(kept)
+        return (f"num_batches_tracked: {len(kept)} counters written as read (shape "
+                f"{', '.join(shapes)}, values {', '.join(map(str, values[:4]))}"
+                f"{', ...' if len(values) > 4 else ''})" + (f"; {rest} the source lacks as 0"
+                                                            if rest else ""))
+    return "num_batches_tracked: written as torch's fresh counters (0, shape ()), the source has none"
+
+
 def run(args):
-    check_output_path(args.output, "--output")
+    check_output_path(args.output, "--output", FORMATS)
     loaded = load_weights(args.weights, arch=args.arch, strict=not args.non_strict, ema=args.ema)
     metadata = {"source_sha256": _sha256(args.weights), "numpy_resnext": __version__,
                 "source": str(args.weights)}
     scheme, why, where = write_weights(args.output, loaded.params, loaded.plan,
-                                       args.names, metadata)
+                                       args.names, metadata, loaded.buffers)
     dtypes = sorted({str(v.dtype) for v in loaded.params.values()})
     print(f"{printable(args.weights)}: naming scheme {loaded.scheme}, architecture "
           f"{loaded.config.name}")
@@ -62,4 +80,10 @@ def run(args):
         print(f"  {printable(line, 2000)}")
     print(f"wrote {len(loaded.params)} tensors ({', '.join(dtypes)}) to {printable(args.output)}, "
           f"names {scheme} ({why}); metadata {where}")
+    print(f"  {_counters(loaded, scheme)}")
+    written_eps = TABLE[scheme].bn_eps
+    if written_eps != loaded.config.bn_eps:
+        print(f"note: BatchNorm epsilon: the source runs with {loaded.config.bn_eps!r}; in {scheme} "
+              f"names these weights run with {written_eps!r} (--bn-eps {loaded.config.bn_eps!r} "
+              "keeps the source's when they are run here)")
     return 0

@@ -50,7 +50,7 @@ def run(args):
         raise InputError(f"--png: expected a file name ending in .png, found {args.png!r}")
     if args.png is not None:
         pyplot("--png")                 # fail before the slow part, not after
-        check_output_path(args.png, "--png")
+        check_output_path(args.png, "--png", (".png",))
     plan = layer_plan(args.arch)
     plan.block(args.block)                          # a clear error for an unknown block, early
     x = load_input(args.input, args.dtype, allow_nonfinite=allow_nonfinite(args))[0] \

@@ -1,5 +1,6 @@
 """``numpy-resnext export``: the model as an ONNX file (optionally with model-zoo test data)."""
 
+import argparse
 import os
 
 from .._optional import require
@@ -15,7 +16,9 @@ Conv (group = cardinality), BatchNormalization (or folded into the Conv with --f
 Add, MaxPool, AveragePool (ceil_mode=1, count_include_pad=0: the vd shortcut),
 GlobalAveragePool, Flatten, Gemm (transB=1). Node and value names are numpy-resnext's
 intermediate names, so a runtime's tensors compare one-to-one with a golden dump. The batch
-axis is dynamic ("N"), the spatial size fixed by --size. Weights over 512 MiB go to a sibling
+axis is dynamic ("N"); the spatial size is fixed by --size H W, or symbolic ("H", "W") with
+--size dynamic (one graph for every input size; test data is then written at --test-size,
+default 224 224). Weights over 512 MiB go to a sibling
 OUT.onnx.data file (ONNX external data). Every file is checked with onnx.checker (full check,
 strict shape inference) before it is renamed into place.
 Needs the onnx package: pip install 'numpy-resnext[onnx]'."""
@@ -31,9 +34,12 @@ def add_parser(sub):
                       dtype_help="dtype of the exported weights, input and outputs (default float32; "
                                  "onnxruntime's CPU provider has no float64 Conv)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write (atomically)")
-    p.add_argument("--size", nargs=2, type=SIZE, default=(224, 224), metavar=("H", "W"),
-                   help="spatial size of the input the graph declares (default 224 224); the batch "
-                        "axis is dynamic")
+    p.add_argument("--size", nargs="+", type=size_or_dynamic, default=[224, 224],
+                   metavar="H W | dynamic",
+                   help="spatial size of the input the graph declares (default 224 224), or "
+                        "'dynamic' for symbolic H and W; the batch axis is dynamic")
+    p.add_argument("--test-size", nargs=2, type=SIZE, default=None, metavar=("H", "W"),
+                   help="with --size dynamic: the size of the --test-data inputs (default 224 224)")
     p.add_argument("--intermediates", action="append", default=None, metavar="GLOBS",
                    help="also expose these intermediates as graph outputs, after the logits: names or "
                         "glob patterns, comma-separated, repeatable (e.g. 'layer?.?,avgpool' or '*')")
@@ -51,6 +57,30 @@ def add_parser(sub):
     return p
 
 
+def size_or_dynamic(text):
+    """An argparse type of one --size item: 'dynamic', or a side as :data:`SIZE` checks it."""
+    if str(text).strip().lower() == "dynamic":
+        return "dynamic"
+    try:
+        return SIZE(str(text))
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 'dynamic')") from None
+
+
+def parse_size(items):
+    """(H, W) from --size H W, or None for --size dynamic."""
+    try:
+        sizes = [size_or_dynamic(i) for i in items]
+    except argparse.ArgumentTypeError:
+        sizes = []
+    if sizes == ["dynamic"]:
+        return None
+    if len(sizes) != 2 or "dynamic" in sizes:
+        raise InputError(f"--size: expected two positive integers H W or 'dynamic', found "
+                         f"{' '.join(map(str, items))}")
+    return tuple(sizes)
+
+
 def parse_globs(items, option="--intermediates"):
     if not items:
         return None
@@ -62,16 +92,18 @@ def parse_globs(items, option="--intermediates"):
 
 def run(args):
     require("onnx", "ONNX export")                                    # exit 2 naming the extra, before any work
-    check_output_path(args.onnx, "--onnx")
+    check_output_path(args.onnx, "--onnx", (".onnx",))
     if args.test_data < 0 or args.batch < 1:
         raise InputError(f"--test-data must be >= 0 and --batch >= 1, found {args.test_data} and {args.batch}")
-    if min(args.size) < 1:
-        raise InputError(f"--size: expected two positive integers H W, found {args.size[0]} {args.size[1]}")
+    size = parse_size(args.size)
+    if args.test_size is not None and size is not None:
+        raise InputError("--test-size: only with --size dynamic (a fixed graph's test data has its "
+                         f"size); found --size {size[0]} {size[1]}")
     intermediates = parse_globs(args.intermediates)
     model = load_model(args)
     external = {"auto": None, "always": True, "never": False}[args.external_data]
     source = os.path.basename(os.path.normpath(args.weights)) if args.weights else f"seeded (seed {args.seed})"
-    info = export(model, args.onnx, dtype=args.dtype, size=tuple(args.size), intermediates=intermediates,
+    info = export(model, args.onnx, dtype=args.dtype, size=size, intermediates=intermediates,
                   fold=args.fold_bn, external=external, weights_source=source)
     data = f" + {info['data_file']}" if info["data_file"] else ""
     print(f"{info['arch']} {info['dtype']}: {args.onnx}{data} ({info['file_bytes'] / 1e6:.1f} MB; opset "
@@ -81,7 +113,8 @@ def run(args):
     if args.test_data:
         progress = Progress("test data", total=args.test_data)
         dirs = write_test_data(args.onnx, model, args.test_data, batch=args.batch, seed=args.data_seed,
-                               progress=lambda done, total, note: progress.update(done, note))
+                               progress=lambda done, total, note: progress.update(done, note),
+                               size=args.test_size)
         progress.done()
         print(f"test data: {len(dirs)} set(s) beside {args.onnx} (test_data_set_0 .. "
               f"test_data_set_{len(dirs) - 1}), batch {args.batch}, inputs seeded with "

@@ -3,24 +3,25 @@
 import time
 
 from ..errors import printable
-from ._common import (Progress, add_command, add_model_options, allow_nonfinite, cast_input,  # noqa: F401
-                      check_batch, check_output_path, check_run, load_model, load_npy, save_npy,
-                      warn_nonfinite)
+from ._common import (Progress, add_command, add_model_options, allow_nonfinite, check_output_path,
+                      check_run, load_input, load_model, save_npy, warn_nonfinite)
 
 
 def add_parser(sub):
     p = add_command(sub, "forward", "run a forward pass on an .npy input and save the logits",
                     "numpy-resnext forward ResNeXt50_32x4d --input x.npy --output logits.npy --dtype float64")
     add_model_options(p, default_dtype="float32", non_strict=True)
-    p.add_argument("--input", required=True, help="(N, 3, H, W) float array in a .npy file")
+    p.add_argument("--input", required=True,
+                   help="(N, 3, H, W) or (3, H, W) float array in a .npy file, or an image (.png, "
+                        ".jpg, ... or a uint8 (H, W, 3) .npy) preprocessed as PaddleClas evaluates "
+                        "(as golden takes it)")
     p.add_argument("--output", required=True, help="where to write the (N, classes) logits (.npy)")
     return p
 
 
 def run(args):
-    check_output_path(args.output, "--output")       # fail before the forward pass, not after
-    x = cast_input(check_batch(load_npy(args.input, "--input"), "--input", args.input), args.dtype,
-                   "--input", allow_nonfinite(args), args.input)
+    check_output_path(args.output, "--output", (".npy",))       # fail before the forward pass, not after
+    x, _ = load_input(args.input, args.dtype, "--input", allow_nonfinite(args))
     progress = Progress("forward")
     t0 = time.perf_counter()
     model = load_model(args)

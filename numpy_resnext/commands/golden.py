@@ -45,7 +45,7 @@ def parse_keep(keep):
 def run(args):
     t0 = time.perf_counter()
     keep = parse_keep(args.keep)
-    check_output_path(args.output, "--output")       # fail before the forward pass, not after
+    check_output_path(args.output, "--output", (".npz",))       # fail before the forward pass, not after
     x, note = load_input(args.input, args.dtype, allow_nonfinite=allow_nonfinite(args))
     model = load_model(args)
     if keep is not None and not any(map(Selection(keep).matches, model.intermediate_names())):

@@ -6,7 +6,7 @@ from ..errors import InputError, printable
 from .._files import save_npz
 from ..grad import gradients
 from ._common import (Progress, add_command, add_model_options, allow_nonfinite, cast_input,
-                      check_batch, check_output_path, check_run, load_model, load_npy)
+                      check_output_path, check_run, load_input, load_model, load_npy)
 
 
 def add_parser(sub):
@@ -17,7 +17,9 @@ def add_parser(sub):
         "numpy-resnext grad ResNeXt50_32x4d --input x.npy --dout d.npy --output g.npz --dtype float64")
     add_model_options(p, default_dtype="float64",
                       dtype_help="precision (default float64, the mode gradient checks use)")
-    p.add_argument("--input", required=True, help="(N, 3, H, W) float array in a .npy file")
+    p.add_argument("--input", required=True,
+                   help="(N, 3, H, W) or (3, H, W) float array in a .npy file (or an image, as golden "
+                        "takes it)")
     p.add_argument("--dout", required=True,
                    help="(N, classes) .npy: dloss/dlogits (for loss = sum(logits * D), D itself)")
     p.add_argument("--output", required=True,
@@ -34,15 +36,16 @@ def add_parser(sub):
 
 
 def run(args):
-    check_output_path(args.output, "--output")       # fail before the backward pass, not after
+    check_output_path(args.output, "--output", (".npz",))       # fail before the backward pass, not after
     if args.running is not None:
         if not args.train:
             raise InputError("--running: the running statistics change only in training mode; add --train")
-        check_output_path(args.running, "--running")
-    x = cast_input(check_batch(load_npy(args.input, "--input"), "--input", args.input), args.dtype,
-                   "--input", allow_nonfinite(args), args.input)
+        check_output_path(args.running, "--running", (".npz",))
+    x, _ = load_input(args.input, args.dtype, "--input", allow_nonfinite(args))
     dout = cast_input(load_npy(args.dout, "--dout"), args.dtype, "--dout", allow_nonfinite(args),
                       args.dout)
+    if dout.ndim == 1 and x.shape[0] == 1:
+        dout = dout[None]                             # (classes,) for a (3, H, W) input
     progress = Progress("grad")
     t0 = time.perf_counter()
     model = load_model(args)

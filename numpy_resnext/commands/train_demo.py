@@ -104,7 +104,7 @@ def _check(args):
             continue
         if ext != ".json" and not path.lower().endswith(ext):
             raise InputError(f"{flag}: expected a file name ending in {ext}, found {path!r}")
-        check_output_path(path, flag)
+        check_output_path(path, flag, (ext,))
     if args.png:
         pyplot("--png")                       # fail before training, not after
 

@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..golden.mutants import CATALOGUE, MUTANTS, MutantOps, prepare
+from ..golden.catalogue import CATALOGUE, MUTANTS
+from ..golden.mutants import MutantOps, prepare
 from ..golden.precision import OPS
 from ..golden.mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, DTYPES, layer_inputs, run_mutant
 from ..errors import InputError

@@ -27,10 +27,14 @@ onto the names the forward pass emits; see :func:`load_map`.
 
 The package's modules: :mod:`.manifest` (the manifest, writing, reading and verifying
 files), :mod:`.dump` (running a model into a dump), :mod:`.names` (name maps) and
-:mod:`.compare` (the comparison); checksums are :mod:`numpy_resnext.checksums`.
+:mod:`.compare` (the comparison), :mod:`.coverage` (what a comparison covered: tensor kinds,
+what a capture cannot hold, values overwritten in place) and :mod:`.capture` (a PyTorch
+model's tensors under these names: :func:`torch_capture`, torch imported when called);
+checksums are :mod:`numpy_resnext.checksums`.
 """
 
 from ..checksums import file_sha256, params_sha256, tensor_sha256
+from .capture import torch_capture
 from .compare import TINY, Report, Row, compare, compare_tensor, default_tolerances
 from .dump import golden_dump
 from .manifest import (ERROR_DEFINITION, FORMAT, FORMAT_VERSION, INPUT_NAME, LOGITS_NAME, MANIFEST_KEY,
@@ -42,4 +46,4 @@ __all__ = ["ERROR_DEFINITION", "FORMAT", "FORMAT_VERSION", "INPUT_NAME", "LOGITS
            "MAPS_DIR", "SHIPPED_MAPS", "SUGGESTED_TOLERANCES", "TINY", "NameMap", "Report", "Row",
            "compare", "compare_tensor", "default_tolerances", "file_sha256", "golden_dump", "load_map",
            "make_manifest", "params_sha256", "parse_map", "read_golden", "tensor_record",
-           "tensor_sha256", "verify_manifest", "write_golden"]
+           "tensor_sha256", "torch_capture", "verify_manifest", "write_golden"]

@@ -17,11 +17,12 @@ import numpy as np
 
 from ..bounded import check_memory
 from ..errors import InputError, printable
+from .coverage import (NAME_WIDTH, by_kind, describe, excused_kinds, overwritten_note, plural,
+                       tensor_kinds)
 from .manifest import ERROR_DEFINITION, LOGITS_NAME, SUGGESTED_TOLERANCES, read_golden
 from .names import load_map
 
 TINY = float(np.finfo(np.float64).tiny)
-NAME_WIDTH = 120        # characters of a name in the table
 
 
 def _shown(name) -> str:
@@ -54,6 +55,11 @@ class Report:
     ignored: list                    # candidate names the map told us to skip
     extra: list                      # candidate tensors with no reference counterpart
     strict: bool = False
+    kinds: dict | None = None        # reference name -> kind (see .coverage)
+
+    def __post_init__(self):
+        if self.kinds is None:
+            self.kinds = tensor_kinds([r.name for r in self.rows])
 
     @property
     def compared(self):
@@ -64,10 +70,23 @@ class Report:
         return [r for r in self.rows if r.status == "missing"]
 
     @property
+    def excused(self):
+        """Kinds --strict excuses: those a capture cannot hold, of which it holds none."""
+        return excused_kinds(self.rows, self.kinds, self.strict)
+
+    @property
+    def unexcused_missing(self):
+        excused = self.excused
+        return [r for r in self.missing if self.kinds.get(r.name) not in excused]
+
+    @property
     def first_divergence(self):
-        """The first reference tensor, in execution order, that does not pass (or None)."""
+        """The first reference tensor, in execution order, that does not pass (or None);
+        with ``strict``, a missing one counts unless its kind is excused."""
+        excused = self.excused
         for r in self.rows:
-            if r.status in ("FAIL", "shape") or (self.strict and r.status == "missing"):
+            if r.status in ("FAIL", "shape") or (
+                    self.strict and r.status == "missing" and self.kinds.get(r.name) not in excused):
                 return r
         return None
 
@@ -85,8 +104,10 @@ class Report:
         return {"passed": self.passed, "rtol": self.rtol, "atol": self.atol,
                 "error_definition": ERROR_DEFINITION,
                 "first_divergence": first.name if first else None,
-                "compared": len(self.compared), "missing": [r.name for r in self.missing],
-                "ignored": self.ignored, "extra": self.extra,
+                "compared": len(self.compared), "total": len(self.rows),
+                "missing": [r.name for r in self.missing],
+                "missing_by_kind": {k: len(v) for k, v in by_kind(self.missing, self.kinds)},
+                "excused_kinds": sorted(self.excused), "ignored": self.ignored, "extra": self.extra,
                 "rows": [{k: clean(v) if not isinstance(v, tuple) else list(v)
                           for k, v in vars(r).items()} for r in self.rows]}
 
@@ -125,17 +146,40 @@ class Report:
                 f"ignored by the map, {len(self.extra)} without a reference counterpart")
         if worst is not None and not math.isnan(worst.max_rel):
             head += f"\nlargest relative error {worst.max_rel:.3g} at {_shown(worst.name)}"
+        excused = [r for r in self.missing if self.kinds.get(r.name) in self.excused]
+        if excused:
+            head += (f"\nnot held by the capture (module hooks see no residual add and no input; "
+                     f"--strict excuses a kind the candidate holds none of): "
+                     f"{describe(by_kind(excused, self.kinds))}")
         first = self.first_divergence
         if not self.compared:
             return head + "\nFAIL: no tensor in common (wrong --map?)"
         if first is None:
-            return head + "\nPASS: every compared tensor within tolerance"
+            if not self.missing:
+                return head + "\nPASS: every reference tensor compared, all within tolerance"
+            if excused and len(excused) == len(self.missing):
+                return head + (f"\nPASS (--strict): every reference tensor a capture can hold "
+                               f"compared ({n} of {total}), all within tolerance")
+            return head + (f"\nPASS ON {n} OF {total} REFERENCE TENSORS ONLY: not compared: "
+                           f"{describe(by_kind(self.missing, self.kinds))}; a divergence there "
+                           "would go unseen (capture them, e.g. with numpy_resnext.torch_capture, "
+                           "and use --strict)")
         cand = f" (candidate {_shown(repr(first.candidate_name))})" \
             if first.candidate_name not in (None, first.name) else ""
-        detail = printable(first.note, 400) or (f"max_abs {first.max_abs:.3g} > atol + rtol*|ref|max = "
-                                                f"{self.atol + self.rtol * first.ref_abs_max:.3g}")
         n_bad = sum(r.status in ("FAIL", "shape") for r in self.rows)
-        return head + (f"\nFAIL: {n_bad} tensor(s) diverge; first in execution order: "
+        lacking = self.unexcused_missing if self.strict else []
+        parts = []
+        if n_bad:
+            parts.append(f"{n_bad} tensor(s) diverge")
+        if lacking:
+            parts.append(f"{plural('reference tensor', len(lacking))} not in the candidate "
+                         f"(--strict): {describe(by_kind(lacking, self.kinds))}")
+        if first.status == "missing":
+            detail = "not in the candidate"
+        else:
+            detail = printable(first.note, 400) or (f"max_abs {first.max_abs:.3g} > atol + rtol*|ref|max = "
+                                                    f"{self.atol + self.rtol * first.ref_abs_max:.3g}")
+        return head + (f"\nFAIL: {'; '.join(parts)}; first in execution order: "
                        f"{_shown(first.name)}{cand}: {detail}")
 
 
@@ -216,7 +260,7 @@ def compare(reference, candidate, rtol=None, atol=None, name_map=None, strict=Fa
     elif isinstance(candidate, np.ndarray):
         candidate = OrderedDict([(LOGITS_NAME, candidate)])
     nm = load_map(name_map)
-    mapped, origin, ignored = nm.apply(candidate)
+    mapped, origin, ignored = nm.apply(candidate, reference=list(reference))
     if rtol is None or atol is None:
         dtypes = [a.dtype for a in reference.values() if a.dtype.kind == "f"]
         dtypes += [a.dtype for a in mapped.values() if a.dtype.kind == "f"]
@@ -225,11 +269,17 @@ def compare(reference, candidate, rtol=None, atol=None, name_map=None, strict=Fa
         atol = d_atol if atol is None else atol
     if not (math.isfinite(rtol) and math.isfinite(atol) and rtol >= 0 and atol >= 0):
         raise InputError(f"tolerances must be finite numbers >= 0, found rtol={rtol}, atol={atol}")
-    rows = []
-    for name, ref in reference.items():
+    rows, names = [], list(reference)
+    for position, (name, ref) in enumerate(reference.items()):
         if name not in mapped:
             rows.append(Row(name, "missing", None, tuple(ref.shape)))
             continue
-        rows.append(compare_tensor(name, ref, mapped[name], rtol, atol, origin[name]))
+        row = compare_tensor(name, ref, mapped[name], rtol, atol, origin[name])
+        if row.status == "FAIL":
+            note = overwritten_note(position, reference, mapped[name], compare_tensor, rtol, atol,
+                                    names)
+            row.note = note or row.note
+        rows.append(row)
     extra = [origin[n] for n in mapped if n not in reference]
-    return Report(rows, float(rtol), float(atol), ignored, extra, strict)
+    kinds = tensor_kinds(list(reference), ref_manifest)
+    return Report(rows, float(rtol), float(atol), ignored, extra, strict, kinds)

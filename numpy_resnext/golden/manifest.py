@@ -61,7 +61,9 @@ def make_manifest(model, tensors, execution_order, keep=None) -> dict:
         "format_version": FORMAT_VERSION,
         "versions": {"numpy_resnext": __version__, "numpy": np.__version__,
                      "python": platform.python_version()},
-        "arch": {"name": model.config.name, "config": model.config.to_dict()},
+        # bn_eps: the BatchNorm epsilon the dump ran with (Paddle's float32(1e-5) or 1e-5)
+        "arch": {"name": model.config.name, "config": model.config.to_dict(),
+                 "bn_eps": model.config.bn_eps},
         "dtype": str(model.dtype),
         "weights": {"params_sha256": params_sha256(model.params), "tensors": len(model.params)},
         "input": {"name": INPUT_NAME, "shape": list(x.shape), "dtype": str(x.dtype),

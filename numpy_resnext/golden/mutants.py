@@ -1,36 +1,36 @@
-"""A catalogue of port bugs, each a named variant of the one forward walk.
+"""Port bugs, each written as a variant of the one forward walk (the catalogue that names
+them, says where each lives and runs them is :mod:`.catalogue`).
 
-A golden output is worth the bugs it catches. Each :class:`Mutant` below is a bug that
-ResNet/ResNeXt ports between frameworks really make, written as a variant of the forward
-pass of :mod:`numpy_resnext.walk` (never a second copy of it) in one of three ways:
+A golden output is worth the bugs it catches. Each bug here is one that ResNet/ResNeXt
+ports between frameworks really make, written as a variant of the forward pass of
+:mod:`numpy_resnext.walk` (never a second copy of it) in one of three ways:
 
 - ``ops``: a subclass of :class:`~numpy_resnext.walk.ArrayOps` that overrides one op
-  (conv, bn, relu, pool, add, global_pool or fc);
+  (conv, bn, relu, pool, add, global_pool, fc, or an SE layer's squeeze, se_fc or gate);
 - ``plan``: a function that returns a changed :class:`~numpy_resnext.plan.Plan` (made with
   ``_replace``: a stride moved, a padding dropped, a pool's mode changed);
 - ``prepare``: a different input pipeline, uint8 RGB image -> (3, H, W) model input, for
   bugs that happen before the network (the golden stores the preprocessed input as its
   first tensor, ``input``, so ``compare`` names ``input`` as the first divergence).
 
-Each mutant declares ``where(plan, conv_inputs)``: the tensor name(s) at which ``compare``
-must report the first divergence, the tensor where the bug lives. ``equivalent(plan,
-conv_inputs)`` gives the reason a mutant cannot change any output for this architecture and
-input size (e.g. no average pool outside vd models), or None. :mod:`.mutation_audit` runs them.
+BatchNorm bugs use each layer's own epsilon (``ConvBN.eps``, Paddle's or torch's), so
+``bn-eps-1e-3`` means 1e-3 in place of whichever the weights' source uses.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+import math
 
 import numpy as np
 
 from ..io.dtypes import narrow_bfloat16, widen_bfloat16
-from ..ops.batchnorm import EPS, batchnorm_train
+from ..ops.batchnorm import batchnorm_train
 from ..ops.conv import conv2d
 from ..ops.linear import linear
-from ..plan import BN_FIELDS, Block, Plan
 from ..ops.pooling import avgpool2d, maxpool2d, pool_output_size
-from ..preprocess import MEAN, SCALE, STD, normalize, to_chw
+from ..ops.se import se_fc
+from ..plan import BN_FIELDS, Block, Plan
+from ..preprocess import SCALE, normalize, to_chw
 from ..walk import ArrayOps
 
 
@@ -62,12 +62,12 @@ class _FormulaBN(MutantOps):
     def bn(self, x, layer):
         w, b, m, v = (self.params[f"{layer.bn}.{f}"] for f in BN_FIELDS)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scale, shift = self.scale_shift(w, b, m, v)
+            scale, shift = self.scale_shift(w, b, m, v, layer.eps)
         bshape = (1, -1, 1, 1)
         return x * scale.reshape(bshape) + shift.reshape(bshape)
 
     @staticmethod
-    def scale_shift(w, b, m, v):
+    def scale_shift(w, b, m, v, eps):
         raise NotImplementedError
 
 
@@ -76,27 +76,27 @@ def _shift(b, m, scale):
 
 
 class EpsOutsideSqrt(_FormulaBN):
-    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, m, w / (np.sqrt(v) + EPS)))
+    scale_shift = staticmethod(lambda w, b, m, v, eps: _shift(b, m, w / (np.sqrt(v) + eps)))
 
 
 class Eps1e3(_FormulaBN):
-    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, m, w / np.sqrt(v + 1e-3)))
+    scale_shift = staticmethod(lambda w, b, m, v, eps: _shift(b, m, w / np.sqrt(v + 1e-3)))
 
 
 class NoEps(_FormulaBN):
-    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, m, w / np.sqrt(v)))
+    scale_shift = staticmethod(lambda w, b, m, v, eps: _shift(b, m, w / np.sqrt(v)))
 
 
 class VarianceAsStd(_FormulaBN):
-    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, m, w / (v + EPS)))
+    scale_shift = staticmethod(lambda w, b, m, v, eps: _shift(b, m, w / (v + eps)))
 
 
 class MeanVarSwapped(_FormulaBN):
-    scale_shift = staticmethod(lambda w, b, m, v: _shift(b, v, w / np.sqrt(m + EPS)))
+    scale_shift = staticmethod(lambda w, b, m, v, eps: _shift(b, v, w / np.sqrt(m + eps)))
 
 
 class ScaleShiftSwapped(_FormulaBN):
-    scale_shift = staticmethod(lambda w, b, m, v: _shift(w, m, b / np.sqrt(v + EPS)))
+    scale_shift = staticmethod(lambda w, b, m, v, eps: _shift(w, m, b / np.sqrt(v + eps)))
 
 
 class TrainingModeBN(MutantOps):
@@ -104,7 +104,7 @@ class TrainingModeBN(MutantOps):
 
     def bn(self, x, layer):
         w, b, m, v = (self.params[f"{layer.bn}.{f}"] for f in BN_FIELDS)
-        return batchnorm_train(x, w, b, m, v)[0]
+        return batchnorm_train(x, w, b, m, v, eps=layer.eps)[0]
 
 
 # --- convolution ---------------------------------------------------------------------------
@@ -179,7 +179,7 @@ class MaxPoolZeroPadding(MutantOps):
         if pool.kind != "max":
             return super().pool(x, pool)
         p = pool.padding
-        return maxpool2d(np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))), pool.kernel, pool.stride, 0)
+        return maxpool2d(np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))), pool.kernel, pool.stride, 0, pool.ceil_mode)
 
 
 class AvgPoolFullWindow(MutantOps):
@@ -196,27 +196,27 @@ class AvgPoolFullWindow(MutantOps):
         return avgpool2d(xp, k, s, 0, ceil_mode=False, exclusive=True)
 
 
-def _map_blocks(plan, change):
+def map_blocks(plan, change):
     return plan._replace(blocks=tuple(change(b) for b in plan.blocks))
 
 
-def _map_avg_pools(plan, **fields):
+def map_avg_pools(plan, **fields):
     def change(b):
         if b.projection is None or b.projection.pool is None:
             return b
         return b._replace(projection=b.projection._replace(pool=b.projection.pool._replace(**fields)))
-    return _map_blocks(plan, change)
+    return map_blocks(plan, change)
 
 
 def stride_on_conv1(plan):
     """Caffe-style ResNet v1: a block's stride on its first 1x1 instead of the 3x3."""
-    return _map_blocks(plan, lambda b: b if b.stride == 1 else b._replace(
+    return map_blocks(plan, lambda b: b if b.stride == 1 else b._replace(
         conv1=b.conv1._replace(stride=b.stride), conv2=b.conv2._replace(stride=1)))
 
 
 def vd_without_pool(plan):
     """The vd shortcut as a plain strided 1x1 projection (its average pool left out)."""
-    return _map_blocks(plan, lambda b: b if b.projection is None or b.projection.pool is None else
+    return map_blocks(plan, lambda b: b if b.projection is None or b.projection.pool is None else
                        b._replace(projection=b.projection._replace(pool=None, stride=b.stride)))
 
 
@@ -249,6 +249,74 @@ class GlobalMaxPool(MutantOps):
         return x.max(axis=(2, 3))                                        # N, C
 
 
+# --- squeeze-and-excitation -------------------------------------------------------------------
+def hard_sigmoid(x):
+    """torch's hardsigmoid, relu6(x + 3) / 6 (MobileNetV3's gate), for the logistic sigmoid."""
+    return np.clip(x + 3, 0, 6) / 6
+
+
+class SEHardSigmoid(MutantOps):
+    def gate(self, x, se):
+        return hard_sigmoid(x)
+
+
+class SESqueezeMax(MutantOps):
+    def squeeze(self, x, se):
+        return x.max(axis=(2, 3))                                        # N, C
+
+
+def paddle_linear_reshaped(w):
+    """An SE weight (out, in, 1, 1) as a converter makes it from Paddle's Linear [in, out] by
+    a reshape where a transpose is needed: the same shape, the values scrambled."""
+    stored = np.ascontiguousarray(w.reshape(w.shape[:2]).T)              # in, out: Paddle's layout
+    return stored.reshape(w.shape)                                       # read as out, in, 1, 1
+
+
+class SELinearNotTransposed(MutantOps):
+    def se_fc(self, x, fc):
+        return se_fc(x, paddle_linear_reshaped(self.params[f"{fc.name}.weight"]),
+                     self.params[f"{fc.name}.bias"])
+
+
+def other_rounding(channels, config):
+    """The SE width a port gets by rounding C / reduction the other way: up where the
+    library truncates (PaddleClas, legacy SENet), down where it rounds to a multiple of 8 (timm)."""
+    if config.se_rounding == "floor":
+        return math.ceil(channels / config.se_reduction)
+    return channels // config.se_reduction
+
+
+class SEWidthRoundedOtherWay(MutantOps):
+    """The SE layers built with :func:`other_rounding`'s width and the weights fitted to it
+    (zero rows added, or rows dropped): the reduce's output has the wrong width."""
+
+    def se_fc(self, x, fc):
+        w, b = self.params[f"{fc.name}.weight"], self.params[f"{fc.name}.bias"]
+        reduce = fc.name.endswith(".fc1")
+        channels = fc.in_features if reduce else fc.out_features
+        port = other_rounding(channels, self.plan.config)
+        if reduce:                                                       # rows of fc1 and its bias
+            w, b = _fit(w, port, 0), _fit(b, port, 0)
+        else:                                                            # columns of fc2
+            w = _fit(w, port, 1)
+        return se_fc(x, w, b)                                            # N, port or N, C
+
+
+def _fit(a, n, axis):
+    """``a`` cut to, or padded with zeros to, length ``n`` along ``axis``."""
+    if a.shape[axis] >= n:
+        return np.take(a, np.arange(n), axis=axis)
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, n - a.shape[axis])
+    return np.pad(a, pad)
+
+
+def se_after_add(plan):
+    """SE on the sum (branch + shortcut) before the final ReLU, not on the branch (Hu et al.'s
+    SE-POST placement, a different network)."""
+    return map_blocks(plan, lambda b: b if b.se is None else b._replace(se=b.se._replace(position="post")))
+
+
 # --- inputs ------------------------------------------------------------------------------------
 def prepare(image, dtype):
     """The audit's input pipeline: normalise a uint8 RGB (H, W, 3) image and make it CHW
@@ -262,135 +330,3 @@ def prepare_bgr(image, dtype):
 
 def prepare_unnormalised(image, dtype):
     return to_chw(image.astype(dtype) * np.dtype(dtype).type(SCALE))   # /255, no mean or std
-
-
-# --- where each bug lives ----------------------------------------------------------------------
-def _first_bn(plan, ci):
-    return (plan.stem[0].bn,)
-
-
-def _first_spatial_conv(plan, ci):
-    return (next(c.name for c in plan.convs() if c.kernel > 1),)
-
-
-def _first_grouped_conv(plan, ci):
-    return tuple(c.name for c in plan.convs() if c.groups > 1)[:1]
-
-
-def _first_strided_block(plan, ci):
-    return tuple(b.name for b in plan.blocks if b.stride > 1)[:1]
-
-
-def _first_even_strided_conv(plan, ci):
-    return tuple(c.name for c in plan.convs() if c.stride > 1 and c.kernel > 1
-                 and any(n % 2 == 0 for n in ci[c.name]))[:1]
-
-
-def _first_avg_pool(plan, ci):
-    return tuple(b.projection.pool.name for b in plan.blocks
-                 if b.projection is not None and b.projection.pool is not None)[:1]
-
-
-def _first_overhanging_pool(plan, ci):
-    return tuple(b.projection.pool.name for b in plan.blocks if b.projection is not None
-                 and b.projection.pool is not None and any(n % 2 for n in ci[b.projection.pool.name]))[:1]
-
-
-def _first_vd_projection(plan, ci):
-    return tuple(b.projection.name for b in plan.blocks
-                 if b.projection is not None and b.projection.pool is not None)[:1]
-
-
-def _fixed(*names):
-    return lambda plan, ci: names
-
-
-class Mutant(NamedTuple):
-    name: str
-    kind: str
-    bug: str                                  # what the port does wrong
-    where: Callable                           # (plan, conv_inputs) -> tensor name(s) of the first divergence
-    ops: type | None = None
-    plan: Callable | None = None
-    prepare: Callable | None = None
-    always_equivalent: str | None = None      # why it cannot change any output, whatever the net
-
-    def equivalent(self, plan, ci):
-        """Why this mutant cannot change an output of ``plan`` at this input size, or None."""
-        if self.always_equivalent:
-            return self.always_equivalent
-        if not self.where(plan, ci):
-            return NOT_EXERCISED[self.name]
-        return None
-
-
-NOT_EXERCISED = {
-    "grouped-conv-interleaved": "no grouped convolution (cardinality 1)",
-    "stride-on-conv1": "no strided block",
-    "tf-same-padding": "every strided convolution sees odd sizes: 'SAME' padding is symmetric there",
-    "avgpool-full-window": "no ceil-mode window hangs over an edge: no average pool (not vd) "
-                           "or every pooled size is even",
-    "avgpool-floor-mode": "floor and ceil mode agree: no average pool (not vd) or every pooled size is even",
-    "vd-shortcut-without-pool": "no average-pool shortcut (not a vd model)",
-    "maxpool-no-padding": "no stem max-pool",
-    "maxpool-zero-padding": "no stem max-pool",
-    "global-max-pool": "the last feature map is 1x1: its maximum is its mean",
-}
-
-CATALOGUE = (
-    Mutant("bn-eps-outside-sqrt", "bn", "BN divides by sqrt(var) + eps instead of sqrt(var + eps)",
-           _first_bn, ops=EpsOutsideSqrt),
-    Mutant("bn-eps-1e-3", "bn", "BN eps 1e-3 (Keras' default) instead of 1e-5", _first_bn, ops=Eps1e3),
-    Mutant("bn-no-eps", "bn", "BN without eps (e.g. folded into the conv by hand)", _first_bn, ops=NoEps),
-    Mutant("bn-variance-as-std", "bn", "BN divides by the running variance read as a standard deviation",
-           _first_bn, ops=VarianceAsStd),
-    Mutant("bn-mean-var-swapped", "bn", "BN running mean and variance swapped when converting weights",
-           _first_bn, ops=MeanVarSwapped),
-    Mutant("bn-scale-shift-swapped", "bn", "BN scale (gamma) and shift (beta) swapped when converting weights",
-           _first_bn, ops=ScaleShiftSwapped),
-    Mutant("bn-training-mode", "bn", "BN left in training mode: batch statistics instead of running ones",
-           _first_bn, ops=TrainingModeBN),
-    Mutant("grouped-conv-interleaved", "conv", "grouped conv: group g gets channels g, g+G, ... "
-           "instead of a contiguous block", _first_grouped_conv, ops=InterleavedGroups),
-    Mutant("conv-flipped-kernel", "conv", "true convolution (kernel rotated 180 degrees) instead of "
-           "cross-correlation", _first_spatial_conv, ops=FlippedKernel),
-    Mutant("conv-kernel-hw-transposed", "conv", "kernel height and width transposed when converting weights",
-           _first_spatial_conv, ops=KernelTransposed),
-    Mutant("stride-on-conv1", "conv", "stride on the block's first 1x1 (Caffe ResNet v1) instead of the 3x3 "
-           "(torchvision v1.5, Paddle)", lambda p, ci: tuple(f"{b}.conv1" for b in _first_strided_block(p, ci)),
-           plan=stride_on_conv1),
-    Mutant("tf-same-padding", "conv", "strided convs padded as TensorFlow 'SAME' (the odd pixel after: "
-           "asymmetric where a size is even)", _first_even_strided_conv, ops=TFSamePadding),
-    Mutant("maxpool-no-padding", "pool", "stem max-pool without its padding of 1",
-           lambda p, ci: (p.stem_pool.name,) if p.stem_pool else (),
-           plan=lambda p: p._replace(stem_pool=p.stem_pool and p.stem_pool._replace(padding=0))),
-    Mutant("maxpool-zero-padding", "pool", "stem max-pool padded with zeros instead of -inf",
-           lambda p, ci: (p.stem_pool.name,) if p.stem_pool else (), ops=MaxPoolZeroPadding,
-           always_equivalent="its input is a ReLU output (>= 0) and every window holds a real pixel"),
-    Mutant("avgpool-count-include-pad", "pool", "vd shortcut avg-pool counting padding "
-           "(count_include_pad=True / exclusive=False)", _first_avg_pool,
-           plan=lambda p: _map_avg_pools(p, exclusive=False),
-           always_equivalent="the pool has padding 0, and neither Paddle nor torch counts a ceil-mode overhang"),
-    Mutant("avgpool-full-window", "pool", "vd shortcut avg-pool dividing by k*k where a ceil-mode window "
-           "hangs over the edge (zero-padded to whole windows)", _first_overhanging_pool, ops=AvgPoolFullWindow),
-    Mutant("avgpool-floor-mode", "pool", "vd shortcut avg-pool without ceil_mode (odd sizes lose a row: "
-           "the add then fails on the shapes)", _first_overhanging_pool,
-           plan=lambda p: _map_avg_pools(p, ceil_mode=False)),
-    Mutant("vd-shortcut-without-pool", "pool", "vd shortcut as a strided 1x1 projection, its avg-pool left out",
-           _first_vd_projection, plan=vd_without_pool),
-    Mutant("relu-before-add", "block", "residual branch ReLU'd before the add", lambda p, ci: (p.blocks[0].add,),
-           ops=ReluBeforeAdd),
-    Mutant("no-relu-after-add", "block", "no ReLU after the residual add", lambda p, ci: (p.blocks[0].name,),
-           ops=NoReluAfterAdd),
-    Mutant("input-bgr", "input", "image fed as BGR instead of RGB (OpenCV's imread order)",
-           _fixed("input"), prepare=prepare_bgr),
-    Mutant("input-not-normalised", "input", f"input scaled to [0, 1] but mean {MEAN} / std {STD} not applied",
-           _fixed("input"), prepare=prepare_unnormalised),
-    Mutant("bf16-one-layer", "precision", "one layer (the middle block's grouped conv) computed in bfloat16",
-           lambda p, ci: (bf16_layer(p),), ops=Bfloat16Layer),
-    Mutant("fc-bias-dropped", "head", "fc bias dropped", lambda p, ci: (p.head.fc,), ops=FcBiasDropped),
-    Mutant("global-max-pool", "head", "global max pool instead of average",
-           lambda p, ci: (p.head.pool,) if tuple(ci[p.head.pool]) != (1, 1) else (), ops=GlobalMaxPool),
-)
-
-MUTANTS = {m.name: m for m in CATALOGUE}

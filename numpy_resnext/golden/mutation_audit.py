@@ -1,4 +1,4 @@
-"""The mutation audit: does ``compare`` against a golden catch each bug of :mod:`.mutants`,
+"""The mutation audit: does ``compare`` against a golden catch each bug of :mod:`.catalogue`,
 and does it name the tensor where the bug lives?
 
 For one architecture, input size, seed and kind of seeded weights:
@@ -32,7 +32,8 @@ from ..errors import InputError, ResNeXtError
 from . import SUGGESTED_TOLERANCES, compare, golden_dump
 from .manifest import INPUT_NAME
 from ..model import build
-from .mutants import CATALOGUE, MUTANTS, MutantOps, prepare
+from .catalogue import CATALOGUE, MUTANTS
+from .mutants import MutantOps, prepare
 from ..params import param_shapes
 from ..plan import layer_plan
 from ..shapes import ShapeOps, describe_run, memory_estimate, shape_walk
@@ -92,10 +93,14 @@ class _RecordingShapeOps(ShapeOps):
         self.inputs[head.pool] = x.shape[1:]
         return super().global_pool(x, head)
 
+    def squeeze(self, x, se):
+        self.inputs[se.pool] = x.shape[1:]
+        return super().squeeze(x, se)
+
 
 def layer_inputs(plan, height, width) -> dict:
-    """{conv or pool name (global pool included): (H, W) of its input} for the unmutated
-    plan at this size."""
+    """{conv or pool name (global pool and SE squeeze included): (H, W) of its input} for
+    the unmutated plan at this size."""
     ops = _RecordingShapeOps()
     shape_walk(plan, height, width, ops)
     return ops.inputs

@@ -7,8 +7,10 @@ float32, as accelerators accumulate in float32):
 
 - ``float32``: the plain float32 forward;
 - ``float16`` / ``bfloat16``: conv and fc inputs and weights rounded to the format, every
-  op's output (conv, BN, pool, add, fc) rounded too: a network run in that format end to end;
-- ``int8``: conv and fc inputs quantised symmetric per tensor (scale max|x| / 127) and
+  op's output (conv, BN, pool, add, fc, and the SE layers' squeeze, fc, gate and scale)
+  rounded too: a network run in that format end to end;
+- ``int8``: conv and fc inputs (the SE layers' fc too) quantised symmetric per tensor
+  (scale max|x| / 127) and
   weights symmetric per output channel, outputs kept in float32 (fake quantisation, no
   calibration set: the scale is taken from the tensor itself, the most favourable case).
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from . import compare, golden_dump
 from ..ops.linear import linear
+from ..ops.se import se_fc
 from ..model import build
 from .mutants import MutantOps, prepare, to_bfloat16
 from .mutation_audit import DEFAULT_SIZE, audit_image
@@ -59,6 +62,19 @@ class RoundedOps(MutantOps):
         w, b = (self.round(self.params[f"{head.fc}.{k}"]) for k in ("weight", "bias"))
         return self.round(linear(self.round(features), w, b))              # N, classes
 
+    def squeeze(self, x, se):
+        return self.round(super().squeeze(x, se))
+
+    def se_fc(self, x, fc):
+        w, b = (self.round(self.params[f"{fc.name}.{k}"]) for k in ("weight", "bias"))
+        return self.round(se_fc(self.round(x), w, b))                      # N, out
+
+    def gate(self, x, se):
+        return self.round(super().gate(x, se))
+
+    def scale(self, y, gate, se):
+        return self.round(super().scale(y, gate, se))
+
 
 class Float16Ops(RoundedOps):
     round = staticmethod(to_float16)
@@ -84,6 +100,10 @@ class Int8Ops(MutantOps):
     def fc(self, features, head):
         w = quantise(self.params[f"{head.fc}.weight"], axis=0)
         return linear(quantise(features), w, self.params[f"{head.fc}.bias"])  # N, classes
+
+    def se_fc(self, x, fc):
+        w = quantise(self.params[f"{fc.name}.weight"], axis=0)
+        return se_fc(quantise(x), w, self.params[f"{fc.name}.bias"])          # N, out
 
 
 OPS = {"float32": ArrayOps, "float16": Float16Ops, "bfloat16": Bfloat16Ops, "int8": Int8Ops}

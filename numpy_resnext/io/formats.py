@@ -19,8 +19,10 @@ from :mod:`.schemes`:
                                 ``torch.load(weights_only=True)``; metadata as JSON in the
                                 zip archive comment (a state dict key would break
                                 ``load_state_dict(strict=True)``)
-``.pdparams``                   a paddle.save-style pickle {key: ndarray}, head [in, out];
-                                no metadata (an extra key would reach ``set_state_dict``)
+``.pdparams``                   a paddle.save-style pickle {key: ndarray}, head and SE layers
+                                [in, out], with paddle.save's StructuredToParameterName@@
+                                table of PaddleClas's ParamAttr names (``paddle.load`` drops
+                                it); no metadata (an extra key would reach ``set_state_dict``)
 ==============================  ===============================================================
 
 Every file is written atomically (temporary file + rename).
@@ -38,7 +40,7 @@ from ..bounded import one_load
 from ..errors import WeightsError
 from ..plan import as_plan
 from . import hub, npz, paddle, safetensors, torch
-from .schemes import TABLE, WRITE_SCHEMES, default_scheme, file_state
+from .schemes import TABLE, WRITE_SCHEMES, default_scheme, file_state, param_table
 from .weightfile import WeightFile
 
 __all__ = ["read_weights", "write_weights", "format_of", "READERS", "WRITERS", "FORMATS"]
@@ -48,7 +50,7 @@ WRITERS = {".npz": npz, ".safetensors": safetensors, ".pth": torch, ".pt": torch
            ".bin": torch, ".pdparams": paddle}
 FORMATS = tuple(WRITERS)
 # what the names in each written format are, for the error when --names disagrees
-_CARRY = {npz: ".npz files carry canonical names; --names does not apply",
+_CARRY = {npz: ".npz files carry canonical names (legacy SENet models: senet): --names {names}, not {scheme}",
           safetensors: "{ext} files carry torch names: --names {names}, not {scheme}",
           torch: "{ext} files carry torch names: --names {names}, not {scheme}",
           paddle: ".pdparams carries Paddle names: --names {names}, not {scheme}"}
@@ -75,9 +77,11 @@ def read_weights(source, ema=None) -> WeightFile:
     return format_of(path).read(path, ema=ema)
 
 
-def write_weights(path, params, arch, scheme=None, metadata=None):
+def write_weights(path, params, arch, scheme=None, metadata=None, buffers=None):
     """Write canonical ``params`` of ``arch`` (a Plan; a config is accepted too) to ``path``
-    (format from the extension).
+    (format from the extension); ``buffers`` (canonical name -> array, e.g. a torch file's
+    ``num_batches_tracked`` as :class:`~.load.LoadedWeights` keeps them) go into the torch
+    formats as read.
 
     Returns (scheme used, why that scheme, what the metadata went into).
     """
@@ -95,8 +99,10 @@ def write_weights(path, params, arch, scheme=None, metadata=None):
     if scheme not in fits:
         names = ", ".join(fits[:-1]) + " or " + fits[-1] if len(fits) > 1 else fits[0]
         raise WeightsError(_CARRY[fmt].format(ext=ext, scheme=scheme, names=names))
-    state = file_state(params, plan, scheme)
+    state = file_state(params, plan, scheme, buffers)
     meta = dict(metadata or {}, architecture=config.name, names=scheme)
     if fmt is safetensors:
         meta["format"] = "pt"               # what the torch world's loaders look for
+    if fmt is paddle:
+        return scheme, why, fmt.write(path, state, meta, table=param_table(plan, scheme))
     return scheme, why, fmt.write(path, state, meta)

@@ -5,7 +5,7 @@
 ``model.safetensors.index.json``,               sharded: ``weight_map`` {name: shard file};
 ``pytorch_model.bin.index.json``                every shard in the same directory
 a directory with ``model.safetensors``,         Hugging Face / timm hub layout; ``config.json``
-``pytorch_model.bin`` or an index               beside the weights is reported, not needed
+``pytorch_model.bin`` or an index               beside the weights is checked (.declared)
 ==============================================  ===========================================
 
 A shard or the directory's weights file is read as what its first bytes say it is,
@@ -27,7 +27,7 @@ from ..errors import FormatError
 from . import safetensors, torch
 from .weightfile import WeightFile, reading, strip_prefixes
 
-__all__ = ["detect", "read", "HUB_FILES"]
+__all__ = ["detect", "read", "read_config", "HUB_FILES"]
 
 # what a Hugging Face-style directory may hold, in the order they are preferred
 HUB_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -95,6 +95,13 @@ def _read_index(path, ema):
     return WeightFile(tensors, "index", str(path), notes + stripped, {})
 
 
+def read_config(directory):
+    """The parsed ``config.json`` of a Hugging Face-style directory, or None without one
+    (what it declares is checked by :mod:`.declared`)."""
+    config = Path(directory) / "config.json"
+    return _read_json(config, "config.json") if config.is_file() else None
+
+
 def _read_shard(spath, names, ema, notes):
     """{name: array} of ``names`` from one shard file (read once, whatever its names)."""
     if safetensors.looks_like(spath):
@@ -117,21 +124,20 @@ def _read_shard(spath, names, ema, notes):
 
 def _read_hub_dir(path, ema):
     notes = []
-    config = path / "config.json"
-    if config.is_file():
-        cfg = _read_json(config, "config.json")
-        if isinstance(cfg, dict):
-            arch = cfg.get("architecture") or cfg.get("architectures")
-            shown = {k: short_repr(cfg[k], 20) for k in ("num_classes", "num_labels") if k in cfg}
-            notes.append(f"config.json: architecture {short_repr(arch)}"
-                         + (f", {shown}" if shown else "")
-                         + " (the architecture is inferred from the tensors)")
+    cfg = read_config(path)
+    if isinstance(cfg, dict):
+        arch = cfg.get("architecture") or cfg.get("architectures")
+        shown = {k: short_repr(cfg[k], 20) for k in ("num_classes", "num_labels") if k in cfg}
+        notes.append(f"config.json: architecture {short_repr(arch)}"
+                     + (f", {shown}" if shown else "")
+                     + " (checked against the tensors)")
     chosen = next(f for f in HUB_FILES if (path / f).is_file())
     others = [f for f in HUB_FILES if (path / f).is_file() and f != chosen]
     notes.append(f"weights from {chosen}" + (f" ({', '.join(others)} also present, not read)"
                                              if others else ""))
     got = _read_file(path / chosen, ema)
-    return WeightFile(got.tensors, "hub-dir", str(path), notes + list(got.notes), {})
+    return WeightFile(got.tensors, "hub-dir", str(path), notes + list(got.notes),
+                      {"config.json": cfg} if cfg is not None else {})
 
 
 def _read_file(path, ema):

@@ -20,15 +20,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..archs import ArchConfig, get_arch
-from ..bounded import check_memory, human
-from ..errors import WeightsError
+from ..archs import ArchConfig, get_arch, registered
+from ..bounded import check_memory, human, one_load
+from ..errors import WeightsError, printable
 from ..params import LoadReport, param_shapes, validate
 from ..plan import Plan, layer_plan
 from . import paddle
+from .declared import evidence, refusal, se_unused
 from .formats import read_weights
 from .infer import config_differences, infer_config
-from .schemes import detect_scheme, get_scheme, is_ignored, name_map
+from .recognise import detect_scheme
+from .schemes import get_scheme, in_out_names, is_ignored, name_map
+from .weightfile import WeightFile
 
 __all__ = ["LoadedWeights", "load_weights", "SEED_ALLOWANCE"]
 
@@ -45,6 +48,9 @@ class LoadedWeights(NamedTuple):
     file_names: canonical name -> the file's name for it
     report:     :class:`~numpy_resnext.params.LoadReport`
     source:     where the tensors came from
+    buffers:    tensors that carry no model state, as read (shape, dtype and value), under
+                canonical names: torch's ``<bn>.num_batches_tracked``; a conversion writes
+                them back
     """
 
     params: "OrderedDict"
@@ -54,8 +60,10 @@ class LoadedWeights(NamedTuple):
     file_names: "OrderedDict[str, str]"
     report: LoadReport
     source: str = "<dict>"
+    buffers: "OrderedDict | None" = None
 
 
+@one_load
 def load_weights(source, arch=None, strict=True, ema=None, *, dtype=None,
                  finite=False) -> LoadedWeights:
     """Weights from ``source`` under canonical names; see the module docstring.
@@ -69,10 +77,14 @@ def load_weights(source, arch=None, strict=True, ema=None, *, dtype=None,
     dtype:  cast every array to it (default: as stored).
     finite: also refuse NaN and infinite values (``build`` does; ``convert`` copies values
             as they are).
+
+    One load with one reading budget: the weights and what is read beside them (the
+    ``config.json`` next to a ``model.safetensors``, :mod:`.declared`).
     """
     read = read_weights(source, ema)
+    path = None if hasattr(source, "items") or isinstance(source, WeightFile) else source
     try:
-        return _load(read, arch, strict, dtype, finite)
+        return _load(read, arch, strict, dtype, finite, path)
     except WeightsError as exc:
         message = str(exc)
         if read.source == "<dict>" or read.source in message:
@@ -80,13 +92,33 @@ def load_weights(source, arch=None, strict=True, ema=None, *, dtype=None,
         raise WeightsError(f"{read.source}: {message}") from None    # every message names the file
 
 
-def _load(read, arch, strict, dtype, finite):
+def _load(read, arch, strict, dtype, finite, path):
     label, table = read.source, dict(read.structured_to_param or {})
     report = LoadReport(notes=list(read.notes))
     report.ignored = [n for n in read.tensors if is_ignored(n)]
     tensors = OrderedDict((k, v) for k, v in read.tensors.items() if not is_ignored(k))
-    scheme, tensors = _choose_scheme(tensors, read.kind in paddle.KINDS, table)
-    config = _resolve_config(tensors, scheme, arch, strict, report)
+    declared, findings = evidence(read, path)
+    # what the file says besides its tensors settles what they cannot tell (SENet154_vd or
+    # SE_ResNeXt152_64x4d, seresnext101d or its anti-aliased twin): paddle.save's table,
+    # the architecture a config.json or the file's own metadata names
+    said = dict(table=table, architecture=declared[0] if declared else _metadata_arch(read))
+    try:
+        scheme, tensors = _choose_scheme(tensors, read.kind in paddle.KINDS, table)
+        config = _resolve_config(tensors, scheme, arch, strict, report, said)
+    except WeightsError as exc:
+        if findings and arch is None:
+            raise WeightsError(refusal(findings)) from None
+        raise
+    if findings:
+        if arch is None:
+            raise WeightsError(refusal(findings, config.name))
+        report.assumed += [f"{f.sentence()}; loaded as {config.name} because it was named, so "
+                           f"the results are {config.name}'s, not the file's network's"
+                           for f in findings]
+    if arch is not None and not config.se_reduction:
+        report.assumed += se_unused(tensors, config.name)
+    config = _check_declared(declared, config, arch, report)
+    config = _source_eps(config, get_scheme(scheme), report)
     plan = layer_plan(config)
     fmap = name_map(plan, scheme)
     if not strict:
@@ -104,14 +136,64 @@ def _load(read, arch, strict, dtype, finite):
                          if getattr(v, "dtype", None) != np.dtype(dtype)),
                      f"weights {label} cast to {np.dtype(dtype)}")
     known = set(fmap.values())
-    head = f"{plan.head.fc}.weight"
-    params, report = validate(
-        plan, renamed, dtype=dtype, strict=strict, finite=finite,
-        what=f"weights {label} (naming scheme {scheme})",
-        file_names={c: named(f) for c, f in fmap.items()},
-        in_out=(head,) if get_scheme(scheme).fc_layout == "in_out" else (),
-        unexpected=[named(n) for n in tensors if n not in known], report=report)
-    return LoadedWeights(params, config, plan, scheme, fmap, report, label)
+    try:
+        params, report = validate(
+            plan, renamed, dtype=dtype, strict=strict, finite=finite,
+            what=f"weights {label} (naming scheme {scheme})",
+            file_names={c: named(f) for c, f in fmap.items()},
+            in_out=in_out_names(plan, scheme),
+            unexpected=[named(n) for n in tensors if n not in known], report=report)
+    except WeightsError as exc:
+        if not report.assumed:
+            raise
+        raise WeightsError(f"{exc}\n  " + "\n  ".join(f"assumed: {a}" for a in report.assumed)) from None
+    buffers = _buffers(read.tensors, report.ignored, fmap, get_scheme(scheme))
+    return LoadedWeights(params, config, plan, scheme, fmap, report, label, buffers)
+
+
+def _buffers(tensors, ignored, fmap, scheme):
+    """The file's step counters under canonical names (``<bn>.num_batches_tracked``), as read."""
+    mean = scheme.bn_fields[2]
+    prefixes = {}
+    for canonical, fname in fmap.items():
+        if canonical.endswith(".running_mean") and fname.endswith(mean):
+            prefixes[fname[:-len(mean)]] = canonical[:-len("running_mean")]
+    out = OrderedDict()
+    for name in ignored:
+        stem, _, suffix = name.rpartition(".")
+        if f"{stem}." in prefixes:
+            out[f"{prefixes[stem + '.']}{suffix}"] = tensors[name]
+    return out
+
+
+def _check_declared(declared, config, arch, report):
+    """The config.json's architecture against the tensors: the same network, or an error
+    (a named architecture decides, and the report says so)."""
+    if declared is None:
+        return config
+    name, expected = declared
+    diffs = config_differences(expected, config, skip=("num_classes", "avg_down"))
+    if diffs and arch is None:
+        raise WeightsError(f"config.json declares the architecture {name!r} "
+                           f"({expected.name}), but the tensors hold {config.name}: "
+                           + "; ".join(diffs) + "; name an architecture to load them anyway")
+    if diffs:
+        report.assumed.append(f"config.json declares {name!r} ({expected.name}), which "
+                              f"disagrees with the tensors; loaded as {config.name}, as named")
+        return config
+    report.notes.append(f"config.json declares {name!r}, which the tensors match")
+    if registered(config, head=False) is None and arch is None:
+        name = printable(str(name), 100)          # the model's name from now on: printed
+        return config.replace(name=name if config.num_classes == expected.num_classes
+                              else f"{name}_{config.num_classes}classes")
+    return config
+
+
+def _metadata_arch(read):
+    """The architecture a file's own metadata names (numpy-resnext writes it into
+    safetensors metadata), or None."""
+    name = dict(read.extras).get("architecture") if hasattr(read.extras, "keys") else None
+    return name if isinstance(name, str) else None
 
 
 def _choose_scheme(tensors, paddle_file, table):
@@ -129,13 +211,22 @@ def _choose_scheme(tensors, paddle_file, table):
     return detect(renamed), renamed
 
 
-def _resolve_config(tensors, scheme, arch, strict, report) -> ArchConfig:
+def _source_eps(config, scheme, report) -> ArchConfig:
+    """``config`` with the BatchNorm epsilon of the framework whose naming the file uses."""
+    if config.bn_eps == scheme.bn_eps:
+        return config
+    report.notes.append(f"BatchNorm epsilon {scheme.bn_eps!r}: the weights are in a Paddle naming "
+                        f"({scheme.name}), and Paddle adds float32(1e-5), not 1e-5 (--bn-eps sets another)")
+    return config.replace(bn_eps=scheme.bn_eps)
+
+
+def _resolve_config(tensors, scheme, arch, strict, report, said=None) -> ArchConfig:
     """The architecture to load into: the file's, or the one named when they agree."""
     wanted = None if arch is None else get_arch(arch)
     # a bare backbone: the named head, or (non-strict) ImageNet's 1000 classes
     default_classes = wanted.num_classes if wanted is not None else (None if strict else 1000)
     try:
-        found, notes = infer_config(tensors, scheme, default_classes)
+        found, notes = infer_config(tensors, scheme, default_classes, said, wanted)
     except WeightsError as exc:
         if wanted is None:
             raise

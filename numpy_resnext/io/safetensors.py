@@ -170,7 +170,7 @@ def encode_header(arrays, metadata=None):
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, value in arrays.items():
-        a = np.ascontiguousarray(value)
+        a = np.asarray(value, order="C")            # C-contiguous; a 0-d array stays 0-d
         code = BY_NAME[a.dtype.name].safetensors if a.dtype.name in BY_NAME else None
         if code is None:
             raise FormatError(f"tensor {name!r}: dtype {a.dtype} has no safetensors code")

@@ -12,16 +12,19 @@ golden dump.
 
 The nodes, per plan layer (opset :data:`~numpy_resnext.onnx_export.OPSET`)::
 
-    ConvBN     Conv (group = C for conv2) -> BatchNormalization (epsilon 1e-5) [-> Relu]
+    ConvBN     Conv (group = C for conv2) -> BatchNormalization (epsilon: the layer's) [-> Relu]
                with fold_bn: one Conv with a bias, its output named after the BN
     Pool       MaxPool / AveragePool (ceil_mode, count_include_pad = 0 for the vd shortcut)
+    SE         GlobalAveragePool ("se.pool", N x C x 1 x 1) -> Conv 1x1 with bias ("se.fc1")
+               -> Relu ("se.act") -> Conv 1x1 with bias ("se.fc2") -> Sigmoid ("se.gate")
+               -> Mul (the branch times the gate, broadcast over H and W: "se")
     Block      the convs above, Add (residual + shortcut), Relu (named after the block)
     Head       GlobalAveragePool ("avgpool", N x C x 1 x 1), Flatten ("avgpool.flatten",
                N x C), Gemm (transB = 1: fc.weight is stored [classes, features]) -> "fc"
 
 The one value without a golden counterpart is ``avgpool.flatten``; the golden's ``avgpool``
-is (N, C), which :func:`numpy_resnext.golden.compare` matches with the runtime's
-(N, C, 1, 1) by dropping the size-1 axes. With fold_bn the conv outputs before BatchNorm
+and SE vectors are (N, C), which :func:`numpy_resnext.golden.compare` matches with the
+runtime's (N, C, 1, 1) by dropping the size-1 axes. With fold_bn the conv outputs before BatchNorm
 do not exist in the graph (the folded Conv computes the BN output directly).
 
 ONNX stores BatchNormalization's epsilon as a float32 attribute, so 1e-5 arrives as
@@ -29,7 +32,8 @@ ONNX stores BatchNormalization's epsilon as a float32 attribute, so 1e-5 arrives
 float64 graph it would shift each BN's output by about 3e-13 relative (measured with
 onnx.reference), 300 times the float64 agreement of the rest of the graph. A float64 export
 therefore stores each ``running_var`` plus the difference (2.5e-13), so that
-``running_var + epsilon`` is the golden's ``running_var + 1e-5`` to the last bit or so.
+``running_var + epsilon`` is the golden's ``running_var + 1e-5`` to the last bit or so. A
+model with Paddle's epsilon, float32(1e-5) itself, needs no such difference.
 """
 
 from __future__ import annotations
@@ -40,10 +44,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .._select import Selection
-from ..ops.batchnorm import EPS, fold_bn
+from ..ops.batchnorm import fold_bn
 from ..errors import InputError
 from ..golden import INPUT_NAME, LOGITS_NAME
-from ..plan import BN_FIELDS, Block, ConvBN, Head, Pool
+from ..plan import BN_FIELDS, SE, Block, ConvBN, Head, Pool, SEFc
 from ..shapes import check_input_size
 from ..walk import walk
 from .._optional import require
@@ -51,7 +55,12 @@ from .._optional import require
 OPSET = 17                      # the ONNX operator set every exported graph declares
 
 BATCH = "N"                                 # the dynamic batch axis' symbolic name
-EPS_FLOAT32_GAP = EPS - float(np.float32(EPS))  # 2.5e-13: what a float32 epsilon attribute loses
+HEIGHT, WIDTH = "H", "W"                    # the spatial axes' names with size=None (dynamic)
+
+
+def eps_float32_gap(eps: float) -> float:
+    """What a float32 epsilon attribute loses of ``eps``: 2.5e-13 for 1e-5, 0 for Paddle's."""
+    return eps - float(np.float32(eps))
 
 
 class OnnxOps:
@@ -80,7 +89,7 @@ class OnnxOps:
         if not self.fold:
             return self._node("Conv", [x, self._weight(w)], layer.name, **attrs)
         bn = [self.params[f"{layer.bn}.{f}"] for f in BN_FIELDS]
-        folded, shift = fold_bn(self.params[w], *bn, eps=EPS)        # (K, C/G, R, S), (K,)
+        folded, shift = fold_bn(self.params[w], *bn, eps=layer.eps)  # (K, C/G, R, S), (K,)
         inputs = [x, self._weight(w, folded), self._weight(f"{layer.name}.bias", shift)]
         return self._node("Conv", inputs, layer.bn, **attrs)        # computes the BN's output
 
@@ -90,13 +99,14 @@ class OnnxOps:
         # ONNX's inputs X, scale, B, input_mean, input_var are BN_FIELDS in this order
         inputs = [x] + [self._weight(f"{layer.bn}.{f}") for f in BN_FIELDS[:3]]
         var = f"{layer.bn}.running_var"
-        if self.dtype == np.float64:
+        gap = eps_float32_gap(layer.eps)
+        if self.dtype == np.float64 and gap:
             # ONNX holds epsilon as a float32 attribute (1e-5 -> 9.999999747378752e-06); the
             # variance carries the difference so that var + epsilon is var + 1e-5 in float64
-            inputs.append(self._weight(var, self.params[var] + EPS_FLOAT32_GAP))
+            inputs.append(self._weight(var, self.params[var] + gap))
         else:
             inputs.append(self._weight(var))
-        return self._node("BatchNormalization", inputs, layer.bn, epsilon=EPS)
+        return self._node("BatchNormalization", inputs, layer.bn, epsilon=layer.eps)
 
     def relu(self, x, layer):
         return self._node("Relu", [x], layer.relu)
@@ -119,6 +129,19 @@ class OnnxOps:
     def fc(self, features, head: Head):
         inputs = [features, self._weight(f"{head.fc}.weight"), self._weight(f"{head.fc}.bias")]
         return self._node("Gemm", inputs, head.fc, transB=1)         # (N, F) @ (classes, F)^T + b
+
+    def squeeze(self, x, se: SE):
+        return self._node("GlobalAveragePool", [x], se.pool)          # N, C, 1, 1
+
+    def se_fc(self, x, fc: SEFc):
+        inputs = [x, self._weight(f"{fc.name}.weight"), self._weight(f"{fc.name}.bias")]
+        return self._node("Conv", inputs, fc.name, kernel_shape=[1, 1])   # N, out, 1, 1
+
+    def gate(self, x, se: SE):
+        return self._node("Sigmoid", [x], se.gate)
+
+    def scale(self, y, gate, se: SE):
+        return self._node("Mul", [y, gate], se.name)                 # N, C, H, W times N, C, 1, 1
 
 
 class Graph(NamedTuple):
@@ -159,7 +182,9 @@ def build_graph(model, *, dtype="float32", size=(224, 224), intermediates=None, 
     """The ONNX graph of ``model`` (a :class:`~numpy_resnext.model.ResNeXt`).
 
     dtype:         float32 or float64: the weights are cast to it, input and outputs have it.
-    size:          (H, W) of the input; the batch axis is dynamic ("N").
+    size:          (H, W) of the input, or None for symbolic "H" and "W" (every op of the
+                   graph runs at any size; a runtime refuses an input smaller than the
+                   smallest size the network takes); the batch axis is dynamic ("N").
     intermediates: None, or names / glob patterns (:mod:`numpy_resnext._select`) of
                    intermediates to add as graph outputs, after the logits.
     fold:          fold each BatchNorm into the conv before it (one Conv with a bias).
@@ -169,9 +194,12 @@ def build_graph(model, *, dtype="float32", size=(224, 224), intermediates=None, 
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise InputError(f"ONNX export: dtype must be float32 or float64, found {dtype}")
-    H, W = (int(v) for v in size)
     plan = model.plan
-    check_input_size(plan, H, W, "ONNX export: input")
+    if size is None:
+        H, W = HEIGHT, WIDTH
+    else:
+        H, W = (int(v) for v in size)
+        check_input_size(plan, H, W, "ONNX export: input")
     ops = OnnxOps(helper, model.params, dtype, fold)
     order = []
     logits = walk(plan, INPUT_NAME, ops, emit=lambda name, value: order.append(name))

@@ -130,7 +130,8 @@ def export(model, path, *, dtype="float32", size=(224, 224), intermediates=None,
     onnx = require("onnx", "ONNX export")
     meta = {"arch": model.config.name, "dtype": str(np.dtype(dtype)), "fold_bn": str(bool(fold)),
             "weights": weights_source or "seeded", "params_sha256": params_sha256(model.params),
-            "input_size": f"{size[0]}x{size[1]}", "intermediates": ",".join(graph.exposed)}
+            "input_size": "dynamic" if size is None else f"{size[0]}x{size[1]}",
+            "intermediates": ",".join(graph.exposed)}
     onnx.helper.set_model_props(graph.model, meta)
     if progress:
         print(f"export {model.config.name}: graph of {len(graph.model.graph.node)} nodes built, "
@@ -141,5 +142,6 @@ def export(model, path, *, dtype="float32", size=(224, 224), intermediates=None,
             "dtype": str(np.dtype(dtype)), "opset": OPSET, "ir_version": graph.model.ir_version,
             "nodes": len(graph.model.graph.node), "outputs": list(graph.outputs),
             "exposed": list(graph.exposed), "weights_bytes": graph.nbytes, "file_bytes": size_bytes,
-            "input_shape": ["N", 3, int(size[0]), int(size[1])], "fold_bn": bool(fold),
+            "input_shape": ["N", 3] + (["H", "W"] if size is None else [int(size[0]), int(size[1])]),
+            "fold_bn": bool(fold),
             "seconds": time.perf_counter() - t0}

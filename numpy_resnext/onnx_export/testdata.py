@@ -22,6 +22,7 @@ from .._files import atomic_write
 from ..shapes import check_compute
 from ..golden import INPUT_NAME, LOGITS_NAME
 from ..model import ResNeXt
+from ..shapes import check_input_size
 from .._optional import require
 
 
@@ -56,18 +57,25 @@ def _write_proto(path, tensor):
     atomic_write(path, write)
 
 
-def write_test_data(onnx_path, model, count, *, batch=1, seed=0, progress=None):
+def write_test_data(onnx_path, model, count, *, batch=1, seed=0, progress=None, size=None):
     """Write ``count`` test sets beside the exported ``onnx_path`` for ``model`` (the model
     that was exported, any dtype); returns the list of directories written.
 
-    The input size, dtype and outputs are read from the ONNX file, so the sets match it.
+    The input size, dtype and outputs are read from the ONNX file, so the sets match it; a
+    graph with symbolic H and W (``--size dynamic``) gets test data at ``size`` (H, W),
+    default 224 x 224: test data is always at a concrete size.
     """
     onnx = require("onnx", "ONNX export")
     numpy_helper = onnx.numpy_helper
     proto = onnx.load(os.fspath(onnx_path), load_external_data=False)
     inp = proto.graph.input[0]
     dtype = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-    size = tuple(d.dim_value for d in inp.type.tensor_type.shape.dim[2:])
+    dims = inp.type.tensor_type.shape.dim[2:]
+    if all(d.dim_value > 0 for d in dims):
+        size = tuple(d.dim_value for d in dims)
+    else:
+        size = tuple(int(v) for v in (size or (224, 224)))
+        check_input_size(model.plan, size[0], size[1], "test data")
     outputs = graph_outputs(onnx, proto)
     golden_model = float64_twin(model)
     keep = [name for name, _ in outputs if name != LOGITS_NAME]
@@ -85,7 +93,9 @@ def write_test_data(onnx_path, model, count, *, batch=1, seed=0, progress=None):
         os.makedirs(folder, exist_ok=True)
         _write_proto(os.path.join(folder, "input_0.pb"), numpy_helper.from_array(x, INPUT_NAME))
         for k, (name, shape) in enumerate(outputs):
-            value = acts[name].reshape((batch,) + shape).astype(dtype)   # avgpool: (N, C) -> (N, C, 1, 1)
+            # avgpool: (N, C) -> (N, C, 1, 1); a symbolic axis (0 here) takes the value's own size
+            shape = tuple(d or acts[name].shape[i + 1] for i, d in enumerate(shape))
+            value = acts[name].reshape((batch,) + shape).astype(dtype)
             _write_proto(os.path.join(folder, f"output_{k}.pb"), numpy_helper.from_array(value, name))
         written.append(folder)
         if progress:

@@ -49,3 +49,22 @@ def relu_backward(dout, y):
     out = np.empty_like(dout)
     np.bitwise_and(dout.view(bits), keep, out=out.view(bits))
     return out
+
+
+def sigmoid(x, out=None):
+    """The logistic function 1 / (1 + exp(-x)), elementwise (the squeeze-and-excitation
+    gate), computed as Paddle's and torch's CPU kernels write it. For x below about -709
+    exp(-x) overflows to inf and the result is 0, which is the right value.
+
+    ``out`` may be ``x`` itself for an in-place update of an array the caller owns.
+    """
+    y = np.negative(x, out=out)
+    with np.errstate(over="ignore"):
+        np.exp(y, out=y)                                                 # exp(-x)
+    y += 1
+    return np.reciprocal(y, out=y)
+
+
+def sigmoid_backward(dout, y):
+    """Gradient of :func:`sigmoid` given its output ``y``: dout * y * (1 - y)."""
+    return dout * y * (1 - y)

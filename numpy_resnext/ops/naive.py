@@ -3,7 +3,7 @@ written as plain loops straight from its definition.
 
 Read these first. Each function spells out one formula with explicit indices, in the
 order a textbook derivation would (docs/backward.md walks through them op by op); the
-fast ops in conv.py, batchnorm.py, pooling.py, activations.py, linear.py and loss.py
+fast ops in conv.py, batchnorm.py, pooling.py, activations.py, linear.py, loss.py and se.py
 compute the same numbers with whole-array NumPy, and the tests compare every fast op,
 forward and backward, with its twin here (float64, 1e-12 relative). Nothing else in the
 package calls this module.
@@ -82,10 +82,11 @@ def _window(i, j, kernel, stride, padding, H, W):
     return hs, ws, padded
 
 
-def maxpool2d(x, kernel=3, stride=2, padding=1):
+def maxpool2d(x, kernel=3, stride=2, padding=1, ceil_mode=False):
     """Max over the in-bounds pixels of each window (padding never takes part)."""
     N, C, H, W = x.shape
-    OH, OW = pool_output_size(H, kernel, stride, padding), pool_output_size(W, kernel, stride, padding)
+    OH = pool_output_size(H, kernel, stride, padding, ceil_mode)
+    OW = pool_output_size(W, kernel, stride, padding, ceil_mode)
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
     for i in range(OH):
         for j in range(OW):
@@ -128,6 +129,33 @@ def linear(x, weight, bias=None):
             out[n, o] = sum(x[n, i] * weight[o, i] for i in range(I))
     if bias is not None:
         out += bias
+    return out
+
+
+def _se_gate(x, w1, b1, w2, b2):
+    """Squeeze-and-excitation's squeeze z (N, C), reduce-and-ReLU a (N, r) and gate g (N, C)."""
+    N, C, H, W = x.shape
+    R = w1.shape[0]
+    z, a, g = np.zeros((N, C)), np.zeros((N, R)), np.zeros((N, C))
+    for n in range(N):
+        for c in range(C):
+            z[n, c] = sum(x[n, c, h, w] for h in range(H) for w in range(W)) / (H * W)
+        for j in range(R):
+            a[n, j] = max(0.0, b1[j] + sum(w1[j, c, 0, 0] * z[n, c] for c in range(C)))
+        for c in range(C):
+            e = b2[c] + sum(w2[c, j, 0, 0] * a[n, j] for j in range(R))
+            g[n, c] = 1.0 / (1.0 + math.exp(min(-e, 700.0)))      # exp(700): as good as inf here
+    return z.astype(x.dtype), a.astype(x.dtype), g.astype(x.dtype)
+
+
+def squeeze_excite(x, fc1_weight, fc1_bias, fc2_weight, fc2_bias):
+    """y[n, c, h, w] = x[n, c, h, w] * g[n, c], with z[n, c] the mean of x[n, c] over H, W,
+    a[n, j] = max(0, b1[j] + sum_c w1[j, c] z[n, c]) and g[n, c] = sigmoid(b2[c] + sum_j
+    w2[c, j] a[n, j]); the weights are [out, in, 1, 1] 1x1 convolutions."""
+    _, _, g = _se_gate(x, fc1_weight, fc1_bias, fc2_weight, fc2_bias)
+    out = np.empty_like(x)
+    for n, c in np.ndindex(g.shape):
+        out[n, c] = x[n, c] * g[n, c]
     return out
 
 
@@ -269,7 +297,7 @@ def relu_backward(dout, y):
     return dx
 
 
-def maxpool2d_backward(dout, x, kernel=3, stride=2, padding=1):
+def maxpool2d_backward(dout, x, kernel=3, stride=2, padding=1, ceil_mode=False):
     """dx of :func:`maxpool2d`: each window's dout goes to the pixel that won its maximum,
     scanning row by row, left to right; on a tie the first maximum keeps it (a later equal
     value does not replace it), as Paddle's and torch's CPU kernels route it."""
@@ -340,3 +368,31 @@ def softmax_cross_entropy_backward(probs, labels):
         for j in range(K):
             d[n, j] = (probs[n, j] - (1.0 if j == labels[n] else 0.0)) / N
     return d
+
+
+def squeeze_excite_backward(dout, x, fc1_weight, fc1_bias, fc2_weight, fc2_bias):
+    """The gradients (dx, dfc1_weight, dfc1_bias, dfc2_weight, dfc2_bias) of :func:`squeeze_excite`:
+    y = x * g sends dout * g to x and sum_hw dout * x to g; de = dg * g * (1 - g) (sigmoid);
+    e = b2 + W2 a and the ReLU and W1, b1 as in linear_backward; every pixel gets dz / (H*W)."""
+    N, C, H, W = x.shape
+    R = fc1_weight.shape[0]
+    z, a, g = _se_gate(x, fc1_weight, fc1_bias, fc2_weight, fc2_bias)
+    dx, dw1, db1, dw2, db2 = (np.zeros_like(v) for v in (x, fc1_weight, fc1_bias, fc2_weight, fc2_bias))
+    for n in range(N):
+        da, dz = np.zeros(R), np.zeros(C)
+        for c in range(C):
+            dg = sum(dout[n, c, h, w] * x[n, c, h, w] for h in range(H) for w in range(W))
+            de = dg * g[n, c] * (1.0 - g[n, c])
+            db2[c] += de
+            for j in range(R):
+                dw2[c, j, 0, 0] += de * a[n, j]
+                da[j] += fc2_weight[c, j, 0, 0] * de
+        for j in range(R):
+            d = da[j] if a[n, j] > 0 else 0.0
+            db1[j] += d
+            for c in range(C):
+                dw1[j, c, 0, 0] += d * z[n, c]
+                dz[c] += fc1_weight[j, c, 0, 0] * d
+        for c, h, w in np.ndindex(C, H, W):
+            dx[n, c, h, w] = dout[n, c, h, w] * g[n, c] + dz[c] / (H * W)
+    return dx, dw1, db1, dw2, db2

@@ -4,7 +4,8 @@ shortcut), and global average pool (the head).
 Output-size law, floor mode:   OH = floor((H + 2p - k) / s) + 1
 ceil mode:                     OH = ceil((H + 2p - k) / s) + 1, minus one if the last window
                                would start in the right padding ((OH - 1) * s >= H + p),
-the rule Paddle and torch share. Max-pool pads with -inf so padding never wins the max;
+the rule Paddle and torch share (max-pool in ceil mode: the legacy SENet stem, 3x3/2 with
+no padding). Max-pool pads with -inf so padding never wins the max;
 the exclusive average divides each window's sum by the number of real pixels in it.
 Inputs are (N, C, H, W); outputs keep the input's memory order (channels-last stays so).
 """
@@ -77,11 +78,14 @@ def _inside(tap, pad, stride, size, out_size):
     return max(0, -((tap - pad) // stride)), min(out_size, (size - 1 + pad - tap) // stride + 1)
 
 
-def maxpool2d(x, kernel=3, stride=2, padding=1):
-    """Max over each window; padding is -inf and never wins. (N,C,H,W) -> (N,C,OH,OW)."""
+def maxpool2d(x, kernel=3, stride=2, padding=1, ceil_mode=False):
+    """Max over each window; padding is -inf and never wins. (N,C,H,W) -> (N,C,OH,OW).
+    ``ceil_mode``: the last window may hang over the edge (the legacy SENet stem's pool);
+    only its real pixels take part."""
     x, k, s, p = _check_pool(x, kernel, stride, padding, "maxpool2d")
     N, C, H, W = x.shape
-    OH, OW = pool_output_size(H, k[0], s[0], p[0]), pool_output_size(W, k[1], s[1], p[1])
+    OH = pool_output_size(H, k[0], s[0], p[0], ceil_mode)
+    OW = pool_output_size(W, k[1], s[1], p[1], ceil_mode)
     if OH < 1 or OW < 1:
         raise InputError(f"maxpool2d: input {H}x{W} is smaller than the {k[0]}x{k[1]} window")
     # separable: a window's max is the max over its columns of each column's max. Down the
@@ -139,7 +143,7 @@ def global_avgpool(x):
 
 # --- backward ---------------------------------------------------------------------------
 
-def maxpool2d_backward(dout, x, kernel=3, stride=2, padding=1):
+def maxpool2d_backward(dout, x, kernel=3, stride=2, padding=1, ceil_mode=False):
     """Gradient of :func:`maxpool2d` for its input: (N, C, OH, OW) -> (N, C, H, W).
 
     Each window's gradient goes to one pixel, its maximum. Tie rule: when several pixels
@@ -148,11 +152,18 @@ def maxpool2d_backward(dout, x, kernel=3, stride=2, padding=1):
     """
     x, k, s, p = _check_pool(x, kernel, stride, padding, "maxpool2d_backward")
     N, C, H, W = x.shape
-    OH, OW = pool_output_size(H, k[0], s[0], p[0]), pool_output_size(W, k[1], s[1], p[1])
+    OH = pool_output_size(H, k[0], s[0], p[0], ceil_mode)
+    OW = pool_output_size(W, k[1], s[1], p[1], ceil_mode)
     if dout.shape != (N, C, OH, OW):
         raise InputError(f"maxpool2d_backward: dout should have shape {(N, C, OH, OW)}, found {dout.shape}")
     xp = pad_channels_last(channels_last(x), p[0], p[1], value=-np.inf)  # N, H+2p, W+2p, C
-    out = channels_last(maxpool2d(x, k, s, p))                           # N, OH, OW, C
+    # a ceil-mode window hanging past the padding reads -inf there too
+    Hn, Wn = (OH - 1) * s[0] + k[0], (OW - 1) * s[1] + k[1]
+    if Hn > xp.shape[1] or Wn > xp.shape[2]:
+        grown = np.full((N, max(Hn, xp.shape[1]), max(Wn, xp.shape[2]), C), -np.inf, dtype=xp.dtype)
+        grown[:, :xp.shape[1], :xp.shape[2]] = xp
+        xp = grown                                                       # N, H', W', C
+    out = channels_last(maxpool2d(x, k, s, p, ceil_mode))                # N, OH, OW, C
     dh = channels_last(dout)
     dxp = np.zeros(xp.shape, dtype=dout.dtype)
     taken = np.zeros(out.shape, dtype=bool)                              # window already routed

@@ -49,7 +49,7 @@ from ..ops.activations import relu
 from ..ops.batchnorm import batchnorm
 from ..ops.conv import conv2d
 from ..plan import BN_FIELDS, Block, Plan, as_plan
-from ..walk import ArrayOps, bottleneck, conv_bn
+from ..walk import ArrayOps, bottleneck, conv_bn, squeeze_excite
 
 
 class BranchForm(NamedTuple):
@@ -59,7 +59,8 @@ class BranchForm(NamedTuple):
     total:    sum of the branches, equal to the block's ``conv3`` output
     bn3:      bn3 applied once to the total (equal to the block's ``bn3`` output)
     shortcut: the shortcut path (identity or projection)
-    output:   ReLU(bn3 + shortcut), equal to the block's output
+    output:   ReLU(bn3 + shortcut), equal to the block's output (SE-ResNeXt: ReLU(SE(bn3)
+              + shortcut))
     """
 
     branches: list
@@ -75,10 +76,10 @@ def find_block(plan: Plan, name) -> Block:
     return as_plan(plan).block(name)
 
 
-def _bn_slice(x, params, name, lo=None, hi=None):
-    """Inference BN into a new array, optionally restricted to channels lo..hi-1 (BN is per
-    channel, so slicing is exact)."""
-    return batchnorm(x, *(params[f"{name}.{f}"][lo:hi] for f in BN_FIELDS))
+def _bn_slice(x, params, layer, lo=None, hi=None):
+    """Inference BN of conv layer ``layer`` into a new array, optionally restricted to
+    channels lo..hi-1 (BN is per channel, so slicing is exact)."""
+    return batchnorm(x, *(params[f"{layer.bn}.{f}"][lo:hi] for f in BN_FIELDS), eps=layer.eps)
 
 
 def branch(x, params, block: Block, i: int):
@@ -87,9 +88,9 @@ def branch(x, params, block: Block, i: int):
     dp = block.group_width                                               # channels per branch, d'
     lo, hi = i * dp, (i + 1) * dp
     y = conv2d(x, params[f"{c1.name}.weight"][lo:hi], stride=c1.stride, padding=c1.padding)  # N, d', H, W
-    y = relu(_bn_slice(y, params, c1.bn, lo, hi))
+    y = relu(_bn_slice(y, params, c1, lo, hi))
     y = conv2d(y, params[f"{c2.name}.weight"][lo:hi], stride=c2.stride, padding=c2.padding)  # N, d', OH, OW
-    y = relu(_bn_slice(y, params, c2.bn, lo, hi))
+    y = relu(_bn_slice(y, params, c2, lo, hi))
     w3 = np.ascontiguousarray(params[f"{c3.name}.weight"][:, lo:hi])
     return conv2d(y, w3, stride=c3.stride, padding=c3.padding)           # N, out, OH, OW
 
@@ -102,9 +103,15 @@ def _shortcut(x, params, block: Block):
 
 
 def _merge(x, params, block, total, branches):
-    y3 = _bn_slice(total, params, block.conv3.bn)                        # bn3 once, on the sum
-    s = _shortcut(x, params, block)
-    return BranchForm(branches, total, y3, s, relu(y3 + s))
+    y3 = _bn_slice(total, params, block.conv3)                           # bn3 once, on the sum
+    s, se = _shortcut(x, params, block), block.se
+    if se is None:
+        return BranchForm(branches, total, y3, s, relu(y3 + s))
+    # SE-ResNeXt: the gate scales the aggregated branch after bn3 (it needs every channel's
+    # mean over the image, which no single branch has); SE-POST scales the sum
+    ops = ArrayOps(params)
+    y = squeeze_excite(y3 + s, se, ops) if se.position == "post" else squeeze_excite(y3.copy(), se, ops) + s
+    return BranchForm(branches, total, y3, s, relu(y))
 
 
 def block_branches(x, params, block, plan: Plan) -> BranchForm:
@@ -130,9 +137,9 @@ def early_concat_form(x, params, block, plan: Plan) -> BranchForm:
     pieces = []
     for i in range(C):
         lo, hi = i * dp, (i + 1) * dp
-        y = relu(_bn_slice(conv2d(x, w1[lo:hi], c1.stride, c1.padding), params, c1.bn, lo, hi))  # N, d', H, W
+        y = relu(_bn_slice(conv2d(x, w1[lo:hi], c1.stride, c1.padding), params, c1, lo, hi))  # N, d', H, W
         pieces.append(conv2d(y, w2[lo:hi], stride=c2.stride, padding=c2.padding))             # N, d', OH, OW
-    z = relu(_bn_slice(np.concatenate(pieces, axis=1), params, c2.bn))         # N, C*d', OH, OW
+    z = relu(_bn_slice(np.concatenate(pieces, axis=1), params, c2))         # N, C*d', OH, OW
     total = conv2d(z, params[f"{c3.name}.weight"], c3.stride, c3.padding)      # N, out, OH, OW
     return _merge(x, params, block, total, [z[:, i * dp:(i + 1) * dp] for i in range(C)])
 

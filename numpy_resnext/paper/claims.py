@@ -49,7 +49,13 @@ SECTION_TITLES = {        # the paper's sections come from results.LOCATIONS, th
     "Table 2": f"{cite('Table 2')} and Eq. 4: block templates of about the same complexity",
     "widths": "Widths: PaddleClas's num_filters rule = torchvision's formula = the engine's layers",
     "Fig. 3": f"{cite('Fig. 3')}: three equivalent forms of a block, evaluated",
+    "SE": "Squeeze-and-excitation (Hu et al., CVPR 2018, Eq. 5): what SE adds to ResNeXt-50",
 }
+# Hu et al.'s Eq. 5: SE layers with reduction r add (2 / r) * sum_s N_s * C_s^2 weights (the
+# biases aside): N_s blocks of C_s output channels in layerN, s = N; for a 50-layer network,
+# about 2.5 million, a tenth of the network's parameters. (SE model, its plain twin, r,
+# millions, share)
+SE_CLAIM = ("SE_ResNeXt50_32x4d", "ResNeXt50_32x4d", 16, 2.5, 0.10)
 
 
 class Check(NamedTuple):
@@ -285,12 +291,39 @@ def fig3_check(arch="ResNeXt50_32x4d", block="layer1.1", weights=None, seed=0) -
         f"relative {FIG3_RTOL:g}", max(rel.values()) <= FIG3_RTOL)
 
 
+def se_checks() -> list:
+    """Eq. 5 of Hu et al. against the SE layers of the plan (their weights' shapes), and its
+    order of magnitude against the plain twin's parameters."""
+    se_arch, plain_arch, r, millions, share = SE_CLAIM
+    plan = layer_plan(se_arch)
+    shapes = param_shapes(plan)
+    weights = sum(math.prod(shapes[f"{fc.name}.weight"]) for se in plan.se_layers() for fc in (se.fc1, se.fc2))
+    biases = sum(se.reduced + se.channels for se in plan.se_layers())
+    per_stage = {}                                                     # C_s -> N_s
+    for b in plan.blocks:
+        per_stage[b.out_channels] = per_stage.get(b.out_channels, 0) + 1
+    eq5 = sum(2 * n * c * c for c, n in per_stage.items()) // r
+    base = count_params(layer_plan(plain_arch))
+    terms = " + ".join(f"{n}*{c}^2" for c, n in per_stage.items())
+    return [Check("SE", f"{se_arch}: Eq. 5, (2/r) * sum_s N_s * C_s^2 weights, r = {r}",
+                  f"(2/{r}) * ({terms}) = {eq5:,}",
+                  f"{weights:,} in the plan's SE fc1/fc2 weights ({biases:,} biases besides)", "exact",
+                  weights == eq5, "Eq. 5"),
+            Check("SE", f"{se_arch}: about {millions} million more parameters than {plain_arch}, "
+                        f"about {share:.0%}",
+                  f"~{millions}M, ~{share:.0%}", f"{(weights + biases) / 1e6:.3f}M, "
+                  f"{(weights + biases) / base:.1%} of {base:,}",
+                  "|diff| < 0.1M and the share rounds to that percent",
+                  abs((weights + biases) / 1e6 - millions) < 0.1 and round((weights + biases) / base, 2) == share)]
+
+
 def run_audit(fig3_arch="ResNeXt50_32x4d", fig3_block="layer1.1", weights=None, seed=0,
               progress=None) -> list:
-    """Every check, in the order the paper makes the claims."""
+    """Every check, in the order the papers make the claims (ResNeXt's, then SE's)."""
     steps = [("Table 1", table1_checks), ("Table 2", table2_checks),
              ("PaddleClas num_filters vs torchvision widths", width_checks),
-             ("Fig. 3", lambda: [fig3_check(fig3_arch, fig3_block, weights, seed)])]
+             ("Fig. 3", lambda: [fig3_check(fig3_arch, fig3_block, weights, seed)]),
+             ("SE, Eq. 5", se_checks)]
     checks = []
     for i, (what, step) in enumerate(steps):
         if progress is not None:

@@ -94,7 +94,7 @@ def block_layout(plan: Plan, block, height=224, width=224) -> dict:
     branch_params = sum(layer.params for layer in branch if layer.op.startswith("conv"))
     branch_macs = sum(layer.macs for layer in branch)
     return dict(config=plan.config, block=b, cardinality=C, d=plan.config.base_width, dp=dp,
-                kernel=c2.kernel, in_shape=(cin, H, W),
+                kernel=c2.kernel, in_shape=(cin, H, W), se=_se_rows(b.se, by_name),
                 out_shape=(out, OH, OW), branch=branch, grouped=grouped,
                 branch_conv_params=branch_params, branch_macs=branch_macs,
                 aggregation_adds=(C - 1) * out * OH * OW, input_size=(height, width),
@@ -122,6 +122,23 @@ def _row(by_name, name):
     return r["params"], r["macs"]
 
 
+def _se_rows(se, by_name) -> list:
+    """The squeeze-and-excitation layer's ops (none without SE), read off the shape walk."""
+    if se is None:
+        return []
+    weights = {se.fc1.name: f"fc1.weight {se.fc1.weight_shape} + bias",
+               se.fc2.name: f"fc2.weight {se.fc2.weight_shape} + bias"}
+    branch = by_name[se.name]["shape"]                                   # C, OH, OW: what SE scales
+    rows, prev = [], branch
+    for name in se.emits:
+        r = by_name[name]
+        label = "scale" if name == se.name else name[len(se.name) + 1:]
+        rows.append(Layer(f"se.{label}", r["op"], weights.get(name, "-"),
+                          branch if name == se.name else prev, r["shape"], r["params"], r["macs"]))
+        prev = r["shape"]
+    return rows
+
+
 def format_layout(lay: dict) -> str:
     """The layout as text tables."""
     b, C, d, dp = lay["block"], lay["cardinality"], lay["d"], lay["dp"]
@@ -142,7 +159,15 @@ def format_layout(lay: dict) -> str:
               "Aggregation: T = T_0 + ... + T_{C-1}, a sum of %d tensors %s (%s additions);" % (
                   C, _shape(lay["out_shape"]), f"{lay['aggregation_adds']:,}"),
               "  then bn3 once on T, plus the shortcut, then ReLU. bn3 is not split: its shift "
-              "would be added C times.",
+              "would be added C times."]
+    if lay["se"]:
+        lines += ["",
+                  f"Squeeze-and-excitation on bn3's output, before the add (r = {b.se.reduced} of "
+                  f"{b.se.channels} channels): one gate per channel, from the whole image's means",
+                  _table(lay["se"]),
+                  "  like bn3 it acts on the aggregated T, not per branch: each gate needs every "
+                  "channel's mean."]
+    lines += [
               "",
               "What the engine runs (Fig. 3c), the same arithmetic in three convolutions:",
               _table(lay["grouped"])]

@@ -38,7 +38,7 @@ from ..._files import atomic_write
 from ...bounded import clip_list, first_bytes, one_load
 from ...errors import FormatError
 from ..weightfile import WeightFile
-from .pdparams import read_pdparams, unpickle_file
+from .pdparams import NAME_TABLE_KEY, read_pdparams, unpickle_file
 from .program import persistable_variables
 from .records import (is_record_start, read_combined, read_record_dir, read_record_file,
                       read_record_tar)
@@ -145,12 +145,18 @@ def read(path, ema=None) -> WeightFile:
     return read_combined_with_program(path)
 
 
-def write(path, tensors, metadata=None) -> str:
-    """A paddle.save-style pickle (protocol 4) of ``{key: ndarray}``, written atomically;
-    returns where ``metadata`` went: nowhere, as every key would reach set_state_dict."""
+def write(path, tensors, metadata=None, table=None) -> str:
+    """A paddle.save-style pickle (protocol 4) of ``{key: ndarray}``, written atomically,
+    with paddle.save's ``StructuredToParameterName@@`` entry when ``table`` {key: ParamAttr
+    name} is given (``paddle.load`` removes it, as it does from paddle.save's files); returns
+    where ``metadata`` went: nowhere, as every other key would reach set_state_dict."""
+    state = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    if table:
+        state[NAME_TABLE_KEY] = {k: str(v) for k, v in table.items() if k in state}
+
     def save(tmp):
         with open(tmp, "wb") as f:
-            pickle.dump({k: np.ascontiguousarray(v) for k, v in tensors.items()}, f, protocol=4)
+            pickle.dump(state, f, protocol=4)
     atomic_write(path, save)
     return "none written (every .pdparams key reaches set_state_dict)"
 

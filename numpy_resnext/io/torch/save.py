@@ -73,8 +73,9 @@ def _aligned_info(name: str, pos: int) -> zipfile.ZipInfo:
 def write_torch_zip(path, arrays, comment=b"", root="archive"):
     """``torch.save(state_dict, path)`` without torch: zip format, uncompressed, aligned;
     ``comment`` goes into the zip archive comment."""
-    arrays = {k: np.ascontiguousarray(v).astype(np.asarray(v).dtype.newbyteorder("<"),
-                                                copy=False) for k, v in arrays.items()}
+    # C-contiguous little-endian; np.asarray keeps a 0-d array 0-d (torch's BN step counter)
+    arrays = {k: np.asarray(v, order="C").astype(np.asarray(v).dtype.newbyteorder("<"),
+                                                 copy=False) for k, v in arrays.items()}
     bad = [f"{k}: {v.dtype}" for k, v in arrays.items() if _storage_type(v.dtype) is None]
     if bad:
         raise WeightsError(f"no torch storage type for {', '.join(bad)}")

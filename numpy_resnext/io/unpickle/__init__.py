@@ -30,6 +30,15 @@ __all__ = ["load", "loads", "BoundedReader", "RestrictedUnpickler", "finish_cont
            "TensorRef", "StorageInfo", "FORMATS"]
 
 
+# objects training scripts save beside the state dict (no reader may build them: they run code)
+TRAINING_OBJECTS = {("argparse", "Namespace"): "the training arguments, which timm's train.py "
+                                               "and torchvision's reference scripts save as 'args'",
+                    ("omegaconf.dictconfig", "DictConfig"): "a Hydra / OmegaConf configuration"}
+RESAVE = ("re-save the state dict alone, in Python with torch and only for a file you trust: "
+          "ck = torch.load(PATH, weights_only=False); torch.save(ck['model'], 'weights.pth') "
+          "(or ck['state_dict'], whichever holds the weights)")
+
+
 def _numpy_leaf(obj):
     """The stand-ins become the arrays and dtypes they hold; a bare global is refused."""
     kind = type(obj)
@@ -93,7 +102,12 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return self.allowed[(module, name)]
         except KeyError:
-            raise Refused(f"global {module}.{name} is not on the allow-list") from None
+            hint = ""
+            if self.format.storages and not module.startswith(("torch", "numpy", "collections")):
+                hint = (f": the checkpoint holds Python objects besides tensors "
+                        f"({TRAINING_OBJECTS.get((module, name), 'saved by a training script')}); "
+                        f"{RESAVE}")
+            raise Refused(f"global {module}.{name} is not on the allow-list{hint}") from None
 
     def persistent_load(self, pid):
         if not self.format.storages:
