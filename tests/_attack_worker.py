@@ -57,6 +57,7 @@ def _alarm(signum, frame):
 API = {
     "weights": [("load_weights", lambda p: load_weights(p)),
                 ("build", lambda p: build(None, weights=p))],
+    "build": [("build", lambda p: build(None, weights=p))],
     "weights-nonstrict": [("load_weights(strict=False)", lambda p: load_weights(p, strict=False)),
                           ("build(strict=False)", lambda p: build(None, weights=p, strict=False))],
     "paddle": [("read_paddle", lambda p: read_paddle(p)), ("load_weights", lambda p: load_weights(p))],

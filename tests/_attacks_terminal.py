@@ -205,6 +205,13 @@ def numeric_options(root):
     _options(cases, "--epochs", ["0", "-2", str(10 ** 9)], [["train-demo", "--epochs", "VALUE"]])
     _options(cases, "--lr", ["nan", "-1", "inf"], [["train-demo", "--lr", "VALUE"]])
     _options(cases, "--threads", ["-1", str(10 ** 6)], [["train-demo", "--threads", "VALUE"]])
+    _options(cases, "--test-size", ["0", "-5", str(10 ** 12)],
+             [["export", *w, "--size", "dynamic", "--test-data", "1", "--test-size", "VALUE",
+               "VALUE", "--onnx", "{work}/m.onnx"]])
+    _options(cases, "--bn-eps", ["nan", "-1", "0", "inf"],
+             [["forward", *w, "--input", "{x}", "--output", "{work}/o.npy", "--bn-eps", "VALUE"],
+              ["golden", "ResNeXt50_32x4d", "--input", "{x}", "--output", "{work}/g.npz",
+               "--bn-eps", "VALUE"]])
     return cases
 
 

@@ -3,9 +3,10 @@ for weight files, images and outputs; tests/_attacks_io.py for --input / --dout 
 compare's files, name patterns, torch and safetensors files and every command's output;
 tests/_attacks_budget.py for what multiplies per-item bounds and for work that grows with
 the input; tests/_attacks_terminal.py for what reaches the terminal, output targets, input
-values and options), each through the Python API and through the commands that read it
-(``convert`` and ``forward`` for weight files, the command templates a case names
-otherwise). Every one must end in a ResNeXtError whose message names the file and the
+values and options; tests/_attacks_declared.py for a folder's config.json, SE files and
+models, name-map dialects and --preprocess), each through the Python API and through the
+commands that read it (``convert`` and ``forward`` for weight files, the command templates
+a case names otherwise). Every one must end in a ResNeXtError whose message names the file and the
 problem (CLI: exit status 2, one line, no traceback), within 10 s, with no code executed;
 no control character (but the line breaks between lines) reaches stdout or stderr, no
 printed line can be forged, no message is longer than 5,000 characters; and the workers'
@@ -31,6 +32,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _attacks  # noqa: E402
 import _attacks_budget  # noqa: E402
+import _attacks_declared  # noqa: E402
 import _attacks_io  # noqa: E402
 import _attacks_terminal  # noqa: E402
 
@@ -60,9 +62,12 @@ CLASSES = ["pickle-shared-refs", "pickle-deep-key", "pickle-colliding-keys", "pi
            "shard-symlinks", "map-many-patterns",
            # the terminal, output targets, input values, options (tests/_attacks_terminal.py)
            "terminal-control", "output-targets", "torch-empty-strides", "input-rank",
-           "numeric-options", "long-messages", "nonfinite-inputs"]
+           "numeric-options", "long-messages", "nonfinite-inputs",
+           # config.json beside the weights, SE files and models, name-map dialects and {last},
+           # --preprocess (tests/_attacks_declared.py)
+           *_attacks_declared.CLASSES]
 GENERATORS = (_attacks.GENERATORS + _attacks_io.GENERATORS + _attacks_budget.GENERATORS
-              + _attacks_terminal.GENERATORS)
+              + _attacks_terminal.GENERATORS + _attacks_declared.GENERATORS)
 MAX_MESSAGE = 5000
 ONLY = [c for c in os.environ.get("NUMPY_RESNEXT_ATTACK_CLASSES", "").split(",") if c]
 ARRAY_APIS = ("compute", "dout")      # entry points handed arrays: no file to name

@@ -230,6 +230,27 @@ def test_many_pattern_keys_finish_fast_or_say_why(tmp_path):
     assert NameMap().translate("a.b") == "a.b"
 
 
+def test_dialects_and_last_stay_within_the_work_cap():
+    """``@DIALECT`` sections: each #when tried counts as a full match (20,000 sections against
+    1,000 names is refused instead of 20 M matches); ``{last}``: one prefix index per
+    application, as the scan of every reference name per candidate it replaces (which also
+    met a 5,000-digit block number: int() refuses those)."""
+    names = {f"n{j}": np.zeros(1) for j in range(1000)}
+    many = parse_map({f"@d{i}": {"#when": f"n*{i}q", f"x{i}": "fc"} for i in range(20_000)}, "d.json")
+    with pytest.raises(InputError, match=r"name map d\.json: .* more than 1,000,000 match steps"):
+        many.apply(names)
+    reference = [f"s{i}.{j}" for i in range(50) for j in range(i + 1)] + [f"s1.{'9' * 5000}", "s2.x3"]
+    nm = parse_map({"*": "*.{last}"}, "last.json")
+    out, origin, _ = nm.apply({f"s{i}": np.zeros(1) for i in range(52)}, reference=reference)
+
+    def naive(prefix):                                  # the reference's last block, by hand
+        found = [int(n[len(prefix):]) for n in reference
+                 if n.startswith(prefix) and n[len(prefix):].isdigit() and len(n) - len(prefix) < 10]
+        return f"{prefix}{max(found)}" if found else f"{prefix}{{last}}"
+    assert list(out) == [naive(f"s{i}.") for i in range(52)]
+    assert origin["s49.49"] == "s49" and "s50.{last}" in out
+
+
 # --- a tar member decoded straight into its array ---------------------------------------------
 def test_a_compressed_record_is_not_held_twice(tmp_path):
     array = np.zeros((16 << 20) // 4, np.float32)                  # 16 MiB of zeros

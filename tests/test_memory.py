@@ -21,6 +21,8 @@ from numpy_resnext.shapes import check_compute, memory_estimate
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = custom(depths=(1, 1), cardinality=2, base_width=4, num_classes=3, name="tiny_memory")
+TINY_SE = custom(depths=(1, 1), cardinality=2, base_width=4, num_classes=3, se_reduction=4,
+                 name="tiny_se_memory")
 
 
 def _peak(call):
@@ -38,6 +40,10 @@ def _peak(call):
     ("ResNeXt50_vd_32x4d", (2, 3, 33, 47), "float64"),
     ("ResNeXt50_32x4d", (1, 3, 1, 600), "float32"),
     (TINY, (3, 3, 40, 24), "float64"),
+    # squeeze-and-excitation: a pooled vector, two 1x1 convolutions and a scale per block
+    ("SE_ResNeXt50_vd_32x4d", (1, 3, 64, 64), "float32"),
+    ("legacy_seresnext26_32x4d", (2, 3, 33, 47), "float64"),     # the ceil-mode max-pool stem
+    (TINY_SE, (3, 3, 40, 24), "float64"),
 ])
 def test_the_estimate_bounds_what_the_computation_allocates(arch, shape, dtype):
     model = build(arch, dtype=dtype, init="identity-bn")
@@ -50,6 +56,22 @@ def test_the_estimate_bounds_what_the_computation_allocates(arch, shape, dtype):
         assert peak <= estimate, (kind, peak, estimate)
         if kind != "forward":                    # tight where the kept tensors dominate
             assert estimate < 3 * peak + (64 << 20), (kind, peak, estimate)
+
+
+def test_the_se_layers_are_counted():
+    """What the SE layers add to a golden dump (their tensors, as the dump returns them) is
+    in the estimate: an SE model's estimate exceeds its twin without SE by at least that."""
+    shape, dtype = (2, 3, 40, 24), "float64"
+    model = build(TINY_SE, dtype=dtype, init="identity-bn")
+    twin = TINY_SE.replace(se_reduction=0, name="tiny_no_se")
+    tensors, _ = golden_dump(model, np.random.default_rng(1).standard_normal(shape))
+    se_bytes = sum(v.nbytes for k, v in tensors.items() if ".se" in k)
+    assert se_bytes > 0 and [k for k in tensors if k.endswith(".se.gate")]
+    extra = (memory_estimate(model.plan, shape, dtype, "golden")
+             - memory_estimate(twin, shape, dtype, "golden"))
+    assert extra >= se_bytes, (extra, se_bytes)
+    assert (memory_estimate(model.plan, shape, dtype, "gradients")
+            - memory_estimate(twin, shape, dtype, "gradients")) >= se_bytes
 
 
 def test_a_selection_costs_what_it_keeps():

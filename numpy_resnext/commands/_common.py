@@ -19,6 +19,7 @@ from ..errors import ArchitectureError, InputError, printable
 from ..init import DEFAULT_INIT, INITS
 from ..model import build
 from ..preprocess import describe, load_image, preprocess
+from ..preprocess.presets import parse_spec
 from ..shapes import check_compute, describe_run
 from ..bounded import check_regular, clip_list, first_bytes, npz_names, read_npy
 from ..bounded.arrays import ZIP_MAGICS
@@ -62,6 +63,16 @@ def number(low=0.0, positive=False):
         return value
     parse.__name__ = "number"
     return parse
+
+
+def preset_spec(text):
+    """An argparse type: a --preprocess spec, its preset, keys and numbers checked
+    (:func:`numpy_resnext.preprocess.presets.parse_spec`)."""
+    try:
+        parse_spec(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--preprocess ")) from None
+    return text
 
 
 SEED = integer(0, MAX_SEED)

@@ -3,7 +3,7 @@ one Dask task per shard, into a resumable Zarr store."""
 
 from ..dataset import Options, run_golden_set
 from ..preprocess import PRESETS
-from ._common import COUNT, MAX_COUNT, add_command, add_model_options, integer
+from ._common import COUNT, MAX_COUNT, add_command, add_model_options, integer, preset_spec
 from .golden import parse_keep
 
 
@@ -33,7 +33,7 @@ def add_parser(sub):
                         "file ('path label' lines), an (N, 3, H, W) .npy or an .npz of tensors, "
                         "generated:N[:SEED] or skimage:N[:SEED]")
     p.add_argument("--output", required=True, metavar="RUN.zarr", help="the run store (created or resumed)")
-    p.add_argument("--preprocess", default="paddleclas", metavar="PRESET",
+    p.add_argument("--preprocess", default="paddleclas", metavar="PRESET", type=preset_spec,
                    help=f"image preprocessing: {', '.join(PRESETS)}, optionally with parameters "
                         "(torchvision:resize=232, timm:crop_pct=1.0); default paddleclas")
     p.add_argument("--keep", action="append", default=None, metavar="NAMES",

@@ -61,8 +61,13 @@ def tensor_kinds(names, manifest=None) -> dict:
     """{name: kind} for reference tensor ``names``: from the plan of the architecture the
     manifest records, else from the names themselves ("tensor" when a name says nothing)."""
     kinds = {}
-    config = ((manifest or {}).get("arch") or {}).get("config")
-    if isinstance(config, dict):
+    arch = manifest.get("arch") if isinstance(manifest, dict) else None
+    config = arch.get("config") if isinstance(arch, dict) else None
+    depths = config.get("depths") if isinstance(config, dict) else None
+    # a plan of more blocks than the reference has tensors is no plan of this reference (and
+    # a file's manifest could ask for millions of blocks): the names decide then
+    if isinstance(depths, list) and all(type(d) is int for d in depths) \
+            and sum(depths) <= len(names):
         try:
             kinds = plan_kinds(layer_plan(ArchConfig(**config)))
         except (TypeError, ValueError, ArchitectureError):

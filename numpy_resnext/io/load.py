@@ -147,22 +147,30 @@ def _load(read, arch, strict, dtype, finite, path):
         if not report.assumed:
             raise
         raise WeightsError(f"{exc}\n  " + "\n  ".join(f"assumed: {a}" for a in report.assumed)) from None
-    buffers = _buffers(read.tensors, report.ignored, fmap, get_scheme(scheme))
+    buffers = _buffers(read.tensors, report, fmap, get_scheme(scheme))
     return LoadedWeights(params, config, plan, scheme, fmap, report, label, buffers)
 
 
-def _buffers(tensors, ignored, fmap, scheme):
-    """The file's step counters under canonical names (``<bn>.num_batches_tracked``), as read."""
+def _buffers(tensors, report, fmap, scheme):
+    """The file's step counters under canonical names (``<bn>.num_batches_tracked``), as
+    read; an entry of that name that is no counter (one integer) is left out, and noted."""
     mean = scheme.bn_fields[2]
     prefixes = {}
     for canonical, fname in fmap.items():
         if canonical.endswith(".running_mean") and fname.endswith(mean):
             prefixes[fname[:-len(mean)]] = canonical[:-len("running_mean")]
-    out = OrderedDict()
-    for name in ignored:
+    out, odd = OrderedDict(), 0
+    for name in report.ignored:
         stem, _, suffix = name.rpartition(".")
         if f"{stem}." in prefixes:
-            out[f"{prefixes[stem + '.']}{suffix}"] = tensors[name]
+            value = tensors[name]
+            if getattr(value, "dtype", np.dtype(object)).kind in "iu" and value.size == 1:
+                out[f"{prefixes[stem + '.']}{suffix}"] = value
+            else:
+                odd += 1
+    if odd:
+        report.notes.append(f"{odd} num_batches_tracked entries hold no step counter (one "
+                            "integer): not kept for conversion")
     return out
 
 
