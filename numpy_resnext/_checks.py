@@ -20,6 +20,25 @@ def as_float_array(x, what="input"):
     return x
 
 
+def check_finite(x, what="input", option="pass allow_nonfinite=True (--allow-non-finite)"):
+    """``x`` if every value is finite; else InputError with how many are not, of which kind,
+    and the index of the first one (NaN and infinity are refused by default: a forward pass
+    turns them into NaN logits and goldens that compare as failures everywhere)."""
+    if x.dtype.kind not in "fc" or x.size == 0:
+        return x
+    if x.dtype.itemsize <= 4 and np.isfinite(x.sum(dtype=np.float64)):
+        return x                      # a float64 sum of float32 values cannot overflow
+    bad = ~np.isfinite(x)
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return x
+    first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), x.shape))
+    kinds = [k for k, n in (("NaN", np.isnan(x).any()), ("infinite", np.isinf(x).any())) if n]
+    raise InputError(f"{what}: {count:,} of {x.size:,} values are NaN or infinite "
+                     f"({' and '.join(kinds)}), the first at index {first}; inputs must be "
+                     f"finite ({option} to test how NaN and infinity propagate)")
+
+
 def float_dtype(dtype, what="dtype"):
     """``dtype`` as numpy.float32 or numpy.float64; a clear error for anything else.
 

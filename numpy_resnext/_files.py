@@ -4,19 +4,23 @@ The data goes to a temporary file in the target's directory, which is then renam
 target (``os.replace``, atomic on POSIX and Windows), so a crash or an error never leaves a
 half-written file behind and a reader sees either the old file or the new one. Any
 ``OSError`` on the way (permission, read-only file system, a name longer than NAME_MAX, a
-full disk) becomes an :class:`~numpy_resnext.errors.OutputError` naming the path.
+full disk, an I/O error) becomes an :class:`~numpy_resnext.errors.OutputError` naming the
+path. A target that exists must be a regular file (symlinks followed): a rename would
+replace a FIFO, a device (``/dev/null`` itself, for root) or a socket with a regular file,
+so they are refused; an existing file keeps its permission bits.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 
 import numpy as np
 
 from ._optional import pyplot
-from .bounded.files import output_error
+from .bounded.files import check_output_target, output_error
 from .errors import InputError, OutputError
 
 
@@ -36,6 +40,7 @@ def check_output_path(path, what="output", suffixes=()):
         raise InputError(f"{what} {path!r}: directory {directory!r} does not exist")
     if os.path.isdir(path):
         raise InputError(f"{what} {path!r} is a directory; expected a file name inside it")
+    check_output_target(path, what)
     return path
 
 
@@ -46,13 +51,23 @@ def _umask_mode():
     return 0o666 & ~umask
 
 
+def _existing_mode(path):
+    """The permission bits of the regular file at ``path`` (set-id bits dropped), or None."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode) & 0o1777
+    except OSError:
+        return None
+
+
 def atomic_write(path, write, mode=None):
     """Call ``write(tmp_path)`` then rename onto ``path``; a failure leaves no partial file.
 
-    ``mode`` (e.g. 0o644) sets the permission bits; by default they are what a plain open()
-    would give (0o666 less the umask), not the 0600 of ``tempfile.mkstemp``.
+    ``mode`` (e.g. 0o644) sets the permission bits; by default an existing file's own, and
+    for a new file what a plain open() would give (0o666 less the umask), not the 0600 of
+    ``tempfile.mkstemp``.
     """
     path = check_output_path(path)
+    mode = _existing_mode(path) if mode is None else mode
     directory = os.path.dirname(os.path.abspath(path))
     suffix = os.path.splitext(path)[1][:16]            # a long suffix must not break mkstemp
     try:
@@ -63,6 +78,7 @@ def atomic_write(path, write, mode=None):
     try:
         write(tmp)
         os.chmod(tmp, _umask_mode() if mode is None else mode)
+        check_output_target(path)              # still no FIFO or device there
         os.replace(tmp, path)
     except BaseException as exc:
         try:

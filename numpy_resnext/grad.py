@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._checks import check_finite
 from .errors import InputError, InputTypeError
 from .ops.activations import relu_backward
 from .ops.batchnorm import PADDLE_MOMENTUM, batchnorm_backward, batchnorm_train, batchnorm_train_backward
@@ -42,6 +43,7 @@ from .ops.pooling import avgpool2d_backward, global_avgpool_backward, maxpool2d_
 from .ops.se import squeeze_excite_backward
 from .params import is_trainable, param_shapes
 from .plan import SE, Block, ConvBN, Head, Pool
+from .shapes import check_compute
 
 
 class TrainBN:
@@ -96,7 +98,7 @@ def backward_names(model, train=False):
     return [n for n in plan.names() if n not in skip or n in keep]
 
 
-def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM):
+def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM, allow_nonfinite=False):
     """Run the model's forward and keep what :func:`backward` needs: (logits, Tape).
 
     train: BatchNorm with batch statistics (and updated running statistics, Paddle's
@@ -104,7 +106,8 @@ def forward_tape(model, x, train=False, momentum=PADDLE_MOMENTUM):
     float32 0.9 (see :data:`numpy_resnext.ops.batchnorm.PADDLE_MOMENTUM`).
     """
     norm = TrainBN(momentum) if train else None                         # forward checks x
-    logits, acts = model.forward(x, keep=backward_names(model, train), norm=norm)
+    logits, acts = model.forward(x, keep=backward_names(model, train), norm=norm,
+                                 allow_nonfinite=allow_nonfinite)
     return logits, Tape(x, acts, norm.caches if train else {}, norm.running if train else OrderedDict())
 
 
@@ -192,8 +195,9 @@ def pool_backward(dout, x, pool: Pool):
                               padding=pool.padding, ceil_mode=pool.ceil_mode, exclusive=pool.exclusive)
 
 
-def backward(model, tape: Tape, dlogits):
-    """Gradients of a scalar loss given dlogits = dloss/dlogits (N, classes).
+def backward(model, tape: Tape, dlogits, allow_nonfinite=False):
+    """Gradients of a scalar loss given dlogits = dloss/dlogits (N, classes), finite unless
+    ``allow_nonfinite``.
 
     Returns an OrderedDict: ``"input"`` then every trainable parameter under its canonical
     name, each the shape of its tensor. Nothing is modified.
@@ -207,6 +211,8 @@ def backward(model, tape: Tape, dlogits):
                          f"found {dlogits.shape}")
     if dlogits.dtype != model.dtype:
         raise InputTypeError(f"backward: dlogits has dtype {dlogits.dtype}, the model is {model.dtype}")
+    if not allow_nonfinite:
+        check_finite(dlogits, "backward: dlogits")
     plan = model.plan
     back = _Backward(model.params, tape.acts, tape.bn_caches)
     g = back.head(dlogits, plan.head, tape.acts[plan.blocks[-1].name].shape)
@@ -226,7 +232,15 @@ class Gradients(NamedTuple):
     running: OrderedDict    # training mode: updated running_mean / running_var; else empty
 
 
-def gradients(model, x, dlogits, train=False, momentum=PADDLE_MOMENTUM) -> Gradients:
-    """Forward then backward in one call, for a given dloss/dlogits (N, classes)."""
-    logits, tape = forward_tape(model, x, train=train, momentum=momentum)
-    return Gradients(logits, backward(model, tape, dlogits), tape.running)
+def gradients(model, x, dlogits, train=False, momentum=PADDLE_MOMENTUM,
+              allow_nonfinite=False) -> Gradients:
+    """Forward then backward in one call, for a given dloss/dlogits (N, classes). The
+    memory it needs is estimated first (BudgetError when it does not fit); NaN or infinite
+    values in ``x`` or ``dlogits`` are refused unless ``allow_nonfinite``."""
+    x = model.check_input(x, allow_nonfinite)
+    if isinstance(dlogits, np.ndarray) and not allow_nonfinite:
+        check_finite(dlogits, "dlogits")
+    check_compute(model.plan, x.shape, model.dtype, "gradients")
+    logits, tape = forward_tape(model, x, train=train, momentum=momentum,
+                                allow_nonfinite=allow_nonfinite)
+    return Gradients(logits, backward(model, tape, dlogits, allow_nonfinite), tape.running)

@@ -8,20 +8,22 @@ math lives in the ops modules.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 
 import numpy as np
 
-from ._checks import as_float_array, float_dtype
+from ._checks import as_float_array, check_finite, float_dtype
 from .archs import get_arch
+from .bounded import check_memory
 from .errors import InputError, InputTypeError, WeightsError
-from .init import DEFAULT_INIT, seeded_params
+from .init import CALIBRATION_SHAPE, DEFAULT_INIT, seeded_params
 from .io import load_weights
 from .io.schemes import is_ignored
-from .params import LoadReport, count_params, init_params, is_trainable, validate
+from .params import LoadReport, count_params, init_params, is_trainable, param_shapes, validate
 from .plan import Plan, layer_plan
-from .shapes import check_input_size
+from .shapes import check_compute, check_input_size, memory_estimate
 from .summary import summarize
 from .walk import ArrayOps, Capture, walk
 
@@ -56,8 +58,9 @@ class ResNeXt:
         return [n for n in self.params if is_trainable(n)]
 
     # --- forward ---------------------------------------------------------------------
-    def check_input(self, x):
-        """Raise a clear error unless ``x`` is an (N, 3, H, W) array this model can run."""
+    def check_input(self, x, allow_nonfinite=False):
+        """Raise a clear error unless ``x`` is an (N, 3, H, W) array this model can run,
+        with finite values (NaN and infinity too with ``allow_nonfinite``)."""
         x = as_float_array(x, "model input")
         if x.ndim != 4:
             raise InputError(f"model input: expected a 4-D array (N, 3, H, W), found {x.ndim}-D with shape {x.shape}")
@@ -70,9 +73,12 @@ class ResNeXt:
         if x.shape[0] < 1:
             raise InputError(f"model input: batch is empty, shape {x.shape}")
         check_input_size(self.plan, x.shape[2], x.shape[3], "model input")
+        if not allow_nonfinite:
+            check_finite(x, "model input")
         return x
 
-    def forward(self, x, keep=None, norm=None, *, stop_before=None, progress=None):
+    def forward(self, x, keep=None, norm=None, *, stop_before=None, progress=None,
+                allow_nonfinite=False):
         """Logits (N, classes); with ``keep`` also the named intermediates.
 
         keep:        None, True (every intermediate) or names / glob patterns (see
@@ -84,8 +90,15 @@ class ResNeXt:
                      of the logits; nothing after it is computed.
         progress:    optional ``progress(done, total, note)`` after the stem, each block
                      and the head.
+        allow_nonfinite: run NaN or infinite inputs (refused by default) to see how they
+                     propagate.
+
+        The memory it needs is estimated first (:func:`numpy_resnext.shapes.memory_estimate`)
+        and a BudgetError raised when the budget cannot hold it.
         """
-        x = self.check_input(x)
+        x = self.check_input(x, allow_nonfinite)
+        check_compute(self.plan, x.shape, self.dtype, "forward",
+                      None if keep is None or keep is False else keep)
         kept = Capture(keep)
         out = walk(self.plan, x, ArrayOps(self.params, norm), kept, stop_before, progress)
         if keep is None or keep is False:
@@ -139,6 +152,8 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
         report = LoadReport()
         plan = _with_eps(layer_plan(get_arch(arch)), bn_eps, report)   # the one plan this model's parts all read
         if weights is None:
+            check_memory(_seeding_bytes(plan, dt, init), f"seeded weights of {plan.config.name} "
+                         f"({dt}, {init})")
             return ResNeXt(plan, seeded_params(plan, seed=seed, dtype=dt, init=init), dt, report)
         # a state dict under canonical names; torch's BN step counters carry no model state
         ignored = [n for n in weights if is_ignored(str(n))] if hasattr(weights, "keys") else []
@@ -149,12 +164,24 @@ def build(arch, *, weights=None, seed=0, dtype="float32", strict=True, init=DEFA
     if report.missing:
         # a non-strict load: the seeded initialisation fills what the weights left out, and
         # the load's one report says which tensors and how
+        check_memory(_seeding_bytes(plan, dt, "identity-bn"), f"seeded weights of "
+                     f"{plan.config.name} ({dt}) for what the file lacks")
         params = init_params(plan, seed=seed, dtype=dt)
         params.update(checked)
         report.filled = [c for c, _ in report.missing]
         report.filled_with = (f"seeded values (params.init_params, seed {seed}: He-normal "
                               "convolutions, identity BatchNorm, uniform head)")
     return ResNeXt(plan, params, dt, load_report=report)
+
+
+def _seeding_bytes(plan, dtype, init) -> int:
+    """Memory seeded weights take: the parameters, a float64 draw of the largest, and the
+    calibration forward of the calibrated initialisation."""
+    sizes = [math.prod(s) for s in param_shapes(plan).values()]
+    need = sum(sizes) * dtype.itemsize + 2 * max(sizes) * 8
+    if init == DEFAULT_INIT:
+        need += memory_estimate(plan, CALIBRATION_SHAPE, "float64", "golden") + sum(sizes) * 8
+    return need
 
 
 def _with_eps(plan: Plan, bn_eps, report: LoadReport) -> Plan:

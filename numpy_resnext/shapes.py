@@ -6,15 +6,27 @@ for each name the forward emits, the op, the output shape, groups, trainable par
 multiply-accumulates (MACs; convolutions and fully connected layers only, the SE layers'
 two included, per sample). The summary command prints it;
 the tests check it against the shapes the real forward produces.
+
+The same shapes give the memory a computation needs before it runs
+(:func:`memory_estimate`, checked against the budget by :func:`check_compute`): a forward
+pass, a golden dump and gradients, for a plan, an input shape and a dtype. The figures are
+upper bounds measured against tracemalloc's peaks (tests/test_memory.py) and stated in
+docs/formats.md ("Memory").
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
+import numpy as np
+
+from ._select import Selection
+from .bounded import check_memory
 from .errors import InputError
 from .ops.im2col import conv_output_size
+from .params import is_trainable, param_shapes
 from .plan import SE, Block, ConvBN, Head, Plan, Pool, SEFc, as_plan
 from .ops.pooling import pool_output_size
 from .walk import stem, walk
@@ -128,3 +140,74 @@ def totals(plan: Plan, height: int = 224, width: int = 224):
     """(trainable parameters, MACs per sample) at the given input size."""
     rows = output_shapes(plan, height, width)
     return sum(r["params"] for r in rows), sum(r["macs"] for r in rows)
+
+
+# --- memory ------------------------------------------------------------------------------
+WORK_TENSORS = 6          # the forward's working set, in units of its largest tensor
+WORK_WEIGHTS = 2          # ... and of its largest weight (a conv's weight matrix is copied)
+WORK_FIXED = 16 << 20     # column blocks (half an L2 cache each), small buffers
+KINDS = ("forward", "golden", "gradients")
+
+
+@functools.lru_cache(maxsize=32)
+def _per_sample(plan: Plan, height: int, width: int):
+    """((name, elements per sample) of every emitted tensor, elements of the largest
+    parameter, trainable elements) of a plan at an input size."""
+    rows = output_shapes(plan, height, width)
+    shapes = param_shapes(plan)
+    return (tuple((r["name"], math.prod(r["shape"])) for r in rows),
+            max(math.prod(v) for v in shapes.values()),
+            sum(math.prod(v) for k, v in shapes.items() if is_trainable(k)))
+
+
+def memory_estimate(plan, input_shape, dtype="float32", kind="forward", keep=None) -> int:
+    """Bytes a computation on an input of ``input_shape`` (N, 3, H, W) allocates beyond the
+    model's weights, an upper bound:
+
+    forward    the working set (6 x the largest tensor, 2 x the largest weight, 16 MiB)
+               plus the intermediates ``keep`` selects (None: none);
+    golden     a forward keeping what ``keep`` selects (None: every intermediate), the
+               input's copy and 3 float64 copies of the largest tensor (the manifest's
+               sums, the contiguous copy written);
+    gradients  twice the working set (forward and backward), every intermediate (the
+               backward keeps most of them), the input and one gradient per trainable
+               parameter.
+    """
+    if kind not in KINDS:
+        raise InputError(f"memory_estimate: kind {kind!r}; expected one of {', '.join(KINDS)}")
+    plan = as_plan(plan)
+    n, _, height, width = (int(d) for d in input_shape)
+    item = np.dtype(dtype).itemsize
+    tensors, largest_param, trainable = _per_sample(plan, height, width)
+    input_bytes = n * 3 * height * width * item
+    largest = max(input_bytes, max(e for _, e in tensors) * n * item)
+    work = WORK_TENSORS * largest + WORK_WEIGHTS * largest_param * item + WORK_FIXED
+    if kind == "forward":
+        if keep is None or keep is False:
+            return work
+        chosen = Selection(keep)
+        return work + sum(e for name, e in tensors if chosen.matches(name)) * n * item
+    if kind == "golden":
+        chosen = Selection(True if keep is None else keep)
+        kept = sum(e for name, e in tensors if chosen.matches(name)) * n * item
+        return work + kept + input_bytes + 3 * largest * 8 // item
+    every = sum(e for _, e in tensors) * n * item
+    return 2 * work + every + input_bytes + trainable * item
+
+
+def describe_run(plan, input_shape, dtype) -> str:
+    """"ResNeXt50_32x4d on a (1, 3, 224, 224) float32 input", for messages."""
+    return f"{as_plan(plan).config.name} on a {tuple(int(d) for d in input_shape)} " \
+           f"{np.dtype(dtype)} input"
+
+
+def check_compute(plan, input_shape, dtype="float32", kind="forward", keep=None,
+                  what=None, extra=0) -> int:
+    """:func:`memory_estimate` (plus ``extra`` bytes) if the memory budget allows it, else
+    BudgetError naming the size and how to raise the budget
+    (:func:`numpy_resnext.bounded.check_memory`). ``what`` names the computation in the
+    message (default: ``kind`` and :func:`describe_run`)."""
+    need = memory_estimate(plan, input_shape, dtype, kind, keep) + extra
+    label = what or f"{'a forward pass' if kind == 'forward' else kind} of " \
+                    f"{describe_run(plan, input_shape, dtype)}"
+    return check_memory(need, label)

@@ -6,28 +6,39 @@ The parent sets RLIMIT_AS (so a regression that allocates gigabytes fails with
 MemoryError here instead of exhausting the machine); every entry point gets 10 s
 (SIGALRM), and a hang is recorded as such. Each case runs through its Python entry points
 and, when asked, through ``numpy-resnext convert`` and ``forward`` (``cli.main`` called in
-this process, stderr captured).
+this process, stdout and stderr captured). Per case: the peak resident memory (Linux's
+VmHWM, reset before the case through /proc/self/clear_refs) and the seconds it took; a
+case may ask that a path keep its file type (``untouched``) or an output its permission
+bits (``expect_mode``).
 """
 
 import contextlib
 import io
 import json
 import os
+import re
 import resource
 import signal
+import stat
 import sys
+import time
 import traceback
 
 import numpy as np
 
-from numpy_resnext import build
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+from bench_forward import _peak_bytes as _peak, _reset_peak as _peak_reset  # noqa: E402
+
+from numpy_resnext import build  # noqa: E402
 from numpy_resnext._files import save_npy
 from numpy_resnext._select import Selection
-from numpy_resnext.bounded import read_array_file
+from numpy_resnext.bounded import read_array_file, read_npy
 from numpy_resnext.cli import main
 from numpy_resnext.commands._common import load_input, load_npy
 from numpy_resnext.errors import ResNeXtError
 from numpy_resnext.golden import compare, golden_dump, load_map, read_golden, write_golden
+from numpy_resnext.grad import gradients
 from numpy_resnext.io import load_weights, read_paddle, read_weights
 from numpy_resnext.io import safetensors
 from numpy_resnext.preprocess import load_image
@@ -46,6 +57,7 @@ def _alarm(signum, frame):
 API = {
     "weights": [("load_weights", lambda p: load_weights(p)),
                 ("build", lambda p: build(None, weights=p))],
+    "build": [("build", lambda p: build(None, weights=p))],
     "weights-nonstrict": [("load_weights(strict=False)", lambda p: load_weights(p, strict=False)),
                           ("build(strict=False)", lambda p: build(None, weights=p, strict=False))],
     "paddle": [("read_paddle", lambda p: read_paddle(p)), ("load_weights", lambda p: load_weights(p))],
@@ -64,8 +76,27 @@ API = {
     "safetensors": [("safetensors.read", lambda p: safetensors.read(p)),
                     ("load_weights", lambda p: load_weights(p))],
     "glob": [("Selection.matches", lambda p: _glob_case(p))],
+    # one reading budget per load, bounded work: a valid input asking for a computation
+    # (tiny network), a name map against its own candidate (PATH.cand.npz)
+    "compute": [("golden_dump", lambda p: golden_dump(MODEL[0], read_npy(p))),
+                ("forward(keep=True)", lambda p: MODEL[0].forward(read_npy(p), keep=True)),
+                ("gradients", lambda p: _gradients(read_npy(p)))],
+    "map-cand": [("load_map", lambda p: load_map(p)),
+                 ("compare(name_map=)", lambda p: compare(FILES["dump"], p + ".cand.npz",
+                                                          name_map=p))],
+    "dout": [("gradients(dout=)", lambda p: gradients(MODEL[0], read_npy(FILES["x"]),
+                                                        read_npy(p)))],
+    "none": [],
 }
 FILES = {}
+MODEL = []
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _gradients(x):
+    model = MODEL[0]
+    return gradients(model, x, np.ones((x.shape[0] if x.ndim == 4 else 1,
+                                        model.config.num_classes), x.dtype))
 
 
 def _glob_case(path):
@@ -98,6 +129,7 @@ def _setup(workdir):
     tensors, manifest = golden_dump(model, np.zeros((1, 3, 32, 32), np.float32))
     write_golden(FILES["dump"], tensors, manifest)
     FILES["work"] = workdir
+    MODEL.append(model)
 
 
 def run_one(func):
@@ -132,9 +164,22 @@ def run_cli(argv):
                   "msg": "".join(traceback.format_exception(exc))[-3000:]}
     finally:
         signal.alarm(0)
-    result["stderr"] = err.getvalue()[:3000]
+    text, out = err.getvalue(), out.getvalue()
+    result["stderr"] = text[:3000]
+    result["stderr_chars"] = len(text)
+    result["stdout"] = out[:2000] + ("" if len(out) <= 3000 else " ... ") + out[-1000:]
+    result["controls"] = sorted({hex(ord(c)) for c in CONTROL.findall(text + out)})[:5]
+    result["forged"] = [line[:80] for line in (text + "\n" + out).splitlines()
+                        if line.startswith("FORGED")][:3]
     result["argv"] = argv
     return result
+
+
+def _kind(path):
+    try:
+        return stat.S_IFMT(os.lstat(path).st_mode)
+    except OSError:
+        return None
 
 
 def main_worker(cases_path, results_path, workdir):
@@ -145,6 +190,9 @@ def main_worker(cases_path, results_path, workdir):
     results = []
     for case in cases:
         path = case["path"]
+        untouched = {p: _kind(p) for p in case.get("untouched", ())}
+        _peak_reset()
+        t0 = time.perf_counter()
         api = [dict(run_one(lambda f=f: f(path)), api=name) for name, f in API[case["api"]]]
         cli = []
         if case["cli"] is True:
@@ -154,14 +202,25 @@ def main_worker(cases_path, results_path, workdir):
         elif case["cli"]:                  # argv templates: {path}, {x}, {w}, {dout}, {dump}, {work}
             for argv in case["cli"]:
                 cli.append(run_cli([a.format(path=path, **FILES) for a in argv]))
-        if case.get("leftovers"):          # an output that failed leaves no temporary file
+        if case.get("leftovers") or case.get("tmp_only"):   # a failed output leaves nothing
             left = [f for d in {os.path.dirname(path), workdir} if os.path.isdir(d)
                     for f in os.listdir(d) if f.startswith(".tmp-")]
-            if os.path.exists(path):
+            if os.path.exists(path) and not case.get("tmp_only"):
                 left.append(path)
             for r in cli:
                 r["leftovers"] = left
-        results.append({"id": case["id"], "api": api, "cli": cli})
+        seconds, peak = time.perf_counter() - t0, _peak()
+        after = []
+        for p, kind in untouched.items():
+            if _kind(p) != kind:
+                after.append(f"{p} changed type ({kind} -> {_kind(p)})")
+        if case.get("expect_mode") is not None:
+            mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path) else None
+            if mode != case["expect_mode"]:
+                after.append(f"{path}: mode {mode if mode is None else oct(mode)}, expected "
+                             f"{oct(case['expect_mode'])}")
+        results.append({"id": case["id"], "api": api, "cli": cli, "peak": peak,
+                        "seconds": seconds, "after": after})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     json.dump({"results": results, "peak_rss": peak}, open(results_path, "w"))
 

@@ -328,7 +328,8 @@ def tars(root):
             p = root / f"bomb_{mib}.tar.{method}"
             p.write_bytes(_bomb_stream(comp, info.tobuf(format=tarfile.GNU_FORMAT), mib << 20))
             _case(cases, "tar-compression-bomb", f"{method}-{mib}MiB", p, "paddle",
-                  rf"the {dict(gz='gzip', xz='xz', bz2='bzip2')[method]} stream expands beyond")
+                  rf"the {dict(gz='gzip', xz='xz', bz2='bzip2')[method]} stream expands beyond"
+                  r"|TensorDesc at byte \d+ has no data_type")   # the member is read as it comes
     for exp in (34, 40, 63, 80):                     # a member declaring 2**exp bytes
         info = tarfile.TarInfo("model/conv1_weights")
         info.size = 2 ** exp

@@ -150,7 +150,8 @@ def test_forward_errors(capsys, tmp_path, x_file):
                  "--output", out_path)
     flat = tmp_path / "flat.npy"
     np.save(flat, np.zeros((8, 8), np.float32))
-    expect_error(capsys, "forward", "expected (3, H, W) or (N, 3, H, W) values, found shape (8, 8)",
+    expect_error(capsys, "forward", "expected (3, H, W) or (N, 3, H, W) values with N, H and W at least 1, "
+                 "found shape (8, 8)",
                  "ResNeXt50_32x4d", "--input", flat, "--output", out_path)
     for name, ext in (("o.pt", ".pt"), ("o.npz", ".npz")):              # another format's extension
         expect_error(capsys, "forward", f"this writes .npy files, not '{ext}'; name the output o.npy",
@@ -216,11 +217,12 @@ def test_top_level_help_and_version(capsys):
     assert capsys.readouterr().out.startswith("numpy-resnext 0.")
 
 
-def test_argparse_rejects_unknown_dtype(capsys):
-    with pytest.raises(SystemExit) as info:
-        cli.main(["forward", "ResNet50", "--input", "x", "--output", "y", "--dtype", "float16"])
-    assert info.value.code == 2
-    assert "invalid choice: 'float16'" in capsys.readouterr().err
+def test_argparse_rejects_unknown_dtype_in_one_line(capsys):
+    assert cli.main(["forward", "ResNet50", "--input", "x", "--output", "y", "--dtype",
+                     "float16"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'float16'" in err
+    assert err.startswith("numpy-resnext forward: error: argument --dtype") and err.count("\n") == 1
 
 
 # --- real processes (one each) -------------------------------------------------------------------

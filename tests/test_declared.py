@@ -122,6 +122,29 @@ def test_a_declared_resnet_of_the_same_math_takes_its_name(tmp_path):
         load_weights(hub_folder(tmp_path / "r26d_short", short, {"architecture": "resnet26d"}))
 
 
+def test_a_config_of_many_entries_is_one_short_refusal(tmp_path, micro):
+    """A config.json of 200,000 model_args or architectures: a few findings and a count, not
+    one per entry (before: a finding each, 23 s for 1.5 M names), within the load's budget."""
+    args = {f"k{i}": 0 for i in range(200_000)}
+    for config, says in (({"architecture": "resnet50", "model_args": args},
+                          "config.json sets 200,000 model_args"),
+                         ({"architectures": [f"resnetaa{i}" for i in range(200_000)]},
+                          "config.json names 200,000 architectures")):
+        folder = hub_folder(tmp_path / says.split()[3], micro, config)
+        with pytest.raises(WeightsError, match="not loaded") as info:
+            load_weights(folder)
+        assert says in str(info.value) and len(str(info.value)) < 4000
+
+
+def test_a_declared_name_is_printable_when_it_names_the_model(tmp_path):
+    config = expected_config("resnet26d")
+    tensors = OrderedDict((k, np.zeros(s, np.float16)) for k, s in nrx.param_shapes(config).items())
+    hostile = "resnet26d.\x1b]0;x\x07\r\nFORGED" + "a" * 500
+    loaded = load_weights(hub_folder(tmp_path / "r26d", tensors, {"architecture": hostile}))
+    assert loaded.config.name.startswith("resnet26d.\\x1b]0;x\\x07\\r\\nFORGED")
+    assert len(loaded.config.name) < 200 and loaded.config.name.isprintable()
+
+
 # --- file names and tensors ---------------------------------------------------------------------
 def test_a_file_named_after_an_unsupported_family_is_refused(tmp_path, micro):
     path = tmp_path / "resnetblur50-84f4748f.pth"

@@ -115,8 +115,9 @@ def test_png_without_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
     (["explain", "ResNeXt50_32x4d", "--input", "{d}/none.npy"], "--input: '{d}/none.npy' does not exist"),
     (["explain", "ResNeXt50_32x4d", "--png", "{d}/out.jpg"], "ending in .png"),
     (["explain", "ResNeXt50_32x4d", "--input", "{d}/chw4.npy"], "expected (3, H, W) or (N, 3, H, W)"),
-    (["explain", "ResNeXt50_32x4d", "--input-size", "0", "5"], "0x5 is too small for ResNeXt50_32x4d"),
-    (["explain", "ResNeXt50_32x4d", "--top", "-3"], "--top must be at least 0"),
+    (["explain", "ResNeXt50_32x4d", "--input-size", "0", "5"],
+     "argument --input-size: expected an integer from 1 to 1,048,576, found 0"),
+    (["explain", "ResNeXt50_32x4d", "--top", "-3"], "argument --top: expected an integer of at least 0"),
 ])
 def test_explain_errors(tmp_path, capsys, argv, message):
     np.save(tmp_path / "chw4.npy", np.zeros((4, 32, 32), np.float32))

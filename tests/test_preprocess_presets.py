@@ -23,7 +23,10 @@ def test_spec_parsing_and_errors():
                           ("torchvision:crop=0", "crop must be between 1 and 8192"),
                           ("timm:interpolation=lanczos", "bilinear or bicubic"),
                           ("paddleclas:resize=100,crop=200", "resize must be at least crop"),
-                          ("timm:crop_pct=1.5", "crop_pct must be in")]:
+                          ("timm:crop_pct=1.5", "crop_pct must be in"),
+                          ("timm:crop_pct=nan", "crop_pct must be in"),
+                          ("timm:crop_pct=1e-300", r"resizes the short side beyond 8192"),
+                          ("timm:crop_pct=5e-324", r"resizes the short side beyond 8192")]:
         with pytest.raises(InputError, match=message):
             get_preset(spec, "ResNeXt50_32x4d")
 

@@ -111,8 +111,8 @@ def test_command_writes_json_and_png(tmp_path, split, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--batch-size", "1"], "--batch-size must be at least 2"),
+    (["--epochs", "0"], "argument --epochs: expected an integer from 1 to 10,000, found 0"),
+    (["--batch-size", "1"], "argument --batch-size: expected an integer from 2 to"),
     (["--png", "curves.jpg"], "ending in .png"),
     (["--json", "/nonexistent-dir/r.json"], "--json"),
 ])
@@ -264,7 +264,7 @@ def test_command_sweep(tmp_path, split, monkeypatch, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--sweep", "--cardinality", "4"], "--sweep chooses every cardinality"),
     (["--weights", "w.txt"], "ending in .npz"),
-    (["--width", "0"], "--width must be at least 1"),
+    (["--width", "0"], "argument --width: expected an integer from 1 to 1,024, found 0"),
     (["--cardinality", "128", "--epochs", "1"], "no bottleneck width keeps the network within 2%"),
 ])
 def test_new_options_errors_exit_2(args, message, capsys):

@@ -19,6 +19,7 @@ import tarfile
 import zlib
 
 from ..errors import FormatError
+from .budget import charge
 from .files import open_regular
 from .limits import check_nbytes, get_limits, human, short_repr
 
@@ -65,13 +66,20 @@ class _Bounded:
     def tell(self):
         return self.inner.tell()
 
+    def seekable(self):
+        return True
+
+    def readable(self):
+        return True
+
 
 @contextlib.contextmanager
 def open_tar(path, what="archive"):
-    """``with open_tar(p) as (tar, members): ...``: members are the regular files in
-    archive order (read them in that order: a compressed stream seeks backwards by
-    decompressing again from the start), each with its declared size checked; a compressed
-    stream's checksum is verified; errors become FormatError naming ``path``."""
+    """``with open_tar(p) as (tar, members): ...``: ``members`` iterates the regular files
+    in archive order, each size checked before it is yielded; read each as it comes (the
+    archive is decompressed once, front to back: a backward seek would decompress again
+    from the start). After the last member the compressed stream is read to its end, so
+    that its checksum is verified; errors become FormatError naming ``path``."""
     where = str(path)
     f, size = open_regular(path, what)
     with f:
@@ -86,13 +94,7 @@ def open_tar(path, what="archive"):
                 break
         try:
             with tarfile.open(fileobj=stream, mode="r:") as tar:
-                members = _members(tar, where, size if method == "tar" else None)
-                if method != "tar":
-                    # read to the end of the compressed stream, so that its checksum is
-                    # verified (tarfile stops at the end-of-archive blocks, before it)
-                    while stream.read(1 << 20):
-                        pass
-                yield tar, members
+                yield tar, _members(tar, where, size, stream, method)
         except FormatError:
             raise
         except ERRORS as exc:
@@ -100,9 +102,11 @@ def open_tar(path, what="archive"):
                               f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def _members(tar, where: str, real_size):
-    """The archive's regular files, listed lazily with each size checked before moving on."""
-    out, total = [], 0
+def _members(tar, where: str, size: int, stream, method: str):
+    """The archive's regular files, one at a time, each size checked before it is yielded;
+    then the rest of a compressed stream read (tarfile stops at the end-of-archive blocks,
+    before the checksum)."""
+    total = 0
     for count, member in enumerate(tar, 1):
         name = short_repr(member.name, 80)
         if count > MAX_MEMBERS:
@@ -112,17 +116,21 @@ def _members(tar, where: str, real_size):
                               f"{member.size} bytes); weight archives hold plain files")
         if member.isfile():
             check_nbytes(member.size, f"member {name}", where)
-            if real_size is not None and member.size > real_size:
+            if method == "tar" and member.size > size:
                 raise FormatError(f"{where}: member {name} declares {member.size} bytes, "
-                                  f"more than the whole file ({real_size} bytes)")
+                                  f"more than the whole file ({size} bytes)")
             total += member.size
             check_nbytes(total, "the archive's members together", where)
-            out.append(member)
-    return out
+            yield member
+    if method != "tar":
+        while stream.read(1 << 20):
+            pass
 
 
 def read_member(tar, member, where: str) -> bytes:
-    """The bytes of a regular member (its size was checked by :func:`open_tar`)."""
+    """The bytes of a regular member (its size was checked by :func:`open_tar`), charged to
+    the reading budget of the load."""
+    charge(member.size, f"member {short_repr(member.name, 80)}", where)
     stream = tar.extractfile(member)
     data = stream.read(member.size)
     if len(data) != member.size:

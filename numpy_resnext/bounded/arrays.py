@@ -12,7 +12,11 @@ zlib.error or a CRC error from deep inside zipfile. Here:
   ``readinto``;
 - in a ``.npz``: members must be ``.npy`` files, stored or deflated (no other method, no
   encryption), each declared size within the ceiling, and a deflated member may expand at
-  most :meth:`Limits.expand_bound` of its compressed size; a CRC mismatch is an error.
+  most :meth:`Limits.expand_bound` of its compressed size; a CRC mismatch is an error;
+- every local header is checked once against the directory and no two members share a
+  byte (:mod:`.zips`), and the members together may expand to at most the one allowance
+  of the whole file (:mod:`.budget`), checked before any member is read;
+- every array allocated is charged to the reading budget of the load under way.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from ..errors import FormatError
-from .files import open_regular
+from .budget import charge, check_whole, one_load
+from .files import name_of, open_regular
 from .limits import check_nbytes, check_shape, clip_list, get_limits, short_repr
+from .zips import open_zip
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -59,11 +65,14 @@ def _header(f, where: str):
     return tuple(shape), bool(fortran), dtype, f.tell()
 
 
+READ_CHUNK = 1 << 20      # a zip member's stream copies through bytes: one chunk at a time
+
+
 def _fill(f, array: np.ndarray, where: str, what: str) -> None:
     view = memoryview(array.reshape(-1).view(np.uint8))          # (nbytes,) bytes
     done = 0
     while done < len(view):
-        got = f.readinto(view[done:])
+        got = f.readinto(view[done:done + READ_CHUNK])
         if not got:
             raise FormatError(f"{where}: truncated: {what} needs {len(view)} bytes of data, "
                               f"the file holds {done}")
@@ -79,17 +88,19 @@ def read_npy_stream(f, size: int, where: str) -> np.ndarray:
         raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
                           f"{list(shape)} ({nbytes} bytes of data), the file holds "
                           f"{size - start} after the header")
+    charge(nbytes, lambda: f"a {dtype} array of shape {short_repr(list(shape))}", where)
     out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
     _fill(f, out, where, f"the {dtype} array of shape {list(shape)}")
     out = out.T if fortran else out
     return out.astype(dtype.newbyteorder("="), copy=False)
 
 
+@one_load
 def read_npy(path, what="array file") -> np.ndarray:
     """One .npy file (a regular file, checked as above)."""
     f, size = open_regular(path, what)
     with f:
-        return read_npy_stream(f, size, str(path))
+        return read_npy_stream(f, size, name_of(path))
 
 
 def _check_member(info: zipfile.ZipInfo, where: str) -> None:
@@ -114,19 +125,11 @@ def _check_member(info: zipfile.ZipInfo, where: str) -> None:
                           "decompression bomb or a damaged archive")
 
 
-def _read_stored(f, info: zipfile.ZipInfo, size: int, where: str) -> np.ndarray:
+def _read_stored(f, info: zipfile.ZipInfo, start: int, where: str) -> np.ndarray:
     """A stored (uncompressed) member read straight from the file into the array, as
     np.load reads a plain .npy: no intermediate copy through zipfile's buffers. The local
-    header is checked, and the CRC-32 computed over the bytes read, as zipfile would."""
-    f.seek(info.header_offset)
-    head = f.read(30)
-    if len(head) != 30 or head[:4] != b"PK\x03\x04":
-        raise FormatError(f"{where}: no local zip header at byte {info.header_offset}")
-    name_len, extra_len = struct.unpack("<HH", head[26:30])
-    start = info.header_offset + 30 + name_len + extra_len
-    if start + info.file_size > size:
-        raise FormatError(f"{where}: truncated: the member's {info.file_size} bytes from byte "
-                          f"{start} run past the end of the file ({size} bytes)")
+    header was checked by :func:`.zips.open_zip` (``start``: where its data begins); the
+    CRC-32 is computed over the bytes read, as zipfile would."""
     f.seek(start)
     shape, fortran, dtype, data_at = _header(f, where)
     nbytes = check_shape(shape, dtype.itemsize, f"a {dtype} array", where)
@@ -136,6 +139,7 @@ def _read_stored(f, info: zipfile.ZipInfo, size: int, where: str) -> np.ndarray:
         raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
                           f"{list(shape)} ({nbytes} bytes of data), the member holds {held} "
                           "after the header")
+    charge(nbytes, lambda: f"a {dtype} array of shape {short_repr(list(shape))}", where)
     out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
     _fill(f, out, where, f"the {dtype} array of shape {list(shape)}")
     f.seek(start)
@@ -148,41 +152,47 @@ def _read_stored(f, info: zipfile.ZipInfo, size: int, where: str) -> np.ndarray:
     return out.astype(dtype.newbyteorder("="), copy=False)
 
 
+def _open_npz(f, size, where, what):
+    """(ZipFile, members) of an .npz whose every member was checked (:func:`_check_member`,
+    local headers, names once, the total against the whole file's allowance)."""
+    head = f.read(8)
+    if head[:6] == NPY_MAGIC:
+        raise FormatError(f"{where}: this is a single .npy array, not an .npz archive")
+    if not head:
+        raise FormatError(f"{where}: the file is empty; expected an .npz archive")
+    f.seek(0)
+    z, infos, starts = open_zip(f, size, where, ".npz (zip) archive", MAX_MEMBERS)
+    try:
+        names = [i.filename for i in infos]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise FormatError(f"{where}: members named twice: {clip_list(dup, 5)}")
+        for info in infos:
+            _check_member(info, where)
+        total = sum(i.file_size for i in infos)
+        check_nbytes(total, "the archive's members together", where)
+        check_whole(total, f"its {len(infos)} members together", where)
+    except BaseException:
+        z.close()
+        raise
+    return z, infos, starts
+
+
+@one_load
 def read_npz(path, what="array archive") -> "OrderedDict[str, np.ndarray]":
     """Every array of a .npz (name without .npy -> array), each member checked first."""
-    where = str(path)
+    where = name_of(path)
     f, size = open_regular(path, what)
     with f:
-        head = f.read(8)
-        if head[:6] == NPY_MAGIC:
-            raise FormatError(f"{where}: this is a single .npy array, not an .npz archive")
-        if not head:
-            raise FormatError(f"{where}: the file is empty; expected an .npz archive")
-        f.seek(0)
-        try:
-            z = zipfile.ZipFile(f)
-        except Exception as exc:  # zipfile parses the directory of a hostile file: BadZipFile,
-            # NotImplementedError (version), UnicodeDecodeError (names), struct.error ...
-            raise FormatError(f"{where}: not a readable .npz (zip) archive: "
-                              f"{str(exc)[:200]}") from None
+        z, infos, starts = _open_npz(f, size, where, what)
         with z:
-            infos = z.infolist()
-            if len(infos) > MAX_MEMBERS:
-                raise FormatError(f"{where}: {len(infos)} members; at most {MAX_MEMBERS}")
-            names = [i.filename for i in infos]
-            if len(set(names)) != len(names):
-                dup = sorted({n for n in names if names.count(n) > 1})
-                raise FormatError(f"{where}: members named twice: {clip_list(dup, 5)}")
-            for info in infos:
-                _check_member(info, where)
-            check_nbytes(sum(i.file_size for i in infos), "the archive's members together",
-                         where)
             out = OrderedDict()
             for info in infos:
                 member = f"{where}:{short_repr(info.filename, 80)}"
                 try:
                     if info.compress_type == zipfile.ZIP_STORED:
-                        out[info.filename[:-4]] = _read_stored(f, info, size, member)
+                        out[info.filename[:-4]] = _read_stored(f, info, starts[info.filename],
+                                                               member)
                         continue
                     with z.open(info) as m:
                         out[info.filename[:-4]] = read_npy_stream(m, info.file_size, member)
@@ -195,6 +205,17 @@ def read_npz(path, what="array archive") -> "OrderedDict[str, np.ndarray]":
             return out
 
 
+def npz_names(path, what="array archive") -> list:
+    """The array names of a .npz, from its (checked) directory, without reading a member."""
+    where = name_of(path)
+    f, size = open_regular(path, what)
+    with f:
+        z, infos, _ = _open_npz(f, size, where, what)
+        z.close()
+    return [i.filename[:-4] for i in infos]
+
+
+@one_load
 def read_array_file(path, what="array file"):
     """An .npy (-> ndarray) or .npz (-> OrderedDict), told apart by content, as np.load."""
     f, _ = open_regular(path, what)
@@ -204,5 +225,5 @@ def read_array_file(path, what="array file"):
         return read_npy(path, what)
     if head[:4] in ZIP_MAGICS:
         return read_npz(path, what)
-    raise FormatError(f"{path}: neither an .npy array nor an .npz archive (first bytes "
+    raise FormatError(f"{name_of(path)}: neither an .npy array nor an .npz archive (first bytes "
                       f"{head.hex(' ') or 'missing: the file is empty'})")

@@ -3,9 +3,13 @@
 Only regular files are opened for reading (and directories where a layout is a directory):
 the type is checked with ``os.stat`` before ``open``, and the file is opened with
 ``O_NONBLOCK`` so that even a path swapped for a FIFO between the two calls cannot block
-(the type is checked again on the open descriptor). Directory walks stop at
-``Limits.max_dir_depth`` levels. Every ``OSError`` while writing becomes an
-:class:`~numpy_resnext.errors.OutputError` naming the path.
+(the type is checked again on the open descriptor). A read that fails after the open (an
+I/O error of the device) is an InputError naming the file, as a failed open is; the file
+is counted in the reading budget of the load under way (:mod:`.budget`). Directory walks
+stop at ``Limits.max_dir_depth`` levels. Every ``OSError`` while writing becomes an
+:class:`~numpy_resnext.errors.OutputError` naming the path, and an output path that
+exists must be a regular file (:func:`check_output_target`): a FIFO, a device or a
+directory there is refused, never replaced.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import errno
 import os
 import stat
 
-from ..errors import FormatError, InputError, OutputError
+from ..errors import FormatError, InputError, OutputError, printable
+from .budget import charge, register_file
 from .limits import check_nbytes, get_limits
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -32,9 +37,10 @@ def kind_of(mode: int) -> str:
 
 
 def name_of(path) -> str:
-    """A path for a message: as given, cut to 300 characters."""
+    """A path for a message: as given, control characters escaped, cut to 300 characters."""
     text = os.fspath(path)
     text = text.decode("utf-8", "backslashreplace") if isinstance(text, bytes) else text
+    text = printable(text)
     return text if len(text) <= 300 else text[:300] + f"... ({len(text)} characters)"
 
 
@@ -73,8 +79,75 @@ def is_dir(path) -> bool:
         return False
 
 
+class Reader:
+    """A binary file whose read errors (EIO after a good open, say) are InputErrors
+    naming the file; everything else is the file object's own."""
+
+    __slots__ = ("_f", "_label")
+
+    def __init__(self, f, label):
+        self._f, self._label = f, label
+
+    def _failed(self, exc):
+        return InputError(f"{self._label} ({exc.strerror or type(exc).__name__}; the read "
+                          "failed after the file was opened)")
+
+    def read(self, n=-1):
+        try:
+            return self._f.read(n)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def readinto(self, buffer):
+        try:
+            return self._f.readinto(buffer)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def readline(self, n=-1):
+        try:
+            return self._f.readline(n)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def peek(self, n=0):
+        try:
+            return self._f.peek(n)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def seek(self, offset, whence=0):
+        try:
+            return self._f.seek(offset, whence)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def tell(self):
+        return self._f.tell()
+
+    @property
+    def file(self):
+        """The file object itself, for a caller that maps OSError on its own (the pickle
+        reader calls ``read`` once per opcode of its scan: one wrapper less)."""
+        return self._f
+
+    def __getattr__(self, name):        # seekable, readable, close, closed, name, mode ...
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
 def open_regular(path, what="file"):
-    """(binary file object, size) for a regular file; never blocks on a FIFO or device."""
+    """(binary file object, size) for a regular file; never blocks on a FIFO or device.
+    The file counts in the reading budget of the load under way; its read errors are
+    InputErrors naming it (:class:`Reader`)."""
     check_regular(path, what)
     name = name_of(path)
     try:
@@ -88,7 +161,8 @@ def open_regular(path, what="file"):
                              "expected a regular file")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), st.st_size
+        register_file(st, name)
+        return Reader(os.fdopen(fd, "rb"), f"{name}: cannot read the {what}"), st.st_size
     except BaseException:
         os.close(fd)
         raise
@@ -98,10 +172,11 @@ def read_bytes(path, what="file", limit: int | None = None) -> bytes:
     """The whole content of a regular file, after checking its size against the ceiling."""
     f, size = open_regular(path, what)
     with f:
-        check_nbytes(size, f"reading the whole {what}", os.fspath(path))
+        check_nbytes(size, f"reading the whole {what}", name_of(path))
         if limit is not None and size > limit:
-            raise FormatError(f"{os.fspath(path)}: {what} of {size} bytes, more than the "
+            raise FormatError(f"{name_of(path)}: {what} of {size} bytes, more than the "
                               f"{limit} bytes such a file can need")
+        charge(size, f"the whole {what}", name_of(path))
         return f.read(size)
 
 
@@ -123,7 +198,23 @@ _WHY = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted
         errno.EROFS: "read-only file system", errno.ENAMETOOLONG: "file name too long",
         errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
         errno.ENOENT: "the directory does not exist", errno.EISDIR: "is a directory",
-        errno.ENOTDIR: "a parent is not a directory"}
+        errno.ENOTDIR: "a parent is not a directory",
+        errno.EIO: "input/output error (the device reported a failure)",
+        errno.EFBIG: "file too large (for the file system or the process's file size limit)"}
+
+
+def check_output_target(path, what="output") -> None:
+    """Refuse an output path that exists and is not a regular file (symlinks followed): a
+    FIFO, a device, a socket or a directory is never replaced by the output."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):        # absent, or a name the write will report on
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputError(f"{name_of(path)}: cannot write the {what}: it is "
+                          f"{kind_of(st.st_mode)}, not a regular file; name a new file or "
+                          "an existing regular file (it would be replaced, not written "
+                          "into)")
 
 
 def output_error(path, exc: OSError, what="output") -> OutputError:

@@ -15,10 +15,12 @@ import json
 import numpy as np
 
 from ..errors import FormatError
+from .budget import charge
 from .files import read_bytes
-from .limits import get_limits, short_repr
+from .limits import MAX_NDIM, get_limits, short_repr
 
 MAX_INT_DIGITS = 40
+JSON_OBJECTS = 32     # parsed JSON takes up to ~30 times its text in Python objects ([{}, {}, ...])
 _STEP = np.zeros(256, np.int8)                 # +1 for [ and {, -1 for ] and }
 _STEP[[ord("["), ord("{")]] = 1
 _STEP[[ord("]"), ord("}")]] = -1
@@ -70,6 +72,7 @@ def loads_json(data, source: str, max_depth: int | None = None, what: str = "JSO
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
     limit = get_limits().max_depth if max_depth is None else max_depth
+    charge(JSON_OBJECTS * len(data), f"{what} parsed into Python objects", source)
     depth = json_depth(data)
     if depth > limit:
         raise FormatError(f"{source}: JSON nested {depth} levels deep; at most {limit} are "
@@ -132,8 +135,11 @@ def expect_keys(obj, required, where: str, source: str, optional=()) -> dict:
 
 
 def expect_shape(value, where: str, source: str) -> tuple:
-    """A list of non-negative integers (a tensor shape), as a tuple."""
+    """A list of at most 32 non-negative integers (a tensor shape), as a tuple."""
     expect(value, list, where, source)
+    if len(value) > MAX_NDIM:
+        raise FormatError(f"{source}: {where} has {len(value):,} axes; a tensor has at most "
+                          f"{MAX_NDIM}")
     for i, d in enumerate(value):
         if not (type(d) is int and d >= 0):
             raise FormatError(f"{source}: {where}[{i}] should be a non-negative integer, "

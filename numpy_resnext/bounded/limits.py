@@ -33,13 +33,16 @@ MAX_DIM = 2 ** 40      # one axis; keeps products of a few axes far below Python
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """max_bytes: ceiling on one file's decoded content; max_ratio / min_expand: how far
-    compressed data may expand; max_depth: nesting of pickles and JSON; max_dir_depth:
-    directory levels walked; max_image_pixels: decoded or resized image area."""
+    compressed data may expand, and how much one load may materialise for the bytes it
+    reads (:mod:`.budget`); max_depth: nesting of pickles and JSON; max_objects: objects in
+    one pickle; max_dir_depth: directory levels walked; max_image_pixels: decoded or
+    resized image area."""
 
     max_bytes: int = 8 << 30
     max_ratio: int = 64
     min_expand: int = 64 << 20
     max_depth: int = 100
+    max_objects: int = 1_000_000
     max_dir_depth: int = 32
     max_image_pixels: int = 1 << 26          # 8192 x 8192
 

@@ -1,26 +1,83 @@
-"""Helpers shared by the commands: examples in --help, progress, the model options and the
-model they build, inputs (arrays and images), atomic writes."""
+"""Helpers shared by the commands: examples in --help, progress, numeric option types
+(each value checked when the command line is parsed: a seed is a non-negative integer, a
+size a positive one below a stated cap, a tolerance a finite number), the model options
+and the model they build, inputs (arrays and images), atomic writes."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 
 import numpy as np
 
-from .._checks import as_float_array
+from .._checks import as_float_array, check_finite
 from .._files import atomic_write, check_output_path, save_json, save_npy  # noqa: F401  (the commands import them from here)
-from ..errors import ArchitectureError, InputError
+from ..errors import ArchitectureError, InputError, printable
 from ..init import DEFAULT_INIT, INITS
 from ..model import build
 from ..preprocess import describe, load_image, preprocess
-from ..bounded import check_regular, clip_list, first_bytes, read_npy, read_npz
+from ..preprocess.presets import parse_spec
+from ..shapes import check_compute, describe_run
+from ..bounded import check_regular, clip_list, first_bytes, npz_names, read_npy
 from ..bounded.arrays import ZIP_MAGICS
 from ..io.torch.file import is_torch_file
 
+MAX_SIZE = 1 << 20           # an image side: far beyond any camera, far below what overflows
+MAX_COUNT = 1 << 20          # a batch, a number of test sets, epochs ...
+MAX_SEED = (1 << 63) - 1
+NON_FINITE_HELP = ("run inputs holding NaN or infinite values (refused by default) to see how "
+                   "they propagate")
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def integer(low, high=None):
+    """An argparse type: an integer from ``low`` to ``high`` (inclusive)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, found {text[:40]!r}") from None
+        if value < low or (high is not None and value > high):
+            wanted = f"from {low} to {high:,}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {wanted}, found {text[:40]}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(low=0.0, positive=False):
+    """An argparse type: a finite number, at least ``low`` (above it when ``positive``)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, found {text[:40]!r}") from None
+        if not math.isfinite(value) or value < low or (positive and value == low):
+            raise argparse.ArgumentTypeError(
+                f"expected a finite number {'above' if positive else 'of at least'} {low:g}, "
+                f"found {text[:40]}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def preset_spec(text):
+    """An argparse type: a --preprocess spec, its preset, keys and numbers checked
+    (:func:`numpy_resnext.preprocess.presets.parse_spec`)."""
+    try:
+        parse_spec(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--preprocess ")) from None
+    return text
+
+
+SEED = integer(0, MAX_SEED)
+SIZE = integer(1, MAX_SIZE)
+COUNT = integer(1, MAX_COUNT)
 
 
 def add_command(sub, name, help, example, description=None):
@@ -65,18 +122,23 @@ def load_npy(path, what="input"):
                          "array; inputs are .npy files: numpy.save('x.npy', "
                          "torch.load('x.pt').numpy()) writes one (nothing in the file was read)")
     if first_bytes(path, 4, what) in ZIP_MAGICS:      # an .npz, whatever its name
-        names = list(read_npz(path, what))
+        names = npz_names(path, what)                 # its directory: no member is read
         raise InputError(f"{what}: expected a plain .npy array, found an .npz archive {path!r} "
                          f"holding {clip_list(names, 8)}; save the one array with numpy.save")
     return read_npy(path, what)
 
 
-def cast_input(x, dtype, what="input"):
-    """An explicit, announced cast of a loaded input to the model dtype (never integers)."""
+def cast_input(x, dtype, what="input", allow_nonfinite=False, source=None):
+    """An explicit, announced cast of a loaded input to the model dtype (never integers),
+    with finite values unless ``allow_nonfinite`` (``source``: the file, for messages)."""
+    label = what if source is None else f"{what} {source!r}"
     if x.dtype.kind in "iub":
-        raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}; "
+        found = "" if source is None else f" in {source!r}"
+        raise InputError(f"{what}: expected float32 or float64 values, found {x.dtype}{found}; "
                          f"preprocess images to floats first (see `numpy-resnext classify`)")
-    x = as_float_array(x, what)
+    x = as_float_array(x, label)
+    if not allow_nonfinite:
+        check_finite(x, label, "pass --allow-non-finite")
     if x.dtype == np.dtype(dtype):
         return x
     print(f"note: {what}: {x.dtype} values cast to {np.dtype(dtype)} (the model's --dtype)",
@@ -86,7 +148,7 @@ def cast_input(x, dtype, what="input"):
 
 # --- the model options ------------------------------------------------------------------------
 def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_required=False,
-                      with_dtype=True, arch_positional=True):
+                      with_dtype=True, arch_positional=True, non_finite=True):
     """The options :func:`load_model` reads: ARCH (optional with --weights unless
     ``arch_required``), --weights, --dtype, --seed, --init, --bn-eps and, where a command allows
     partial loads, --non-strict. A command whose precision is fixed (``with_dtype=False``)
@@ -105,12 +167,12 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
     if with_dtype:
         p.add_argument("--dtype", default=default_dtype, choices=["float32", "float64"],
                        help=dtype_help or f"precision of the model and its input (default {default_dtype})")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=SEED, default=0,
                    help="seed of the initialisation when there is no --weights (default 0)")
     p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,
                    help="seeded weights: BN statistics calibrated on a seeded batch (default) or "
                         "identity BatchNorm (scale 1, shift 0, mean 0, variance 1)")
-    p.add_argument("--bn-eps", type=float, default=None, metavar="EPS",
+    p.add_argument("--bn-eps", type=number(0.0, positive=True), default=None, metavar="EPS",
                    help="BatchNorm epsilon (default: the weights' source's: 1e-5, or Paddle's "
                         "float32(1e-5) = 9.999999747378752e-06 for weights in a Paddle naming)")
     ema = p.add_mutually_exclusive_group()
@@ -123,6 +185,8 @@ def add_model_options(p, default_dtype, dtype_help=None, non_strict=False, arch_
         p.add_argument("--non-strict", action="store_true",
                        help="load what matches (e.g. a backbone without its head), keep seeded "
                             "values for the rest and list what was skipped")
+    if non_finite:
+        p.add_argument("--allow-non-finite", action="store_true", help=NON_FINITE_HELP)
 
 
 def load_model(args):
@@ -134,15 +198,36 @@ def load_model(args):
                   init=args.init, ema=args.ema, bn_eps=getattr(args, "bn_eps", None))
     report = model.load_report
     for line in report.assumptions():
-        print(f"note: {line}", file=sys.stderr)
+        print(f"note: {printable(line, 1000)}", file=sys.stderr)
     if not strict and args.weights is not None:
         for line in report.skipped_and_filled():
-            print(f"non-strict load: {line}", file=sys.stderr)
+            print(f"non-strict load: {printable(line, 4000)}", file=sys.stderr)
     return model
 
 
+def check_run(model, x, kind, path, keep=None):
+    """The memory check of a computation on ``x`` (:func:`numpy_resnext.shapes.check_compute`),
+    its message naming the input file ``path``."""
+    label = {"forward": "a forward pass", "golden": "golden", "gradients": "gradients"}[kind]
+    check_compute(model.plan, x.shape, model.dtype, kind, keep,
+                  what=f"{label} of {describe_run(model.plan, x.shape, model.dtype)} "
+                       f"(--input {path!r})")
+
+
+def allow_nonfinite(args) -> bool:
+    return bool(getattr(args, "allow_non_finite", False))
+
+
+def warn_nonfinite(values, what):
+    """One warning line when a finite input still gave NaN or infinite ``values`` (an
+    overflow in the arithmetic of the dtype)."""
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        print(f"warning: {bad:,} of {values.size:,} {what} are NaN or infinite", file=sys.stderr)
+
+
 # --- inputs ---------------------------------------------------------------------------------
-def load_input(path, dtype, what="--input"):
+def load_input(path, dtype, what="--input", allow_nonfinite=False):
     """(x, note): an (N, 3, H, W) array of ``dtype`` from a .npy file or an image, and how it
     was made (None, or the preprocessing applied).
 
@@ -166,8 +251,8 @@ def load_input(path, dtype, what="--input"):
             x, note = preprocess(x, dtype="float32"), describe()
     if x.ndim == 3:
         x = x[None]                                   # (3, H, W) -> (1, 3, H, W)
-    if x.ndim != 4 or x.shape[1] != 3:
-        hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
-        raise InputError(f"{what} {path!r}: expected (3, H, W) or (N, 3, H, W) values, "
-                         f"found shape {x.shape}{hint}")
-    return cast_input(x, dtype, what), note
+    if x.ndim != 4 or x.shape[1] != 3 or 0 in x.shape:
+        hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if x.ndim and x.shape[-1] == 3 else ""
+        raise InputError(f"{what} {path!r}: expected (3, H, W) or (N, 3, H, W) values with "
+                         f"N, H and W at least 1, found shape {x.shape}{hint}")
+    return cast_input(x, dtype, what, allow_nonfinite, path), note

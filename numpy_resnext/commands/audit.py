@@ -10,7 +10,7 @@ from ..golden.mutation_audit import DEFAULT_ARCH, DEFAULT_SIZE, format_table, ru
 from ..paper.claims import format_audit, run_audit
 from ..errors import InputError
 from ..init import DEFAULT_INIT, INITS
-from ._common import Progress, add_command
+from ._common import COUNT, SEED, SIZE, Progress, add_command
 
 
 def add_parser(sub):
@@ -36,7 +36,7 @@ def add_parser(sub):
                         "block the paper draws)")
     p.add_argument("--weights", default=None,
                    help="weights for the Fig. 3 block (default: seeded, BN statistics randomised)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=SEED, default=0,
                    help="seed of the weights and input of the Fig. 3 check (default 0)")
     p.add_argument("--json", action="store_true", help="a JSON list of checks (or mutants) instead of text")
     m = p.add_argument_group("mutation audit (--mutants)")
@@ -45,7 +45,7 @@ def add_parser(sub):
     m.add_argument("--arch", default=None,
                    help="architecture of the mutation audit (default ResNeXt50_vd_32x4d: a vd model, "
                         "so the average-pool mutants apply)")
-    m.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+    m.add_argument("--size", type=SIZE, nargs=2, metavar=("H", "W"), default=None,
                    help="input size (default 67 45: odd and even sizes at the strided layers, see "
                         "docs/golden.md)")
     m.add_argument("--init", default=None, choices=INITS,
@@ -54,7 +54,7 @@ def add_parser(sub):
                    help="dtype of the mutated forward (repeatable; default both); the golden is float64")
     m.add_argument("--mutant", action="append", default=None, metavar="NAME",
                    help="run only this mutant (repeatable); default every one")
-    m.add_argument("--set", type=int, default=None, metavar="N",
+    m.add_argument("--set", type=COUNT, default=None, metavar="N",
                    help="judge each mutant as compare-set does, on the logits of N seeded generated "
                         "images (docs/dataset.md), instead of every tensor of one image")
     return p

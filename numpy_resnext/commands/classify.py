@@ -5,10 +5,11 @@ import json
 import os
 
 from ..archs import get_arch
-from ..errors import ArchitectureError, InputError
+from ..errors import ArchitectureError, InputError, printable
 from ..labels import label_names, short_name, top_k
 from ..preprocess import PRESETS, get_preset, load_image
-from ._common import Progress, add_command, add_model_options, cast_input, load_model
+from ._common import (Progress, add_command, add_model_options, allow_nonfinite, cast_input, load_model,
+                      preset_spec)
 
 
 def add_parser(sub):
@@ -31,7 +32,7 @@ def add_parser(sub):
     p.add_argument("items", nargs="+", metavar="[ARCH] IMAGE",
                    help="an architecture name (optional with --weights, which says which it is) "
                         "and image files or .npy arrays")
-    p.add_argument("--preprocess", default="paddleclas", metavar="PRESET",
+    p.add_argument("--preprocess", default="paddleclas", metavar="PRESET", type=preset_spec,
                    help=f"image preprocessing: {', '.join(PRESETS)}, optionally with parameters "
                         "(torchvision:resize=232, timm:crop_pct=1.0); default paddleclas")
     p.add_argument("--top", type=int, default=5, help="classes to list per image (default 5)")
@@ -84,12 +85,13 @@ def run(args):
         print(f"note: {model.config.name} has seeded random weights (no --weights); "
               f"these predictions are meaningless")
     elif not args.json:
-        print(f"{model.config.name}, weights {args.weights}")
+        print(f"{model.config.name}, weights {printable(args.weights)}")
     if not args.json:
         print(f"preprocessing: {preset.describe()}")
     for done, path in enumerate(args.images):
-        x = cast_input(load_image(path, "float32", preset), args.dtype, path)   # 3, H, W
-        logits = model(x[None])[0]                                              # classes
+        x = cast_input(load_image(path, "float32", preset), args.dtype, path,   # 3, H, W
+                       allow_nonfinite(args))
+        logits = model(x[None], allow_nonfinite=allow_nonfinite(args))[0]        # classes
         best = top_k(logits, k)
         if args.json:
             print(json.dumps({"image": path, "arch": model.config.name, "weights": args.weights,
@@ -97,7 +99,7 @@ def run(args):
                               "top": [{"index": i, "probability": p, "label": names[i]}
                                       for i, p in best]}))
         else:
-            print(f"\n{path}")
+            print(f"\n{printable(path)}")
             for rank, (i, p) in enumerate(best, 1):
                 print(f"  {rank}. {p:7.2%}  {i:4d}  {short_name(names[i])}")
         progress.update(done + 1, path)

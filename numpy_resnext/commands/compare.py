@@ -2,7 +2,7 @@
 
 
 from ..golden import SHIPPED_MAPS, compare
-from ._common import add_command, check_output_path, save_json
+from ._common import add_command, check_output_path, number, save_json
 
 DESCRIPTION = """\
 compare a candidate's tensors with a reference golden dump, tensor by tensor, in the
@@ -26,10 +26,10 @@ def add_parser(sub):
         description=DESCRIPTION)
     p.add_argument("reference", help="the reference dump (.npz from `numpy-resnext golden`)")
     p.add_argument("candidate", help="the candidate: an .npz of named tensors, or an .npy of logits")
-    p.add_argument("--rtol", type=float, default=None,
+    p.add_argument("--rtol", type=number(0.0), default=None,
                    help="relative tolerance (default: the reference's suggestion for the less "
                         "precise dtype: 1e-10 for float64, 1e-4 for float32)")
-    p.add_argument("--atol", type=float, default=None, help="absolute tolerance (default 0)")
+    p.add_argument("--atol", type=number(0.0), default=None, help="absolute tolerance (default 0)")
     p.add_argument("--map", default=None, metavar="MAP",
                    help=f"translate the candidate's names: {'|'.join(SHIPPED_MAPS)} or a JSON file "
                         "{candidate name or pattern: reference name or null}")

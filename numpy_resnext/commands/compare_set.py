@@ -6,7 +6,7 @@ import json
 from .._files import save_json
 from ..dataset.compare import compare_set, format_report
 from ..dataset.metrics import DEFAULTS
-from ._common import add_command, check_output_path
+from ._common import add_command, check_output_path, number
 
 
 def add_parser(sub):
@@ -37,11 +37,11 @@ def add_parser(sub):
                    help="run this ONNX model with onnxruntime over the run's inputs instead")
     p.add_argument("--images", default=None, metavar="SRC",
                    help="with --onnx and a run without saved inputs: where the source is now, if moved")
-    p.add_argument("--rtol", type=float, default=None,
+    p.add_argument("--rtol", type=number(0.0), default=None,
                    help="largest max |c - r| / max |r| allowed for every image (default by dtype)")
-    p.add_argument("--min-top1-agreement", type=float, default=None, metavar="A",
+    p.add_argument("--min-top1-agreement", type=number(0.0), default=None, metavar="A",
                    help="smallest share of images whose top-1 agrees (default by dtype)")
-    p.add_argument("--min-accuracy-ratio", type=float, default=None, metavar="R",
+    p.add_argument("--min-accuracy-ratio", type=number(0.0), default=None, metavar="R",
                    help="also require candidate accuracy / reference accuracy >= R (e.g. 0.99; needs labels)")
     p.add_argument("--candidate-dtype", default=None, choices=sorted(DEFAULTS),
                    help="the precision the candidate computed in, when its file's dtype does not say "

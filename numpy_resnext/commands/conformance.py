@@ -10,7 +10,9 @@ from ..onnx_export.conformance import conformance
 from ..onnx_export.plot import plot_conformance
 from ..onnx_export.runtimes import parse_runtimes
 from ..errors import InputError
-from ._common import add_command, add_model_options, check_output_path, save_json, load_input, load_model
+from ..shapes import check_compute
+from ._common import (COUNT, SEED, SIZE, add_command, add_model_options, check_output_path, save_json,
+                      load_input, load_model)
 
 DESCRIPTION = """\
 export the model to ONNX once per dtype the runtimes need (float32 for onnxruntime, whose CPU
@@ -29,14 +31,15 @@ def add_parser(sub):
         sub, "conformance", "check ONNX runtimes against the float64 golden, one row per runtime",
         "numpy-resnext conformance ResNeXt50_vd_32x4d --size 97 113 --png conformance.png --json c.json",
         description=DESCRIPTION)
-    add_model_options(p, default_dtype="float64", with_dtype=False)     # the golden is float64
+    add_model_options(p, default_dtype="float64", with_dtype=False,     # the golden is float64
+                      non_finite=False)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", default=None,
                      help="(N, 3, H, W) float .npy or an image (preprocessed as PaddleClas evaluates)")
-    src.add_argument("--size", nargs=2, type=int, default=None, metavar=("H", "W"),
+    src.add_argument("--size", nargs=2, type=SIZE, default=None, metavar=("H", "W"),
                      help="seeded standard-normal input of this size (default 224 224)")
-    p.add_argument("--batch", type=int, default=1, help="batch of the seeded input (default 1)")
-    p.add_argument("--input-seed", type=int, default=0, help="seed of the seeded input (default 0)")
+    p.add_argument("--batch", type=COUNT, default=1, help="batch of the seeded input (default 1)")
+    p.add_argument("--input-seed", type=SEED, default=0, help="seed of the seeded input (default 0)")
     p.add_argument("--runtimes", default="onnxruntime,onnx-reference,openvino",
                    help="comma-separated runtimes, each optionally NAME:DTYPE (default "
                         "onnxruntime,onnx-reference,openvino; also openvino-default, the device's own "
@@ -64,8 +67,12 @@ def run(args):
         if args.batch < 1 or (args.size and min(args.size) < 1):
             raise InputError(f"--batch and --size must be positive, found {args.batch} and {args.size}")
         H, W = args.size or (224, 224)
+        model = load_model(args)
+        check_compute(model.plan, (args.batch, 3, H, W), "float64", "golden",
+                      what=f"the seeded ({args.batch}, 3, {H}, {W}) input and its golden")
         x = np.random.default_rng(args.input_seed).standard_normal((args.batch, 3, H, W))
-    model = load_model(args)
+    if args.input:
+        model = load_model(args)
     model.check_input(x)
     source = os.path.basename(os.path.normpath(args.weights)) if args.weights else f"seeded (seed {args.seed})"
     result = conformance(model, x, args.runtimes, workdir=args.save_onnx, weights_source=source,

@@ -10,6 +10,7 @@ the format has room (safetensors metadata, the .pth archive comment).
 
 from .. import __version__
 from ..checksums import file_sha256
+from ..errors import printable
 from ..io import FORMATS, load_weights, write_weights
 from ..io.schemes import TABLE, WRITE_SCHEMES
 from ._common import add_command, check_output_path
@@ -73,10 +74,11 @@ def run(args):
     scheme, why, where = write_weights(args.output, loaded.params, loaded.plan,
                                        args.names, metadata, loaded.buffers)
     dtypes = sorted({str(v.dtype) for v in loaded.params.values()})
-    print(f"{args.weights}: naming scheme {loaded.scheme}, architecture {loaded.config.name}")
-    for line in loaded.report.lines():
-        print(f"  {line}")
-    print(f"wrote {len(loaded.params)} tensors ({', '.join(dtypes)}) to {args.output}, "
+    print(f"{printable(args.weights)}: naming scheme {loaded.scheme}, architecture "
+          f"{loaded.config.name}")
+    for line in loaded.report.lines():            # names from the file: one printable line each
+        print(f"  {printable(line, 2000)}")
+    print(f"wrote {len(loaded.params)} tensors ({', '.join(dtypes)}) to {printable(args.output)}, "
           f"names {scheme} ({why}); metadata {where}")
     print(f"  {_counters(loaded, scheme)}")
     written_eps = TABLE[scheme].bn_eps

@@ -10,22 +10,24 @@ import numpy as np
 from ..checksums import tensor_sha256
 from ..init import DEFAULT_INIT, INITS
 from ..model import build
-from ..shapes import totals
-from ._common import add_command
+from ..plan import layer_plan
+from ..shapes import check_compute, totals
+from ._common import COUNT, SEED, SIZE, add_command, integer
 
 
 def add_parser(sub):
     p = add_command(sub, "demo", "run a model on a seeded input (no files needed) and report",
                     "numpy-resnext demo --arch ResNeXt50_vd_32x4d --batch 2 --dtype float64")
     p.add_argument("--arch", default="ResNeXt50_32x4d", help="architecture (default ResNeXt50_32x4d)")
-    p.add_argument("--batch", type=int, default=1, help="images in the seeded input batch (default 1)")
-    p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    p.add_argument("--batch", type=COUNT, default=1, help="images in the seeded input batch (default 1)")
+    p.add_argument("--size", type=SIZE, default=224, help="input height and width (default 224)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="precision of weights and input (default float32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and input (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of weights and input (default 0)")
     p.add_argument("--init", default=DEFAULT_INIT, choices=INITS,
                    help="seeded weights: calibrated BN statistics (default) or identity BatchNorm")
-    p.add_argument("--repeat", type=int, default=3, help="timed runs after a warm-up (median shown)")
+    p.add_argument("--repeat", type=integer(1, 1000), default=3,
+                   help="timed runs after a warm-up (median shown; default 3)")
     return p
 
 
@@ -35,12 +37,16 @@ def checksum(a: np.ndarray) -> str:
 
 
 def run(args):
+    shape = (args.batch, 3, args.size, args.size)
+    # the input is drawn in float64 and cast: check before either exists
+    check_compute(layer_plan(args.arch), shape, args.dtype, "forward",
+                  extra=args.batch * 3 * args.size ** 2 * 16)
     t0 = time.perf_counter()
     model = build(args.arch, seed=args.seed, dtype=args.dtype, init=args.init)
     t_build = time.perf_counter() - t0
     cfg = model.config
     rng = np.random.default_rng(args.seed)
-    x = rng.standard_normal((args.batch, 3, args.size, args.size)).astype(args.dtype)
+    x = rng.standard_normal(shape).astype(args.dtype)
     model.check_input(x)
     params, macs = totals(cfg, args.size, args.size)
     print(f"numpy-resnext demo: {cfg.name} ({cfg.description})")
@@ -50,7 +56,7 @@ def run(args):
     print(f"  input         {x.shape} {x.dtype}, standard normal (seed {args.seed}), sha256 {checksum(x)}")
     model(x)                                                   # warm-up
     times = []
-    for _ in range(max(1, args.repeat)):
+    for _ in range(args.repeat):
         t = time.perf_counter()
         logits = model(x)
         times.append(time.perf_counter() - t)

@@ -5,13 +5,13 @@ import os
 
 from .._optional import pyplot
 from ..errors import InputError
-from ..paper.explain import (block_layout, branch_contributions, denormalize, format_contributions,
-                       format_layout, image_to_input, plot_contributions,
+from ..paper.explain import (block_layout, branch_contributions, check_contributions, denormalize,
+                       format_contributions, format_layout, image_to_input, plot_contributions,
                        synthetic_image)
 from ..plan import layer_plan
 from ..shapes import check_input_size
-from ._common import (Progress, add_command, add_model_options, check_output_path, load_input,
-                      load_model)
+from ._common import (SIZE, Progress, add_command, add_model_options, allow_nonfinite,
+                      check_output_path, integer, load_input, load_model)
 
 
 def add_parser(sub):
@@ -33,9 +33,9 @@ def add_parser(sub):
     p.add_argument("--png", default=None, metavar="OUT.png",
                    help="write a figure of the branches' contributions (with no --input the "
                         "input is a seeded synthetic picture of discs and bars, --input-size)")
-    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=(224, 224),
+    p.add_argument("--input-size", nargs=2, type=SIZE, metavar=("H", "W"), default=(224, 224),
                    help="input size for the tables when there is no --input (default 224 224)")
-    p.add_argument("--top", type=int, default=0,
+    p.add_argument("--top", type=integer(0), default=0,
                    help="list only the N largest contributions (default 0: every branch)")
     return p
 
@@ -53,7 +53,8 @@ def run(args):
         check_output_path(args.png, "--png", (".png",))
     plan = layer_plan(args.arch)
     plan.block(args.block)                          # a clear error for an unknown block, early
-    x = load_input(args.input, args.dtype)[0] if args.input else None
+    x = load_input(args.input, args.dtype, allow_nonfinite=allow_nonfinite(args))[0] \
+        if args.input else None
     h, w = x.shape[2:] if x is not None else args.input_size
     check_input_size(plan, h, w, "input")
     lay = block_layout(plan, args.block, h, w)
@@ -64,6 +65,7 @@ def run(args):
     model = load_model(args)
     note, image = "", None
     if x is None:
+        check_contributions(model.plan, (1, 3, h, w), args.dtype, args.block, image=True)
         image = synthetic_image(h, w, args.seed)           # shapes to react to, not noise
         x = image_to_input(image, args.dtype)
         note = f"\nsynthetic input (seed {args.seed})"
@@ -72,8 +74,11 @@ def run(args):
     if args.weights is None:
         note += ("; " if note else "\n") + (f"untrained weights of build(seed={args.seed}, "
                                              f"init={getattr(args, 'init', 'calibrated')!r})")
+    if args.input:
+        check_contributions(model.plan, x.shape, x.dtype, args.block,
+                            source=f"--input {args.input!r}")
     progress.update(1, "running the branches")
-    contrib = branch_contributions(model, x, args.block)
+    contrib = branch_contributions(model, x, args.block, allow_nonfinite=allow_nonfinite(args))
     print()
     print(format_contributions(contrib, args.block, args.top))
     if args.png:

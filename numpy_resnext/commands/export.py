@@ -1,12 +1,14 @@
 """``numpy-resnext export``: the model as an ONNX file (optionally with model-zoo test data)."""
 
+import argparse
 import os
 
 from .._optional import require
 from ..onnx_export.save import export
 from ..onnx_export.testdata import write_test_data
 from ..errors import InputError
-from ._common import Progress, add_command, add_model_options, check_output_path, load_model
+from ._common import (COUNT, SEED, SIZE, Progress, add_command, add_model_options, check_output_path,
+                      integer, load_model)
 
 DESCRIPTION = """\
 export a model as ONNX (opset 17), built from the same layer plan the NumPy forward walks:
@@ -32,19 +34,20 @@ def add_parser(sub):
                       dtype_help="dtype of the exported weights, input and outputs (default float32; "
                                  "onnxruntime's CPU provider has no float64 Conv)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write (atomically)")
-    p.add_argument("--size", nargs="+", default=["224", "224"], metavar="H W | dynamic",
+    p.add_argument("--size", nargs="+", type=size_or_dynamic, default=[224, 224],
+                   metavar="H W | dynamic",
                    help="spatial size of the input the graph declares (default 224 224), or "
                         "'dynamic' for symbolic H and W; the batch axis is dynamic")
-    p.add_argument("--test-size", nargs=2, type=int, default=None, metavar=("H", "W"),
+    p.add_argument("--test-size", nargs=2, type=SIZE, default=None, metavar=("H", "W"),
                    help="with --size dynamic: the size of the --test-data inputs (default 224 224)")
     p.add_argument("--intermediates", action="append", default=None, metavar="GLOBS",
                    help="also expose these intermediates as graph outputs, after the logits: names or "
                         "glob patterns, comma-separated, repeatable (e.g. 'layer?.?,avgpool' or '*')")
-    p.add_argument("--test-data", type=int, default=0, metavar="N",
+    p.add_argument("--test-data", type=integer(0, 1000), default=0, metavar="N",
                    help="write N model-zoo test sets (test_data_set_0 .. N-1 beside OUT.onnx: input_0.pb, "
                         "output_0.pb, ...) from the float64 golden cast to the model's dtype")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the test-data inputs (default 1)")
-    p.add_argument("--data-seed", type=int, default=0,
+    p.add_argument("--batch", type=COUNT, default=1, help="batch size of the test-data inputs (default 1)")
+    p.add_argument("--data-seed", type=SEED, default=0,
                    help="seed of the test-data inputs (set i draws from default_rng([seed, i]); default 0)")
     p.add_argument("--fold-bn", action="store_true",
                    help="fold each BatchNorm into the Conv before it (the conv outputs before BN then "
@@ -54,18 +57,28 @@ def add_parser(sub):
     return p
 
 
+def size_or_dynamic(text):
+    """An argparse type of one --size item: 'dynamic', or a side as :data:`SIZE` checks it."""
+    if str(text).strip().lower() == "dynamic":
+        return "dynamic"
+    try:
+        return SIZE(str(text))
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 'dynamic')") from None
+
+
 def parse_size(items):
     """(H, W) from --size H W, or None for --size dynamic."""
-    if [i.lower() for i in items] == ["dynamic"]:
-        return None
     try:
-        H, W = (int(i) for i in items)
-    except ValueError:
-        H = W = 0
-    if H < 1 or W < 1:
+        sizes = [size_or_dynamic(i) for i in items]
+    except argparse.ArgumentTypeError:
+        sizes = []
+    if sizes == ["dynamic"]:
+        return None
+    if len(sizes) != 2 or "dynamic" in sizes:
         raise InputError(f"--size: expected two positive integers H W or 'dynamic', found "
-                         f"{' '.join(items)}")
-    return H, W
+                         f"{' '.join(map(str, items))}")
+    return tuple(sizes)
 
 
 def parse_globs(items, option="--intermediates"):
@@ -83,9 +96,9 @@ def run(args):
     if args.test_data < 0 or args.batch < 1:
         raise InputError(f"--test-data must be >= 0 and --batch >= 1, found {args.test_data} and {args.batch}")
     size = parse_size(args.size)
-    if args.test_size is not None and (size is not None or min(args.test_size) < 1):
+    if args.test_size is not None and size is not None:
         raise InputError("--test-size: only with --size dynamic (a fixed graph's test data has its "
-                         f"size), as two positive integers; found {args.test_size}")
+                         f"size); found --size {size[0]} {size[1]}")
     intermediates = parse_globs(args.intermediates)
     model = load_model(args)
     external = {"auto": None, "always": True, "never": False}[args.external_data]

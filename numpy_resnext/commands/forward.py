@@ -2,7 +2,9 @@
 
 import time
 
-from ._common import Progress, add_command, add_model_options, check_output_path, load_input, load_model, save_npy
+from ..errors import printable
+from ._common import (Progress, add_command, add_model_options, allow_nonfinite, check_output_path,
+                      check_run, load_input, load_model, save_npy, warn_nonfinite)
 
 
 def add_parser(sub):
@@ -19,14 +21,16 @@ def add_parser(sub):
 
 def run(args):
     check_output_path(args.output, "--output", (".npy",))       # fail before the forward pass, not after
-    x, _ = load_input(args.input, args.dtype)
+    x, _ = load_input(args.input, args.dtype, "--input", allow_nonfinite(args))
     progress = Progress("forward")
     t0 = time.perf_counter()
     model = load_model(args)
     progress.update(0, f"built {model.config.name} ({model.num_params:,} params)")
-    logits = model(x)
+    check_run(model, x, "forward", args.input)
+    logits = model(x, allow_nonfinite=allow_nonfinite(args))
+    warn_nonfinite(logits, "logits")
     save_npy(args.output, logits)
-    progress.done(f"wrote {args.output}")
+    progress.done(f"wrote {printable(args.output)}")
     print(f"{model.config.name}: input {x.shape} {x.dtype} -> logits {logits.shape} {logits.dtype} "
-          f"in {time.perf_counter() - t0:.2f} s, written to {args.output}")
+          f"in {time.perf_counter() - t0:.2f} s, written to {printable(args.output)}")
     return 0

@@ -4,9 +4,11 @@ import os
 import time
 
 from .._select import Selection
-from ..errors import InputError
-from ..golden import INPUT_NAME, file_sha256, golden_dump, write_golden
-from ._common import Progress, add_command, add_model_options, check_output_path, load_input, load_model
+from ..bounded import clip_list
+from ..errors import InputError, printable
+from ..golden import INPUT_NAME, LOGITS_NAME, file_sha256, golden_dump, write_golden
+from ._common import (Progress, add_command, add_model_options, allow_nonfinite, check_output_path,
+                      check_run, load_input, load_model, warn_nonfinite)
 
 
 def add_parser(sub):
@@ -44,14 +46,19 @@ def run(args):
     t0 = time.perf_counter()
     keep = parse_keep(args.keep)
     check_output_path(args.output, "--output", (".npz",))       # fail before the forward pass, not after
-    x, note = load_input(args.input, args.dtype)
+    x, note = load_input(args.input, args.dtype, allow_nonfinite=allow_nonfinite(args))
     model = load_model(args)
     if keep is not None and not any(map(Selection(keep).matches, model.intermediate_names())):
-        raise InputError(f"--keep {','.join(keep)}: matches no tensor name; see "
+        raise InputError(f"--keep {clip_list(keep, 10, ',')}: matches no tensor name; see "
                          f"`numpy-resnext summary {model.config.name}` for the names")
+    model.check_input(x, allow_nonfinite(args))
+    check_run(model, x, "golden", args.input, keep)
     progress = Progress(f"golden {model.config.name}", total=len(model.plan.blocks) + 2)
     tensors, manifest = golden_dump(model, x, keep,
-                                    progress=lambda done, total, note: progress.update(done, note))
+                                    progress=lambda done, total, note: progress.update(done, note),
+                                    allow_nonfinite=allow_nonfinite(args))
+    if LOGITS_NAME in tensors:
+        warn_nonfinite(tensors[LOGITS_NAME], "logits")
     manifest["input"].update(source=os.path.basename(args.input), file_sha256=file_sha256(args.input))
     if note:
         manifest["input"]["preprocessing"] = note + " (float32, then cast to the model dtype)"
@@ -62,9 +69,9 @@ def run(args):
                                    file_sha256=file_sha256(args.weights))
     progress.update(progress.total, f"writing {len(tensors)} tensors")
     size = write_golden(args.output, tensors, manifest)
-    progress.done(f"wrote {args.output}")
+    progress.done(f"wrote {printable(args.output)}")
     shape = tensors[INPUT_NAME].shape
     print(f"{model.config.name} {args.dtype}: input {shape} -> {len(tensors)} tensors "
           f"({len(manifest['execution_order'])} named in execution order), {size / 1e6:.1f} MB "
-          f"written to {args.output} in {time.perf_counter() - t0:.1f} s")
+          f"written to {printable(args.output)} in {time.perf_counter() - t0:.1f} s")
     return 0

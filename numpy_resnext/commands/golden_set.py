@@ -3,7 +3,7 @@ one Dask task per shard, into a resumable Zarr store."""
 
 from ..dataset import Options, run_golden_set
 from ..preprocess import PRESETS
-from ._common import add_command, add_model_options
+from ._common import COUNT, MAX_COUNT, add_command, add_model_options, integer, preset_spec
 from .golden import parse_keep
 
 
@@ -33,24 +33,24 @@ def add_parser(sub):
                         "file ('path label' lines), an (N, 3, H, W) .npy or an .npz of tensors, "
                         "generated:N[:SEED] or skimage:N[:SEED]")
     p.add_argument("--output", required=True, metavar="RUN.zarr", help="the run store (created or resumed)")
-    p.add_argument("--preprocess", default="paddleclas", metavar="PRESET",
+    p.add_argument("--preprocess", default="paddleclas", metavar="PRESET", type=preset_spec,
                    help=f"image preprocessing: {', '.join(PRESETS)}, optionally with parameters "
                         "(torchvision:resize=232, timm:crop_pct=1.0); default paddleclas")
     p.add_argument("--keep", action="append", default=None, metavar="NAMES",
                    help="intermediates to keep statistics of (and, with --sample, in full): names or "
                         "globs, comma-separated, repeatable (default: logits only)")
-    p.add_argument("--sample", type=int, default=0, metavar="M",
+    p.add_argument("--sample", type=integer(0, MAX_COUNT), default=0, metavar="M",
                    help="store the kept intermediates of the first M images in full (default 0)")
-    p.add_argument("--shard", type=int, default=None, metavar="N",
+    p.add_argument("--shard", type=COUNT, default=None, metavar="N",
                    help="images per shard (default 64, fewer for small sets; a resumed run keeps its own)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, metavar="N",
+    where.add_argument("--workers", type=integer(0, 1024), default=None, metavar="N",
                        help="worker processes of the local cluster (default: one per core; 0: no Dask, "
                             "every shard in this process)")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="a Dask scheduler to submit to (tcp://host:8786); its workers need "
                             "numpy-resnext and this run's paths (shared file system)")
-    p.add_argument("--threads", type=int, default=None, metavar="T",
+    p.add_argument("--threads", type=integer(1, 1024), default=None, metavar="T",
                    help="BLAS threads per worker (default: cores / workers; 1 on a --scheduler cluster)")
     p.add_argument("--labels", default=None, metavar="FILE",
                    help="labels: 'id label' lines or an int .npy in id order (overrides SRC's)")
@@ -58,7 +58,7 @@ def add_parser(sub):
                    help="folder the paths of a list file are relative to (default: the list's folder)")
     p.add_argument("--save-inputs", action="store_true",
                    help="store the model inputs too, so a candidate runtime reads the same tensors")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images")
+    p.add_argument("--limit", type=COUNT, default=None, metavar="N", help="only the first N images")
     return p
 
 

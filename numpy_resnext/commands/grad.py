@@ -2,11 +2,11 @@
 
 import time
 
-from ..errors import InputError
+from ..errors import InputError, printable
 from .._files import save_npz
 from ..grad import gradients
-from ._common import (Progress, add_command, add_model_options, cast_input, check_output_path, load_input,
-                      load_model, load_npy)
+from ._common import (Progress, add_command, add_model_options, allow_nonfinite, cast_input,
+                      check_output_path, check_run, load_input, load_model, load_npy)
 
 
 def add_parser(sub):
@@ -41,28 +41,32 @@ def run(args):
         if not args.train:
             raise InputError("--running: the running statistics change only in training mode; add --train")
         check_output_path(args.running, "--running", (".npz",))
-    x, _ = load_input(args.input, args.dtype)
-    dout = cast_input(load_npy(args.dout, "--dout"), args.dtype, "--dout")
+    x, _ = load_input(args.input, args.dtype, "--input", allow_nonfinite(args))
+    dout = cast_input(load_npy(args.dout, "--dout"), args.dtype, "--dout", allow_nonfinite(args),
+                      args.dout)
     if dout.ndim == 1 and x.shape[0] == 1:
         dout = dout[None]                             # (classes,) for a (3, H, W) input
     progress = Progress("grad")
     t0 = time.perf_counter()
     model = load_model(args)
-    model.check_input(x)
+    model.check_input(x, allow_nonfinite(args))
     expected = (x.shape[0], model.config.num_classes)
     if dout.shape != expected:
         raise InputError(f"--dout {args.dout!r}: expected shape (N, classes) = {expected} for input "
                          f"{x.shape} and {model.config.name}, found {dout.shape}")
+    check_run(model, x, "gradients", args.input)
     progress.update(0, f"built {model.config.name}, running forward and backward")
-    result = gradients(model, x, dout, train=args.train)
+    result = gradients(model, x, dout, train=args.train, allow_nonfinite=allow_nonfinite(args))
     grads = result.grads
     save_npz(args.output, grads)
     if args.running is not None:
         save_npz(args.running, result.running)
-    progress.done(f"wrote {args.output}")
+    progress.done(f"wrote {printable(args.output)}")
     mode = "training" if args.train else "inference"
     print(f"{model.config.name}: {len(grads) - 1} parameter gradients + input gradient "
-          f"({x.dtype}, BN {mode} mode) in {time.perf_counter() - t0:.2f} s, written to {args.output}")
+          f"({x.dtype}, BN {mode} mode) in {time.perf_counter() - t0:.2f} s, written to "
+          f"{printable(args.output)}")
     if args.running is not None:
-        print(f"{len(result.running)} updated running statistics written to {args.running}")
+        print(f"{len(result.running)} updated running statistics written to "
+              f"{printable(args.running)}")
     return 0

@@ -18,7 +18,7 @@ from ..paper.sweep import (SWEEP_CARDINALITIES, budget, digits_config, format_su
                            run_sweep, summarize, width_for)
 from ..plan import layer_plan
 from ..shapes import totals
-from ._common import add_command, check_output_path, save_json
+from ._common import SEED, add_command, check_output_path, integer, number, save_json
 
 
 def add_parser(sub):
@@ -36,31 +36,31 @@ def add_parser(sub):
                     "with batch statistics, one-pixel random shifts. Progress goes to stderr; "
                     "the result to stdout. A run repeats bit for bit only on the same machine, "
                     "BLAS and thread count (docs/digits.md).")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+    p.add_argument("--epochs", type=integer(1, 10_000), default=DEFAULTS["epochs"],
                    help=f"passes over the training split (default {DEFAULTS['epochs']})")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=SEED, default=0,
                    help="seed of the split, the initialisation, the batch order and the shifts (default 0)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+    p.add_argument("--batch-size", type=integer(2, 1 << 20), default=DEFAULTS["batch_size"],
                    help=f"images per SGD step (default {DEFAULTS['batch_size']})")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+    p.add_argument("--lr", type=number(0.0, positive=True), default=DEFAULTS["lr"],
                    help=f"peak learning rate of the cosine schedule (default {DEFAULTS['lr']})")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                    help="precision of the training (default float32)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=integer(0, 1024), default=1,
                    help="BLAS threads while training (default 1: the layers are small, and on a "
                         "shared machine two threads mostly wait for each other; 0 leaves the BLAS "
                         "default). Set through threadpoolctl, which scikit-learn installs")
-    p.add_argument("--cardinality", type=int, default=None, metavar="C",
+    p.add_argument("--cardinality", type=integer(1, 1024), default=None, metavar="C",
                    help="branches per block (default 4); without --width, the bottleneck width is "
                         "chosen so that the network has the equal budget of the cardinality "
                         f"experiment ({budget():,} parameters, within 2 %%)")
-    p.add_argument("--width", type=int, default=None, metavar="d",
+    p.add_argument("--width", type=integer(1, 1024), default=None, metavar="d",
                    help="bottleneck width d, channels per branch in layer1 (default 4, or the "
                         "equal-budget width for --cardinality)")
     p.add_argument("--sweep", action="store_true",
                    help="the cardinality experiment: C = " + ", ".join(map(str, SWEEP_CARDINALITIES)) +
                         " at the equal budget, once per --seeds; --json gets every run, --png the figure")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S",
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2], metavar="S",
                    help="seeds of the --sweep (default 0 1 2)")
     p.add_argument("--json", metavar="OUT.json", default=None,
                    help="write test_accuracy, train_loss / train_accuracy / test_accuracy per "

@@ -35,10 +35,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .._files import save_npz
+from .._checks import check_finite
+from .._files import check_output_path, save_npz
 from .._optional import require
 from ..errors import InputError
 from ..io import load_weights
+from ..shapes import check_compute, describe_run
 from .names import load_map
 
 __all__ = ["torch_capture"]
@@ -75,7 +77,7 @@ def _refuse_what_we_lack(model, torch):
                                      for what, names in found.items()))
 
 
-def torch_capture(model, x, path=None, *, map_name=None):
+def torch_capture(model, x, path=None, *, map_name=None, allow_nonfinite=False):
     """Run ``model`` (an ``nn.Module`` with torchvision's or timm's ResNet names) once on
     ``x`` in eval mode without gradients and return OrderedDict canonical name -> NumPy
     array: ``input``, every tensor numpy-resnext's golden dump holds (convolutions, BNs,
@@ -85,6 +87,11 @@ def torch_capture(model, x, path=None, *, map_name=None):
     path:     also write them to this .npz (atomically), for ``numpy-resnext compare``.
     map_name: "torchvision", "timm" or "senet" (default: senet with a ``layer0`` stem, timm
               when the blocks have ``act1`` modules).
+    allow_nonfinite: run an ``x`` holding NaN or infinite values (refused by default, as
+              ``forward`` and ``golden_dump`` refuse them).
+
+    What the copies take is estimated first, as for a golden dump of the same plan
+    (:func:`numpy_resnext.shapes.check_compute`): over the memory budget, nothing runs.
     """
     torch = require("torch", "torch_capture (a torch model's tensors)")
     _refuse_what_we_lack(model, torch)
@@ -95,12 +102,22 @@ def torch_capture(model, x, path=None, *, map_name=None):
         map_name = ("senet" if "layer0" in modules else
                     "timm" if f"{plan.blocks[0].name}.act1" in modules else "torchvision")
     x_t = torch.as_tensor(x)
+    shape = tuple(x_t.shape)
+    if len(shape) != 4 or shape[1] != 3 or not x_t.is_floating_point():
+        raise InputError(f"torch_capture: x must be an (N, 3, H, W) batch of floats, found "
+                         f"{x_t.dtype} of shape {shape}")
+    if path is not None:
+        check_output_path(path, "torch_capture: path", (".npz",))
+    dtype = {2: "float16", 4: "float32"}.get(x_t.element_size(), "float64")
+    check_compute(plan, shape, dtype, "golden", what=f"torch_capture of {describe_run(plan, shape, dtype)}")
     tensors, calls, adds, handles = OrderedDict(), {}, {}, []
 
     def copy(value):
         return value.detach().to("cpu", copy=True).numpy()
 
     tensors["x"] = copy(x_t)                      # FX's name of the input; the map renames it
+    if not allow_nonfinite:
+        check_finite(tensors["x"], "torch_capture: x", "pass allow_nonfinite=True")
 
     def record(name, value):
         n = calls[name] = calls.get(name, 0) + 1

@@ -1,6 +1,9 @@
 """Comparing a candidate's tensors with a golden dump, tensor by tensor, in execution order.
 
-The error measure and the pass rule are in :mod:`numpy_resnext.golden`'s docstring.
+The error measure and the pass rule are in :mod:`numpy_resnext.golden`'s docstring. The
+table shows names from the files as :func:`numpy_resnext.errors.printable` makes them
+(control characters and line breaks escaped, cut to :data:`NAME_WIDTH` characters), so a
+name cannot add a line or move the cursor.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from .coverage import by_kind, describe, excused_kinds, overwritten_note, plural, tensor_kinds
+from ..bounded import check_memory
+from ..errors import InputError, printable
+from .coverage import (NAME_WIDTH, by_kind, describe, excused_kinds, overwritten_note, plural,
+                       tensor_kinds)
 from .manifest import ERROR_DEFINITION, LOGITS_NAME, SUGGESTED_TOLERANCES, read_golden
 from .names import load_map
 
 TINY = float(np.finfo(np.float64).tiny)
+
+
+def _shown(name) -> str:
+    return printable(name, NAME_WIDTH)
 
 
 @dataclass
@@ -110,18 +119,22 @@ class Report:
         count line instead of a row each (``strict`` lists them, as failures)."""
         single = not self.strict and len(self.compared) + len(self.extra) + len(self.ignored) == 1
         rows = [r for r in self.rows if not (single and r.status == "missing")]
-        width = max([28] + [len(r.name) + len(r.candidate_name or "") + 4 for r in rows])
+        width = max([28] + [len(_shown(r.name)) + len(_shown(r.candidate_name or "")) + 4
+                            for r in rows])
         lines = [f"{'tensor':<{width}} {'shape':<18} {'max_abs':>10} {'max_rel':>10} {'|ref|max':>10}  status"]
         for r in rows:
             if show == "fail" and (r.status == "pass" or (r.status == "missing" and not self.strict)):
                 continue
-            name = r.name if r.candidate_name in (None, r.name) else f"{r.name} <- {r.candidate_name}"
+            name = _shown(r.name) if r.candidate_name in (None, r.name) else \
+                f"{_shown(r.name)} <- {_shown(r.candidate_name)}"
             shape = "x".join(map(str, r.ref_shape)) or "scalar"
             lines.append(f"{name:<{width}} {shape:<18} {_num(r.max_abs):>10} {_num(r.max_rel):>10} "
-                         f"{_num(r.ref_abs_max):>10}  {r.status}{'  ' + r.note if r.note else ''}")
+                         f"{_num(r.ref_abs_max):>10}  {r.status}"
+                         f"{'  ' + printable(r.note, 400) if r.note else ''}")
         if single and self.missing:
             lines.append(f"({len(self.missing)} other reference tensors are not in the candidate: "
-                         f"a single array is compared with {self.compared[0].name if self.compared else 'one tensor'} only)")
+                         f"a single array is compared with "
+                         f"{_shown(self.compared[0].name) if self.compared else 'one tensor'} only)")
         lines.append(self.verdict())
         return "\n".join(lines)
 
@@ -132,7 +145,7 @@ class Report:
                 f"{len(self.missing)} not in the candidate, {len(self.ignored)} candidate tensors "
                 f"ignored by the map, {len(self.extra)} without a reference counterpart")
         if worst is not None and not math.isnan(worst.max_rel):
-            head += f"\nlargest relative error {worst.max_rel:.3g} at {worst.name}"
+            head += f"\nlargest relative error {worst.max_rel:.3g} at {_shown(worst.name)}"
         excused = [r for r in self.missing if self.kinds.get(r.name) in self.excused]
         if excused:
             head += (f"\nnot held by the capture (module hooks see no residual add and no input; "
@@ -151,7 +164,8 @@ class Report:
                            f"{describe(by_kind(self.missing, self.kinds))}; a divergence there "
                            "would go unseen (capture them, e.g. with numpy_resnext.torch_capture, "
                            "and use --strict)")
-        cand = f" (candidate {first.candidate_name!r})" if first.candidate_name not in (None, first.name) else ""
+        cand = f" (candidate {_shown(repr(first.candidate_name))})" \
+            if first.candidate_name not in (None, first.name) else ""
         n_bad = sum(r.status in ("FAIL", "shape") for r in self.rows)
         lacking = self.unexcused_missing if self.strict else []
         parts = []
@@ -163,10 +177,10 @@ class Report:
         if first.status == "missing":
             detail = "not in the candidate"
         else:
-            detail = first.note or (f"max_abs {first.max_abs:.3g} > atol + rtol*|ref|max = "
-                                    f"{self.atol + self.rtol * first.ref_abs_max:.3g}")
+            detail = printable(first.note, 400) or (f"max_abs {first.max_abs:.3g} > atol + rtol*|ref|max = "
+                                                    f"{self.atol + self.rtol * first.ref_abs_max:.3g}")
         return head + (f"\nFAIL: {'; '.join(parts)}; first in execution order: "
-                       f"{first.name}{cand}: {detail}")
+                       f"{_shown(first.name)}{cand}: {detail}")
 
 
 def _num(v):
@@ -191,6 +205,8 @@ def compare_tensor(name, ref, cand, rtol, atol, candidate_name=None) -> Row:
         if a.dtype.kind not in "fiu":
             row.status, row.note = "shape", f"{label} has non-numeric dtype {a.dtype}"
             return row
+    if ref.size > 1 << 20:             # float64 copies of both, the difference, a mask
+        check_memory(25 * ref.size, f"comparing tensor {_shown(name)} of shape {ref.shape}")
     r = ref.astype(np.float64, copy=False)
     c = cand.astype(np.float64, copy=False)
     diff = np.abs(c - r)                                      # same shape as the reference
@@ -251,16 +267,17 @@ def compare(reference, candidate, rtol=None, atol=None, name_map=None, strict=Fa
         d_rtol, d_atol = default_tolerances(ref_manifest, dtypes or [np.float64])
         rtol = d_rtol if rtol is None else rtol
         atol = d_atol if atol is None else atol
-    if rtol < 0 or atol < 0:
-        raise InputError(f"tolerances must be >= 0, found rtol={rtol}, atol={atol}")
-    rows = []
+    if not (math.isfinite(rtol) and math.isfinite(atol) and rtol >= 0 and atol >= 0):
+        raise InputError(f"tolerances must be finite numbers >= 0, found rtol={rtol}, atol={atol}")
+    rows, names = [], list(reference)
     for position, (name, ref) in enumerate(reference.items()):
         if name not in mapped:
             rows.append(Row(name, "missing", None, tuple(ref.shape)))
             continue
         row = compare_tensor(name, ref, mapped[name], rtol, atol, origin[name])
         if row.status == "FAIL":
-            note = overwritten_note(position, reference, mapped[name], compare_tensor, rtol, atol)
+            note = overwritten_note(position, reference, mapped[name], compare_tensor, rtol, atol,
+                                    names)
             row.note = note or row.note
         rows.append(row)
     extra = [origin[n] for n in mapped if n not in reference]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from ..archs import ArchConfig
-from ..errors import ArchitectureError
+from ..errors import ArchitectureError, printable
 from ..plan import ConvBN, Head, Pool, layer_plan
 
 INPUT, ADD = "input", "residual add"
@@ -33,6 +33,7 @@ _BY_NAME = ((r"^input$", INPUT), (r"^conv1\.\d$", "stem tensor"), (r"\.add$", AD
             (r"\.downsample\.\d+$", "shortcut tensor"), (r"(^|\.)relu\d*$", "ReLU"),
             (r"(^|\.)bn\d*$", "BatchNorm"), (r"(^|\.)conv\d*$", "convolution"), (r"^fc$", "logits"),
             (r"^avgpool$", "global average pool"), (r"pool$", "pool"))
+NAME_WIDTH = 120                 # characters of a name from a file in a message
 LOOK_AHEAD = 8                   # later reference tensors an overwritten candidate is tried against
 
 
@@ -60,8 +61,13 @@ def tensor_kinds(names, manifest=None) -> dict:
     """{name: kind} for reference tensor ``names``: from the plan of the architecture the
     manifest records, else from the names themselves ("tensor" when a name says nothing)."""
     kinds = {}
-    config = ((manifest or {}).get("arch") or {}).get("config")
-    if isinstance(config, dict):
+    arch = manifest.get("arch") if isinstance(manifest, dict) else None
+    config = arch.get("config") if isinstance(arch, dict) else None
+    depths = config.get("depths") if isinstance(config, dict) else None
+    # a plan of more blocks than the reference has tensors is no plan of this reference (and
+    # a file's manifest could ask for millions of blocks): the names decide then
+    if isinstance(depths, list) and all(type(d) is int for d in depths) \
+            and sum(depths) <= len(names):
         try:
             kinds = plan_kinds(layer_plan(ArchConfig(**config)))
         except (TypeError, ValueError, ArchitectureError):
@@ -89,10 +95,12 @@ def by_kind(rows, kinds) -> list:
 
 
 def describe(groups, examples=2) -> str:
-    """'16 residual adds (layer1.0.add, layer1.1.add, ...), 1 input'."""
+    """'16 residual adds (layer1.0.add, layer1.1.add, ...), 1 input' (names from files
+    escaped and cut: :func:`numpy_resnext.errors.printable`)."""
     parts = []
     for kind, names in groups:
-        shown = ", ".join(names[:examples]) + (", ..." if len(names) > examples else "")
+        shown = (", ".join(printable(n, NAME_WIDTH) for n in names[:examples])
+                 + (", ..." if len(names) > examples else ""))
         parts.append(f"{plural(kind, len(names))} ({shown})")
     return ", ".join(parts)
 
@@ -105,16 +113,18 @@ def excused_kinds(rows, kinds, strict) -> set:
     return {k for k in UNCAPTURABLE if k not in held}
 
 
-def overwritten_note(position, reference, candidate, compare_tensor, rtol, atol) -> str:
+def overwritten_note(position, reference, candidate, compare_tensor, rtol, atol, names=None) -> str:
     """For a failing candidate: the later reference tensor it equals, if any, as a note
-    ("" when none): the sign of a hook that kept a view an in-place op then overwrote."""
-    names = list(reference)
+    ("" when none): the sign of a hook that kept a view an in-place op then overwrote
+    (``names``: ``list(reference)``, made once by a caller that asks for every row)."""
+    names = list(reference) if names is None else names
     for later in names[position + 1:position + 1 + LOOK_AHEAD]:
         ref = reference[later]
         if tuple(ref.shape) != tuple(candidate.shape):
             continue
         if compare_tensor(later, ref, candidate, rtol, atol).status == "pass":
-            return (f"the candidate equals the reference's later {later!r}: it was captured "
+            return (f"the candidate equals the reference's later {printable(repr(later), NAME_WIDTH)}: "
+                    "it was captured "
                     "without a copy and overwritten in place (in-place ReLU, out += identity); "
                     "copy at capture time (a hook: output.detach().clone(); an FX feature "
                     "extractor: set every ReLU's inplace=False first) or use numpy_resnext.torch_capture")

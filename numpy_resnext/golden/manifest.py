@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import __version__
 from .._files import atomic_write
-from ..bounded import expect, expect_keys, expect_shape, loads_json, read_array_file, short_repr
+from ..bounded import (clip_list, expect, expect_keys, expect_shape, loads_json, one_load,
+                       read_array_file, short_repr)
 from ..checksums import params_sha256, tensor_sha256
 from ..errors import FormatError, InputError
 
@@ -104,6 +105,7 @@ def write_golden(path, tensors, manifest=None):
     return os.path.getsize(path)
 
 
+@one_load
 def read_golden(path, verify=True, what="golden file"):
     """``(tensors, manifest)`` from an .npz (ours or anyone's) or a single .npy.
 
@@ -157,21 +159,26 @@ def _parse_manifest(value, path, what):
     return manifest
 
 
+def _cut(name, n=80):
+    return name if len(name) <= n else f"{name[:n]}... ({len(name)} characters)"
+
+
 def verify_manifest(tensors, manifest, what="golden file"):
     """Raise FormatError naming every tensor whose shape, dtype or sha256 disagrees."""
     problems = []
     listed = {rec["name"]: rec for rec in manifest.get("tensors", [])}
     for name in listed.keys() - tensors.keys():
-        problems.append(f"{name}: listed in the manifest but not stored")
+        problems.append(f"{_cut(name)}: listed in the manifest but not stored")
     for name, a in tensors.items():
         rec = listed.get(name)
+        label = _cut(name)
         if rec is None:
-            problems.append(f"{name}: stored but not listed in the manifest")
+            problems.append(f"{label}: stored but not listed in the manifest")
         elif list(a.shape) != rec["shape"] or str(a.dtype) != rec["dtype"]:
-            problems.append(f"{name}: manifest says {tuple(rec['shape'])} {rec['dtype']}, "
-                            f"file holds {a.shape} {a.dtype}")
+            problems.append(f"{label}: manifest says {short_repr(tuple(rec['shape']))} "
+                            f"{short_repr(rec['dtype'], 20)}, file holds {a.shape} {a.dtype}")
         elif tensor_sha256(a) != rec["sha256"]:
-            problems.append(f"{name}: sha256 differs from the manifest (file modified or corrupt)")
+            problems.append(f"{label}: sha256 differs from the manifest (file modified or corrupt)")
     if problems:
-        raise FormatError(f"{what}: {len(problems)} tensor(s) disagree with the manifest:\n  "
-                          + "\n  ".join(sorted(problems)))
+        raise FormatError(f"{what}: {len(problems)} tensor(s) disagree with the manifest: "
+                          + clip_list(sorted(problems), 10, "; "))

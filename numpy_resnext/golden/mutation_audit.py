@@ -26,13 +26,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..archs import get_arch
+from ..bounded import check_memory
 from ..errors import InputError, ResNeXtError
 from . import SUGGESTED_TOLERANCES, compare, golden_dump
 from .manifest import INPUT_NAME
 from ..model import build
 from .catalogue import CATALOGUE, MUTANTS
 from .mutants import MutantOps, prepare
-from ..shapes import ShapeOps, shape_walk
+from ..params import param_shapes
+from ..plan import layer_plan
+from ..shapes import ShapeOps, describe_run, memory_estimate, shape_walk
 from ..walk import ArrayOps, Capture, walk
 
 DEFAULT_ARCH = "ResNeXt50_vd_32x4d"
@@ -127,6 +131,8 @@ def run_mutants(arch=DEFAULT_ARCH, size=DEFAULT_SIZE, init="calibrated", dtypes=
             raise InputError(f"--mutant: unknown mutant {n!r}; known: {', '.join(MUTANTS)}")
     mutants = [None] + [m for m in CATALOGUE if names is None or m.name in names]
     H, W = size
+    check_memory(audit_bytes(arch, size, dtypes), f"the mutation audit of "
+                 f"{describe_run(layer_plan(get_arch(arch)), (1, 3, H, W), 'float64')}")
     image = audit_image(H, W, seed)
     golden_model = build(arch, seed=seed, dtype="float64", init=init)
     golden, _ = golden_dump(golden_model, prepare(image, "float64")[None])
@@ -153,6 +159,20 @@ def run_mutants(arch=DEFAULT_ARCH, size=DEFAULT_SIZE, init="calibrated", dtypes=
                 note or (first.note if first and first.status == "shape" else ""),
                 max((r.max_rel for r in report.compared if math.isfinite(r.max_rel)), default=math.nan)))
     return results
+
+
+def audit_bytes(arch, size, dtypes=DTYPES) -> int:
+    """Memory the audit needs: the float64 golden, one mutant's every tensor at a time (a
+    mutant that drops a stride keeps tensors up to four times larger), compare's float64
+    copies, the weights in each dtype and the audit image's float64 planes."""
+    plan = layer_plan(get_arch(arch))
+    shape = (1, 3, *size)
+    weights = sum(int(np.prod(s)) for s in param_shapes(plan).values())
+    need = memory_estimate(plan, shape, "float64", "golden") + weights * 8
+    for dt in set(dtypes) - {"float64"}:
+        need += weights * np.dtype(dt).itemsize
+    worst = max(memory_estimate(plan, shape, dt, "golden") for dt in dtypes)
+    return need + 4 * worst + 8 * size[0] * size[1] * 8
 
 
 def summary(results) -> dict:

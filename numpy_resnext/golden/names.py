@@ -14,6 +14,15 @@ plain entries (see :class:`NameMap`):
 - Two candidate tensors mapped to one reference name are fine when they hold the same values
   (a stage output and its last block, a pooled tensor and its flattened copy): the second is
   listed as a duplicate. Different values are an error.
+
+Trying every pattern key against every name is keys x names matches: 20,000 keys such as
+``*q123*`` against 1,000 names would take minutes. A name is only tried against the keys
+that can match it: a key's ``*`` never matches ``.``, so a key and a name that match have
+as many dots; and each key is indexed by its longest literal part, which must occur in the
+name (a dictionary lookup per substring of the name of that length). What remains is
+checked for its literal parts in order before the full matcher runs, and the work of one
+:meth:`NameMap.apply` is capped (:data:`MAX_MATCH_WORK`): past it the map is refused with
+a clear error instead of running for minutes.
 """
 
 from __future__ import annotations
@@ -30,6 +39,48 @@ from ..errors import FormatError, InputError
 
 MAPS_DIR = Path(__file__).resolve().parent.parent / "maps"
 SHIPPED_MAPS = ("torchvision", "timm", "senet", "paddle.vision")
+MAX_MATCH_WORK = 1_000_000     # substring lookups + literal checks (+ 20 per full match)
+FULL_MATCH_COST = 20
+
+
+class _Bucket:
+    """The pattern keys of one dot count, indexed by their longest literal part."""
+
+    def __init__(self):
+        self.index, self.always, self.lengths = {}, [], set()
+
+    def add(self, i, key):
+        anchor = max(key.split("*"), key=len)
+        if anchor:
+            self.index.setdefault(anchor, []).append(i)
+            self.lengths.add(len(anchor))
+        else:
+            self.always.append(i)
+
+    def candidates(self, name):
+        """(the keys' numbers in file order, the lookups it took)."""
+        found, work = list(self.always), 0
+        for n in self.lengths:
+            for j in range(len(name) - n + 1):
+                hit = self.index.get(name[j:j + n])
+                if hit:
+                    found.extend(hit)
+            work += max(len(name) - n + 1, 0)
+        return sorted(set(found)), work
+
+
+def _literals_in_order(literals, name) -> bool:
+    """Whether the literal parts of a key occur in ``name`` in order, the first at its
+    start and the last at its end (a necessary condition of a match)."""
+    if not (name.startswith(literals[0]) and name.endswith(literals[-1])):
+        return False
+    at = len(literals[0])
+    for lit in literals[1:-1]:
+        at = name.find(lit, at)
+        if at < 0:
+            return False
+        at += len(lit)
+    return at <= len(name) - len(literals[-1])
 
 
 @dataclass
@@ -48,17 +99,38 @@ class NameMap:
     source: str = "identity"
     dialects: list = field(default_factory=list)     # (name, StarPattern of #when, NameMap)
 
-    def translate(self, name, active=()):
+    def _buckets(self):
+        if getattr(self, "_built", None) is None or self._built[0] != len(self.patterns):
+            buckets = {}
+            for i, (_, _, key) in enumerate(self.patterns):
+                buckets.setdefault(key.count("."), _Bucket()).add(i, key)
+            self._built = (len(self.patterns), buckets)
+        return self._built[1]
+
+    def translate(self, name, active=(), work=None):
         """The reference name for candidate ``name`` (None: skip it), trying the entries of
-        the ``active`` dialects first."""
-        for _, _, sub in self.dialects:
-            if sub.source in active:
-                value = sub.translate(name)
+        the ``active`` dialects (their names, :meth:`active`) first. ``work``: a one-item
+        list counting the matching work against :data:`MAX_MATCH_WORK` over several names."""
+        work = [0] if work is None else work
+        if active:
+            for sub in self._active_maps(active):
+                value = sub.translate(name, (), work)
                 if value is not name:
                     return value
         if name in self.exact:
             return self.exact[name]
-        for pattern, value, _ in self.patterns:
+        bucket = self._buckets().get(name.count("."))
+        if bucket is None:
+            return name
+        tried, cost = bucket.candidates(name)
+        work[0] += cost + len(tried)
+        self._check_work(work[0])
+        for i in tried:
+            pattern, value, key = self.patterns[i]
+            if not _literals_in_order(key.split("*"), name):
+                continue
+            work[0] += FULL_MATCH_COST
+            self._check_work(work[0])
             groups = pattern.match(name)
             if groups is not None:
                 if value is None:
@@ -69,23 +141,45 @@ class NameMap:
                 return "".join(p + g for p, g in zip(pieces, groups)) + pieces[-1]
         return name
 
-    def active(self, names) -> tuple:
-        """The dialects whose ``#when`` pattern some candidate name matches."""
-        return tuple(sub.source for _, when, sub in self.dialects
-                     if any(when.match(n) is not None for n in names))
+    def _check_work(self, done):
+        if done > MAX_MATCH_WORK:
+            raise InputError(f"name map {self.source}: its {len(self.patterns)} pattern keys "
+                             f"would need more than {MAX_MATCH_WORK:,} match steps against "
+                             "these names; use exact names, or fewer patterns with longer "
+                             "literal parts")
+
+    def _active_maps(self, active):
+        chosen = set(active)
+        return [sub for _, _, sub in self.dialects if sub.source in chosen]
+
+    def active(self, names, work=None) -> tuple:
+        """The dialects whose ``#when`` pattern some candidate name matches (each try counts
+        as a full match in ``work``)."""
+        work = [0] if work is None else work
+        found = []
+        for _, when, sub in self.dialects:
+            for n in names:
+                work[0] += FULL_MATCH_COST
+                self._check_work(work[0])
+                if when.match(n) is not None:
+                    found.append(sub.source)
+                    break
+        return tuple(found)
 
     def apply(self, tensors, what="candidate", reference=None):
         """(OrderedDict canonical -> array, {canonical: original name}, [ignored names]);
         ``reference``: the reference's names, for ``{last}``."""
-        out, origin, ignored = OrderedDict(), {}, []
-        active = self.active(list(tensors))
+        out, origin, ignored, work = OrderedDict(), {}, [], [0]
+        active = self.active(list(tensors), work)
+        last = None
         for name, value in tensors.items():
-            canonical = self.translate(name, active)
+            canonical = self.translate(name, active, work)
             if canonical is None:
                 ignored.append(name)
                 continue
             if "{last}" in canonical:
-                canonical = _last_block(canonical, reference)
+                last = _last_blocks(reference) if last is None else last
+                canonical = last.get(canonical.split("{last}")[0], canonical)
             if canonical in origin:
                 if _same_values(out[canonical], value):
                     ignored.append(f"{name} (= {origin[canonical]})")
@@ -98,12 +192,18 @@ class NameMap:
         return out, origin, ignored
 
 
-def _last_block(canonical, reference):
-    """``layer2.{last}`` -> the reference's last block of that stage (``layer2.3``)."""
-    prefix = canonical.split("{last}")[0]
-    indices = [int(n[len(prefix):]) for n in reference or ()
-               if n.startswith(prefix) and n[len(prefix):].isdigit()]
-    return f"{prefix}{max(indices)}" if indices else canonical
+def _last_blocks(reference, max_digits=9) -> dict:
+    """{prefix: the reference's last block under it} for ``{last}`` (``layer2.`` ->
+    ``layer2.3``): every split of a name into a prefix and a number of at most
+    ``max_digits`` digits, made once per map application."""
+    best = {}
+    for n in reference or ():
+        digits = len(n) - len(n.rstrip("0123456789"))
+        for k in range(len(n) - min(digits, max_digits), len(n)):
+            value = int(n[k:])
+            if best.get(n[:k], (-1,))[0] < value:
+                best[n[:k]] = (value, n)
+    return {prefix: f"{prefix}{value}" for prefix, (value, _) in best.items()}
 
 
 def _same_values(a, b) -> bool:

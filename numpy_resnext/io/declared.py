@@ -94,6 +94,7 @@ WHY_ARG = {"output_stride": DILATION, "replace_stride_with_dilation": DILATION, 
            "attn_layer": "attention layers (attn_layer)", "global_pool": "a head other than the average pool",
            "act_layer": "activations other than ReLU", "norm_layer": "normalisation other than BatchNorm",
            "down_kernel_size": "3x3 shortcut convolutions", "stem_type": "timm's tiered stem"}
+MAX_FINDINGS = 8       # of one kind (names, model_args): a config.json may hold millions of keys
 CONFIG_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 
@@ -173,6 +174,10 @@ def _model_args(config) -> list:
         args.setdefault("global_pool", config["global_pool"])
     found = []
     for key, value in args.items():
+        if len(found) == MAX_FINDINGS:
+            found.append(Finding(f"config.json sets {len(args):,} model_args",
+                                 "model_args beyond the first few (not checked one by one)"))
+            break
         if key not in MODEL_ARGS:
             found.append(Finding(f"config.json sets model_args {short_repr(key, 40)}={short_repr(value, 40)}",
                                  "a setting that cannot be checked against the tensors"))
@@ -198,6 +203,10 @@ def evidence(read, path=None):
     if isinstance(config, dict):
         arch = config.get("architecture") or config.get("architectures")
         names = arch if isinstance(arch, list) else [arch] if arch is not None else []
+        if len(names) > MAX_FINDINGS:
+            findings.append(Finding(f"config.json names {len(names):,} architectures",
+                                    "a file of several networks (one is expected)"))
+            names = []
         for name in names:
             shown = short_repr(name, 60)
             lacks = unsupported(name) if isinstance(name, str) else []

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounded import one_load
 from ..errors import WeightsError
 from ..plan import as_plan
 from . import hub, npz, paddle, safetensors, torch
@@ -60,6 +61,7 @@ def format_of(path):
     return next((fmt for fmt in READERS if fmt.detect(path)), paddle)
 
 
+@one_load
 def read_weights(source, ema=None) -> WeightFile:
     """The tensors of ``source`` under its own names: a path of any supported format, a
     {name: array} dict or a WeightFile (passed through). ``ema`` chooses the EMA copy of

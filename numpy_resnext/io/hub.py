@@ -9,7 +9,9 @@ a directory with ``model.safetensors``,         Hugging Face / timm hub layout; 
 ==============================================  ===========================================
 
 A shard or the directory's weights file is read as what its first bytes say it is,
-whatever its name. Verbs, as every format module has them: :func:`detect`, :func:`read`
+whatever its name, and each file once: shards are grouped by the file they are (device
+and inode), so the symlinks of a Hugging Face cache folder that all lead to one blob are
+one file, its header parsed once. Verbs, as every format module has them: :func:`detect`, :func:`read`
 (a :class:`~.weightfile.WeightFile`, tensors under the file's names with the wrapper
 prefixes removed); nothing is written in these layouts.
 """
@@ -20,7 +22,7 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
-from ..bounded import clip_list, loads_json, read_bytes, short_repr
+from ..bounded import clip_list, loads_json, name_of, read_bytes, short_repr
 from ..errors import FormatError
 from . import safetensors, torch
 from .weightfile import WeightFile, reading, strip_prefixes
@@ -71,28 +73,24 @@ def _read_index(path, ema):
             raise FormatError(f"{path}: shard {short_repr(shard)} for {short_repr(name)} is not a file name in "
                               "the index's directory")
         shards.setdefault(shard, []).append(name)
-    tensors, notes = OrderedDict(), [f"sharded: {len(wmap)} tensors in {len(shards)} files"]
+    files = OrderedDict()                  # the file a shard name is -> (its path, names)
     for shard, names in shards.items():
         spath = path.parent / shard
-        if not spath.is_file():
+        try:
+            st = os.stat(spath)
+        except (OSError, ValueError):
+            st = None
+        if st is None or not spath.is_file():
             raise FormatError(f"{path}: shard {shard[:200]} is missing (it holds ["
                               f"{clip_list([short_repr(n) for n in names], 3)}])")
-        if safetensors.looks_like(spath):
-            entries, _, _ = safetensors.read_header(spath)
-            absent = [n for n in names if n not in entries]
-            if absent:
-                raise FormatError(f"{spath}: lacks [{clip_list([short_repr(n) for n in absent], 5)}] "
-                                  "that the index places in it")
-            part, _ = safetensors.read_tensors(spath, names)
-        else:
-            got = torch.read(spath, ema, set(names))
-            part = got.tensors
-            absent = [n for n in names if n not in part]
-            if absent:
-                raise FormatError(f"{spath}: lacks [{clip_list([short_repr(n) for n in absent], 5)}] "
-                                  "that the index places in it")
-            notes.extend(n for n in got.notes if n not in notes and not n.startswith("torch-"))
-        tensors.update((n, part[n]) for n in names)
+        files.setdefault((st.st_dev, st.st_ino), (spath, []))[1].extend(names)
+    tensors = OrderedDict()
+    notes = [f"sharded: {len(wmap)} tensors in {len(shards)} files"]
+    if len(files) < len(shards):
+        notes.append(f"the {len(shards)} shard names are {len(files)} distinct file(s) "
+                     "(symlinks or hard links), each read once")
+    for spath, names in files.values():
+        tensors.update(_read_shard(spath, names, ema, notes))
     tensors, stripped = strip_prefixes(tensors)
     return WeightFile(tensors, "index", str(path), notes + stripped, {})
 
@@ -102,6 +100,26 @@ def read_config(directory):
     (what it declares is checked by :mod:`.declared`)."""
     config = Path(directory) / "config.json"
     return _read_json(config, "config.json") if config.is_file() else None
+
+
+def _read_shard(spath, names, ema, notes):
+    """{name: array} of ``names`` from one shard file (read once, whatever its names)."""
+    if safetensors.looks_like(spath):
+        header = safetensors.read_header(spath)
+        absent = [n for n in names if n not in header[0]]
+        if absent:
+            raise FormatError(f"{name_of(spath)}: lacks [{clip_list([short_repr(n) for n in absent], 5)}] "
+                              "that the index places in it")
+        part, _ = safetensors.read_tensors(spath, names, header)
+    else:
+        got = torch.read(spath, ema, set(names))
+        part = got.tensors
+        absent = [n for n in names if n not in part]
+        if absent:
+            raise FormatError(f"{name_of(spath)}: lacks [{clip_list([short_repr(n) for n in absent], 5)}] "
+                              "that the index places in it")
+        notes.extend(n for n in got.notes if n not in notes and not n.startswith("torch-"))
+    return ((n, part[n]) for n in names)
 
 
 def _read_hub_dir(path, ema):

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
+import numpy as np
+
 from ..archs import ArchConfig, get_arch, registered
-from ..bounded import human
-from ..errors import WeightsError
+from ..bounded import check_memory, human, one_load
+from ..errors import WeightsError, printable
 from ..params import LoadReport, param_shapes, validate
 from ..plan import Plan, layer_plan
 from . import paddle
@@ -61,6 +63,7 @@ class LoadedWeights(NamedTuple):
     buffers: "OrderedDict | None" = None
 
 
+@one_load
 def load_weights(source, arch=None, strict=True, ema=None, *, dtype=None,
                  finite=False) -> LoadedWeights:
     """Weights from ``source`` under canonical names; see the module docstring.
@@ -74,6 +77,9 @@ def load_weights(source, arch=None, strict=True, ema=None, *, dtype=None,
     dtype:  cast every array to it (default: as stored).
     finite: also refuse NaN and infinite values (``build`` does; ``convert`` copies values
             as they are).
+
+    One load with one reading budget: the weights and what is read beside them (the
+    ``config.json`` next to a ``model.safetensors``, :mod:`.declared`).
     """
     read = read_weights(source, ema)
     path = None if hasattr(source, "items") or isinstance(source, WeightFile) else source
@@ -125,6 +131,10 @@ def _load(read, arch, strict, dtype, finite, path):
         return f"{fname} = {other[fname]}" if other.get(fname) else fname
 
     renamed = OrderedDict((c, tensors[f]) for c, f in fmap.items() if f in tensors)
+    if dtype is not None:                 # the cast to the model's dtype copies: check first
+        check_memory(sum(int(v.size) * np.dtype(dtype).itemsize for v in renamed.values()
+                         if getattr(v, "dtype", None) != np.dtype(dtype)),
+                     f"weights {label} cast to {np.dtype(dtype)}")
     known = set(fmap.values())
     try:
         params, report = validate(
@@ -137,22 +147,30 @@ def _load(read, arch, strict, dtype, finite, path):
         if not report.assumed:
             raise
         raise WeightsError(f"{exc}\n  " + "\n  ".join(f"assumed: {a}" for a in report.assumed)) from None
-    buffers = _buffers(read.tensors, report.ignored, fmap, get_scheme(scheme))
+    buffers = _buffers(read.tensors, report, fmap, get_scheme(scheme))
     return LoadedWeights(params, config, plan, scheme, fmap, report, label, buffers)
 
 
-def _buffers(tensors, ignored, fmap, scheme):
-    """The file's step counters under canonical names (``<bn>.num_batches_tracked``), as read."""
+def _buffers(tensors, report, fmap, scheme):
+    """The file's step counters under canonical names (``<bn>.num_batches_tracked``), as
+    read; an entry of that name that is no counter (one integer) is left out, and noted."""
     mean = scheme.bn_fields[2]
     prefixes = {}
     for canonical, fname in fmap.items():
         if canonical.endswith(".running_mean") and fname.endswith(mean):
             prefixes[fname[:-len(mean)]] = canonical[:-len("running_mean")]
-    out = OrderedDict()
-    for name in ignored:
+    out, odd = OrderedDict(), 0
+    for name in report.ignored:
         stem, _, suffix = name.rpartition(".")
         if f"{stem}." in prefixes:
-            out[f"{prefixes[stem + '.']}{suffix}"] = tensors[name]
+            value = tensors[name]
+            if getattr(value, "dtype", np.dtype(object)).kind in "iu" and value.size == 1:
+                out[f"{prefixes[stem + '.']}{suffix}"] = value
+            else:
+                odd += 1
+    if odd:
+        report.notes.append(f"{odd} num_batches_tracked entries hold no step counter (one "
+                            "integer): not kept for conversion")
     return out
 
 
@@ -173,7 +191,8 @@ def _check_declared(declared, config, arch, report):
         return config
     report.notes.append(f"config.json declares {name!r}, which the tensors match")
     if registered(config, head=False) is None and arch is None:
-        return config.replace(name=str(name) if config.num_classes == expected.num_classes
+        name = printable(str(name), 100)          # the model's name from now on: printed
+        return config.replace(name=name if config.num_classes == expected.num_classes
                               else f"{name}_{config.num_classes}classes")
     return config
 

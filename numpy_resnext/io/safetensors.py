@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_write
-from ..bounded import check_shape, first_bytes, is_regular, loads_json, open_regular, short_repr
+from ..bounded import (charge, check_shape, first_bytes, is_regular, loads_json, open_regular,
+                       short_repr)
 from ..errors import FormatError, ResNeXtError, WeightsError
 from .dtypes import BY_NAME, SAFETENSORS, itemsize, widen_bfloat16
 from .weightfile import WeightFile, reading, strip_prefixes
@@ -73,7 +74,8 @@ def read(path, ema=None, names=None) -> WeightFile:
     tensors, metadata = read_tensors(path, names)
     notes = []
     if metadata:
-        shown = ", ".join(f"{short_repr(k, 40)}={v[:60]}" for k, v in list(metadata.items())[:6])
+        shown = ", ".join(f"{short_repr(k, 40)}={short_repr(v, 60)}"
+                          for k, v in list(metadata.items())[:6])
         notes.append(f"safetensors metadata: {shown}")
     tensors, stripped = strip_prefixes(tensors)
     return WeightFile(tensors, "safetensors", str(path), notes + stripped, metadata)
@@ -90,6 +92,7 @@ def read_header(path):
         if n > MAX_HEADER or n > size - 8:
             raise FormatError(f"{path}: header length {n} (at most {MAX_HEADER} and the "
                               f"{size - 8} bytes after it)")
+        charge(n, "its header", str(path))
         text = f.read(n)
     # depth-bounded, finite numbers, integers of at most 40 digits (bounded.jsonread)
     header = loads_json(text, f"{path}: header", what="UTF-8 JSON")
@@ -137,19 +140,23 @@ def read_header(path):
     return OrderedDict(ordered), metadata, 8 + n
 
 
-def read_tensors(path, names=None):
+def read_tensors(path, names=None, header=None):
     """({name: ndarray} in header order, metadata), names as stored; only ``names`` when
-    given."""
-    entries, metadata, start = read_header(path)
+    given; ``header``: what :func:`read_header` returned for this file (read again when
+    None)."""
+    entries, metadata, start = read_header(path) if header is None else header
     wanted = entries if names is None else {k: entries[k] for k in names}
     out = OrderedDict()
     f, _ = open_regular(path, "safetensors file")
     with f:
         for name, (dtype, shape, begin, stop) in wanted.items():
+            def where(name=name):
+                return f"{path}: tensor {short_repr(name)}"
+            charge((stop - begin) * (2 if dtype == "bfloat16" else 1), "a tensor", where)
             arr = np.empty(shape, "<u2" if dtype == "bfloat16" else np.dtype(dtype).newbyteorder("<"))
             f.seek(start + begin)
             if stop > begin and f.readinto(memoryview(arr.reshape(-1)).cast("B")) != stop - begin:
-                raise FormatError(f"{path}: tensor {short_repr(name)} cut off by the end of the file")
+                raise FormatError(f"{where()} cut off by the end of the file")
             if dtype == "bfloat16":
                 arr = widen_bfloat16(arr)
             out[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)

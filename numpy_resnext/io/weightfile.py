@@ -16,6 +16,7 @@ from collections import OrderedDict
 from types import MappingProxyType
 from typing import NamedTuple
 
+from ..bounded import one_load
 from ..errors import FormatError, ResNeXtError
 
 __all__ = ["WeightFile", "strip_prefixes", "reading", "PREFIXES"]
@@ -66,7 +67,9 @@ def strip_prefixes(tensors):
 
 def reading(read):
     """A PyTorch-world ``read(path, ...)`` whose OS and container errors (zipfile's own
-    checks of CRC, names and headers on corrupt files) become a FormatError naming the file."""
+    checks of CRC, names and headers on corrupt files) become a FormatError naming the file;
+    one load with one reading budget (:func:`numpy_resnext.bounded.one_load`)."""
+    @one_load
     @functools.wraps(read)
     def guarded(path, *args, **kwargs):
         try:

@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..bounded import check_memory
 from ..golden import LOGITS_NAME, SUGGESTED_TOLERANCES, compare
+from ..shapes import describe_run, memory_estimate
 from . import OPSET
 from .runtimes import RuntimeSkipped, parse_runtimes, precision, run, version
 from .save import export
@@ -112,6 +114,16 @@ def _row(choice, ver, golden, candidate, seconds):
                seconds=seconds, layers=[(r.name, r.max_rel) for r in report.rows if r in compared])
 
 
+def conformance_bytes(model, shape) -> int:
+    """Memory a conformance run needs: the float64 golden kept whole, a runtime's every
+    output in float64 and in float32 (all intermediates are graph outputs) beside it, and
+    the weights four times per dtype (the model, its ONNX protos, the runtime's copy)."""
+    weights = sum(int(v.size) for v in model.params.values())
+    golden = memory_estimate(model.plan, shape, "float64", "golden")
+    return 2 * golden + memory_estimate(model.plan, shape, "float32", "golden") \
+        + weights * 4 * (8 + 4)
+
+
 def conformance(model, x, runtimes="onnxruntime,onnx-reference,openvino", workdir=None,
                 weights_source=None, log=None) -> Result:
     """Run every chosen runtime on ``model`` (any dtype; the golden is its float64 twin)
@@ -122,6 +134,8 @@ def conformance(model, x, runtimes="onnxruntime,onnx-reference,openvino", workdi
     """
     log = log or (lambda s: None)
     choices = parse_runtimes(runtimes)
+    check_memory(conformance_bytes(model, x.shape), "conformance of "
+                 f"{describe_run(model.plan, x.shape, 'float64')}")
     golden_model = float64_twin(model)
     x64 = np.asarray(x, dtype=np.float64)
     t0 = time.perf_counter()

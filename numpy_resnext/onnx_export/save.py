@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from .._files import atomic_write, check_output_path
+from ..bounded import check_memory
 from ..checksums import params_sha256
 from ..errors import InputError
 from .._optional import require
@@ -120,6 +121,9 @@ def export(model, path, *, dtype="float32", size=(224, 224), intermediates=None,
     """
     t0 = time.perf_counter()
     check_output_path(path, "--onnx")
+    weights = sum(int(v.size) for v in model.params.values()) * np.dtype(dtype).itemsize
+    # the initializers, the model proto, its serialisation and the checker's copy
+    check_memory(4 * weights + (64 << 20), f"exporting {model.config.name} ({np.dtype(dtype)})")
     doc = (f"{model.config.name} exported by numpy-resnext from its layer plan; node and value "
            f"names are numpy-resnext's intermediate names; weights: {weights_source or 'seeded'}")
     graph = build_graph(model, dtype=dtype, size=size, intermediates=intermediates, fold=fold, doc=doc)

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from .._files import atomic_write
+from ..shapes import check_compute
 from ..golden import INPUT_NAME, LOGITS_NAME
 from ..model import ResNeXt
 from ..shapes import check_input_size
@@ -78,6 +79,10 @@ def write_test_data(onnx_path, model, count, *, batch=1, seed=0, progress=None, 
     outputs = graph_outputs(onnx, proto)
     golden_model = float64_twin(model)
     keep = [name for name, _ in outputs if name != LOGITS_NAME]
+    shape = (batch, 3, *size)
+    check_compute(golden_model.plan, shape, "float64", "forward", keep or None,
+                  extra=3 * batch * 3 * size[0] * size[1] * 8,
+                  what=f"test data of {model.config.name} (a {shape} float64 golden per set)")
     root = os.path.dirname(os.path.abspath(os.fspath(onnx_path)))
     written = []
     for i in range(count):

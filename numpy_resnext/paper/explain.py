@@ -31,7 +31,8 @@ from ..plan import PAPER_STAGE_NAMES, Plan, as_plan
 from .branches import branch, grouped_form
 from ..params import is_trainable, param_shapes
 from ..preprocess import MEAN, STD
-from ..shapes import output_shapes
+from ..bounded import check_memory
+from ..shapes import describe_run, memory_estimate, output_shapes
 
 
 
@@ -228,14 +229,34 @@ class Contributions(NamedTuple):
     check: float
 
 
-def branch_contributions(model, x, block) -> Contributions:
+def check_contributions(plan, shape, dtype, block, image=False, source=None):
+    """Raise BudgetError unless the memory :func:`branch_contributions` needs on an input
+    of ``shape`` fits: the forward to the block, then the block's output in float64 a few
+    times over (T, the running sum, one branch and its square; the branches come one at a
+    time) and, with ``image``, the synthetic picture and its input; ``source`` names the
+    input in the message."""
+    b = plan.block(block)
+    rows = {r["name"]: r["shape"] for r in output_shapes(plan, *shape[2:])}
+    out = int(np.prod(rows[b.conv3.name])) * shape[0]                    # one branch's elements
+    need = memory_estimate(plan, shape, dtype, "forward") \
+        + out * (5 * 8 + 3 * np.dtype(dtype).itemsize)
+    if image:
+        need += 64 * shape[2] * shape[3]                     # float64 grids and planes
+    check_memory(need, f"explaining {b.name} of {describe_run(plan, shape, dtype)}"
+                       + (f" ({source})" if source else ""))
+
+
+def branch_contributions(model, x, block, allow_nonfinite=False) -> Contributions:
     """Split the block's aggregated transform on input batch ``x`` into its C branches.
 
     T is the block's conv3 output as the model computes it (the grouped form); the branches
     are computed one at a time (:func:`numpy_resnext.paper.branches.branch`) and only their
-    statistics kept, so memory holds one branch, not C. ``check`` compares their sum with T."""
+    statistics kept, so memory holds one branch, not C. ``check`` compares their sum with T.
+    The memory it needs is checked first (:func:`check_contributions`)."""
     b = model.plan.block(block)
-    xin = model.forward(x, stop_before=b.name)                           # N, in, H, W
+    x = model.check_input(x, allow_nonfinite)
+    check_contributions(model.plan, x.shape, x.dtype, block)
+    xin = model.forward(x, stop_before=b.name, allow_nonfinite=allow_nonfinite)  # N, in, H, W
     T = grouped_form(xin, model.params, b, model.plan).total.astype(np.float64)   # N, out, OH, OW
     tot = T.reshape(-1)                                                  # N*out*OH*OW
     tt = max(float(tot @ tot), 1e-300)

@@ -88,6 +88,9 @@ class Preset(NamedTuple):
                 f"std {tuple(self.std)}, CHW, float32" + (f"; {self.origin}" if self.origin else ""))
 
 
+MAX_SIDE = 8192          # resize, crop and size of a spec (and timm's size / crop_pct), in pixels
+
+
 def _timm_preset(arch, size=None, crop_pct=None, interpolation=None) -> Preset:
     name = None
     if arch is not None:
@@ -105,6 +108,9 @@ def _timm_preset(arch, size=None, crop_pct=None, interpolation=None) -> Preset:
     size, pct = int(size or size0), float(crop_pct or pct0)
     if not 0 < pct <= 1:
         raise InputError(f"--preprocess timm: crop_pct must be in (0, 1], found {pct}")
+    if not size / pct < MAX_SIDE + 1:
+        raise InputError(f"--preprocess timm: size / crop_pct = {size} / {pct:g} resizes the short "
+                         f"side beyond {MAX_SIDE}")
     resize = math.floor(size / pct)                      # timm's scale_size
     return Preset("timm", resize, size, interpolation or interp0, origin=origin + f", crop_pct {pct}")
 
@@ -135,8 +141,11 @@ def parse_spec(spec: str):
             raise InputError(f"--preprocess {spec!r}: {key} must be a {KEYS[name][key].__name__}, "
                              f"found {value!r}") from None
     for key in ("resize", "crop", "size"):
-        if key in params and not 1 <= params[key] <= 8192:
-            raise InputError(f"--preprocess {spec!r}: {key} must be between 1 and 8192, found {params[key]}")
+        if key in params and not 1 <= params[key] <= MAX_SIDE:
+            raise InputError(f"--preprocess {spec!r}: {key} must be between 1 and {MAX_SIDE}, "
+                             f"found {params[key]}")
+    if "crop_pct" in params and not 0 < params["crop_pct"] <= 1:
+        raise InputError(f"--preprocess {spec!r}: crop_pct must be in (0, 1], found {params['crop_pct']}")
     if params.get("interpolation", "bilinear") not in ("bilinear", "bicubic"):
         raise InputError(f"--preprocess {spec!r}: interpolation must be bilinear or bicubic, "
                          f"found {params['interpolation']!r}")

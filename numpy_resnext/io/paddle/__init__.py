@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..._files import atomic_write
-from ...bounded import clip_list, first_bytes
+from ...bounded import clip_list, first_bytes, one_load
 from ...errors import FormatError
 from ..weightfile import WeightFile
 from .pdparams import NAME_TABLE_KEY, read_pdparams, unpickle_file
@@ -119,9 +119,10 @@ def detect(path) -> bool:
     return True
 
 
+@one_load
 def read(path, ema=None) -> WeightFile:
     """Read any Paddle weight layout at ``path`` (``ema`` is not used: a Paddle file holds
-    one set of weights)."""
+    one set of weights); one load with one reading budget."""
     path = Path(path)
     kind = detect_kind(path)
     if kind == "pdparams":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...bounded import check_nbytes, check_shape, clip_list, open_regular, short_repr
+from ...bounded import charge, check_nbytes, check_shape, clip_list, open_regular, short_repr
 from ...errors import FormatError
 from ..unpickle import BoundedReader, load
 
@@ -58,7 +58,7 @@ def unpickle_file(path) -> object:
             raise FormatError(f"{path}: wrong magic: byte 0 is {head.hex() or 'missing'}, "
                               "expected 80 (the pickle protocol 2+ header paddle.save writes)")
         f.seek(0)
-        obj, _ = load(BoundedReader(f, size), str(path), size)
+        obj, _ = load(BoundedReader(f.file, size), str(path), size)   # load() maps OSError
         end = f.tell()
     if end != size:
         raise FormatError(f"{path}: {size - end} unexpected bytes after the end of the "
@@ -143,6 +143,8 @@ def reassemble_split(entries: dict, split_info: dict, source: str) -> "OrderedDi
         if key in first_slice:
             whole = first_slice[key]
             shape, slices = parts_of[whole]
+            charge(sum(entries[s].nbytes for s in slices), f"tensor {short_repr(whole)} "
+                   "reassembled from its slices", source)
             out[whole] = np.concatenate([entries[s] for s in slices]).reshape(shape)
         elif key not in consumed:
             out[key] = value

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ...bounded import (check_shape, check_walk_depth, is_dir, is_regular, open_regular,
-                       open_tar, read_member, short_repr)
+                       open_tar, short_repr)
+from ...bounded.budget import charge
 from ...errors import FormatError
 from ..dtypes import NO_NUMPY, PADDLE
 from .protobuf import LENGTH, VARINT, as_int64, iter_fields, read_varint
@@ -43,6 +44,8 @@ CODES = {dt: code for code, dt in DTYPES.items()}
 
 MAX_LOD_LEVELS = 16  # weights have 0; a huge value means the bytes are not a record
 MAX_NDIM = 32
+READ_CHUNK = 1 << 20   # bytes per read into an array: a stream (a tar member) that copies
+                       # through a bytes object then holds one chunk, not a second array
 
 
 def is_record_start(head: bytes) -> bool:
@@ -53,9 +56,10 @@ def is_record_start(head: bytes) -> bool:
 class _Bytes:
     """Where a record is parsed from: an in-memory buffer or an open file.
 
-    Every read is bounds-checked against the end (``size``) first. From a file, the
-    header is read in small pieces and the data straight into the result array with
-    ``readinto``, so a 3 GB combined file needs 3 GB of memory, not 6.
+    Every read is bounds-checked against the end (``size``) first. From a file (or a tar
+    member's stream), the header is read in small pieces and the data straight into the
+    result array with ``readinto``, in chunks, so a 3 GB combined file needs 3 GB of
+    memory, not 6. Every array is charged to the reading budget of the load.
     """
 
     def __init__(self, buf=None, fileobj=None, size=None):
@@ -82,6 +86,8 @@ class _Bytes:
     def array(self, pos: int, dtype: np.dtype, dims: tuple, where: str) -> np.ndarray:
         """A fresh, aligned, native-order (dims) array from the bytes at ``pos``."""
         count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+        charge(count * dtype.itemsize, lambda: f"a {dtype} tensor of shape "
+               f"{short_repr(list(dims))}", where)
         if self.buf is not None:
             flat = np.frombuffer(self.buf, dtype=dtype, count=count, offset=pos)
             return flat.reshape(dims).astype(dtype.newbyteorder("="), copy=True)
@@ -90,7 +96,7 @@ class _Bytes:
         self.file.seek(pos)
         done = 0
         while done < len(view):
-            got = self.file.readinto(view[done:])
+            got = self.file.readinto(view[done:done + READ_CHUNK])
             if not got:
                 raise FormatError(f"{where}: the file shrank while being read: expected "
                                   f"{len(view)} bytes of data at byte {pos}, found "
@@ -234,8 +240,10 @@ def read_record_dir(directory) -> tuple["OrderedDict[str, np.ndarray]", list]:
 def read_record_tar(path) -> tuple["OrderedDict[str, np.ndarray]", list]:
     """Read a legacy parameter directory packed as a ``.tar`` (never extracted to disk).
 
-    Members are read as bytes, so hostile member paths (``../x``) are harmless; gzip, bzip2
-    and xz archives are decompressed with the bounds of :mod:`numpy_resnext.bounded`.
+    Members are read as streams, each record decoded straight into its array, so hostile
+    member paths (``../x``) are harmless and a member's bytes are never held beside the
+    array made of them; gzip, bzip2 and xz archives are decompressed with the bounds of
+    :mod:`numpy_resnext.bounded`.
     """
     path = Path(path)
     tensors, notes = OrderedDict(), []
@@ -243,15 +251,17 @@ def read_record_tar(path) -> tuple["OrderedDict[str, np.ndarray]", list]:
         for member in members:                      # archive order: no backward seeks
             base = member.name.rsplit("/", 1)[-1]
             where = f"{path}:{short_repr(member.name, 80)}"
-            data = read_member(tar, member, where)
-            if base.startswith(".") or not is_record_start(data[:4]):
+            stream = tar.extractfile(member)
+            head = stream.read(4)
+            if base.startswith(".") or not is_record_start(head):
                 notes.append(f"skipped {short_repr(member.name, 80)} (not a tensor record)")
                 continue
             if base in tensors:
                 raise FormatError(f"{path}: two members are named {short_repr(base)}")
-            array, end = read_record(data, 0, where, base)
-            if end != len(data):
-                raise FormatError(f"{where}: {len(data) - end} unexpected bytes after "
+            stream.seek(0)
+            array, end = _decode(_Bytes(fileobj=stream, size=member.size), 0, where, base)
+            if end != member.size:
+                raise FormatError(f"{where}: {member.size - end} unexpected bytes after "
                                   f"the tensor (record ends at byte {end})")
             tensors[base] = array
     if not tensors:

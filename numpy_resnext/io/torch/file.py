@@ -14,7 +14,12 @@ The extension says nothing (.pth .pt .bin .ckpt .tar are all used): the first by
 :func:`open_torch` returns a :class:`TorchFile` whose storages are read only when
 :meth:`TorchFile.arrays` asks for the tensors of one state dict. Every tensor is checked
 against its storage (offset + sum((size - 1) * stride) < numel) and every storage against
-the bytes the file really holds *before* anything is allocated.
+the bytes the file really holds *before* anything is allocated. A zip's local headers are
+checked once against its directory, no two members sharing a byte
+(:func:`numpy_resnext.bounded.open_zip`); each storage is read once and the tensors that
+view it share it (read-only views when several do), as torch shares them: 200 views of one
+8 MiB storage are 8 MiB, not 1.6 GiB. What is read is charged to the reading budget of
+the load.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...bounded import check_nbytes, clip_list, first_bytes, get_limits, open_regular, short_repr
+from ...bounded import (charge, check_nbytes, clip_list, first_bytes, get_limits, open_regular,
+                        open_zip, short_repr)
 from ...errors import FormatError, ResNeXtError
 from ..dtypes import itemsize, widen_bfloat16
 from ..unpickle import load
@@ -41,6 +47,7 @@ LEGACY_PROTOCOL = 1001
 LEGACY_HEAD = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
 ZIP_HEAD = b"PK\x03\x04"
 MAX_PICKLE = 256 << 20          # the object pickle of a state dict is kilobytes
+MAX_MEMBERS = 100_000           # a storage per tensor: ~1,600 for the largest ResNeXt
 WHAT = "torch checkpoint"
 
 
@@ -92,8 +99,11 @@ class TorchFile:
                 key = ref.storage.key
                 if key not in cache:
                     cache[key] = self._read_storage(f, ref.storage)
-                out[name] = _view(cache[key], ref, copy=users[key] > 1 or ref.dtype == "bfloat16")
+                def where(name=name):
+                    return f"{self.source}: tensor {short_repr(name)}"
+                out[name] = _view(cache[key], ref, users[key] > 1, where)
                 if ref.dtype == "bfloat16":
+                    charge(4 * ref.numel, "bfloat16 widened to float32", where)
                     out[name] = widen_bfloat16(out[name])
         return out
 
@@ -117,6 +127,7 @@ class TorchFile:
     def _read_storage(self, f, info) -> np.ndarray:
         start, nbytes = self._locate(info.key)
         dtype = np.dtype("uint16" if info.dtype == "bfloat16" else info.dtype)
+        charge(nbytes, lambda: f"storage {short_repr(info.key)}", self.source)
         buf = np.empty(info.numel, dtype)
         f.seek(start)
         if f.readinto(memoryview(buf).cast("B")) != nbytes:
@@ -127,17 +138,23 @@ class TorchFile:
         return buf
 
 
-def _view(storage, ref, copy):
+def _view(storage, ref, shared, where):
+    """The tensor ``ref`` of ``storage``: a view when it is contiguous (read-only when
+    other tensors view the same storage), else a C-contiguous copy (charged)."""
+    if ref.numel == 0:                    # nothing to read: strides do not matter
+        return np.empty(ref.size, storage.dtype)
     itemsize = storage.itemsize
     contiguous = all(ref.stride[i] == int(np.prod(ref.size[i + 1:], dtype=np.int64))
                      for i in range(len(ref.size)) if ref.size[i] > 1)
     if contiguous:
-        flat = storage[ref.offset:ref.offset + ref.numel]
-        out = flat.reshape(ref.size)
-        return out.copy() if copy else out
+        out = storage[ref.offset:ref.offset + ref.numel].reshape(ref.size)
+        if shared:
+            out.flags.writeable = False
+        return out
+    charge(ref.numel * itemsize, "a copy of a strided tensor", where)
     base = storage[ref.offset:]
-    view = np.lib.stride_tricks.as_strided(base, shape=ref.size,
-                                           strides=[s * itemsize for s in ref.stride],
+    strides = [s * itemsize if n > 1 else 0 for n, s in zip(ref.size, ref.stride)]
+    view = np.lib.stride_tricks.as_strided(base, shape=ref.size, strides=strides,
                                            writeable=False)
     return np.array(view)                 # (size) C-contiguous copy of the strided view
 
@@ -145,48 +162,43 @@ def _view(storage, ref, copy):
 # --- zip format ---------------------------------------------------------------------------
 def _read_zip(path: Path) -> TorchFile:
     fz, size = open_regular(path, WHAT)
-    try:
-        z = zipfile.ZipFile(fz)
-    except Exception as exc:   # noqa: BLE001 - zipfile on a hostile directory: BadZipFile,
-        fz.close()             # NotImplementedError, UnicodeDecodeError, struct.error ...
-        raise FormatError(f"{path}: not a readable zip archive: {type(exc).__name__}: "
-                          f"{str(exc)[:200]}") from None
-    with fz, z:
-        infos = {i.filename: i for i in z.infolist()}
-        pkls = [n for n in infos if n.endswith("/data.pkl") and n.count("/") == 1]
-        if len(pkls) != 1:
-            raise FormatError(f"{path}: a torch.save zip holds exactly one <root>/data.pkl, "
-                              f"found {clip_list([short_repr(n) for n in pkls], 3) or 'none'} among "
-                              f"{clip_list([short_repr(n) for n in infos], 6)}")
-        root = pkls[0][: -len("data.pkl")]
-        stray = [n for n in infos if not n.startswith(root)]
-        if stray:
-            raise FormatError(f"{path}: members outside {short_repr(root)}: "
-                              f"{clip_list([short_repr(n) for n in stray], 5)}")
-        big = False
-        if root + "byteorder" in infos:
-            order = _small_member(z, infos[root + "byteorder"], path)
-            if order not in (b"little", b"big"):
-                raise FormatError(f"{path}: byteorder {order[:20]!r}, expected little or big")
-            big = order == b"big"
-        pkl = infos[root + "data.pkl"]
-        _stored(pkl, path)
-        limit = min(MAX_PICKLE, get_limits().max_bytes)
-        if pkl.file_size > limit or pkl.file_size > size:
-            raise FormatError(f"{path}: data.pkl declares {pkl.file_size} bytes (at most "
-                              f"{limit} for a state dict's pickle, and the file holds {size})")
-        data = z.read(pkl)
+    with fz:
+        z, members, starts = open_zip(fz, size, str(path), "zip archive", MAX_MEMBERS)
+        with z:
+            infos = {i.filename: i for i in members}
+            pkls = [n for n in infos if n.endswith("/data.pkl") and n.count("/") == 1]
+            if len(pkls) != 1:
+                raise FormatError(f"{path}: a torch.save zip holds exactly one <root>/data.pkl, "
+                                  f"found {clip_list([short_repr(n) for n in pkls], 3) or 'none'} "
+                                  f"among {clip_list([short_repr(n) for n in infos], 6)}")
+            root = pkls[0][: -len("data.pkl")]
+            stray = [n for n in infos if not n.startswith(root)]
+            if stray:
+                raise FormatError(f"{path}: members outside {short_repr(root)}: "
+                                  f"{clip_list([short_repr(n) for n in stray], 5)}")
+            big = False
+            if root + "byteorder" in infos:
+                order = _small_member(z, infos[root + "byteorder"], path)
+                if order not in (b"little", b"big"):
+                    raise FormatError(f"{path}: byteorder {order[:20]!r}, expected little or big")
+                big = order == b"big"
+            pkl = infos[root + "data.pkl"]
+            _stored(pkl, path)
+            limit = min(MAX_PICKLE, get_limits().max_bytes)
+            if pkl.file_size > limit or pkl.file_size > size:
+                raise FormatError(f"{path}: data.pkl declares {pkl.file_size} bytes (at most "
+                                  f"{limit} for a state dict's pickle, and the file holds {size})")
+            charge(pkl.file_size, "data.pkl", str(path))
+            data = z.read(pkl)
     obj, storages = load(io.BytesIO(data), f"{path}:{root}data.pkl", len(data), "torch")
-    f, _ = open_regular(path, WHAT)
-    with f:
-        where = {}
-        for key in storages:
-            info = infos.get(f"{root}data/{key}")
-            if info is None:
-                raise FormatError(f"{path}: storage {short_repr(key)} named in data.pkl has no member "
-                                  f"{root}data/{key}")
-            _stored(info, path)
-            where[key] = (_data_start(f, info, size, path), info.file_size)
+    where = {}
+    for key in storages:
+        info = infos.get(f"{root}data/{key}")
+        if info is None:
+            raise FormatError(f"{path}: storage {short_repr(key)} named in data.pkl has no member "
+                              f"{short_repr(root + 'data/' + key)}")
+        _stored(info, path)
+        where[key] = (starts[info.filename], info.file_size)
 
     def locate(key):
         return where[key]
@@ -195,30 +207,16 @@ def _read_zip(path: Path) -> TorchFile:
 
 def _stored(info, path):
     if info.compress_type != zipfile.ZIP_STORED:
-        raise FormatError(f"{path}: member {info.filename} is compressed (method "
+        raise FormatError(f"{path}: member {short_repr(info.filename)} is compressed (method "
                           f"{info.compress_type}); torch.save stores members uncompressed")
 
 
 def _small_member(z, info, path):
     _stored(info, path)
     if info.file_size > 64:
-        raise FormatError(f"{path}: {info.filename} is {info.file_size} bytes, expected a word")
+        raise FormatError(f"{path}: {short_repr(info.filename)} is {info.file_size} bytes, "
+                          "expected a word")
     return z.read(info).strip()
-
-
-def _data_start(f, info, size, path) -> int:
-    """Where a stored member's bytes begin: after its local header (name and extra field)."""
-    f.seek(info.header_offset)
-    head = f.read(30)
-    if len(head) != 30 or head[:4] != ZIP_HEAD:
-        raise FormatError(f"{path}: member {info.filename}: no local header at byte "
-                          f"{info.header_offset}")
-    name_len, extra_len = struct.unpack("<HH", head[26:30])
-    start = info.header_offset + 30 + name_len + extra_len
-    if start + info.file_size > size:
-        raise FormatError(f"{path}: member {info.filename} claims {info.file_size} bytes from "
-                          f"byte {start}; the file ends at {size}")
-    return start
 
 
 # --- legacy format ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pickle
 from typing import NamedTuple
 
 from ...bounded import get_limits, short_repr
-from ...errors import FormatError
+from ...errors import FormatError, InputError
 from .allow import Allowed, ArrayStub, DtypeStub, StorageInfo, StorageType, TensorRef, allowed
 from .scan import FORBIDDEN, Refused, Truncated, scan_opcodes
 
@@ -227,6 +227,9 @@ def load(fileobj, source: str = "<stream>", size: int | None = None, format: str
                           "file and nothing in it was executed") from None
     except FormatError:
         raise
+    except OSError as exc:               # the device failed while reading (EIO ...)
+        raise InputError(f"{source}: cannot read the file ({exc.strerror or type(exc).__name__}"
+                         "; the read failed after the file was opened)") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
             AttributeError, MemoryError, OverflowError, UnicodeError, RecursionError) as exc:
         at = fileobj.tell() if hasattr(fileobj, "tell") else "?"

@@ -23,6 +23,8 @@ global                                                  formats   why
 ``builtins.bytes`` (no arguments only)                  paddle    protocol 2 spelling of b"" (empty arrays)
 ``builtins.tuple/list/dict/set/frozenset``              both      Paddle wraps tensors as tuple((name, array))
 ``collections.OrderedDict``                             both      state dicts saved as OrderedDict
+                                                                  (dict, set, frozenset and OrderedDict
+                                                                  check their keys first: see below)
 ``torch._utils._rebuild_tensor_v2``                     torch     every tensor of torch >= 1.0 files
 ``torch._utils._rebuild_tensor``                        torch     the same in older files
 ``torch._utils._rebuild_parameter``                     torch     an ``nn.Parameter`` (not a state_dict)
@@ -39,7 +41,11 @@ state the BUILD opcode hands them (simple numeric dtype, non-negative shape, a b
 of exactly prod(shape) * itemsize bytes) and only then build the array through NumPy's
 normal path; after loading, the stand-ins are replaced by the arrays and dtypes they hold.
 Object dtypes are refused (an object array would hold arbitrary Python objects) and
-``_codecs.encode`` only accepts latin-1. A torch tensor comes out as a :class:`TensorRef`
+``_codecs.encode`` only accepts latin-1. The constructors that hash what they are given
+(``dict``, ``set``, ``frozenset``, ``OrderedDict``) accept at most one list (of items, or
+of (key, value) pairs) and check every key before hashing any: a string, bytes, an
+integer below 2**61, a bool or None, as the opcode scan requires of the keys it sees
+(:mod:`.scan`), so keys solved to share one hash cannot make loading quadratic. A torch tensor comes out as a :class:`TensorRef`
 (storage, offset, size, stride): nothing is read from the storages here. This is at least
 as strict as ``torch.load(weights_only=True)``, which allows more (devices, dtypes, sparse
 and quantised rebuilds).
@@ -54,10 +60,10 @@ import re
 
 import numpy as np
 
-from ...bounded import check_shape, short_repr
+from ...bounded import charge, check_shape, short_repr
 from ...errors import FormatError
 from ..dtypes import TORCH_STORAGES, TORCH_UNTYPED
-from .scan import Refused
+from .scan import BIG_INT, Refused
 
 __all__ = ["Allowed", "StorageType", "StorageInfo", "TensorRef", "ArrayStub", "DtypeStub",
            "ALLOW_LIST", "allow_list", "allowed", "MAX_DIMS"]
@@ -156,6 +162,8 @@ class ArrayStub:
         if len(data) != need:
             raise Refused(f"array of shape {list(shape)} and dtype {dtype} needs {need} "
                           f"bytes of data, the file holds {len(data)}")
+        # one bytes object can be referenced by many arrays: each array counts
+        charge(need, lambda: f"a pickled {dtype} array of shape {short_repr(list(shape))}")
         array = _MA._reconstruct(np.ndarray, (0,), b"b")
         array.__setstate__((1, shape, dtype, fortran, data))  # now known to be consistent
         self.array = array
@@ -180,6 +188,7 @@ def _encode(text, encoding="utf-8", *rest):
     if not (isinstance(text, str) and isinstance(encoding, str)) or encoding.replace(
             "-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
         raise Refused(f"_codecs.encode with encoding {short_repr(encoding, 40)} (only latin1)")
+    charge(len(text), "bytes encoded from latin-1 text")       # a new copy per call
     return _codecs.encode(text, "latin1")
 
 
@@ -189,6 +198,34 @@ def _empty_bytes(*args):
     if args:
         raise Refused("bytes() with arguments (only the empty bytes object is allowed)")
     return b""
+
+
+def _plain_key(key) -> bool:
+    kind = type(key)
+    return kind in (str, bytes, bool, type(None)) or (kind is int and -BIG_INT < key < BIG_INT)
+
+
+def _hashing(kind, pairs: bool):
+    """``kind`` (dict, set ...) called with no argument or one list (of (key, value) pairs
+    when ``pairs``), every key checked before any is hashed."""
+    label = getattr(kind, "__name__", str(kind))
+
+    def make(*args):
+        if not args:
+            return kind()
+        if len(args) > 1 or type(args[0]) not in (list, tuple):
+            raise Refused(f"{label}() with {len(args)} argument(s) of type "
+                          f"{type(args[0]).__name__} (expected one list)")
+        for item in args[0]:
+            if pairs and not (type(item) in (tuple, list) and len(item) == 2):
+                raise Refused(f"{label}() of an item that is not a (key, value) pair")
+            key = item[0] if pairs else item
+            if not _plain_key(key):
+                raise Refused(f"{label}() of a key or item of type {type(key).__name__} (keys "
+                              "are strings, bytes, integers below 2**61, bools or None: others "
+                              "can be solved to share one hash and make loading quadratic)")
+        return kind(args[0])
+    return make
 
 
 def _ndarray_type(*args):
@@ -306,12 +343,13 @@ def allow_list() -> dict:
         ("numpy.core.multiarray", "scalar", _scalar, PADDLE),
         ("numpy", "dtype", DtypeStub, PADDLE),
         ("_codecs", "encode", _encode, PADDLE),
-        ("collections", "OrderedDict", collections.OrderedDict, BOTH),
+        ("collections", "OrderedDict", _hashing(collections.OrderedDict, True), BOTH),
         ("torch._utils", "_rebuild_tensor_v2", _rebuild_tensor_v2, TORCH),
         ("torch._utils", "_rebuild_tensor", _rebuild_tensor, TORCH),
         ("torch._utils", "_rebuild_parameter", _rebuild_parameter, TORCH),
     ]
-    containers = {"tuple": tuple, "list": list, "dict": dict, "set": set, "frozenset": frozenset}
+    containers = {"tuple": tuple, "list": list, "dict": _hashing(dict, True),
+                  "set": _hashing(set, False), "frozenset": _hashing(frozenset, False)}
     for module in ("builtins", "__builtin__"):
         rows += [(module, name, func, BOTH) for name, func in containers.items()]
         rows.append((module, "bytes", _empty_bytes, PADDLE))

@@ -5,16 +5,24 @@ but some harm needs no call at all:
 
 - a counted string allocates its declared length first (BINBYTES of 4 GB in a 2 kB file),
   FRAME does the same, and ``PUT n`` grows the memo table to 2n entries;
+- every object costs memory: a 19 MB pickle of 9.5 million empty lists takes gigabytes
+  to load and to convert;
 - every dict key and set item is hashed while loading: a tuple nested a million deep used
-  as a key overflows the C stack, and thousands of integer keys sharing one hash (all
-  multiples of 2**61 - 1 hash alike) make loading quadratic.
+  as a key overflows the C stack, and thousands of keys sharing one hash make loading
+  quadratic. Integers that far apart share one hash (all multiples of 2**61 - 1 do), but
+  so can small ones inside a tuple or a frozenset, whose hash can be solved for.
 
 So this pass walks the opcodes once, checks every length against the bytes left and every
 memo index against the opcodes seen, and simulates the unpickler's stack with one small
-cell per object: how deeply it nests (updated when APPEND/SETITEM/BUILD add to it, and
-shared through the memo exactly as the objects are) and whether it holds an integer of
-2**61 or more. A container deeper than :attr:`Limits.max_depth`, a key or set item that
-holds such an integer, or an allowed callable given one, is refused before loading.
+record per object (:class:`_Sim`): how deeply it nests (updated when APPEND/SETITEM/BUILD
+add to it, and shared through the memo exactly as the objects are), whether it holds an
+integer of 2**61 or more, and whether it may be a dict key at all. Refused before loading:
+more than :attr:`Limits.max_objects` objects; a container deeper than
+:attr:`Limits.max_depth`; a dict key or set item that is not a string, bytes, an integer
+below 2**61, a bool or None (weight files key by name, optimizer states by small
+integers; those hash without collisions an input could choose); an allowed callable
+given an integer of 2**61 or more. The callables that hash their arguments (dict, set,
+frozenset, OrderedDict) check the same key rule when called (:mod:`.allow`).
 Payloads are skipped with ``seek``: the pass costs about a millisecond per thousand
 opcodes whatever the tensor sizes.
 """
@@ -22,6 +30,7 @@ opcodes whatever the tensor sizes.
 from __future__ import annotations
 
 import pickletools
+from array import array
 
 from ...bounded import get_limits
 
@@ -45,11 +54,44 @@ class Truncated(Exception):
     """A length or opcode that runs past the end of the file."""
 
 
-class _Sim:
-    """The unpickler's stack and memo, one ``[depth, has_big_int]`` cell per object."""
+BIG, KEYLESS = 1, 2      # object flags: holds an integer >= 2**61; may not be a dict key
+_PLAIN = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "BINSTRING",
+          "SHORT_BINSTRING", "STRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "NONE",
+          "NEWTRUE", "NEWFALSE", "INT", "LONG", "BININT", "BININT1", "BININT2", "LONG1",
+          "LONG4"}       # what pushes a str, bytes, int, bool or None: a key if small
 
-    def __init__(self, max_depth: int):
-        self.stack, self.memo, self.max_depth = [], {}, max_depth
+
+class _Sim:
+    """The unpickler's stack and memo, over one record per object: its nesting depth and
+    its flags (``BIG``, ``KEYLESS``), in two arrays indexed by the object's number. The
+    stack holds object numbers (None for MARK), the memo maps memo indices to them."""
+
+    def __init__(self, max_depth: int, max_objects: int):
+        self.stack, self.max_depth, self.max_objects = [], max_depth, max_objects
+        self.memo = array("q")                     # memo index -> object number, -1: unset
+        self.memo_len = 0                          # indices set (MEMOIZE's next index)
+        self.depth, self.flags = array("L"), bytearray()
+
+    def new(self, depth, flags, at):
+        n = len(self.flags)
+        if n >= self.max_objects:
+            raise Refused(f"more than {self.max_objects:,} objects (at byte {at}); a state "
+                          "dict's pickle holds about 17 per tensor (5,500 for ResNeXt50, "
+                          "under 20,000 for the largest ResNeXt), so this is not a weight file")
+        if depth > self.max_depth:
+            raise Refused(f"containers nested more than {self.max_depth} deep at byte {at}")
+        self.depth.append(depth)
+        self.flags.append(flags)
+        return n
+
+    def container(self, items, at):
+        depth, flags = self.depth, self.flags
+        d, f = 0, KEYLESS
+        for c in items:                          # a plain loop: most containers hold 1-5
+            if depth[c] > d:
+                d = depth[c]
+            f |= flags[c] & BIG
+        return self.new(d + 1, f, at)
 
     def pop(self, at, name):
         if not self.stack or self.stack[-1] is None:
@@ -65,39 +107,66 @@ class _Sim:
                 return items
         raise Refused(f"{name} at byte {at} without a MARK before it (corrupt pickle)")
 
-    def new(self, items, at):
-        depth = 1 + max((c[0] for c in items), default=0)
-        if depth > self.max_depth:
-            raise Refused(f"containers nested more than {self.max_depth} deep at byte {at}")
-        return [depth, any(c[1] for c in items)]
-
     def add_to(self, items, at, name):
         if not self.stack or self.stack[-1] is None:
             raise Refused(f"{name} at byte {at} has no object to add to (corrupt pickle)")
-        target = self.stack[-1]
+        target, depth, flags = self.stack[-1], self.depth, self.flags
         for c in items:
-            target[0] = max(target[0], c[0] + 1)
-            target[1] = target[1] or c[1]
-        if target[0] > self.max_depth:
+            depth[target] = max(depth[target], depth[c] + 1)
+            flags[target] |= flags[c] & BIG
+        if depth[target] > self.max_depth:
             raise Refused(f"containers nested more than {self.max_depth} deep at byte {at}")
 
-    @staticmethod
-    def check_keys(keys, at, name):
-        if any(c[1] for c in keys):
-            raise Refused(f"{name} at byte {at}: a dict key or set item holds an integer of "
-                          "2**61 or more (such keys can be made to share one hash and make "
-                          "loading quadratic; weight files key by name)")
+    def check_keys(self, keys, at, name):
+        flags = self.flags
+        for c in keys:
+            if flags[c] & BIG:
+                raise Refused(f"{name} at byte {at}: a dict key or set item holds an integer "
+                              "of 2**61 or more (such keys can be made to share one hash and "
+                              "make loading quadratic; weight files key by name)")
+            if flags[c] & KEYLESS:
+                raise Refused(f"{name} at byte {at}: a dict key or set item that is not a "
+                              "string, bytes, an integer below 2**61, a bool or None (tuple, "
+                              "frozenset and float keys can be solved to share one hash and "
+                              "make loading quadratic; weight files key by name)")
+
+    def memo_get(self, index, at):
+        memo = self.memo
+        got = memo[index] if index is not None and 0 <= index < len(memo) else -1
+        return got if got >= 0 else self.new(0, KEYLESS, at)
+
+    def memo_put(self, index, value):
+        memo = self.memo
+        if index == len(memo):                   # MEMOIZE, and PUT in order: the usual case
+            memo.append(value)
+            self.memo_len += 1
+            return
+        if index > len(memo):
+            memo.extend([-1] * (index + 1 - len(memo)))
+        self.memo_len += memo[index] < 0
+        memo[index] = value
+
+    def push(self, flags, at):
+        """Push one new object of depth 0 (the common case, inlined for speed)."""
+        n = len(self.flags)
+        if n >= self.max_objects:
+            self.new(0, flags, at)               # raises with the message
+        self.depth.append(0)
+        self.flags.append(flags)
+        self.stack.append(n)
 
     def step(self, name, at, value):
         """Apply opcode ``name`` (``value``: its int argument, or a big-int flag)."""
         stack = self.stack
         if name == "MARK":
             stack.append(None)
+        elif name in _PLAIN:                     # the commonest: one new key-able object
+            self.push(BIG | KEYLESS if value is True else 0, at)
         elif name in _FROM_MARK:
             items = self.pop_mark(at, name)
             if name in _KEYED:
                 self.check_keys(items[::_KEYED[name]], at, name)
-            stack.append(self.new(items, at))
+            stack.append(self.container(items, at))
         elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
             items = self.pop_mark(at, name)
             if name in _KEYED:
@@ -111,13 +180,13 @@ class _Sim:
             self.add_to([k, v], at, name)
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             items = [self.pop(at, name) for _ in range(int(name[-1]))]
-            stack.append(self.new(items, at))
+            stack.append(self.container(items, at))
         elif name in _CALLS:
             items = [self.pop(at, name) for _ in range(_CALLS[name])]
-            if any(c[1] for c in items):
+            if any(self.flags[c] & BIG for c in items):
                 raise Refused(f"{name} at byte {at} passes an integer of 2**61 or more to "
                               "a constructor (no weight file does)")
-            stack.append(self.new(items[:-1], at))
+            stack.append(self.container(items[:-1], at))
         elif name == "POP":
             if not stack:
                 raise Refused(f"POP at byte {at} on an empty stack (corrupt pickle)")
@@ -127,22 +196,20 @@ class _Sim:
         elif name == "DUP":
             stack.append(self.pop(at, name))
             stack.append(stack[-1])
-        elif name == "BINPERSID":              # only reached when a caller allows it
-            self.pop(at, name)
-            stack.append([0, False])
-        elif name == "STACK_GLOBAL":
-            self.pop(at, name), self.pop(at, name)
-            stack.append([0, False])
+        elif name in ("BINPERSID", "STACK_GLOBAL"):   # BINPERSID: only when a caller allows it
+            for _ in range(1 if name == "BINPERSID" else 2):
+                self.pop(at, name)
+            stack.append(self.new(0, KEYLESS, at))
         elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
             if not stack or stack[-1] is None:
                 raise Refused(f"{name} at byte {at} with nothing to memoise (corrupt pickle)")
-            self.memo[len(self.memo) if name == "MEMOIZE" else value] = stack[-1]
+            self.memo_put(self.memo_len if name == "MEMOIZE" else value, stack[-1])
         elif name in ("GET", "BINGET", "LONG_BINGET"):
-            stack.append(self.memo.get(value) or [0, False])
+            stack.append(self.memo_get(value, at))
         elif name in ("PROTO", "FRAME", "STOP"):
             pass
-        else:                                    # every other opcode pushes one new object
-            stack.append([0, bool(value is True)])
+        else:                                    # any other opcode pushes one new object
+            self.push(KEYLESS, at)
 
 
 def _int_value(name, payload: bytes):
@@ -163,7 +230,8 @@ def scan_opcodes(fileobj, size: int, forbidden=FORBIDDEN) -> None:
     """
     start = fileobj.tell()
     pos, count = start, 0
-    sim = _Sim(get_limits().max_depth)
+    limits = get_limits()
+    sim = _Sim(limits.max_depth, limits.max_objects)
     while True:
         count += 1
         code = fileobj.read(1)
