@@ -11,7 +11,11 @@ model saved to an .npz) go through:
 - ``loop 1 thread``: ``model(x[i:i+1])`` for every i, BLAS limited to 1 thread (threadpoolctl);
 - ``loop 2 threads``: the same with BLAS on both cores (the best one-process loop);
 - ``golden-set 1 worker``: ``--workers 1 --threads 1`` (a LocalCluster with one worker);
-- ``golden-set default``: the one-machine default, one one-thread worker per core.
+- ``golden-set default``: the one-machine default, one one-thread worker per core;
+- ``loops side by side``: one process per core, each a one-thread loop over every input,
+  started together after their warm-up: what independent one-thread processes can get from
+  this machine at all (two forward passes side by side share caches and memory bandwidth),
+  the ceiling of the default.
 
 Each golden-set figure is given twice: over the shards (from their submission to the last
 one written: the rate a long run settles at) and end to end (cluster start, the model loaded
@@ -87,6 +91,30 @@ def loop(weights, inputs, dtype, threads):
         return len(x) / (time.perf_counter() - t0), (time.process_time() - cpu0) / len(x)
 
 
+def _side_by_side_worker(weights, inputs, dtype, barrier):
+    import threadpoolctl
+    model = nrx.build(None, weights=weights, dtype=dtype)
+    x = np.load(inputs)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        model(x[:1])                                                  # warm-up
+        barrier.wait()
+        t0 = time.monotonic()                                         # one clock for every process
+        for i in range(len(x)):
+            model(x[i:i + 1])
+        return t0, time.monotonic(), len(x)
+
+
+def side_by_side(weights, inputs, dtype, processes):
+    """images/s of ``processes`` one-thread loops run at once, one process each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+        barrier = manager.Barrier(processes)
+        runs = list(pool.map(_side_by_side_worker, *zip(*[(weights, inputs, dtype, barrier)] * processes)))
+    return sum(n for _, _, n in runs) / (max(t1 for _, t1, _ in runs) - min(t0 for t0, _, _ in runs))
+
+
 def golden_set(weights, inputs, dtype, work, workers, threads, shard):
     """(images/s over the shards, images/s end to end, the run record: its shard_cpu_seconds
     is the workers' CPU time over the shards)."""
@@ -111,7 +139,7 @@ def speed(args):
         n_cores = cores()
         lanes = {"loop 1 thread": [], f"loop {n_cores} threads": [], "golden-set 1 worker": [],
                  "golden-set 1 worker, end to end": [], f"golden-set default ({n_cores} workers)": [],
-                 "golden-set default, end to end": []}
+                 "golden-set default, end to end": [], f"{n_cores} one-thread loops side by side": []}
         cpu = {"loop 1 thread": [], "golden-set 1 worker": [], f"golden-set default ({n_cores} workers)": []}
         shard = max(1, args.images // (2 * n_cores))          # two shards per worker
         for r in range(args.repeats):
@@ -124,6 +152,7 @@ def speed(args):
                 lanes[name].append(s)
                 lanes["golden-set 1 worker, end to end" if workers == 1 else "golden-set default, end to end"].append(e)
                 cpu[name].append(record["shard_cpu_seconds"] / record["images_computed"])
+            lanes[f"{n_cores} one-thread loops side by side"].append(side_by_side(weights, inputs, args.dtype, n_cores))
             print(f"round {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in lanes.items()),
                   file=sys.stderr, flush=True)
     finally:
@@ -136,7 +165,11 @@ def speed(args):
               f"default / loop 1 thread (target >= 1.8)": default / one,
               f"default / loop {n_cores} threads (target >= 1.15)": default / best,
               f"default end to end / loop {n_cores} threads": med["golden-set default, end to end"] / best,
-              f"loop {n_cores} threads / loop 1 thread": best / one}
+              f"loop {n_cores} threads / loop 1 thread": best / one,
+              f"{n_cores} loops side by side / loop 1 thread (the machine's ceiling of the first target)":
+                  med[f"{n_cores} one-thread loops side by side"] / one,
+              f"default / {n_cores} loops side by side (what golden-set keeps of that ceiling)":
+                  default / med[f"{n_cores} one-thread loops side by side"]}
     print(f"\n{args.arch} {args.dtype} {args.size}x{args.size}, batch 1, {args.images} images, shards of "
           f"{shard}; {cpu_name()}, {n_cores} cores; {blas_info()}; medians of {args.repeats}\n")
     print("| lane | images/s (median) | all rounds |\n|---|---:|---|")
