@@ -26,14 +26,17 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from collections import defaultdict
 
 import numpy as np
 
-import numpy_resnext as nrx
-from numpy_resnext.ops.cpu import cpu_name
-from numpy_resnext.walk import ArrayOps, walk
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy_resnext as nrx                                       # noqa: E402
+from numpy_resnext.ops.cpu import cpu_name                       # noqa: E402
+from numpy_resnext.walk import ArrayOps, walk                    # noqa: E402
 
 PLAIN, SE = "resnext50_32x4d", "seresnext50_32x4d"
 
