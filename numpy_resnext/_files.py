@@ -16,6 +16,7 @@ import json
 import os
 import stat
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -99,12 +100,17 @@ def save_npy(path, array, mode=None):
 
 
 def save_npz(path, arrays, compressed=False, mode=None):
-    """np.savez (or savez_compressed) of the dict ``arrays``, atomically, to exactly ``path``."""
-    save = np.savez_compressed if compressed else np.savez
+    """The dict ``arrays`` as an .npz (what np.savez or savez_compressed writes: one .npy member
+    per array, zip64 headers), atomically, to exactly ``path``. The zip is closed on every path:
+    NumPy 1.26's savez leaves it open when a write fails, and its finaliser then prints a
+    traceback on stderr after the error has been reported."""
+    compression = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
 
     def write(tmp):
-        with open(tmp, "wb") as f:
-            save(f, **arrays)
+        with open(tmp, "wb") as f, zipfile.ZipFile(f, "w", compression, allowZip64=True) as z:
+            for key, value in arrays.items():
+                with z.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
     atomic_write(path, write, mode)
 
 
