@@ -40,6 +40,10 @@ LOAD_KILLED = ("loading the model killed every worker that tried (out of memory?
 #   until the worker sets its own count
 LOCAL_CONFIG = {"distributed.worker.memory.pause": False, "distributed.worker.memory.spill": False,
                 "distributed.worker.memory.target": False, "distributed.scheduler.worker-saturation": 1.0,
+                # no statistical profiler sampling the computing thread every 10 ms, and event-loop
+                # health checks once a second instead of every 20 ms: on a machine whose every
+                # core runs a worker, what the workers' own threads take comes out of the shards
+                "distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
                 "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
                                                         "OPENBLAS_NUM_THREADS": 1}}
 
