@@ -246,6 +246,15 @@ def test_sharded_torch_bins_read_through_their_index(tmp_path):
         loaded = load_weights(source, arch=MICRO)       # 'micro' is no architecture it knows
         _same(loaded.params, src.params, "float64")
         assert any("sharded: 27 tensors in 2 files" in n for n in loaded.report.notes)
+    wrapped = tmp_path / "wrapped"                 # names as a DataParallel model saved them
+    wrapped.mkdir()
+    for shard, keys in shards.items():
+        write_torch_zip(wrapped / shard, OrderedDict((f"module.{k}", src.params[k]) for k in keys))
+    (wrapped / "pytorch_model.bin.index.json").write_text(json.dumps(
+        {"weight_map": {f"module.{k}": v for k, v in index["weight_map"].items()}}))
+    loaded = load_weights(wrapped, arch=MICRO)          # was: shard 1 "lacks ['module.conv1...']"
+    _same(loaded.params, src.params, "float64")
+    assert any("module." in n for n in loaded.report.notes), loaded.report.notes
     index["weight_map"]["fc.bias"] = "pytorch_model-00001-of-00002.bin"     # not in that shard
     (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps(index))
     with pytest.raises(ResNeXtError, match=r"lacks \['fc.bias'\]"):

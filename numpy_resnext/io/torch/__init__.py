@@ -36,7 +36,7 @@ def read(path, ema=None, names=None) -> WeightFile:
     """The state dict of the torch.save file ``path`` (see :mod:`.checkpoint` for ``ema``);
     only the tensors in ``names`` when given (a shard of an index)."""
     tf = open_torch(path)
-    refs, notes = select_state_dict(tf.obj, ema, str(path))
+    refs, notes = select_state_dict(tf.obj, ema, str(path), strip=names is None)
     if names is not None:
         refs = OrderedDict((k, v) for k, v in refs.items() if k in names)
     notes.insert(0, f"{tf.kind} file: {len(refs)} tensors from {len(tf.storages)} storages")

@@ -51,11 +51,13 @@ def _describe_keys(d, skip) -> str:
     return clip_list([short_repr(k, 60) for k in d if k != skip]) or "(none)"
 
 
-def select_state_dict(obj, ema=None, source="<checkpoint>"):
+def select_state_dict(obj, ema=None, source="<checkpoint>", strip=True):
     """({name: tensor}, notes) from an unpickled checkpoint; WeightsError when none is found.
 
     ema: None (the plain weights; the EMA copy only when it is all there is), True (the
          EMA copy, an error without one) or False (the plain weights, never the EMA copy).
+    strip: remove wrapper prefixes (``module.``, ``_orig_mod.``, ...); False for a shard, whose
+         names are those of its index (the index strips once, over all its shards).
     """
     notes = []
     for _ in range(3):                       # {'model': {'state_dict': ...}} at most
@@ -100,6 +102,7 @@ def select_state_dict(obj, ema=None, source="<checkpoint>"):
     if rest:
         notes.append(f"{len(rest)} non-tensor entr{'y' if len(rest) == 1 else 'ies'} in the "
                      f"state dict not read: {clip_list([short_repr(k, 60) for k in rest], 8)}")
-    tensors, stripped = strip_prefixes(tensors)
-    notes.extend(stripped)
+    if strip:
+        tensors, stripped = strip_prefixes(tensors)
+        notes.extend(stripped)
     return tensors, notes
