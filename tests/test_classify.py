@@ -109,7 +109,7 @@ def test_classify_uses_the_weights_file(image_files, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["classify", ARCH, "{d}/missing.jpg"], "not found: '{d}/missing.jpg'"),
     (["classify", ARCH, "{d}/raw.npy", "--weights", "{d}/nope.pdparams"], "--weights: '{d}/nope.pdparams' does not exist"),
-    (["classify", ARCH, "{d}/raw.npy", "--top", "0"], "--top must be at least 1"),
+    (["classify", ARCH, "{d}/raw.npy", "--top", "0"], "--top: expected an integer from 1 to"),
     (["classify", ARCH, "{d}/four.npy"], "float (3, H, W) array, found shape (4, 9, 9)"),
     (["classify", ARCH, "{d}/gray.npy"], r"(H, W, 3) RGB, found shape (20, 20)"),
     (["classify", "ResNeXt51_32x4d", "{d}/raw.npy"], "unknown architecture"),

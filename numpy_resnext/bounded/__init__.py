@@ -5,7 +5,7 @@ errors; and the memory budget computations are checked against.
 See docs/formats.md ("Reading limits", "Memory") for what each bound is and why.
 """
 
-from .archive import open_tar, read_member
+from .archive import open_tar
 from .arrays import npz_names, read_array_file, read_npy, read_npy_stream, read_npz
 from .budget import charge, check_whole, one_load
 from .files import (check_output_target, check_regular, check_walk_depth, first_bytes, is_dir,
@@ -26,5 +26,5 @@ __all__ = ["ENV_MAX_BYTES", "ENV_MAX_MEMORY", "ENV_MAX_RATIO", "Limits", "StarPa
            "get_limits", "glob_match", "human", "is_dir", "is_regular", "json_depth", "limits",
            "load_json", "loads_json", "memory_budget", "name_of", "npz_names", "one_load",
            "open_regular", "open_tar", "open_zip", "output_error", "output_errors",
-           "parse_size", "read_array_file", "read_bytes", "read_member", "read_npy",
+           "parse_size", "read_array_file", "read_bytes", "read_npy",
            "read_npy_stream", "read_npz", "set_limits", "set_memory_budget", "short_repr"]

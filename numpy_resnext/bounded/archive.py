@@ -19,7 +19,6 @@ import tarfile
 import zlib
 
 from ..errors import FormatError
-from .budget import charge
 from .files import open_regular
 from .limits import check_nbytes, get_limits, human, short_repr
 
@@ -125,15 +124,3 @@ def _members(tar, where: str, size: int, stream, method: str):
     if method != "tar":
         while stream.read(1 << 20):
             pass
-
-
-def read_member(tar, member, where: str) -> bytes:
-    """The bytes of a regular member (its size was checked by :func:`open_tar`), charged to
-    the reading budget of the load."""
-    charge(member.size, f"member {short_repr(member.name, 80)}", where)
-    stream = tar.extractfile(member)
-    data = stream.read(member.size)
-    if len(data) != member.size:
-        raise FormatError(f"{where}: truncated: member {short_repr(member.name, 80)} declares "
-                          f"{member.size} bytes, the archive holds {len(data)}")
-    return data

@@ -27,7 +27,7 @@ from ..errors import BudgetError, FormatError
 from .limits import get_limits, human
 from .memory import ENV_MAX_MEMORY, SMALL, available_memory, memory_budget
 
-__all__ = ["Load", "one_load", "charge", "register_file", "check_whole", "current_load"]
+__all__ = ["Load", "one_load", "charge", "register_file", "check_whole"]
 
 _current = contextvars.ContextVar("numpy_resnext_load", default=None)
 
@@ -86,10 +86,6 @@ class Load:
     def charge(self, nbytes: int, what, source) -> None:
         self.check(nbytes, what, source)
         self.used += nbytes
-
-
-def current_load() -> Load | None:
-    return _current.get()
 
 
 def one_load(func):

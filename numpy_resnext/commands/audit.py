@@ -62,8 +62,6 @@ def add_parser(sub):
 
 def run_mutation_audit(args):
     arch, size = args.arch or DEFAULT_ARCH, tuple(args.size or DEFAULT_SIZE)
-    if min(size) < 1:
-        raise InputError(f"--size: expected two positive sizes H W, found {size[0]} {size[1]}")
     dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else ("float32", "float64")
     progress = Progress("audit --mutants")
     init = args.init or DEFAULT_INIT

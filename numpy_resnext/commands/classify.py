@@ -8,7 +8,7 @@ from ..archs import get_arch
 from ..errors import ArchitectureError, InputError, printable
 from ..labels import label_names, short_name, top_k
 from ..preprocess import PRESETS, get_preset, load_image
-from ._common import (Progress, add_command, add_model_options, allow_nonfinite, cast_input, load_model,
+from ._common import (COUNT, Progress, add_command, add_model_options, allow_nonfinite, cast_input, load_model,
                       preset_spec)
 
 
@@ -35,7 +35,7 @@ def add_parser(sub):
     p.add_argument("--preprocess", default="paddleclas", metavar="PRESET", type=preset_spec,
                    help=f"image preprocessing: {', '.join(PRESETS)}, optionally with parameters "
                         "(torchvision:resize=232, timm:crop_pct=1.0); default paddleclas")
-    p.add_argument("--top", type=int, default=5, help="classes to list per image (default 5)")
+    p.add_argument("--top", type=COUNT, default=5, help="classes to list per image (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.set_defaults(_more_positionals="items")     # images after the options too (cli.main)
     return p
@@ -69,8 +69,6 @@ def _check_args(args):
         raise InputError("image file(s) not found: " + ", ".join(repr(m) for m in missing))
     if args.weights is not None and not os.path.exists(args.weights):
         raise InputError(f"--weights: {args.weights!r} does not exist")
-    if args.top < 1:
-        raise InputError(f"--top must be at least 1, found {args.top}")
     get_preset(args.preprocess, args.arch)          # a bad spec fails before the model is built
 
 

@@ -64,8 +64,6 @@ def run(args):
     if args.input:
         x, _ = load_input(args.input, "float64")
     else:
-        if args.batch < 1 or (args.size and min(args.size) < 1):
-            raise InputError(f"--batch and --size must be positive, found {args.batch} and {args.size}")
         H, W = args.size or (224, 224)
         model = load_model(args)
         check_compute(model.plan, (args.batch, 3, H, W), "float64", "golden",

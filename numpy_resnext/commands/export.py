@@ -93,8 +93,6 @@ def parse_globs(items, option="--intermediates"):
 def run(args):
     require("onnx", "ONNX export")                                    # exit 2 naming the extra, before any work
     check_output_path(args.onnx, "--onnx", (".onnx",))
-    if args.test_data < 0 or args.batch < 1:
-        raise InputError(f"--test-data must be >= 0 and --batch >= 1, found {args.test_data} and {args.batch}")
     size = parse_size(args.size)
     if args.test_size is not None and size is not None:
         raise InputError("--test-size: only with --size dynamic (a fixed graph's test data has its "
