@@ -193,6 +193,11 @@ class ArchConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ArchConfig":
+        """The config :meth:`to_dict` gave, back from its JSON form (``depths`` a list there)."""
+        return cls(**{**d, "depths": tuple(d["depths"])})
+
 
 # --- the registry -------------------------------------------------------------------
 def _resnext(depth, card, width, vd=False, wsl=False):

@@ -25,6 +25,11 @@ def tensor_sha256(a) -> str:
     return hashlib.sha256(_le_bytes(a)).hexdigest()
 
 
+def tensor_digest(a) -> bytes:
+    """The 32 raw bytes of :func:`tensor_sha256` (how a data-set run stores each input's)."""
+    return hashlib.sha256(_le_bytes(a)).digest()
+
+
 def params_sha256(params) -> str:
     """sha256 over the parameters in their (canonical) order: name, NUL, bytes, for each."""
     h = hashlib.sha256()

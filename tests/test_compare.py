@@ -319,3 +319,19 @@ def test_single_array_candidate_lists_only_its_row(tmp_path, golden, capsys):
     partial = OrderedDict((k, v) for k, v in tensors.items() if not k.endswith(".add"))
     report = compare(tensors, partial)
     assert report.format().count("missing") == len(report.missing) > 0
+
+
+def test_coverage_names_the_squeeze_and_excitation_tensors_it_did_not_compare():
+    """A capture without the SE tensors says so: every SE tensor is of the kind
+    "squeeze-and-excitation" (from the plan, and from the names alone); they were once
+    counted as "pool" and "tensor"."""
+    from numpy_resnext.golden.coverage import plan_kinds, tensor_kinds
+    from numpy_resnext.plan import layer_plan
+    plan = layer_plan(nrx.get_arch("SE_ResNeXt50_32x4d"))
+    se = [n for layer in plan.se_layers() for n in layer.emits]
+    assert len(se) == 6 * 16
+    kinds = plan_kinds(plan)
+    assert {kinds[n] for n in se} == {"squeeze-and-excitation"}
+    names = ["layer1.0.se.pool", "layer1.0.se.fc1", "layer1.0.se.act", "layer1.0.se.gate",
+             "layer1.0.se", "layer1.0.se_module.fc2", "maxpool", "layer1.0.bn3"]
+    assert [tensor_kinds(names)[n] for n in names] == ["squeeze-and-excitation"] * 6 + ["pool", "BatchNorm"]

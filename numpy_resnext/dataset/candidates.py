@@ -14,7 +14,6 @@ dtype) is an :class:`~numpy_resnext.errors.InputError` naming it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ import numpy as np
 
 from .._optional import require
 from ..bounded import clip_list, read_npy, read_npz
+from ..checksums import tensor_digest
 from ..errors import InputError
 from ..preprocess import Preset
 from .sources import SourceSpec, load_item
@@ -115,7 +115,7 @@ def run_inputs(ref: RunStore, shard: int, images=None):
     x = np.zeros((stop - start,) + tuple(ref.manifest["input_shape"]), ref.manifest["dtype"])
     for j in np.flatnonzero(valid):
         a = np.ascontiguousarray(load_item(spec, str(ids[j]), start + j), dtype=ref.manifest["dtype"])
-        if hashlib.sha256(a.astype(a.dtype.newbyteorder("<")).tobytes()).digest() != digests[j].tobytes():
+        if tensor_digest(a) != digests[j].tobytes():
             raise InputError(f"image {str(ids[j])!r} read again is not the input the run used (its "
                              "sha256 differs): the file changed, or another decoder/version; run "
                              "golden-set with --save-inputs to keep the inputs")

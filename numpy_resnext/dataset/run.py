@@ -216,7 +216,7 @@ def _open_or_create(output, manifest, source, info, keep, dtype):
     run_store = store_module.open_for_run(output, manifest)
     if run_store is not None:
         return run_store, True
-    config = ArchConfig(**{**info["config"], "depths": tuple(info["config"]["depths"])})
+    config = ArchConfig.from_dict(info["config"])
     shapes = {r["name"]: r["shape"] for r in output_shapes(config, *source.input_shape[1:])}
     return store_module.create(output, manifest, source.ids, source.labels, info["config"]["num_classes"],
                                {k: shapes[k] for k in keep}, dtype), False

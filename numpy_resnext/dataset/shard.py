@@ -11,7 +11,6 @@ message and NaN logits; anything else that goes wrong fails the task.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import threading
@@ -23,7 +22,7 @@ import numpy as np
 from .. import __version__
 from .._optional import require
 from ..archs import ArchConfig
-from ..checksums import file_sha256, params_sha256
+from ..checksums import file_sha256, params_sha256, tensor_digest
 from ..errors import InputError, ResNeXtError
 from ..model import build
 from . import store
@@ -42,7 +41,7 @@ class ModelSpec(NamedTuple):
     ema: bool | None = None
 
     def build(self):
-        arch = ArchConfig(**{**self.arch, "depths": tuple(self.arch["depths"])}) \
+        arch = ArchConfig.from_dict(self.arch) \
             if isinstance(self.arch, dict) else self.arch
         return build(arch, weights=self.weights, seed=self.seed, dtype=self.dtype, init=self.init,
                      ema=self.ema)
@@ -166,8 +165,7 @@ def run_shard(job: ShardJob) -> dict:
             result["errors"][j] = f"{type(exc).__name__}: {str(exc)[:500]}"
             continue
         result["logits"][j] = logits
-        result["sha256"][j] = np.frombuffer(hashlib.sha256(x.astype(x.dtype.newbyteorder("<"))
-                                                           .tobytes()).digest(), np.uint8)
+        result["sha256"][j] = np.frombuffer(tensor_digest(x), np.uint8)
         for name in job.keep:
             result["stats"][name][j] = tensor_stats(kept[name][0])
         if job.save_inputs:

@@ -24,7 +24,7 @@ import re
 
 from ..archs import ArchConfig
 from ..errors import ArchitectureError, printable
-from ..plan import ConvBN, Head, Pool, layer_plan
+from ..plan import SE, ConvBN, Head, Pool, layer_plan
 
 INPUT, ADD = "input", "residual add"
 UNCAPTURABLE = (ADD, INPUT)
@@ -32,7 +32,8 @@ UNCAPTURABLE = (ADD, INPUT)
 _BY_NAME = ((r"^input$", INPUT), (r"^conv1\.\d$", "stem tensor"), (r"\.add$", ADD), (r"^layer\d+\.\d+$", "block output"),
             (r"\.downsample\.\d+$", "shortcut tensor"), (r"(^|\.)relu\d*$", "ReLU"),
             (r"(^|\.)bn\d*$", "BatchNorm"), (r"(^|\.)conv\d*$", "convolution"), (r"^fc$", "logits"),
-            (r"^avgpool$", "global average pool"), (r"pool$", "pool"))
+            (r"^avgpool$", "global average pool"),
+            (r"\.se(_module)?(\.(pool|fc\d|act|gate))?$", "squeeze-and-excitation"), (r"pool$", "pool"))
 NAME_WIDTH = 120                 # characters of a name from a file in a message
 LOOK_AHEAD = 8                   # later reference tensors an overwritten candidate is tried against
 
@@ -52,6 +53,8 @@ def plan_kinds(plan) -> dict:
             kinds[layer.name] = "pool"
         elif isinstance(layer, Head):
             kinds[layer.pool], kinds[layer.fc] = "global average pool", "logits"
+        elif isinstance(layer, SE):
+            kinds.update(dict.fromkeys(layer.emits, "squeeze-and-excitation"))
     for block in plan.blocks:
         kinds[block.add], kinds[block.name] = ADD, "block output"
     return kinds
@@ -69,7 +72,7 @@ def tensor_kinds(names, manifest=None) -> dict:
     if isinstance(depths, list) and all(type(d) is int for d in depths) \
             and sum(depths) <= len(names):
         try:
-            kinds = plan_kinds(layer_plan(ArchConfig(**config)))
+            kinds = plan_kinds(layer_plan(ArchConfig.from_dict(config)))
         except (TypeError, ValueError, ArchitectureError):
             kinds = {}
     out = {}
