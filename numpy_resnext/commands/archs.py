@@ -35,6 +35,7 @@ def run(args):
         print(f"{r['name']:<26} {'-'.join(map(str, r['depths'])):<14} {r['cardinality']:>3} "
               f"{r['base_width']:>3} {stem:<6} {r['se_reduction'] or '-':>3} {r['params']:>13,} "
               f"{r['macs'] / 1e9:>9.2f}  {', '.join(a for a, who in r['alias_of'].items() if '<' not in who)}")
-    print("SE: squeeze-and-excitation reduction (r = C / 16); stem*: the legacy SENet stem max-pool "
+    print("SE: the squeeze-and-excitation reduction r (an SE layer is the block's channels / r wide, "
+          "rounded as its library rounds); stem*: the legacy SENet stem max-pool "
           "(no padding, ceil mode)")
     return 0

@@ -29,6 +29,7 @@ import numpy as np
 from .._files import atomic_write
 from ..bounded import (charge, check_shape, first_bytes, is_regular, loads_json, open_regular,
                        short_repr)
+from ..bounded.limits import MAX_NDIM
 from ..errors import FormatError, ResNeXtError, WeightsError
 from .dtypes import BY_NAME, SAFETENSORS, itemsize, widen_bfloat16
 from .weightfile import WeightFile, reading, strip_prefixes
@@ -114,7 +115,7 @@ def read_header(path):
         if dtype is None:
             raise FormatError(f"{where}: dtype {short_repr(e['dtype'], 20)} (known: "
                               f"{', '.join(SAFETENSORS)})")
-        if not (isinstance(shape, list) and len(shape) <= 32
+        if not (isinstance(shape, list) and len(shape) <= MAX_NDIM
                 and all(type(d) is int and d >= 0 for d in shape)):
             raise FormatError(f"{where}: shape {short_repr(shape, 80)} (a list of non-negative ints)")
         if not (isinstance(offs, list) and len(offs) == 2 and all(type(o) is int for o in offs)

@@ -29,6 +29,7 @@ import numpy as np
 from ...bounded import (check_shape, check_walk_depth, is_dir, is_regular, open_regular,
                        open_tar, short_repr)
 from ...bounded.budget import charge
+from ...bounded.limits import MAX_NDIM
 from ...errors import FormatError
 from ..dtypes import NO_NUMPY, PADDLE
 from .protobuf import LENGTH, VARINT, as_int64, iter_fields, read_varint
@@ -43,7 +44,6 @@ DTYPES = {code: np.dtype(row.name).newbyteorder("<") for code, row in PADDLE.ite
 CODES = {dt: code for code, dt in DTYPES.items()}
 
 MAX_LOD_LEVELS = 16  # weights have 0; a huge value means the bytes are not a record
-MAX_NDIM = 32
 READ_CHUNK = 1 << 20   # bytes per read into an array: a stream (a tar member) that copies
                        # through a bytes object then holds one chunk, not a second array
 

@@ -61,14 +61,14 @@ import re
 import numpy as np
 
 from ...bounded import charge, check_shape, short_repr
+from ...bounded.limits import MAX_NDIM
 from ...errors import FormatError
 from ..dtypes import TORCH_STORAGES, TORCH_UNTYPED
 from .scan import BIG_INT, Refused
 
 __all__ = ["Allowed", "StorageType", "StorageInfo", "TensorRef", "ArrayStub", "DtypeStub",
-           "ALLOW_LIST", "allow_list", "allowed", "MAX_DIMS"]
+           "ALLOW_LIST", "allow_list", "allowed"]
 
-MAX_DIMS = 32
 _SIMPLE_DTYPE = re.compile(r"^[biufc]\d{1,2}$")  # 'f4', 'i8', 'b1', 'u1', 'c16' ...
 
 
@@ -291,10 +291,10 @@ class TensorRef:
 
 
 def _int_tuple(value, what):
-    if not (isinstance(value, tuple) and len(value) <= MAX_DIMS
+    if not (isinstance(value, tuple) and len(value) <= MAX_NDIM
             and all(type(v) is int for v in value)):
         raise Refused(f"tensor {what} {short_repr(value, 80)} (expected a tuple of at most "
-                      f"{MAX_DIMS} ints)")
+                      f"{MAX_NDIM} ints)")
     return value
 
 
