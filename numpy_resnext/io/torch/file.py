@@ -109,13 +109,15 @@ class TorchFile:
 
     def _check(self, name, ref):
         info = ref.storage
-        where = f"{self.source}: tensor {short_repr(name)}"
+
+        def where():                          # formatted only for a message (not per good tensor)
+            return f"{self.source}: tensor {short_repr(name)}"
         if ref.extent() > info.numel:
-            raise FormatError(f"{where}: size {list(ref.size)}, stride {list(ref.stride)} at "
+            raise FormatError(f"{where()}: size {list(ref.size)}, stride {list(ref.stride)} at "
                               f"offset {ref.offset} reaches element {ref.extent() - 1} of "
                               f"storage {short_repr(info.key)}, which holds {info.numel}")
         if ref.numel > max(info.numel, 1):
-            raise FormatError(f"{where}: {ref.numel} elements from a storage of {info.numel} "
+            raise FormatError(f"{where()}: {ref.numel} elements from a storage of {info.numel} "
                               "(overlapping strides; a weight never repeats itself)")
         start, nbytes = self._locate(info.key)
         if nbytes != info.numel * itemsize(info.dtype):
