@@ -65,18 +65,24 @@ def _header(f, where: str):
     return tuple(shape), bool(fortran), dtype, f.tell()
 
 
-READ_CHUNK = 1 << 20      # a zip member's stream copies through bytes: one chunk at a time
+READ_CHUNK = 1 << 20      # a zip or tar member's stream copies through bytes: one chunk at a time, not a second array
 
 
-def _fill(f, array: np.ndarray, where: str, what: str) -> None:
+def fill_array(f, array: np.ndarray, short) -> None:
+    """Read ``array``'s bytes from ``f``, a chunk at a time; when the stream ends first,
+    FormatError(short(bytes read, bytes needed))."""
     view = memoryview(array.reshape(-1).view(np.uint8))          # (nbytes,) bytes
     done = 0
     while done < len(view):
         got = f.readinto(view[done:done + READ_CHUNK])
         if not got:
-            raise FormatError(f"{where}: truncated: {what} needs {len(view)} bytes of data, "
-                              f"the file holds {done}")
+            raise FormatError(short(done, len(view)))
         done += got
+
+
+def _fill(f, array: np.ndarray, where: str, what: str) -> None:
+    fill_array(f, array, lambda done, need: f"{where}: truncated: {what} needs {need} bytes of "
+                                            f"data, the file holds {done}")
 
 
 def read_npy_stream(f, size: int, where: str) -> np.ndarray:

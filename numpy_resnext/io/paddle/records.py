@@ -28,6 +28,7 @@ import numpy as np
 
 from ...bounded import (check_shape, check_walk_depth, is_dir, is_regular, open_regular,
                        open_tar, short_repr)
+from ...bounded.arrays import fill_array
 from ...bounded.budget import charge
 from ...bounded.limits import MAX_NDIM
 from ...errors import FormatError
@@ -44,8 +45,6 @@ DTYPES = {code: np.dtype(row.name).newbyteorder("<") for code, row in PADDLE.ite
 CODES = {dt: code for code, dt in DTYPES.items()}
 
 MAX_LOD_LEVELS = 16  # weights have 0; a huge value means the bytes are not a record
-READ_CHUNK = 1 << 20   # bytes per read into an array: a stream (a tar member) that copies
-                       # through a bytes object then holds one chunk, not a second array
 
 
 def is_record_start(head: bytes) -> bool:
@@ -92,16 +91,9 @@ class _Bytes:
             flat = np.frombuffer(self.buf, dtype=dtype, count=count, offset=pos)
             return flat.reshape(dims).astype(dtype.newbyteorder("="), copy=True)
         array = np.empty(dims, dtype=dtype)
-        view = memoryview(array.reshape(-1).view(np.uint8))  # (N * itemsize,) bytes
         self.file.seek(pos)
-        done = 0
-        while done < len(view):
-            got = self.file.readinto(view[done:done + READ_CHUNK])
-            if not got:
-                raise FormatError(f"{where}: the file shrank while being read: expected "
-                                  f"{len(view)} bytes of data at byte {pos}, found "
-                                  f"{done} before its end")
-            done += got
+        fill_array(self.file, array, lambda done, need: f"{where}: the file shrank while being read: "
+                   f"expected {need} bytes of data at byte {pos}, found {done} before its end")
         return array.astype(dtype.newbyteorder("="), copy=False)
 
 
