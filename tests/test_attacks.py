@@ -35,6 +35,7 @@ import _attacks_budget  # noqa: E402
 import _attacks_declared  # noqa: E402
 import _attacks_io  # noqa: E402
 import _attacks_terminal  # noqa: E402
+from _scratch import scratch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = int(1.2 * 2 ** 30)
@@ -79,7 +80,11 @@ def _limit_memory():
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    root = tmp_path_factory.mktemp("attacks")
+    with scratch(tmp_path_factory, "attacks") as root:
+        yield from _outcome(root)
+
+
+def _outcome(root):
     try:
         cases = [c for gen in GENERATORS for c in gen(root)]
         if ONLY:

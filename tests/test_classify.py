@@ -12,6 +12,7 @@ from numpy_resnext.cli import main
 from numpy_resnext.errors import InputError
 from numpy_resnext.labels import imagenet_labels, label_names, short_name, softmax, top_k
 from numpy_resnext.preprocess import preprocess
+from _scratch import scratch
 
 ARCH = "ResNeXt50_32x4d"
 
@@ -57,12 +58,12 @@ def test_softmax_and_top_k_by_hand():
 # --- the command ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def image_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    raw = rng.integers(0, 256, (300, 380, 3), dtype=np.uint8)
-    np.save(d / "raw.npy", raw)
-    np.save(d / "ready.npy", preprocess(raw))
-    return d
+    with scratch(tmp_path_factory, "images") as d:
+        rng = np.random.default_rng(0)
+        raw = rng.integers(0, 256, (300, 380, 3), dtype=np.uint8)
+        np.save(d / "raw.npy", raw)
+        np.save(d / "ready.npy", preprocess(raw))
+        yield d
 
 
 def _run(argv, capsys):

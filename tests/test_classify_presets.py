@@ -20,17 +20,18 @@ from numpy_resnext.params import init_params
 from numpy_resnext.preprocess import get_preset
 
 from _torchvision import timm as need_timm, torchvision as need_torchvision
+from _scratch import scratch
 
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("classify")
-    raw = np.random.default_rng(0).integers(0, 256, (301, 383, 3), dtype=np.uint8)
-    np.save(d / "raw.npy", raw)
-    for arch in ("ResNeXt50_32x4d", "ResNeXt50_vd_32x4d"):
-        np.savez(d / f"{arch}.npz", **init_params(nrx.get_arch(arch), seed=4))
-    return d, raw
+    with scratch(tmp_path_factory, "classify") as d:
+        raw = np.random.default_rng(0).integers(0, 256, (301, 383, 3), dtype=np.uint8)
+        np.save(d / "raw.npy", raw)
+        for arch in ("ResNeXt50_32x4d", "ResNeXt50_vd_32x4d"):
+            np.savez(d / f"{arch}.npz", **init_params(nrx.get_arch(arch), seed=4))
+        yield d, raw
 
 
 def _classify(capsys, *argv):

@@ -8,6 +8,7 @@ import numpy_resnext as nrx
 from _grad_oracle import load, rel_err
 from numpy_resnext.cli import main
 from numpy_resnext.params import is_trainable
+from _scratch import scratch
 
 TINY = nrx.custom(depths=(2,), cardinality=2, base_width=4, num_classes=5)
 
@@ -15,11 +16,11 @@ TINY = nrx.custom(depths=(2,), cardinality=2, base_width=4, num_classes=5)
 @pytest.fixture(scope="module")
 def recording(fixtures_dir, tmp_path_factory):
     rec, meta, params = load(fixtures_dir / "grads" / "tiny.npz")
-    d = tmp_path_factory.mktemp("grad_cli")
-    np.savez(d / "w.npz", **params)
-    np.save(d / "x.npy", rec["x"])
-    np.save(d / "d.npy", rec["dlogits"])
-    return rec, d
+    with scratch(tmp_path_factory, "grad_cli") as d:
+        np.savez(d / "w.npz", **params)
+        np.save(d / "x.npy", rec["x"])
+        np.save(d / "d.npy", rec["dlogits"])
+        yield rec, d
 
 
 @pytest.mark.parametrize("mode", ["eval", "train"])

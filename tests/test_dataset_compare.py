@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from _dataset import SMALL, cli, need_store, serial_set
+from _scratch import scratch
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +16,12 @@ def ref(tmp_path_factory):
     """A complete float64 run over 10 generated images (tiny network), inputs saved."""
     need_store()
     import zarr
-    root = tmp_path_factory.mktemp("compare")
-    weights, images, out = serial_set(root, 10, "--shard", 4, "--keep", "layer3.0,layer4.0", "--sample", 3,
-                                      "--save-inputs")
-    group = zarr.open_group(str(out), mode="r")
-    return {"root": root, "weights": weights, "images": images, "store": out,
-            "ids": [str(i) for i in group["ids"][:]], "logits": np.asarray(group["logits"][:])}
+    with scratch(tmp_path_factory, "compare") as root:
+        weights, images, out = serial_set(root, 10, "--shard", 4, "--keep", "layer3.0,layer4.0", "--sample", 3,
+                                          "--save-inputs")
+        group = zarr.open_group(str(out), mode="r")
+        yield {"root": root, "weights": weights, "images": images, "store": out,
+               "ids": [str(i) for i in group["ids"][:]], "logits": np.asarray(group["logits"][:])}
 
 
 def _compare(ref, candidate, *extra):

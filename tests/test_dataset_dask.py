@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _scratch import scratch
 from _dataset import SMALL, cli, image_folder, logits_bytes, need_dask, serial_set, tiny_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +37,8 @@ def cluster():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     need_dask()
-    return serial_set(tmp_path_factory.mktemp("dataset"), 14, "--shard", 3, "--keep", "layer4.0",
-                      "--sample", 2)
+    with scratch(tmp_path_factory, "dataset") as root:
+        yield serial_set(root, 14, "--shard", 3, "--keep", "layer4.0", "--sample", 2)
 
 
 def _dask_run(data, cluster, out):

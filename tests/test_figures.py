@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from _scratch import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 FIG_DIR = ROOT / "docs" / "figures"
@@ -34,8 +35,8 @@ def png_size(path):
 def drawn(tmp_path_factory):
     pytest.importorskip("matplotlib", reason="the figures need matplotlib (pip install numpy-resnext[plot])")
     from numpy_resnext.paper import figures
-    out = tmp_path_factory.mktemp("figures")
-    return out, figures.write_all(out)
+    with scratch(tmp_path_factory, "figures") as out:
+        yield out, figures.write_all(out)
 
 
 def test_fig1_labels_are_the_papers(drawn):

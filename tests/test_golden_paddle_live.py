@@ -16,6 +16,7 @@ import pytest
 
 from numpy_resnext.cli import main
 from numpy_resnext.golden import compare, read_golden, write_golden
+from _scratch import scratch
 
 pytestmark = [pytest.mark.paddle, pytest.mark.slow]
 
@@ -65,25 +66,25 @@ def capture(paddle, model, x):
 @pytest.fixture(scope="module")
 def paddle_run(paddle, tmp_path_factory):
     """(directory, weights file, input file, capture file) of one real Paddle run."""
-    tmp = tmp_path_factory.mktemp("paddle_golden")
-    paddle.set_device("cpu")
-    previous = paddle.get_default_dtype()
-    paddle.set_default_dtype("float64")
-    try:
-        model = paddle.vision.models.resnext50_32x4d()
-    finally:
-        paddle.set_default_dtype(previous)
-    model.eval()
-    shapes = OrderedDict((k, tuple(v.shape)) for k, v in model.state_dict().items())
-    assert shapes["fc.weight"] == (2048, 1000) and "bn1._variance" in shapes
-    model.set_state_dict({k: paddle.to_tensor(v) for k, v in random_state(shapes, 2026).items()})
-    assert all(str(p.dtype).endswith("float64") for p in model.state_dict().values())
-    paddle.save(model.state_dict(), str(tmp / "resnext50_32x4d.pdparams"))
-    x = np.random.default_rng(7).standard_normal((1, 3, 64, 64))
-    np.save(tmp / "x.npy", x)
-    cap = capture(paddle, model, x)
-    write_golden(tmp / "paddle_capture.npz", cap)
-    return tmp, cap
+    with scratch(tmp_path_factory, "paddle_golden") as tmp:
+        paddle.set_device("cpu")
+        previous = paddle.get_default_dtype()
+        paddle.set_default_dtype("float64")
+        try:
+            model = paddle.vision.models.resnext50_32x4d()
+        finally:
+            paddle.set_default_dtype(previous)
+        model.eval()
+        shapes = OrderedDict((k, tuple(v.shape)) for k, v in model.state_dict().items())
+        assert shapes["fc.weight"] == (2048, 1000) and "bn1._variance" in shapes
+        model.set_state_dict({k: paddle.to_tensor(v) for k, v in random_state(shapes, 2026).items()})
+        assert all(str(p.dtype).endswith("float64") for p in model.state_dict().values())
+        paddle.save(model.state_dict(), str(tmp / "resnext50_32x4d.pdparams"))
+        x = np.random.default_rng(7).standard_normal((1, 3, 64, 64))
+        np.save(tmp / "x.npy", x)
+        cap = capture(paddle, model, x)
+        write_golden(tmp / "paddle_capture.npz", cap)
+        yield tmp, cap
 
 
 def test_golden_from_pdparams_matches_paddle_at_1e_10(paddle_run, capsys):

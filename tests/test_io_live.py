@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from numpy_resnext.io import read_paddle
 from numpy_resnext.io.paddle.records import encode_record
+from _scratch import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "reference" / "make_format_fixtures.py"
@@ -36,10 +37,10 @@ DTYPES = ["float16", "float32", "float64", "int64", "int32", "uint8", "int8", "b
 @pytest.fixture(scope="module")
 def fresh(paddle, tmp_path_factory):
     """Every layout written just now by the installed Paddle (PIR and legacy modes)."""
-    out = tmp_path_factory.mktemp("formats")
-    subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--no-manifest"],
-                   check=True, capture_output=True, timeout=300)
-    return out
+    with scratch(tmp_path_factory, "formats") as out:
+        subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--no-manifest"],
+                       check=True, capture_output=True, timeout=300)
+        yield out
 
 
 @pytest.mark.parametrize("rel,stem", FILE_LAYOUTS, ids=[r for r, _ in FILE_LAYOUTS])

@@ -35,6 +35,7 @@ from numpy_resnext.io import load_weights
 from numpy_resnext.model import build
 
 from _arrays import rel_err
+from _scratch import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "reference" / "paddle_models.py"
@@ -60,16 +61,16 @@ def made(request, paddle, tmp_path_factory):
     kind, model, arch, size = request.param
     if kind != "vision" and importlib.util.find_spec("paddleclas") is None:
         pytest.skip("PaddleClas model files are not installed: pip install --no-deps paddleclas==2.6.0")
-    out = tmp_path_factory.mktemp(model)
-    cmd = [sys.executable, str(SCRIPT), "one", "--kind", kind, "--model", model,
-           "--out", str(out), "--size", size, "--batch", str(BATCH), "--bn", "trained"]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert res.returncode == 0, res.stderr[-3000:]
-    meta = json.loads((out / f"{model}.json").read_text())
-    golden = dict(np.load(out / meta["golden"]))
-    reference = load_weights(out / meta["files"]["pdparams"])
-    return dict(out=out, meta=meta, golden=golden, reference=reference,
-                arch=get_arch(arch).replace(bn_eps=PADDLE_BN_EPS))    # Paddle's files: Paddle's epsilon
+    with scratch(tmp_path_factory, model) as out:
+        cmd = [sys.executable, str(SCRIPT), "one", "--kind", kind, "--model", model,
+               "--out", str(out), "--size", size, "--batch", str(BATCH), "--bn", "trained"]
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        assert res.returncode == 0, res.stderr[-3000:]
+        meta = json.loads((out / f"{model}.json").read_text())
+        golden = dict(np.load(out / meta["golden"]))
+        reference = load_weights(out / meta["files"]["pdparams"])
+        yield dict(out=out, meta=meta, golden=golden, reference=reference,
+                   arch=get_arch(arch).replace(bn_eps=PADDLE_BN_EPS))    # Paddle's files: Paddle's epsilon
 
 
 def test_pdparams_infers_the_architecture_and_matches_paddle(made):

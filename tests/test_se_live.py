@@ -26,6 +26,7 @@ import pytest
 
 import _se_oracle as so
 from _arrays import rel_err
+from _scratch import scratch
 import numpy_resnext as nrx
 from numpy_resnext import build
 from numpy_resnext.archs import PADDLE_BN_EPS, TORCH_BN_EPS, get_arch
@@ -49,7 +50,11 @@ def run(request, tmp_path_factory):
     name = request.param
     framework = so.MODELS[name][0]
     so.need(framework)
-    save = tmp_path_factory.mktemp(name) if framework == "paddle" else None
+    with scratch(tmp_path_factory, name) as save:
+        yield _run(name, framework, save if framework == "paddle" else None)
+
+
+def _run(name, framework, save):
     o = so.oracle(name, shape_for(name), save_dir=save)
     source = o.files["pdparams"] if framework == "paddle" else o.params
     if name in TWINS:        # seresnextaa101d_32x8d has the same tensors: the file must say which

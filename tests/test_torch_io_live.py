@@ -25,6 +25,7 @@ import numpy_resnext as nrx
 from numpy_resnext.cli import main
 from numpy_resnext.golden import compare, golden_dump
 from numpy_resnext.io import load_weights
+from _scratch import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,18 +93,18 @@ def rel(a, b):
 @pytest.fixture(scope="module")
 def saved(torch, tmp_path_factory):
     """{arch: (path of torch.save(state_dict) float64, torch capture, state dict)}, made lazily."""
-    out, cache = tmp_path_factory.mktemp("torch_io_live"), {}
-
-    def get(arch):
-        if arch not in cache:
-            capture, weights, _ = tc.run(arch, SHAPE, seed=5, input_seed=6)
-            model = tc.build(arch)
-            tc.load_canonical(model, weights)
-            path = out / f"{arch}.pth"
-            torch.save(model.state_dict(), path)
-            cache[arch] = (path, capture, model)
-        return cache[arch]
-    return get
+    cache = {}
+    with scratch(tmp_path_factory, "torch_io_live") as out:
+        def get(arch):
+            if arch not in cache:
+                capture, weights, _ = tc.run(arch, SHAPE, seed=5, input_seed=6)
+                model = tc.build(arch)
+                tc.load_canonical(model, weights)
+                path = out / f"{arch}.pth"
+                torch.save(model.state_dict(), path)
+                cache[arch] = (path, capture, model)
+            return cache[arch]
+        yield get
 
 
 @pytest.mark.torch
