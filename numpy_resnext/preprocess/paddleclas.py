@@ -129,13 +129,16 @@ def resize_short(image: np.ndarray, short: int = RESIZE_SHORT) -> np.ndarray:
     return resize_bilinear(image, h, w)
 
 
-def check_uint8_hwc(image, what):
+def check_uint8_hwc(image, what, channels=None):
+    """A uint8 (H, W, C) ndarray, with ``channels`` channels when given; else a clear error."""
     if not isinstance(image, np.ndarray):
         raise InputTypeError(f"{what}: expected a numpy.ndarray, found {type(image).__name__}")
     if image.dtype != np.uint8:
         raise InputTypeError(f"{what}: expected a uint8 image (grey levels 0..255), found {image.dtype}")
     if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"{what}: expected an (H, W, C) image, found shape {image.shape}")
+    if channels is not None and image.shape[2] != channels:
+        raise InputError(f"{what}: expected {channels} RGB channels, found shape {image.shape}")
 
 
 
@@ -175,12 +178,12 @@ def to_chw(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1))               # C, H, W
 
 
-def preprocess(image: np.ndarray, dtype="float32") -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> the (3, 224, 224) array the published weights were evaluated on."""
-    check_uint8_hwc(image, "preprocess input")
-    if image.shape[2] != 3:
-        raise InputError(f"preprocess input: expected 3 RGB channels, found shape {image.shape}")
-    return to_chw(normalize(center_crop(resize_short(image)), dtype))
+def preprocess(image: np.ndarray, dtype="float32", resize: int = RESIZE_SHORT, crop: int = CROP_SIZE,
+               what: str = "preprocess input") -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> the (3, crop, crop) array the published weights were evaluated
+    on (short side 256, crop 224 unless told)."""
+    check_uint8_hwc(image, what, channels=3)
+    return to_chw(normalize(center_crop(resize_short(image, resize), crop), dtype))
 
 
 def describe() -> str:

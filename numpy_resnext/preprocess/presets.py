@@ -30,7 +30,7 @@ import numpy as np
 
 from ..archs import get_arch
 from ..errors import ArchitectureError, InputError
-from .paddleclas import MEAN, STD, center_crop, check_uint8_hwc, normalize, resize_short, to_chw
+from .paddleclas import MEAN, STD, check_uint8_hwc, preprocess, to_chw
 from .pil import center_crop_torchvision, normalize_torchvision, resize_short_pil
 
 TIMM_VERSION = "1.0.31"
@@ -68,12 +68,10 @@ class Preset(NamedTuple):
         return "opencv" if self.name == "paddleclas" else "pillow"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        check_uint8_hwc(image, f"{self.name} preprocessing input")
-        if image.shape[2] != 3:
-            raise InputError(f"{self.name} preprocessing input: expected 3 RGB channels, "
-                             f"found shape {image.shape}")
+        what = f"{self.name} preprocessing input"
         if self.name == "paddleclas":
-            return to_chw(normalize(center_crop(resize_short(image, self.resize), self.crop), "float32"))
+            return preprocess(image, "float32", self.resize, self.crop, what)
+        check_uint8_hwc(image, what, channels=3)
         resized = resize_short_pil(image, self.resize, self.interpolation)
         return to_chw(normalize_torchvision(center_crop_torchvision(resized, self.crop),
                                             self.mean, self.std))                # 3, crop, crop
