@@ -36,6 +36,7 @@ from numpy_resnext._select import Selection
 from numpy_resnext.bounded import read_array_file, read_npy
 from numpy_resnext.cli import main
 from numpy_resnext.commands._common import load_input, load_npy
+from numpy_resnext.dataset.sources import load_item, open_source
 from numpy_resnext.errors import ResNeXtError
 from numpy_resnext.golden import compare, golden_dump, load_map, read_golden, write_golden
 from numpy_resnext.grad import gradients
@@ -86,11 +87,19 @@ API = {
                                                           name_map=p))],
     "dout": [("gradients(dout=)", lambda p: gradients(MODEL[0], read_npy(FILES["x"]),
                                                         read_npy(p)))],
+    # golden-set's --images as an .npz: listed, then every item read as a worker reads it
+    "images": [("open_source + load_item", lambda p: _images(p))],
     "none": [],
 }
 FILES = {}
 MODEL = []
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _images(path):
+    source = open_source(path, None)
+    for index, item in enumerate(source.ids):
+        load_item(source.spec, item, index)
 
 
 def _gradients(x):

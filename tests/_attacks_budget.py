@@ -413,5 +413,67 @@ def map_many_patterns(root):
     return cases
 
 
+# --- a data set's tensors (golden-set --images X.npz) ---------------------------------------
+GOLDEN_SET = ["golden-set", "--weights", "{w}", "--images", "{path}", "--output", "{work}/run.zarr",
+              "--workers", "0"]
+
+
+def _zeros_tensor(shape, deflate=True):
+    """(name-less member: crc, data, size) of a float32 .npy of zeros of ``shape``."""
+    head = _npy_header(shape)
+    body = 4 * int(np.prod(shape))
+    crc = zlib.crc32(head)
+    if not deflate:
+        data = head + bytes(body)
+        return zlib.crc32(data), data, len(data)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    parts = [c.compress(head)]
+    for start in range(0, body, CHUNK):
+        block = bytes(min(CHUNK, body - start))
+        crc = zlib.crc32(block, crc)
+        parts.append(c.compress(block))
+    parts.append(c.flush(zlib.Z_FINISH))
+    return crc, b"".join(parts), len(head) + body
+
+
+def dataset_npz(root):
+    """An .npz of preprocessed tensors given to golden-set: read from the members' headers
+    when listed and one member at a time when computed; a member that would expand past its
+    bound, central records sharing one local header, a header declaring more than the member
+    holds, and (completing) many members of any size the bounds allow."""
+    cli = [GOLDEN_SET] if _have("zarr") and _have("threadpoolctl") else False
+    cases = []
+    for side in (4096, 6000):                     # float32 (3, side, side) of zeros: 192 and 412 MiB
+        crc, data, size = _zeros_tensor((3, side, side))
+        p = root / f"images_bomb_{side}.npz"
+        p.write_bytes(_zip([("img0.npy", 8, crc, data, size)], [("img0.npy", 0)]))
+        _case(cases, "dataset-npz", f"bomb-{side}", p, "images", r"decompression bomb", cli=cli)
+    for count in (10, 3000):
+        crc, data, size = _zeros_tensor((3, 256, 256), deflate=False)
+        p = root / f"images_shared_{count}.npz"
+        p.write_bytes(_zip([("img0.npy", 0, crc, data, size)],
+                           [(f"img{i}.npy", 0) for i in range(count)]))
+        _case(cases, "dataset-npz", f"shared-header-{count}", p, "images", r"local header", cli=cli)
+    for shape in ((3, 1000, 1000), (3, 2 ** 20, 2 ** 20)):
+        data = _npy_header(shape) + bytes(400)
+        p = root / f"images_declares_{shape[1]}.npz"
+        p.write_bytes(_zip([("img0.npy", 0, zlib.crc32(data), data, len(data))], [("img0.npy", 0)]))
+        _case(cases, "dataset-npz", f"declares-{shape[1]}", p, "images",
+              r"header declares|would need .* the reading limit", cli=cli)
+    crc, data, size = _zeros_tensor((3, 4, 4), deflate=False)      # many small, valid members
+    for count in (2000, 8000):
+        p = root / f"images_many_{count}.npz"
+        p.write_bytes(_zip([(f"img{i}.npy", 0, crc, data, size) for i in range(count)],
+                           [(f"img{i}.npy", i) for i in range(count)]))
+        _case(cases, "dataset-npz", f"many-{count}", p, "images", r".", cli=False, completes=True)
+    crc, data, size = _zeros_tensor((3, 2560, 2048))              # 60 MiB each, 24 of them
+    p = root / "images_large_24.npz"
+    p.write_bytes(_zip([(f"img{i}.npy", 8, crc, data, size) for i in range(24)],
+                       [(f"img{i}.npy", i) for i in range(24)]))
+    _case(cases, "dataset-npz", "large-24x60MiB", p, "images", r".", cli=False, completes=True)
+    return cases
+
+
 GENERATORS = [npz_many_members, zip_shared_header, torch_storage_views, pickle_many_objects,
-              tar_big_record, compute_size, colliding_keys, shard_symlinks, map_many_patterns]
+              tar_big_record, compute_size, colliding_keys, shard_symlinks, map_many_patterns,
+              dataset_npz]

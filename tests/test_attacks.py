@@ -60,7 +60,7 @@ CLASSES = ["pickle-shared-refs", "pickle-deep-key", "pickle-colliding-keys", "pi
            # one budget per load, bounded work (tests/_attacks_budget.py)
            "npz-many-members", "zip-shared-header", "torch-storage-views",
            "pickle-many-objects", "tar-big-record", "compute-size", "colliding-keys",
-           "shard-symlinks", "map-many-patterns",
+           "shard-symlinks", "map-many-patterns", "dataset-npz",
            # the terminal, output targets, input values, options (tests/_attacks_terminal.py)
            "terminal-control", "output-targets", "torch-empty-strides", "input-rank",
            "numeric-options", "long-messages", "nonfinite-inputs",

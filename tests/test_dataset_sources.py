@@ -1,6 +1,9 @@
 """Sources and the generated data sets (NumPy only, but for the scikit-image lane)."""
 
 import hashlib
+import io
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ import pytest
 from numpy_resnext.dataset.sources import load_item, open_source, parse_list, read_labels
 from numpy_resnext.dataset.synthetic import (FAMILIES, SKIMAGE_IMAGES, generated_image, skimage_image,
                                              write_folder)
-from numpy_resnext.errors import InputError
+from numpy_resnext.errors import FormatError, InputError
 from numpy_resnext.preprocess import get_preset
 
 SMALL = get_preset("paddleclas:resize=40,crop=32")
@@ -71,6 +74,69 @@ def test_tensor_sources_refuse_what_is_not_tensors(tmp_path):
     assert s.list_sha256 != open_source("generated:3:8", SMALL).list_sha256
     with pytest.raises(InputError, match="generated:N or generated:N:SEED"):
         open_source("generated:many", SMALL)
+
+
+_PEAK = [0]
+
+
+def _peak_while(f):
+    """(f(), the peak bytes Python and NumPy allocated while it ran); the peak is also left
+    in _PEAK when f raises."""
+    tracemalloc.start()
+    try:
+        out = f()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        _PEAK[0] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
+def test_npz_tensors_are_listed_from_headers_and_read_one_at_a_time(tmp_path):
+    x = np.random.default_rng(0).standard_normal((4, 3, 768, 768)).astype(np.float32)   # 6.75 MiB each
+    np.savez(tmp_path / "x.npz", **{f"i{k}": x[k] for k in range(3)}, i3=x[3:4])          # stored
+    np.savez_compressed(tmp_path / "z.npz", **{f"i{k}": x[k] for k in range(4)})          # deflated
+    for name in ("x.npz", "z.npz"):
+        s, peak = _peak_while(lambda: open_source(tmp_path / name, None))
+        assert s.ids == ["i0", "i1", "i2", "i3"] and s.input_shape == (3, 768, 768)
+        # the source's sha256 reads the file 1 MiB at a time; one tensor would be 6.75 MiB
+        assert peak < 4 << 20, f"listing {name} allocated {peak} bytes: it read the tensors"
+        for k, item in enumerate(s.ids):
+            np.testing.assert_array_equal(load_item(s.spec, item, k), x[k])
+    # the worker keeps the archive open between items; a file replaced at the path is read anew
+    np.savez(tmp_path / "z.npz", **{f"i{k}": x[k] + 1 for k in range(4)})      # s is z.npz's
+    np.testing.assert_array_equal(load_item(s.spec, "i2", 2), x[2] + 1)
+
+
+def test_npz_tensor_archives_are_checked_before_anything_is_read(tmp_path):
+    bomb = tmp_path / "bomb.npz"                  # 108 MB of zeros in about 100 KB
+    np.savez_compressed(bomb, img=np.zeros((3, 3000, 3000), np.float32))
+    with pytest.raises(FormatError, match="bomb.npz.*decompression bomb"):
+        _peak_while(lambda: open_source(bomb, None))
+    assert _PEAK[0] < 8 << 20, f"{_PEAK[0]} bytes allocated before the refusal"
+    declares = tmp_path / "declares.npz"          # a header promising more than the member holds
+    with zipfile.ZipFile(declares, "w") as z:
+        z.writestr("img.npy", _npy_bytes((3, 1000, 1000))[:2000])
+    with pytest.raises(FormatError, match=r"header declares a float32 array of shape \[3, 1000, 1000\]"):
+        open_source(declares, None)
+    twice = tmp_path / "twice.npz"
+    with zipfile.ZipFile(twice, "w") as z:
+        for _ in range(2):
+            z.writestr("img.npy", _npy_bytes((3, 8, 8)))
+    with pytest.raises(FormatError, match="members named twice: img.npy"):
+        open_source(twice, None)
+    np.savez(tmp_path / "u8.npz", a=np.zeros((3, 8, 8), np.uint8))
+    with pytest.raises(InputError, match="member 'a' is uint8, expected float tensors"):
+        open_source(tmp_path / "u8.npz", None)
+    np.savez(tmp_path / "batch.npz", a=np.zeros((3, 8, 8)), b=np.zeros((2, 3, 8, 8)))
+    with pytest.raises(InputError, match=r"every member must be \(3, H, W\) of one size.*\[2, 3, 8, 8\]"):
+        open_source(tmp_path / "batch.npz", None)
+
+
+def _npy_bytes(shape):
+    """A float32 .npy of zeros of ``shape``, as np.save writes it."""
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(shape, np.float32))
+    return buf.getvalue()
 
 
 def test_skimage_variants():

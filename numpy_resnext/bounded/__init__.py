@@ -6,7 +6,7 @@ See docs/formats.md ("Reading limits", "Memory") for what each bound is and why.
 """
 
 from .archive import open_tar
-from .arrays import npz_names, read_array_file, read_npy, read_npy_stream, read_npz
+from .arrays import NpzMembers, npz_names, read_array_file, read_npy, read_npy_stream, read_npz
 from .budget import charge, check_whole, one_load
 from .files import (check_output_target, check_regular, check_walk_depth, first_bytes, is_dir,
                     is_regular, name_of, open_regular, output_error, output_errors, read_bytes)
@@ -19,7 +19,7 @@ from .memory import (ENV_MAX_MEMORY, available_memory, check_memory, memory_budg
                      set_memory_budget)
 from .zips import open_zip
 
-__all__ = ["ENV_MAX_BYTES", "ENV_MAX_MEMORY", "ENV_MAX_RATIO", "Limits", "StarPattern",
+__all__ = ["ENV_MAX_BYTES", "ENV_MAX_MEMORY", "ENV_MAX_RATIO", "Limits", "NpzMembers", "StarPattern",
            "available_memory", "charge", "check_memory", "check_nbytes", "check_output_target",
            "check_regular", "check_shape", "check_walk_depth", "check_whole", "clip_list",
            "describe", "expect", "expect_keys", "expect_shape", "expect_str_map", "first_bytes",

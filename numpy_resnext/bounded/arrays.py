@@ -21,16 +21,17 @@ zlib.error or a CRC error from deep inside zipfile. Here:
 
 from __future__ import annotations
 
+import os
 import struct
 import zipfile
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import numpy as np
 from numpy.lib import format as npformat
 
 from ..errors import FormatError
-from .budget import charge, check_whole, one_load
+from .budget import charge, check_whole, one_load, register_file
 from .files import name_of, open_regular
 from .limits import check_nbytes, check_shape, clip_list, get_limits, short_repr
 from .zips import open_zip
@@ -158,23 +159,33 @@ def _read_stored(f, info: zipfile.ZipInfo, start: int, where: str) -> np.ndarray
     return out.astype(dtype.newbyteorder("="), copy=False)
 
 
-def _open_npz(f, size, where, what):
-    """(ZipFile, members) of an .npz whose every member was checked (:func:`_check_member`,
-    local headers, names once, the total against the whole file's allowance)."""
+def _open_members(f, size, where, max_members):
+    """(ZipFile, members, data offsets) of an .npz whose every member was checked
+    (:func:`_check_member`, local headers, each name once)."""
     head = f.read(8)
     if head[:6] == NPY_MAGIC:
         raise FormatError(f"{where}: this is a single .npy array, not an .npz archive")
     if not head:
         raise FormatError(f"{where}: the file is empty; expected an .npz archive")
     f.seek(0)
-    z, infos, starts = open_zip(f, size, where, ".npz (zip) archive", MAX_MEMBERS)
+    z, infos, starts = open_zip(f, size, where, ".npz (zip) archive", max_members)
     try:
-        names = [i.filename for i in infos]
-        if len(set(names)) != len(names):
-            dup = sorted({n for n in names if names.count(n) > 1})
+        dup = sorted(n for n, count in Counter(i.filename for i in infos).items() if count > 1)
+        if dup:
             raise FormatError(f"{where}: members named twice: {clip_list(dup, 5)}")
         for info in infos:
             _check_member(info, where)
+    except BaseException:
+        z.close()
+        raise
+    return z, infos, starts
+
+
+def _open_npz(f, size, where, what):
+    """(ZipFile, members) of an .npz whose every member was checked (:func:`_open_members`)
+    and whose members together fit the whole file's allowance."""
+    z, infos, starts = _open_members(f, size, where, MAX_MEMBERS)
+    try:
         total = sum(i.file_size for i in infos)
         check_nbytes(total, "the archive's members together", where)
         check_whole(total, f"its {len(infos)} members together", where)
@@ -192,23 +203,94 @@ def read_npz(path, what="array archive") -> "OrderedDict[str, np.ndarray]":
     with f:
         z, infos, starts = _open_npz(f, size, where, what)
         with z:
-            out = OrderedDict()
-            for info in infos:
-                member = f"{where}:{short_repr(info.filename, 80)}"
-                try:
-                    if info.compress_type == zipfile.ZIP_STORED:
-                        out[info.filename[:-4]] = _read_stored(f, info, starts[info.filename],
-                                                               member)
-                        continue
-                    with z.open(info) as m:
-                        out[info.filename[:-4]] = read_npy_stream(m, info.file_size, member)
-                except FormatError:
-                    raise
-                except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
-                        NotImplementedError, RuntimeError, struct.error) as exc:
-                    raise FormatError(f"{member}: damaged archive member: "
-                                      f"{type(exc).__name__}: {str(exc)[:200]}") from None
-            return out
+            return OrderedDict((info.filename[:-4], _read_member(f, z, info, starts, where))
+                               for info in infos)
+
+
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
+              RuntimeError, struct.error)
+
+
+def _read_member(f, z, info, starts, where, header_only=False):
+    """The array of one checked member (stored: read straight from the file; deflated:
+    through zipfile's stream), or with ``header_only`` its (shape, dtype) from the .npy
+    header alone, the data's size checked against the member's."""
+    member = f"{where}:{short_repr(info.filename, 80)}"
+    try:
+        if not header_only:
+            if info.compress_type == zipfile.ZIP_STORED:
+                return _read_stored(f, info, starts[info.filename], member)
+            with z.open(info) as m:
+                return read_npy_stream(m, info.file_size, member)
+        if info.compress_type == zipfile.ZIP_STORED:
+            f.seek(starts[info.filename])
+            shape, _, dtype, length = _header(f, member)
+            length -= starts[info.filename]
+        else:
+            with z.open(info) as m:
+                shape, _, dtype, length = _header(m, member)
+    except FormatError:
+        raise
+    except ZIP_ERRORS as exc:
+        raise FormatError(f"{member}: damaged archive member: "
+                          f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    nbytes = check_shape(shape, dtype.itemsize, f"a {dtype} array", member)
+    if nbytes != info.file_size - length:
+        raise FormatError(f"{member}: the header declares a {dtype} array of shape {list(shape)} "
+                          f"({nbytes} bytes of data), the member holds {info.file_size - length} "
+                          "after the header")
+    return tuple(shape), dtype.newbyteorder("=")
+
+
+class NpzMembers:
+    """An .npz read one member at a time (a data set of tensors, one per image): the
+    directory, every local header and every member checked once as :func:`read_npz` checks
+    them, up to ``max_members`` members. The members are never all held at once, so there
+    is no whole-file allowance: each :meth:`read` is a load of its own, bounded by the
+    member's own expansion limit and the whole file's allowance. Keep it open while reading
+    (one file descriptor)."""
+
+    def __init__(self, path, what="array archive", max_members=MAX_MEMBERS):
+        self.where = name_of(path)
+        self._f, size = open_regular(path, what)
+        try:
+            self._stat = os.fstat(self._f.fileno())
+            self._z, infos, self._starts = _open_members(self._f, size, self.where, max_members)
+        except BaseException:
+            self._f.close()
+            raise
+        self._infos = OrderedDict((i.filename[:-4], i) for i in infos)
+
+    @property
+    def names(self) -> list:
+        return list(self._infos)
+
+    def _info(self, name):
+        if name not in self._infos:
+            raise FormatError(f"{self.where}: no member {short_repr(name, 80)}.npy")
+        return self._infos[name]
+
+    def header(self, name):
+        """(shape, dtype) of member ``name`` from its .npy header; no data is read."""
+        return _read_member(self._f, self._z, self._info(name), self._starts, self.where,
+                            header_only=True)
+
+    @one_load
+    def read(self, name) -> np.ndarray:
+        info = self._info(name)
+        register_file(self._stat, self.where)
+        return _read_member(self._f, self._z, info, self._starts, self.where)
+
+    def close(self) -> None:
+        self._z.close()
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def npz_names(path, what="array archive") -> list:

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
-from ..bounded import check_regular, check_walk_depth, clip_list, read_bytes, read_npy
+from ..bounded import NpzMembers, check_regular, check_walk_depth, clip_list, read_bytes, read_npy
 from ..checksums import file_sha256
 from ..errors import FormatError, InputError
 from ..preprocess import read_image
@@ -66,7 +65,20 @@ class Source(NamedTuple):
 
 
 # --- reading one item (runs in the workers) -------------------------------------------------
-_MAPS = {}        # per process: .npy path -> memory map (one open per worker, not per image)
+_OPEN = {}        # per process: path -> (its file's identity, memory map or NpzMembers): one open per worker
+
+
+def _opened(path, open_it):
+    """``open_it(path)``, kept open for the next item of the same file; a file replaced at
+    the same path (another inode, size or modification time) is opened again."""
+    st = os.stat(path)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    held = _OPEN.get(path)
+    if held is None or held[0] != identity:
+        if held is not None and hasattr(held[1], "close"):
+            held[1].close()
+        _OPEN[path] = held = (identity, open_it(path))
+    return held[1]
 
 
 def load_item(spec: SourceSpec, item_id: str, index: int) -> np.ndarray:
@@ -77,12 +89,11 @@ def load_item(spec: SourceSpec, item_id: str, index: int) -> np.ndarray:
                  else synthetic.skimage_image(index, spec.seed))
         return spec.preset(image)
     if spec.kind == "npy":
-        if spec.path not in _MAPS:
-            _MAPS[spec.path] = np.load(spec.path, mmap_mode="r", allow_pickle=False)
-        return np.array(_MAPS[spec.path][index])
+        tensors = _opened(spec.path, lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
+        return np.array(tensors[index])
     if spec.kind == "npz":
-        with np.load(spec.path, allow_pickle=False) as z:
-            a = z[item_id]
+        archive = _opened(spec.path, lambda p: NpzMembers(p, "--images tensor archive", MAX_ITEMS))
+        a = archive.read(item_id)                             # sizes checked before allocation
         return a[0] if a.ndim == 4 and a.shape[0] == 1 else a
     a = read_image(os.path.join(spec.path, item_id))
     if a.dtype != np.uint8:
@@ -171,27 +182,18 @@ def _tensors_npy(path):
 
 
 def _tensors_npz(path):
-    check_regular(path, "--images tensor archive")
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = [i.filename for i in z.infolist()]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise FormatError(f"--images {path!r}: not a readable .npz archive ({str(exc)[:200]})") from None
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise InputError(f"--images {path!r}: ids stored twice: {clip_list([d[:-4] for d in dup], 5)}")
-    bad = [n for n in names if not n.endswith(".npy")]
-    if bad or not names:
-        raise FormatError(f"--images {path!r}: expected .npy members (one per image), found "
-                          f"{clip_list(bad or ['nothing'], 5)}")
-    ids = [n[:-4] for n in names]
-    with np.load(path, allow_pickle=False) as z:
+    """(ids, (3, H, W)) of an .npz of preprocessed tensors, from the members' .npy headers
+    (every member checked as the weight readers check them; no tensor is read here)."""
+    with NpzMembers(path, "--images tensor archive", MAX_ITEMS) as z:
+        ids = z.names
+        if not ids:
+            raise FormatError(f"--images {path!r}: the archive holds no .npy member (one per image)")
         shapes = {}
         for i in ids:
-            a = z[i]
-            if a.dtype.kind != "f":
-                raise InputError(f"--images {path!r}: member {i!r} is {a.dtype}, expected float tensors")
-            shapes.setdefault(a.shape[-3:] if a.ndim in (3, 4) else a.shape, []).append(i)
+            shape, dtype = z.header(i)
+            if dtype.kind != "f":
+                raise InputError(f"--images {path!r}: member {i!r} is {dtype}, expected float tensors")
+            shapes.setdefault(shape[1:] if len(shape) == 4 and shape[0] == 1 else shape, []).append(i)
     if len(shapes) != 1 or len(next(iter(shapes))) != 3 or next(iter(shapes))[0] != 3:
         raise InputError(f"--images {path!r}: every member must be (3, H, W) of one size, found "
                          + "; ".join(f"{list(s)} ({clip_list(v, 3)})" for s, v in shapes.items()))
