@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from numpy_resnext.dataset.candidates import read_candidate
 from numpy_resnext.dataset.sources import load_item, open_source, parse_list, read_labels
 from numpy_resnext.dataset.synthetic import (FAMILIES, SKIMAGE_IMAGES, generated_image, skimage_image,
                                              write_folder)
@@ -149,3 +150,28 @@ def test_skimage_variants():
     s = open_source("skimage:4", SMALL)
     assert load_item(s.spec, s.ids[2], 2).shape == (3, 32, 32)
 
+
+
+class _Run:
+    """What read_candidate asks of a run store: its ids and its number of classes."""
+
+    def __init__(self, ids, classes):
+        self._ids, self.manifest = ids, {"classes": classes}
+
+    def ids(self):
+        return self._ids
+
+
+def test_npz_candidates_hold_as_many_ids_as_the_run(tmp_path):
+    """ImageNet-val has 50,000 images: a candidate {id: logits} is not held to the weight
+    readers' 10,000 members; its members come back in the run's order."""
+    ids = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(12_000)]
+    logits = np.random.default_rng(1).standard_normal((len(ids), 4)).astype(np.float32)
+    shuffled = np.random.default_rng(2).permutation(len(ids))
+    np.savez(tmp_path / "c.npz", **{ids[k]: logits[k] for k in shuffled})
+    got, dtype, store = read_candidate(tmp_path / "c.npz", _Run(ids, 4))
+    assert dtype == "float32" and store is None
+    np.testing.assert_array_equal(got, logits)
+    np.savez(tmp_path / "wide.npz", **{i: np.zeros(5, np.float32) for i in ids})
+    with pytest.raises(InputError, match=r"expected logits of shape \(4,\), found \(5,\)"):
+        read_candidate(tmp_path / "wide.npz", _Run(ids, 4))

@@ -21,11 +21,11 @@ import time
 import numpy as np
 
 from .._optional import require
-from ..bounded import clip_list, read_npy, read_npz
+from ..bounded import NpzMembers, clip_list, read_npy
 from ..checksums import tensor_digest
 from ..errors import InputError
 from ..preprocess import Preset
-from .sources import SourceSpec, load_item
+from .sources import MAX_ITEMS, SourceSpec, load_item
 from .store import RunStore, shard_bounds
 
 
@@ -71,25 +71,36 @@ def read_candidate(path, ref: RunStore):
     if not os.path.exists(path):
         raise InputError(f"candidate {path!r} does not exist")
     if path.lower().endswith(".npz"):
-        arrays = read_npz(path, "candidate")
-        names = list(arrays)
-        order = _align(names, ids, f"candidate {path!r}")
-        rows = []
-        for k in order:
-            a = _check_float(arrays[names[k]], f"candidate {path!r} id {names[k]!r}")
-            if a.shape not in ((classes,), (1, classes)):
-                raise InputError(f"candidate {path!r} id {names[k]!r}: expected logits of shape "
-                                 f"({classes},), found {a.shape}")
-            rows.append(a.reshape(classes))
-        dtypes = sorted({str(r.dtype) for r in rows})
-        if len(dtypes) > 1:
-            raise InputError(f"candidate {path!r}: logits of several dtypes ({', '.join(dtypes)})")
-        return np.stack(rows), dtypes[0], None
+        return _npz_candidate(path, ids, classes)
     a = _check_float(read_npy(path, "candidate"), f"candidate {path!r}")
     if a.shape != (len(ids), classes):
         raise InputError(f"candidate {path!r}: expected logits of shape ({len(ids)}, {classes}) in the "
                          f"run's id order, found {a.shape}")
     return a, str(a.dtype), None
+
+
+def _npz_candidate(path, ids, classes):
+    """An .npz {id: logits} as read_candidate returns it. As many members as the run has images
+    (not the weight readers' 10,000): the ids and every member's .npy header are checked before
+    any member is read, so what is read is at most the run's own (N, classes) logits."""
+    with NpzMembers(path, "candidate", MAX_ITEMS) as z:
+        names = z.names
+        order = _align(names, ids, f"candidate {path!r}")
+        dtypes = set()
+        for k in order:
+            where = f"candidate {path!r} id {names[k]!r}"
+            shape, dtype = z.header(names[k])
+            if dtype.kind != "f":
+                raise InputError(f"{where}: logits must be floats, found {dtype}")
+            if shape not in ((classes,), (1, classes)):
+                raise InputError(f"{where}: expected logits of shape ({classes},), found {shape}")
+            dtypes.add(str(dtype))
+        if len(dtypes) > 1:
+            raise InputError(f"candidate {path!r}: logits of several dtypes ({', '.join(sorted(dtypes))})")
+        logits = np.empty((len(ids), classes), dtypes.pop())                      # N, classes
+        for row, k in enumerate(order):
+            logits[row] = z.read(names[k]).reshape(classes)
+    return logits, str(logits.dtype), None
 
 
 # --- the run's inputs, again -----------------------------------------------------------------------
