@@ -86,15 +86,22 @@ def _fill(f, array: np.ndarray, where: str, what: str) -> None:
                                             f"data, the file holds {done}")
 
 
+def _data_nbytes(shape, dtype, held: int, where: str, holder: str) -> int:
+    """The bytes of data the .npy header declares, which must be the ``held`` bytes that
+    ``holder`` (the file, the member) has after the header."""
+    nbytes = check_shape(shape, dtype.itemsize, f"a {dtype} array", where)
+    if nbytes != held:
+        problem = "truncated" if nbytes > held else f"{held - nbytes} bytes too many"
+        raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
+                          f"{list(shape)} ({nbytes} bytes of data), {holder} holds {held} "
+                          "after the header")
+    return nbytes
+
+
 def read_npy_stream(f, size: int, where: str) -> np.ndarray:
     """The array of an .npy stream of ``size`` bytes, checked before allocation."""
     shape, fortran, dtype, start = _header(f, where)
-    nbytes = check_shape(shape, dtype.itemsize, f"a {dtype} array", where)
-    if nbytes != size - start:
-        problem = "truncated" if nbytes > size - start else f"{size - start - nbytes} bytes too many"
-        raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
-                          f"{list(shape)} ({nbytes} bytes of data), the file holds "
-                          f"{size - start} after the header")
+    nbytes = _data_nbytes(shape, dtype, size - start, where, "the file")
     charge(nbytes, lambda: f"a {dtype} array of shape {short_repr(list(shape))}", where)
     out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
     _fill(f, out, where, f"the {dtype} array of shape {list(shape)}")
@@ -139,13 +146,7 @@ def _read_stored(f, info: zipfile.ZipInfo, start: int, where: str) -> np.ndarray
     CRC-32 is computed over the bytes read, as zipfile would."""
     f.seek(start)
     shape, fortran, dtype, data_at = _header(f, where)
-    nbytes = check_shape(shape, dtype.itemsize, f"a {dtype} array", where)
-    held = start + info.file_size - data_at
-    if nbytes != held:
-        problem = "truncated" if nbytes > held else f"{held - nbytes} bytes too many"
-        raise FormatError(f"{where}: {problem}: the header declares a {dtype} array of shape "
-                          f"{list(shape)} ({nbytes} bytes of data), the member holds {held} "
-                          "after the header")
+    nbytes = _data_nbytes(shape, dtype, start + info.file_size - data_at, where, "the member")
     charge(nbytes, lambda: f"a {dtype} array of shape {short_repr(list(shape))}", where)
     out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
     _fill(f, out, where, f"the {dtype} array of shape {list(shape)}")
@@ -234,11 +235,7 @@ def _read_member(f, z, info, starts, where, header_only=False):
     except ZIP_ERRORS as exc:
         raise FormatError(f"{member}: damaged archive member: "
                           f"{type(exc).__name__}: {str(exc)[:200]}") from None
-    nbytes = check_shape(shape, dtype.itemsize, f"a {dtype} array", member)
-    if nbytes != info.file_size - length:
-        raise FormatError(f"{member}: the header declares a {dtype} array of shape {list(shape)} "
-                          f"({nbytes} bytes of data), the member holds {info.file_size - length} "
-                          "after the header")
+    _data_nbytes(shape, dtype, info.file_size - length, member, "the member")
     return tuple(shape), dtype.newbyteorder("=")
 
 
